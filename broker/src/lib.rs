@@ -1,0 +1,12 @@
+//! logjam-broker: the real log under test.
+//!
+//! Owns record batches (with CRC32C), segments and their index on a `Storage` trait, the
+//! replica state machine (leader/follower, ISR, high watermark, leader epochs), the
+//! controller, and the producer/consumer clients. Everything here is a sans-IO state
+//! machine: it takes `(now, input)` and returns effects, so the same code runs on real
+//! files and inside the simulator.
+//!
+//! Architecture invariant: this crate depends on no other crate of logjam. It knows
+//! nothing of the simulator, the model or the event store.
+//!
+//! Status: empty until the storage-engine and cluster issues land.

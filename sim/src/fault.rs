@@ -1,0 +1,150 @@
+//! Faults the world can inject, each at a simulated time.
+
+use serde::Serialize;
+
+use crate::NodeId;
+use crate::config::ConfigError;
+use crate::network::{check_node, check_probability};
+
+/// A way to cut the network. Applying one replaces the current partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Partition {
+    /// No message crosses between `a` and `b`, either way.
+    Symmetric { a: Vec<NodeId>, b: Vec<NodeId> },
+    /// Messages from `from` to `to` are lost; the other direction works.
+    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    /// The node can neither send to nor hear from anyone.
+    Isolate { node: NodeId },
+    /// Two halves: `left` and everyone else.
+    Split { left: Vec<NodeId> },
+}
+
+/// One fault.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    /// The process dies: its volatile state is gone, its pending timers void, messages
+    /// reaching it lost. Its disk stays.
+    Crash {
+        node: NodeId,
+    },
+    /// A crashed node boots again and recovers from its disk.
+    Restart {
+        node: NodeId,
+    },
+    /// The process stops handling anything; messages and timers wait for it.
+    Pause {
+        node: NodeId,
+    },
+    /// A paused process takes up its backlog: late timers fire, held messages arrive.
+    Resume {
+        node: NodeId,
+    },
+    Partition(Partition),
+    /// A link delivers nothing for `duration_ns`, then everything it held, late.
+    Clog {
+        from: NodeId,
+        to: NodeId,
+        duration_ns: u64,
+    },
+    /// A node's clock steps forward.
+    ClockJump {
+        node: NodeId,
+        forward_ns: u64,
+    },
+    /// Sets the network's random drop and duplicate probabilities.
+    NetworkFaults {
+        drop_probability: f64,
+        duplicate_probability: f64,
+    },
+    /// Heals partitions and clogs only.
+    HealNetwork,
+    /// The quiet phase begins: the network heals and stops dropping and duplicating,
+    /// crashed nodes restart and paused ones resume.
+    HealAll,
+}
+
+impl Fault {
+    /// A stable number per kind, for the trace.
+    pub(crate) fn tag(&self) -> u64 {
+        match self {
+            Fault::Crash { .. } => 1,
+            Fault::Restart { .. } => 2,
+            Fault::Pause { .. } => 3,
+            Fault::Resume { .. } => 4,
+            Fault::Partition(_) => 5,
+            Fault::Clog { .. } => 6,
+            Fault::ClockJump { .. } => 7,
+            Fault::NetworkFaults { .. } => 8,
+            Fault::HealNetwork => 9,
+            Fault::HealAll => 10,
+        }
+    }
+
+    /// Refuses a fault that names a node the world does not have, or a bad probability.
+    pub fn validate(&self, nodes: u32) -> Result<(), ConfigError> {
+        let all = |what: &str, list: &[NodeId]| -> Result<(), ConfigError> {
+            list.iter().try_for_each(|&node| check_node(what, node, nodes))
+        };
+        match self {
+            Fault::Crash { node }
+            | Fault::Restart { node }
+            | Fault::Pause { node }
+            | Fault::Resume { node }
+            | Fault::ClockJump { node, .. } => check_node("fault", *node, nodes),
+            Fault::Partition(Partition::Isolate { node }) => check_node("partition", *node, nodes),
+            Fault::Partition(Partition::Symmetric { a, b }) => {
+                all("partition", a)?;
+                all("partition", b)
+            }
+            Fault::Partition(Partition::OneWay { from, to }) => {
+                all("partition", from)?;
+                all("partition", to)
+            }
+            Fault::Partition(Partition::Split { left }) => all("partition", left),
+            Fault::Clog { from, to, .. } => {
+                check_node("clog", *from, nodes)?;
+                check_node("clog", *to, nodes)
+            }
+            Fault::NetworkFaults { drop_probability, duplicate_probability } => {
+                check_probability("fault.drop_probability", *drop_probability)?;
+                check_probability("fault.duplicate_probability", *duplicate_probability)
+            }
+            Fault::HealNetwork | Fault::HealAll => Ok(()),
+        }
+    }
+
+    /// The directed links this partition cuts, in a fixed order.
+    pub(crate) fn partition_cuts(partition: &Partition, nodes: u32) -> Vec<(NodeId, NodeId)> {
+        let mut cuts = Vec::new();
+        let both_ways = |a: &[NodeId], b: &[NodeId], cuts: &mut Vec<_>| {
+            for &x in a {
+                for &y in b {
+                    cuts.push((x, y));
+                    cuts.push((y, x));
+                }
+            }
+        };
+        match partition {
+            Partition::Symmetric { a, b } => both_ways(a, b, &mut cuts),
+            Partition::OneWay { from, to } => {
+                for &x in from {
+                    for &y in to {
+                        cuts.push((x, y));
+                    }
+                }
+            }
+            Partition::Isolate { node } => {
+                let others: Vec<NodeId> = (0..nodes).map(NodeId).filter(|n| n != node).collect();
+                both_ways(&[*node], &others, &mut cuts);
+            }
+            Partition::Split { left } => {
+                let right: Vec<NodeId> =
+                    (0..nodes).map(NodeId).filter(|n| !left.contains(n)).collect();
+                both_ways(left, &right, &mut cuts);
+            }
+        }
+        cuts
+    }
+}

@@ -1,0 +1,59 @@
+//! logjam-sim: the deterministic world.
+//!
+//! Owns everything a run is made of apart from the code under test: seeded random
+//! streams, virtual time, the event queue, the network, node lifecycles (crash, restart,
+//! pause), clocks with skew and drift, faults, limits, and the trace whose hash is the
+//! run's fingerprint. A run is a pure function of its configuration and one `u64` seed.
+//!
+//! Architecture invariants:
+//! - Depends on `broker`, `eventstore` and `model` (it drives them) and never on
+//!   `reports` or `cli`.
+//! - Inside a run: no wall clock, no OS thread, no OS randomness, no iteration over a
+//!   std hash map (clippy.toml enforces it). Parallelism lives across seeds, outside.
+//! - Every event that happens in the world is folded into the trace hash.
+
+mod clock;
+mod config;
+mod disk;
+mod fault;
+mod limits;
+mod network;
+mod process;
+mod queue;
+mod rng;
+pub mod time;
+mod trace;
+mod world;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+pub use config::{ConfigError, NODES_MAX, WorldConfig};
+pub use disk::SimDisk;
+pub use fault::{Fault, Partition};
+pub use limits::{Limit, Limits};
+pub use network::{Latency, NetworkConfig};
+pub use process::{Context, Process, TimerId};
+pub use rng::{SimRng, StreamId, stream};
+pub use trace::{DropReason, Trace, TraceEntry, TraceEvent};
+pub use world::{Factory, NodeStatus, Stats, World};
+
+/// A node of the world, `0..nodes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}

@@ -1,0 +1,283 @@
+//! The run's fingerprint: every event that happens in the world is folded into a running
+//! xxh3-64 hash over a fixed canonical encoding. The full trace is kept only on request,
+//! in a bounded window of the most recent events, and dumps human-readably.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::NodeId;
+use crate::limits::Limit;
+use crate::process::TimerId;
+use crate::time::format_ns;
+
+/// Why a message did not arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The network's random drop.
+    Random,
+    /// The link was cut by a partition (at send or while in flight).
+    Partitioned,
+    /// The receiver was crashed when the message arrived (or was in its paused backlog).
+    NodeDown,
+    /// The sender's message was refused because the in-flight limit was reached.
+    LimitReached,
+}
+
+/// One thing that happened in the world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A process was built and started: at boot, or recovering after a crash.
+    Start {
+        node: NodeId,
+    },
+    Send {
+        from: NodeId,
+        to: NodeId,
+        msg_id: u64,
+        digest: u64,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg_id: u64,
+        digest: u64,
+    },
+    Drop {
+        from: NodeId,
+        to: NodeId,
+        msg_id: u64,
+        reason: DropReason,
+    },
+    /// The network made a second copy of the message.
+    Duplicate {
+        from: NodeId,
+        to: NodeId,
+        msg_id: u64,
+    },
+    TimerFired {
+        node: NodeId,
+        timer: TimerId,
+    },
+    Crash {
+        node: NodeId,
+    },
+    Pause {
+        node: NodeId,
+    },
+    Resume {
+        node: NodeId,
+    },
+    /// The set of cut links changed; `links_cut` is how many directed links are cut now
+    /// and `links_digest` a hash of exactly which.
+    Partition {
+        links_cut: u32,
+        links_digest: u64,
+    },
+    Clog {
+        from: NodeId,
+        to: NodeId,
+        until_ns: u64,
+    },
+    ClockJump {
+        node: NodeId,
+        forward_ns: u64,
+    },
+    /// The network's drop and duplicate probabilities changed (in parts per million).
+    NetworkFaults {
+        drop_ppm: u32,
+        duplicate_ppm: u32,
+    },
+    /// A fault that had nothing to act on (restart of a node that is up, ...).
+    Ignored {
+        node: NodeId,
+        fault_tag: u64,
+    },
+    LimitReached {
+        limit: Limit,
+    },
+}
+
+impl TraceEvent {
+    /// The canonical encoding: a tag and three words. Never reorder tags: every recorded
+    /// trace hash depends on them.
+    fn encode(&self) -> [u64; 4] {
+        let n = |node: &NodeId| u64::from(node.0);
+        let link = |from: &NodeId, to: &NodeId| (n(from) << 32) | n(to);
+        match self {
+            TraceEvent::Start { node } => [1, n(node), 0, 0],
+            TraceEvent::Send { from, to, msg_id, digest } => [2, link(from, to), *msg_id, *digest],
+            TraceEvent::Deliver { from, to, msg_id, digest } => {
+                [3, link(from, to), *msg_id, *digest]
+            }
+            TraceEvent::Drop { from, to, msg_id, reason } => {
+                [4, link(from, to), *msg_id, *reason as u64]
+            }
+            TraceEvent::Duplicate { from, to, msg_id } => [5, link(from, to), *msg_id, 0],
+            TraceEvent::TimerFired { node, timer } => [6, n(node), timer.to_u64(), 0],
+            TraceEvent::Crash { node } => [7, n(node), 0, 0],
+            TraceEvent::Pause { node } => [8, n(node), 0, 0],
+            TraceEvent::Resume { node } => [9, n(node), 0, 0],
+            TraceEvent::Partition { links_cut, links_digest } => {
+                [10, u64::from(*links_cut), *links_digest, 0]
+            }
+            TraceEvent::Clog { from, to, until_ns } => [11, link(from, to), *until_ns, 0],
+            TraceEvent::ClockJump { node, forward_ns } => [12, n(node), *forward_ns, 0],
+            TraceEvent::NetworkFaults { drop_ppm, duplicate_ppm } => {
+                [13, u64::from(*drop_ppm), u64::from(*duplicate_ppm), 0]
+            }
+            TraceEvent::Ignored { node, fault_tag } => [14, n(node), *fault_tag, 0],
+            TraceEvent::LimitReached { limit } => [15, limit.tag(), 0, 0],
+        }
+    }
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceEvent::Start { node } => write!(f, "{node} start"),
+            TraceEvent::Send { from, to, msg_id, digest } => {
+                write!(f, "{from}->{to} send #{msg_id} ({digest:016x})")
+            }
+            TraceEvent::Deliver { from, to, msg_id, digest } => {
+                write!(f, "{from}->{to} deliver #{msg_id} ({digest:016x})")
+            }
+            TraceEvent::Drop { from, to, msg_id, reason } => {
+                write!(f, "{from}->{to} drop #{msg_id} ({reason:?})")
+            }
+            TraceEvent::Duplicate { from, to, msg_id } => {
+                write!(f, "{from}->{to} duplicate #{msg_id}")
+            }
+            TraceEvent::TimerFired { node, timer } => write!(f, "{node} timer {timer}"),
+            TraceEvent::Crash { node } => write!(f, "{node} crash"),
+            TraceEvent::Pause { node } => write!(f, "{node} pause"),
+            TraceEvent::Resume { node } => write!(f, "{node} resume"),
+            TraceEvent::Partition { links_cut, links_digest } => {
+                write!(f, "network partition: {links_cut} links cut ({links_digest:016x})")
+            }
+            TraceEvent::Clog { from, to, until_ns } => {
+                write!(f, "{from}->{to} clogged until {}", format_ns(*until_ns))
+            }
+            TraceEvent::ClockJump { node, forward_ns } => {
+                write!(f, "{node} clock jumps forward {forward_ns}ns")
+            }
+            TraceEvent::NetworkFaults { drop_ppm, duplicate_ppm } => {
+                write!(f, "network faults: drop {drop_ppm}ppm, duplicate {duplicate_ppm}ppm")
+            }
+            TraceEvent::Ignored { node, fault_tag } => {
+                write!(f, "{node} fault #{fault_tag} ignored (nothing to act on)")
+            }
+            TraceEvent::LimitReached { limit } => write!(f, "limit reached: {limit}"),
+        }
+    }
+}
+
+/// An event with the simulated time it happened at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    pub at_ns: u64,
+    pub event: TraceEvent,
+}
+
+impl fmt::Display for TraceEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}  {}", format_ns(self.at_ns), self.event)
+    }
+}
+
+/// The running hash, and the window of kept events when asked for.
+pub struct Trace {
+    hash: u64,
+    event_count: u64,
+    kept: Option<VecDeque<TraceEntry>>,
+    kept_max: usize,
+}
+
+/// The hash a trace starts from. Part of the fingerprint: never change it.
+const TRACE_HASH_SEED: u64 = 0x6c6f_676a_616d_0001;
+
+impl Trace {
+    /// A trace that keeps the last `kept_max` events when `kept_max > 0`.
+    pub(crate) fn new(kept_max: usize) -> Self {
+        let kept = (kept_max > 0).then(|| VecDeque::with_capacity(kept_max.min(1 << 16)));
+        Trace { hash: TRACE_HASH_SEED, event_count: 0, kept, kept_max }
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, at_ns: u64, event: TraceEvent) {
+        let [tag, a, b, c] = event.encode();
+        let mut bytes = [0u8; 40];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip([at_ns, tag, a, b, c]) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        self.hash = xxh3_64_with_seed(&bytes, self.hash);
+        self.event_count += 1;
+        if let Some(kept) = &mut self.kept {
+            if kept.len() == self.kept_max {
+                kept.pop_front();
+            }
+            kept.push_back(TraceEntry { at_ns, event });
+        }
+    }
+
+    /// The fingerprint of everything recorded so far.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// How many events were recorded (kept or not).
+    pub fn event_count(&self) -> u64 {
+        self.event_count
+    }
+
+    /// The kept window, oldest first; empty when the trace was not asked for.
+    pub fn kept(&self) -> impl Iterator<Item = &TraceEntry> {
+        self.kept.iter().flatten()
+    }
+
+    /// How many recorded events fell out of the front of the kept window.
+    pub fn kept_dropped(&self) -> u64 {
+        let kept = self.kept.as_ref().map_or(0, |kept| kept.len() as u64);
+        if self.kept.is_some() { self.event_count - kept } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crash(node: u32) -> TraceEvent {
+        TraceEvent::Crash { node: NodeId(node) }
+    }
+
+    #[test]
+    fn hash_depends_on_every_field_and_order() {
+        let hash_of = |events: &[(u64, TraceEvent)]| {
+            let mut trace = Trace::new(0);
+            for (at_ns, event) in events {
+                trace.record(*at_ns, event.clone());
+            }
+            trace.hash()
+        };
+        let base = hash_of(&[(1, crash(0)), (2, crash(1))]);
+        assert_eq!(base, hash_of(&[(1, crash(0)), (2, crash(1))]));
+        assert_ne!(base, hash_of(&[(2, crash(1)), (1, crash(0))]));
+        assert_ne!(base, hash_of(&[(1, crash(0)), (3, crash(1))]));
+        assert_ne!(base, hash_of(&[(1, crash(0)), (2, crash(2))]));
+        assert_ne!(base, hash_of(&[(1, crash(0)), (2, TraceEvent::Pause { node: NodeId(1) })]));
+    }
+
+    #[test]
+    fn keeps_a_bounded_window() {
+        let mut trace = Trace::new(3);
+        for at_ns in 0..10 {
+            trace.record(at_ns, crash(0));
+        }
+        let kept: Vec<u64> = trace.kept().map(|entry| entry.at_ns).collect();
+        assert_eq!(kept, [7, 8, 9]);
+        assert_eq!(trace.kept_dropped(), 7);
+        assert_eq!(trace.event_count(), 10);
+        assert_eq!(trace.kept().next().unwrap().to_string(), "0.000000007s  n0 crash");
+    }
+}

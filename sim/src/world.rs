@@ -1,0 +1,529 @@
+//! The world: nodes running processes, a network between them, faults, and one event
+//! queue that orders everything by (time, sequence number). Single-threaded and a pure
+//! function of its configuration, its seed and the faults scheduled into it.
+
+use std::hash::{Hash, Hasher};
+
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::NodeId;
+use crate::clock::Clock;
+use crate::config::{ConfigError, WorldConfig};
+use crate::disk::SimDisk;
+use crate::fault::Fault;
+use crate::limits::{Limit, Limits};
+use crate::network::{Chance, Network};
+use crate::process::{Context, Process, TimerId, TimerSlab};
+use crate::queue::EventQueue;
+use crate::rng::{SimRng, StreamId, stream};
+use crate::trace::{DropReason, Trace, TraceEvent};
+
+/// Whether a node is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeStatus {
+    Up,
+    /// Handles nothing; its messages and timers wait for it.
+    Paused,
+    /// No process; messages to it are lost.
+    Crashed,
+}
+
+/// What happened in a run, by kind. Every count is also visible in the trace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub dropped_random: u64,
+    pub dropped_partitioned: u64,
+    pub dropped_node_down: u64,
+    pub dropped_limit: u64,
+    pub duplicated: u64,
+    /// Deliveries that overtook an earlier message on the same link.
+    pub reordered: u64,
+    /// Deliveries held back by a clogged link.
+    pub clog_delayed: u64,
+    pub timers_fired: u64,
+    pub starts: u64,
+    pub crashes: u64,
+    pub pauses: u64,
+    pub resumes: u64,
+    pub partitions: u64,
+    pub heals: u64,
+    pub clogs: u64,
+    pub clock_jumps: u64,
+    pub faults_ignored: u64,
+}
+
+pub(crate) struct Delivery<M> {
+    from: NodeId,
+    to: NodeId,
+    msg_id: u64,
+    digest: u64,
+    msg: M,
+}
+
+pub(crate) enum Event<M> {
+    Deliver(Delivery<M>),
+    Timer { node: NodeId, id: TimerId },
+    Fault(Fault),
+}
+
+/// The parts of the world a process's context reaches: everything but the nodes.
+pub(crate) struct Core<P: Process> {
+    pub(crate) nodes: u32,
+    now_ns: u64,
+    queue: EventQueue<Event<P::Message>>,
+    network: Network,
+    trace: Trace,
+    stats: Stats,
+    limits: Limits,
+    next_msg_id: u64,
+    in_flight: u64,
+    stopped: Option<Limit>,
+}
+
+/// A message's digest for the trace: xxh3 over its `Hash` encoding.
+fn digest_of<M: Hash>(msg: &M) -> u64 {
+    let mut hasher = Xxh3::new();
+    msg.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl<P: Process> Core<P> {
+    fn stop(&mut self, limit: Limit) {
+        if self.stopped.is_none() {
+            self.stopped = Some(limit);
+            self.trace.record(self.now_ns, TraceEvent::LimitReached { limit });
+        }
+    }
+
+    pub(crate) fn send(&mut self, now_ns: u64, from: NodeId, to: NodeId, msg: P::Message) {
+        let msg_id = self.next_msg_id;
+        self.next_msg_id += 1;
+        let digest = digest_of(&msg);
+        self.stats.sent += 1;
+        self.trace.record(now_ns, TraceEvent::Send { from, to, msg_id, digest });
+        let drop = |core: &mut Self, reason| {
+            core.trace.record(now_ns, TraceEvent::Drop { from, to, msg_id, reason });
+        };
+        if self.network.is_cut(from, to) {
+            self.stats.dropped_partitioned += 1;
+            return drop(self, DropReason::Partitioned);
+        }
+        if self.network.drop.happens(&mut self.network.rng) {
+            self.stats.dropped_random += 1;
+            return drop(self, DropReason::Random);
+        }
+        let duplicate = self.network.duplicate.happens(&mut self.network.rng);
+        let copies = 1 + u64::from(duplicate);
+        if self.in_flight + copies > self.limits.in_flight_max {
+            self.stats.dropped_limit += 1;
+            drop(self, DropReason::LimitReached);
+            return self.stop(Limit::InFlight { max: self.limits.in_flight_max });
+        }
+        self.in_flight += copies;
+        if duplicate {
+            let latency_ns = self.network.sample_latency_ns(from, to);
+            let copy = Delivery { from, to, msg_id, digest, msg: msg.clone() };
+            self.queue.push(now_ns + latency_ns, Event::Deliver(copy));
+            self.stats.duplicated += 1;
+            self.trace.record(now_ns, TraceEvent::Duplicate { from, to, msg_id });
+        }
+        let latency_ns = self.network.sample_latency_ns(from, to);
+        self.queue
+            .push(now_ns + latency_ns, Event::Deliver(Delivery { from, to, msg_id, digest, msg }));
+    }
+
+    pub(crate) fn schedule_timer(
+        &mut self,
+        deadline_ns: u64,
+        node: NodeId,
+        id: TimerId,
+        live: u64,
+    ) {
+        if live > self.limits.timers_per_node_max {
+            self.stop(Limit::Timers { node, max: self.limits.timers_per_node_max });
+        }
+        self.queue.push(deadline_ns, Event::Timer { node, id });
+    }
+}
+
+struct Node<P: Process> {
+    process: Option<P>,
+    status: NodeStatus,
+    clock: Clock,
+    rng: SimRng,
+    disk: SimDisk,
+    timers: TimerSlab<P::Timer>,
+    /// Events that came due while the node was paused, in the order they came due.
+    backlog: Vec<Event<P::Message>>,
+}
+
+/// Builds a node's process: at boot, and again at every restart after a crash.
+pub type Factory<P> = Box<dyn FnMut(NodeId) -> P>;
+
+/// A simulated world of nodes running `P`.
+pub struct World<P: Process> {
+    core: Core<P>,
+    nodes: Vec<Node<P>>,
+    factory: Factory<P>,
+}
+
+impl<P: Process> World<P> {
+    /// Builds and boots a world: every node's process is built and started at time 0,
+    /// in node order. A bad configuration is refused here, never discovered mid-run.
+    pub fn new(
+        config: &WorldConfig,
+        seed: u64,
+        factory: impl FnMut(NodeId) -> P + 'static,
+    ) -> Result<World<P>, ConfigError> {
+        config.validate()?;
+        let mut clock_rng = stream(seed, StreamId::Clocks);
+        let nodes = (0..config.nodes)
+            .map(|index| Node {
+                process: None,
+                status: NodeStatus::Crashed,
+                clock: Clock::draw(&config.clocks, &mut clock_rng),
+                rng: stream(seed, StreamId::Node(NodeId(index))),
+                disk: SimDisk::default(),
+                timers: TimerSlab::new(),
+                backlog: Vec::new(),
+            })
+            .collect();
+        let core = Core {
+            nodes: config.nodes,
+            now_ns: 0,
+            queue: EventQueue::new(),
+            network: Network::new(&config.network, config.nodes, stream(seed, StreamId::Network)),
+            trace: Trace::new(config.limits.trace_kept_max),
+            stats: Stats::default(),
+            limits: config.limits.clone(),
+            next_msg_id: 0,
+            in_flight: 0,
+            stopped: None,
+        };
+        let mut world = World { core, nodes, factory: Box::new(factory) };
+        for index in 0..config.nodes {
+            world.boot(NodeId(index));
+        }
+        Ok(world)
+    }
+
+    /// Schedules a fault at simulated time `at_ns` (not in the past).
+    pub fn schedule(&mut self, at_ns: u64, fault: Fault) -> Result<(), ConfigError> {
+        fault.validate(self.core.nodes)?;
+        if at_ns < self.core.now_ns {
+            return Err(ConfigError::FaultInPast { at_ns, now_ns: self.core.now_ns });
+        }
+        self.core.queue.push(at_ns, Event::Fault(fault));
+        Ok(())
+    }
+
+    /// Processes the next event. False when there is none or a limit stopped the run.
+    pub fn step(&mut self) -> bool {
+        if self.core.stopped.is_some() {
+            return false;
+        }
+        let Some(at_ns) = self.core.queue.peek_time_ns() else { return false };
+        if at_ns > self.core.limits.time_max_ns {
+            self.core.stop(Limit::Time { max_ns: self.core.limits.time_max_ns });
+            return false;
+        }
+        if self.core.stats.events >= self.core.limits.events_max {
+            self.core.stop(Limit::Events { max: self.core.limits.events_max });
+            return false;
+        }
+        let (at_ns, event) = self.core.queue.pop().expect("peeked");
+        debug_assert!(at_ns >= self.core.now_ns, "time went backwards");
+        self.core.now_ns = at_ns;
+        self.core.stats.events += 1;
+        match event {
+            Event::Deliver(delivery) => self.deliver(delivery),
+            Event::Timer { node, id } => self.fire(node, id),
+            Event::Fault(fault) => self.apply(fault),
+        }
+        true
+    }
+
+    /// Runs every event up to and including `deadline_ns`, then moves time there.
+    /// Returns the limit that stopped the run, if one did.
+    pub fn run_until(&mut self, deadline_ns: u64) -> Option<Limit> {
+        while self.core.queue.peek_time_ns().is_some_and(|at_ns| at_ns <= deadline_ns) {
+            if !self.step() {
+                break;
+            }
+        }
+        if self.core.stopped.is_none() {
+            if deadline_ns > self.core.limits.time_max_ns {
+                self.core.stop(Limit::Time { max_ns: self.core.limits.time_max_ns });
+            } else {
+                self.core.now_ns = self.core.now_ns.max(deadline_ns);
+            }
+        }
+        self.core.stopped
+    }
+
+    /// Runs until no event is left or a limit stops the run.
+    pub fn run_to_quiescence(&mut self) -> Option<Limit> {
+        while self.step() {}
+        self.core.stopped
+    }
+
+    /// Calls into the process of an up node at the current time, as if an outside input
+    /// arrived (a client's command). `None` if the node is crashed or paused.
+    pub fn with_process<R>(
+        &mut self,
+        node: NodeId,
+        f: impl FnOnce(&mut P, &mut Context<'_, P>) -> R,
+    ) -> Option<R> {
+        (self.nodes.get(node.index())?.status == NodeStatus::Up).then(|| self.call(node, f))
+    }
+
+    fn call<R>(&mut self, node: NodeId, f: impl FnOnce(&mut P, &mut Context<'_, P>) -> R) -> R {
+        let Node { process, clock, rng, disk, timers, .. } = &mut self.nodes[node.index()];
+        let process = process.as_mut().expect("an up node has a process");
+        let mut ctx = Context {
+            node,
+            now_ns: self.core.now_ns,
+            clock,
+            rng,
+            disk,
+            timers,
+            core: &mut self.core,
+        };
+        f(process, &mut ctx)
+    }
+
+    fn boot(&mut self, node: NodeId) {
+        let state = &mut self.nodes[node.index()];
+        debug_assert!(state.process.is_none() && state.timers.live() == 0);
+        state.process = Some((self.factory)(node));
+        state.status = NodeStatus::Up;
+        self.core.stats.starts += 1;
+        self.core.trace.record(self.core.now_ns, TraceEvent::Start { node });
+        self.call(node, |process, ctx| process.start(ctx));
+    }
+
+    fn deliver(&mut self, delivery: Delivery<P::Message>) {
+        let Delivery { from, to, msg_id, digest, .. } = delivery;
+        let now_ns = self.core.now_ns;
+        let node = &mut self.nodes[to.index()];
+        let reason = match node.status {
+            NodeStatus::Paused => return node.backlog.push(Event::Deliver(delivery)),
+            NodeStatus::Crashed => Some(DropReason::NodeDown),
+            NodeStatus::Up if self.core.network.is_cut(from, to) => Some(DropReason::Partitioned),
+            NodeStatus::Up => None,
+        };
+        if let Some(reason) = reason {
+            self.core.in_flight -= 1;
+            match reason {
+                DropReason::NodeDown => self.core.stats.dropped_node_down += 1,
+                _ => self.core.stats.dropped_partitioned += 1,
+            }
+            return self.core.trace.record(now_ns, TraceEvent::Drop { from, to, msg_id, reason });
+        }
+        let clogged_until_ns = self.core.network.clogged_until_ns(from, to);
+        if clogged_until_ns > now_ns {
+            self.core.stats.clog_delayed += 1;
+            return self.core.queue.push(clogged_until_ns, Event::Deliver(delivery));
+        }
+        self.core.in_flight -= 1;
+        if self.core.network.note_delivery(from, to, msg_id) {
+            self.core.stats.reordered += 1;
+        }
+        self.core.stats.delivered += 1;
+        self.core.trace.record(now_ns, TraceEvent::Deliver { from, to, msg_id, digest });
+        self.call(to, |process, ctx| process.on_message(ctx, from, delivery.msg));
+    }
+
+    fn fire(&mut self, node: NodeId, id: TimerId) {
+        let state = &mut self.nodes[node.index()];
+        match state.status {
+            NodeStatus::Paused => return state.backlog.push(Event::Timer { node, id }),
+            NodeStatus::Crashed => return debug_assert!(state.timers.take(id).is_none()),
+            NodeStatus::Up => {}
+        }
+        // A cancelled timer, or one set before a crash, is stale: nothing happens.
+        let Some(payload) = state.timers.take(id) else { return };
+        self.core.stats.timers_fired += 1;
+        self.core.trace.record(self.core.now_ns, TraceEvent::TimerFired { node, timer: id });
+        self.call(node, |process, ctx| process.on_timer(ctx, id, payload));
+    }
+
+    fn apply(&mut self, fault: Fault) {
+        let now_ns = self.core.now_ns;
+        let tag = fault.tag();
+        let ignored = |world: &mut Self, node: NodeId| {
+            world.core.stats.faults_ignored += 1;
+            world.core.trace.record(now_ns, TraceEvent::Ignored { node, fault_tag: tag });
+        };
+        match fault {
+            Fault::Crash { node } => match self.nodes[node.index()].status {
+                NodeStatus::Crashed => ignored(self, node),
+                _ => self.crash(node),
+            },
+            Fault::Restart { node } => match self.nodes[node.index()].status {
+                NodeStatus::Crashed => self.boot(node),
+                _ => ignored(self, node),
+            },
+            Fault::Pause { node } => match self.nodes[node.index()].status {
+                NodeStatus::Up => {
+                    self.nodes[node.index()].status = NodeStatus::Paused;
+                    self.core.stats.pauses += 1;
+                    self.core.trace.record(now_ns, TraceEvent::Pause { node });
+                }
+                _ => ignored(self, node),
+            },
+            Fault::Resume { node } => match self.nodes[node.index()].status {
+                NodeStatus::Paused => self.resume(node),
+                _ => ignored(self, node),
+            },
+            Fault::Partition(partition) => {
+                let network = &mut self.core.network;
+                for from in 0..self.core.nodes {
+                    for to in 0..self.core.nodes {
+                        network.set_cut(NodeId(from), NodeId(to), false);
+                    }
+                }
+                for (from, to) in Fault::partition_cuts(&partition, self.core.nodes) {
+                    network.set_cut(from, to, true);
+                }
+                self.core.stats.partitions += 1;
+                self.record_partition();
+            }
+            Fault::Clog { from, to, duration_ns } => {
+                let until_ns = now_ns.saturating_add(duration_ns);
+                self.core.network.clog(from, to, until_ns);
+                self.core.stats.clogs += 1;
+                self.core.trace.record(now_ns, TraceEvent::Clog { from, to, until_ns });
+            }
+            Fault::ClockJump { node, forward_ns } => {
+                self.nodes[node.index()].clock.jump_forward(forward_ns);
+                self.core.stats.clock_jumps += 1;
+                self.core.trace.record(now_ns, TraceEvent::ClockJump { node, forward_ns });
+            }
+            Fault::NetworkFaults { drop_probability, duplicate_probability } => {
+                self.set_network_faults(
+                    Chance::new(drop_probability),
+                    Chance::new(duplicate_probability),
+                );
+            }
+            Fault::HealNetwork => self.heal_network(),
+            Fault::HealAll => {
+                self.heal_network();
+                self.set_network_faults(Chance::new(0.0), Chance::new(0.0));
+                for index in 0..self.core.nodes {
+                    let node = NodeId(index);
+                    match self.nodes[node.index()].status {
+                        NodeStatus::Crashed => self.boot(node),
+                        NodeStatus::Paused => self.resume(node),
+                        NodeStatus::Up => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, node: NodeId) {
+        let now_ns = self.core.now_ns;
+        let state = &mut self.nodes[node.index()];
+        state.process = None;
+        state.status = NodeStatus::Crashed;
+        state.timers.clear();
+        self.core.stats.crashes += 1;
+        self.core.trace.record(now_ns, TraceEvent::Crash { node });
+        for event in std::mem::take(&mut state.backlog) {
+            if let Event::Deliver(Delivery { from, to, msg_id, .. }) = event {
+                self.core.in_flight -= 1;
+                self.core.stats.dropped_node_down += 1;
+                let reason = DropReason::NodeDown;
+                self.core.trace.record(now_ns, TraceEvent::Drop { from, to, msg_id, reason });
+            }
+        }
+    }
+
+    fn resume(&mut self, node: NodeId) {
+        let state = &mut self.nodes[node.index()];
+        state.status = NodeStatus::Up;
+        self.core.stats.resumes += 1;
+        self.core.trace.record(self.core.now_ns, TraceEvent::Resume { node });
+        // The backlog is taken up now, in the order it came due.
+        for event in std::mem::take(&mut state.backlog) {
+            self.core.queue.push(self.core.now_ns, event);
+        }
+    }
+
+    fn heal_network(&mut self) {
+        self.core.network.heal();
+        self.core.stats.heals += 1;
+        self.record_partition();
+    }
+
+    fn record_partition(&mut self) {
+        let links_cut = self.core.network.links_cut();
+        let links_digest = self.core.network.links_digest();
+        self.core.trace.record(self.core.now_ns, TraceEvent::Partition { links_cut, links_digest });
+    }
+
+    fn set_network_faults(&mut self, drop: Chance, duplicate: Chance) {
+        self.core.network.drop = drop;
+        self.core.network.duplicate = duplicate;
+        let (drop_ppm, duplicate_ppm) = (drop.parts_per_million(), duplicate.parts_per_million());
+        self.core
+            .trace
+            .record(self.core.now_ns, TraceEvent::NetworkFaults { drop_ppm, duplicate_ppm });
+    }
+
+    /// Simulated time now.
+    pub fn now_ns(&self) -> u64 {
+        self.core.now_ns
+    }
+
+    /// The node's local clock reading now.
+    pub fn local_now_ns(&self, node: NodeId) -> u64 {
+        self.nodes[node.index()].clock.local_ns(self.core.now_ns)
+    }
+
+    pub fn nodes(&self) -> u32 {
+        self.core.nodes
+    }
+
+    pub fn status(&self, node: NodeId) -> NodeStatus {
+        self.nodes[node.index()].status
+    }
+
+    /// The node's process, if it is not crashed.
+    pub fn process(&self, node: NodeId) -> Option<&P> {
+        self.nodes[node.index()].process.as_ref()
+    }
+
+    pub fn disk(&self, node: NodeId) -> &SimDisk {
+        &self.nodes[node.index()].disk
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// Messages on the wire now, including those held for paused nodes.
+    pub fn in_flight(&self) -> u64 {
+        self.core.in_flight
+    }
+
+    /// The limit that stopped the run, if one did.
+    pub fn stopped(&self) -> Option<Limit> {
+        self.core.stopped
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.core.trace
+    }
+
+    /// The run's fingerprint so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.core.trace.hash()
+    }
+}
