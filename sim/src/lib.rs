@@ -22,6 +22,7 @@ mod process;
 mod queue;
 mod rng;
 pub mod time;
+pub mod toy;
 mod trace;
 mod world;
 

@@ -126,7 +126,7 @@ impl Chance {
         if self.always {
             1_000_000
         } else {
-            ((u128::from(self.threshold) * 1_000_000) >> 64) as u32
+            ((u128::from(self.threshold) * 1_000_000 + (1 << 63)) >> 64) as u32
         }
     }
 }
