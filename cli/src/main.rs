@@ -1,1 +1,161 @@
-fn main() {}
+//! logjam: the command line. Runs sweeps of a scenario across seeds (one run per thread,
+//! never threads inside a run), replays one seed, and reports.
+//!
+//! Exit codes (scripts depend on them): 0 when every run met the scenario's expectation,
+//! 1 when one did not, 2 on bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clap::{Parser, Subcommand};
+use logjam_sim::run::{RunResult, RunVerdict, SweepResult, run_seed};
+use logjam_sim::scenario::Scenario;
+
+#[derive(Parser)]
+#[command(
+    name = "logjam",
+    version,
+    about = "Deterministic simulation of a replicated log under faults"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sweep a scenario over a range of seeds.
+    Run {
+        scenario: PathBuf,
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Runs in parallel (one seed per thread); 0 means one per core.
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Print the sweep as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one seed and print its verdict and trace hash.
+    Replay {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Print the last events of the trace (up to --trace-events).
+        #[arg(long)]
+        trace: bool,
+        #[arg(long, default_value_t = 10_000)]
+        trace_events: usize,
+        /// Print the run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The most seeds one sweep may run: results are kept until the report is written.
+const SEEDS_MAX: u64 = 100_000_000;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { scenario, seeds, start, jobs, json } => {
+            let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
+            if seeds == 0 || seeds > SEEDS_MAX || start.checked_add(seeds).is_none() {
+                eprintln!(
+                    "logjam: --seeds must be between 1 and {SEEDS_MAX}, and --start + --seeds must fit u64"
+                );
+                return ExitCode::from(2);
+            }
+            sweep(&scenario, start, seeds, jobs, json)
+        }
+        Command::Replay { scenario, seed, trace, trace_events, json } => {
+            let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
+            replay(&scenario, seed, trace.then_some(trace_events.max(1)), json)
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<Scenario> {
+    Scenario::load(path).map_err(|error| eprintln!("logjam: {error}")).ok()
+}
+
+fn replay(scenario: &Scenario, seed: u64, trace_events: Option<usize>, json: bool) -> ExitCode {
+    let (run, trace) = run_seed(scenario, seed, trace_events.unwrap_or(0));
+    if json {
+        println!("{}", logjam_reports::run_json(scenario, &run));
+    } else {
+        if trace_events.is_some() {
+            let dropped = run.stats.events.saturating_sub(trace.len() as u64);
+            println!(
+                "trace (last {} events{}):",
+                trace.len(),
+                if dropped > 0 { ", earlier ones not kept" } else { "" }
+            );
+            for entry in &trace {
+                println!("  {entry}");
+            }
+        }
+        print!("{}", logjam_reports::run_text(scenario, &run));
+    }
+    match run.verdict(&scenario.expect) {
+        RunVerdict::Held | RunVerdict::ExpectedViolation => ExitCode::SUCCESS,
+        RunVerdict::Unexpected(_) => ExitCode::from(1),
+    }
+}
+
+fn sweep(scenario: &Scenario, start: u64, seeds: u64, jobs: usize, json: bool) -> ExitCode {
+    let jobs =
+        if jobs == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { jobs };
+    let jobs = jobs.min(seeds as usize).max(1);
+    // Wall-clock time only measures the sweep for the user; it never enters a run.
+    #[allow(clippy::disallowed_methods)]
+    let began = std::time::Instant::now();
+    let runs = run_parallel(scenario, start, seeds, jobs);
+    let elapsed_s = began.elapsed().as_secs_f64();
+    let result = SweepResult::judge(scenario, start, &runs);
+    if json {
+        println!("{}", logjam_reports::sweep_json(scenario, &result));
+    } else {
+        print!("{}", logjam_reports::sweep_text(scenario, &result));
+    }
+    eprintln!(
+        "logjam: {seeds} seeds in {elapsed_s:.2}s on {jobs} threads ({:.0} seeds/s)",
+        seeds as f64 / elapsed_s.max(1e-9)
+    );
+    if result.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// One run per thread; threads take the next seed as they finish (work stealing over a
+/// shared counter). Results are sorted by seed afterwards, so the output does not depend
+/// on the number of threads or their timing.
+fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec<RunResult> {
+    let next = AtomicU64::new(start);
+    let results = Mutex::new(Vec::with_capacity(seeds as usize));
+    let worker = || {
+        let mut mine = Vec::new();
+        loop {
+            let seed = next.fetch_add(1, Ordering::Relaxed);
+            if seed >= start + seeds {
+                break;
+            }
+            mine.push(run_seed(scenario, seed, 0).0);
+        }
+        results.lock().expect("no worker panicked holding the lock").extend(mine);
+    };
+    // Threads run whole seeds, never parts of one run.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(worker);
+        }
+    });
+    let mut runs = results.into_inner().expect("workers finished");
+    runs.sort_by_key(|run| run.seed);
+    runs
+}

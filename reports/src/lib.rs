@@ -1,1 +1,155 @@
-//! placeholder
+//! logjam-reports: renders runs and sweeps for people (text) and for programs (JSON).
+//!
+//! Everything rendered here is a pure function of the results: no wall clock, no
+//! machine names, no paths beyond what the user gave, so a report can be snapshotted
+//! and diffed in review.
+//!
+//! Architecture invariant: sits on top of `sim` and `model`; knows nothing of the CLI,
+//! and never runs a simulation itself.
+
+use std::fmt::Write;
+
+use logjam_sim::run::{RunResult, RunVerdict, SweepResult, replay_command};
+use logjam_sim::scenario::Scenario;
+use logjam_sim::time::format_ns;
+use serde::Serialize;
+
+/// One run as text: the fingerprint, what happened, each invariant, the verdict, and
+/// the command that replays it.
+pub fn run_text(scenario: &Scenario, run: &RunResult) -> String {
+    let mut out = String::new();
+    let stats = &run.stats;
+    let _ = writeln!(out, "scenario   {} ({})", scenario.name, scenario.path);
+    let _ = writeln!(out, "seed       {}", run.seed);
+    let _ = writeln!(out, "trace hash {:016x}", run.trace_hash);
+    let _ = writeln!(
+        out,
+        "simulated  {} in {} events; {} client ops ok, {} failed; {} faults scheduled",
+        format_ns(run.simulated_ns),
+        stats.events,
+        run.ops_ok,
+        run.ops_failed,
+        run.faults_scheduled
+    );
+    let _ = writeln!(
+        out,
+        "messages   {} sent, {} delivered, {} dropped (random {}, partition {}, node down {}), {} duplicated, {} reordered, {} held by clogs",
+        stats.sent,
+        stats.delivered,
+        stats.dropped_random
+            + stats.dropped_partitioned
+            + stats.dropped_node_down
+            + stats.dropped_limit,
+        stats.dropped_random,
+        stats.dropped_partitioned,
+        stats.dropped_node_down,
+        stats.duplicated,
+        stats.reordered,
+        stats.clog_delayed
+    );
+    let _ = writeln!(
+        out,
+        "faults     {} crashes, {} starts, {} pauses, {} partitions, {} heals, {} clogs, {} clock jumps, {} ignored",
+        stats.crashes,
+        stats.starts,
+        stats.pauses,
+        stats.partitions,
+        stats.heals,
+        stats.clogs,
+        stats.clock_jumps,
+        stats.faults_ignored
+    );
+    if let Some(limit) = run.limit {
+        let _ = writeln!(out, "LIMIT      run ended early: {limit}");
+    }
+    let _ = writeln!(out, "invariants");
+    for check in &run.checks {
+        let mark = if check.holds { "ok  " } else { "FAIL" };
+        let _ = writeln!(out, "  {mark} {:<14} {}", check.invariant, check.checked);
+        if let Some(witness) = &check.witness {
+            let _ = writeln!(out, "       witness: {witness}");
+        }
+    }
+    let verdict = match run.verdict(&scenario.expect) {
+        RunVerdict::Held => "held: every invariant holds".to_owned(),
+        RunVerdict::ExpectedViolation => {
+            "expected violation: the scenario's known anomaly, and nothing else".to_owned()
+        }
+        RunVerdict::Unexpected(why) => format!("UNEXPECTED: {why}"),
+    };
+    let _ = writeln!(out, "verdict    {verdict}");
+    let _ = writeln!(out, "replay     {}", replay_command(scenario, run.seed));
+    out
+}
+
+/// A sweep as text: the tally, then every seed that broke the expectation with its
+/// replay command.
+pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
+    let mut out = String::new();
+    let end = sweep.start + sweep.seeds;
+    let _ = writeln!(out, "scenario {} ({}): {}", scenario.name, scenario.path, scenario.about);
+    let _ = writeln!(
+        out,
+        "seeds {}..{end}: {} held, {} expected violations, {} unexpected",
+        sweep.start,
+        sweep.held,
+        sweep.expected_violations,
+        sweep.unexpected.len()
+    );
+    if let Some(seed) = sweep.first_expected_seed {
+        let _ = writeln!(
+            out,
+            "expected violation first seen at seed {seed}: {}",
+            replay_command(scenario, seed)
+        );
+    }
+    for (seed, why) in &sweep.unexpected {
+        let _ = writeln!(out, "FAIL seed {seed}: {why}");
+        let _ = writeln!(out, "  replay: {}", replay_command(scenario, *seed));
+    }
+    if let Some(missing) = &sweep.expected_violation_missing {
+        let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");
+    }
+    let _ = writeln!(out, "{}", if sweep.passed() { "PASS" } else { "FAIL" });
+    out
+}
+
+/// The JSON of a sweep: the tally and, per unexpected seed, why and how to replay it.
+#[derive(Serialize)]
+struct SweepJson<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    sweep: &'a SweepResult,
+    passed: bool,
+    replay: Vec<String>,
+}
+
+pub fn sweep_json(scenario: &Scenario, sweep: &SweepResult) -> String {
+    let replay = sweep.unexpected.iter().map(|(seed, _)| replay_command(scenario, *seed)).collect();
+    let json = SweepJson { schema: "logjam.sweep.v1", sweep, passed: sweep.passed(), replay };
+    serde_json::to_string_pretty(&json).expect("a sweep serializes")
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    run: &'a RunResult,
+    verdict: String,
+    replay: String,
+}
+
+pub fn run_json(scenario: &Scenario, run: &RunResult) -> String {
+    let verdict = match run.verdict(&scenario.expect) {
+        RunVerdict::Held => "held".to_owned(),
+        RunVerdict::ExpectedViolation => "expected-violation".to_owned(),
+        RunVerdict::Unexpected(why) => format!("unexpected: {why}"),
+    };
+    let json = RunJson {
+        schema: "logjam.run.v1",
+        run,
+        verdict,
+        replay: replay_command(scenario, run.seed),
+    };
+    serde_json::to_string_pretty(&json).expect("a run serializes")
+}

@@ -16,6 +16,7 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("duration `{text}` has no unit (use ns, us, ms, s, m or h)"))?;
     let (number, unit) = text.split_at(split);
+    let unit = unit.trim_start();
     let unit_ns: u64 = match unit {
         "ns" => 1,
         "us" | "µs" => NS_PER_US,
@@ -58,6 +59,17 @@ pub fn format_ns(time_ns: u64) -> String {
     format!("{}.{:09}s", time_ns / NS_PER_S, time_ns % NS_PER_S)
 }
 
+/// Formats nanoseconds in the largest unit that divides them: `5s`, `250ms`, `7ns`.
+pub fn format_duration_short(duration_ns: u64) -> String {
+    const UNITS: [(u64, &str); 4] =
+        [(NS_PER_S, "s"), (NS_PER_MS, "ms"), (NS_PER_US, "us"), (1, "ns")];
+    let (unit_ns, unit) = UNITS
+        .into_iter()
+        .find(|(unit_ns, _)| duration_ns % unit_ns == 0 && duration_ns >= *unit_ns)
+        .unwrap_or((1, "ns"));
+    format!("{}{unit}", duration_ns / unit_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,7 +87,8 @@ mod tests {
             ("0s", Ok(0)),
             ("1.5ns", Err("finer than a nanosecond")),
             ("5", Err("no unit")),
-            ("5 parsecs", Err("unknown unit")),
+            ("5 parsecs", Err("unknown unit `parsecs`")),
+            ("5 ms", Ok(5_000_000)),
             ("s", Err("no number")),
             ("1.2.3s", Err("not a number")),
             ("99999999999h", Err("too long")),
@@ -93,5 +106,10 @@ mod tests {
     fn formats_fixed_width() {
         assert_eq!(format_ns(1_500_000_000), "1.500000000s");
         assert_eq!(format_ns(7), "0.000000007s");
+        let short: Vec<String> = [5 * NS_PER_S, 250 * NS_PER_MS, 1_500 * NS_PER_MS, 20_000, 7, 0]
+            .into_iter()
+            .map(format_duration_short)
+            .collect();
+        assert_eq!(short, ["5s", "250ms", "1500ms", "20us", "7ns", "0ns"]);
     }
 }

@@ -1,0 +1,344 @@
+//! One run of a scenario: its seed expands into an explicit schedule (faults and client
+//! operations with their times), the world runs it through a chaos phase and a quiet
+//! phase, and the system's invariants are checked on what it did.
+
+use rand::Rng;
+use serde::{Serialize, Serializer};
+
+use crate::nemesis::{self, TimedFault};
+use crate::rng::{StreamId, stream};
+use crate::scenario::{Expect, Scenario, System};
+use crate::toy::GossipCounter;
+use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
+
+/// The most client operations one run may schedule.
+pub const OPS_PER_RUN_MAX: u64 = 1_000_000;
+
+/// A client operation: one increment at a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TimedOp {
+    pub at_ns: u64,
+    pub node: NodeId,
+}
+
+/// Everything a run does, made explicit: replaying it gives the run of its seed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Schedule {
+    pub seed: u64,
+    pub faults: Vec<TimedFault>,
+    pub ops: Vec<TimedOp>,
+}
+
+/// Expands a seed into its schedule. Faults come from the nemesis stream, operations
+/// from the workload stream.
+pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
+    let nodes = scenario.world.nodes;
+    let mut nemesis_rng = stream(seed, StreamId::Nemesis);
+    let mut faults = nemesis::expand(&scenario.menu, nodes, scenario.chaos_ns, &mut nemesis_rng);
+    faults.extend(scenario.scripted.iter().cloned());
+    faults.sort_by_key(|timed| timed.at_ns);
+    faults.push(TimedFault { at_ns: scenario.chaos_ns, fault: Fault::HealAll });
+
+    let mut ops = Vec::new();
+    if scenario.ops_per_s > 0 {
+        let mut workload_rng = stream(seed, StreamId::Workload);
+        let mean_gap_ns = (1_000_000_000 / u64::from(scenario.ops_per_s)).max(1);
+        let mut at_ns = 0;
+        loop {
+            at_ns += workload_rng.random_range(1..=2 * mean_gap_ns);
+            if at_ns >= scenario.chaos_ns || ops.len() as u64 == OPS_PER_RUN_MAX {
+                break;
+            }
+            ops.push(TimedOp { at_ns, node: NodeId(workload_rng.random_range(0..nodes)) });
+        }
+    }
+    Schedule { seed, faults, ops }
+}
+
+/// One invariant, checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub invariant: &'static str,
+    /// What was checked, with counts.
+    pub checked: String,
+    pub holds: bool,
+    /// The smallest evidence of the violation.
+    pub witness: Option<String>,
+}
+
+fn hex<S: Serializer>(hash: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{hash:016x}"))
+}
+
+/// What one run did and whether its invariants held.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub seed: u64,
+    #[serde(serialize_with = "hex")]
+    pub trace_hash: u64,
+    pub checks: Vec<Check>,
+    /// The limit that ended the run early, if one did.
+    pub limit: Option<Limit>,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub faults_scheduled: u64,
+    pub simulated_ns: u64,
+    pub stats: Stats,
+}
+
+/// A run judged against what the scenario expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunVerdict {
+    /// Every invariant held (and that was expected).
+    Held,
+    /// The violation the scenario expects happened, and nothing else.
+    ExpectedViolation,
+    /// Something the scenario does not allow: an invariant broke or a limit was hit.
+    Unexpected(String),
+}
+
+impl RunResult {
+    pub fn violations(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|check| !check.holds)
+    }
+
+    pub fn verdict(&self, expect: &Expect) -> RunVerdict {
+        if let Some(limit) = self.limit {
+            return RunVerdict::Unexpected(format!("limit reached: {limit}"));
+        }
+        let allowed = match expect {
+            Expect::AllHold => None,
+            Expect::Violation { invariant, .. } => Some(invariant.as_str()),
+        };
+        let mut expected_seen = false;
+        for check in self.violations() {
+            if Some(check.invariant) == allowed {
+                expected_seen = true;
+            } else {
+                let witness = check.witness.as_deref().unwrap_or("");
+                return RunVerdict::Unexpected(format!("{} violated: {witness}", check.invariant));
+            }
+        }
+        if expected_seen { RunVerdict::ExpectedViolation } else { RunVerdict::Held }
+    }
+}
+
+/// The command that replays one seed of a scenario.
+pub fn replay_command(scenario: &Scenario, seed: u64) -> String {
+    format!("cargo run --release -p logjam -- replay {} --seed {seed}", scenario.path)
+}
+
+/// Runs one seed. `trace_kept_max > 0` keeps that many of the last trace events.
+pub fn run_seed(
+    scenario: &Scenario,
+    seed: u64,
+    trace_kept_max: usize,
+) -> (RunResult, Vec<TraceEntry>) {
+    run_schedule(scenario, &schedule_for(scenario, seed), trace_kept_max)
+}
+
+/// Runs an explicit schedule.
+pub fn run_schedule(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    trace_kept_max: usize,
+) -> (RunResult, Vec<TraceEntry>) {
+    let System::GossipCounter { gossip_every_ns, durable } = scenario.system;
+    let mut config = scenario.world.clone();
+    config.limits.trace_kept_max = trace_kept_max;
+    let mut world =
+        World::new(&config, schedule.seed, move |_| GossipCounter::new(gossip_every_ns, durable))
+            .expect("a loaded scenario holds a valid world");
+    for timed in &schedule.faults {
+        world.schedule(timed.at_ns, timed.fault.clone()).expect("the nemesis draws valid faults");
+    }
+    let nodes = config.nodes as usize;
+    let mut acked = vec![0u64; nodes];
+    let (mut ops_ok, mut ops_failed) = (0, 0);
+    for op in &schedule.ops {
+        if world.run_until(op.at_ns).is_some() {
+            break;
+        }
+        match world.with_process(op.node, |counter, ctx| counter.increment(ctx)) {
+            Some(_) => {
+                acked[op.node.index()] += 1;
+                ops_ok += 1;
+            }
+            None => ops_failed += 1,
+        }
+    }
+    world.run_until(scenario.chaos_ns + scenario.quiet_ns);
+    let limit = world.stopped();
+    let views: Vec<Option<Vec<u64>>> =
+        (0..config.nodes).map(|n| world.process(NodeId(n)).map(|p| p.view().to_vec())).collect();
+    let result = RunResult {
+        scenario: scenario.name.clone(),
+        seed: schedule.seed,
+        trace_hash: world.trace_hash(),
+        checks: check_counter(&acked, &views),
+        limit,
+        ops_ok,
+        ops_failed,
+        faults_scheduled: schedule.faults.len() as u64,
+        simulated_ns: world.now_ns(),
+        stats: world.stats().clone(),
+    };
+    let trace = world.trace().kept().cloned().collect();
+    (result, trace)
+}
+
+/// The gossip counter's invariants, from the increments acknowledged at each node and
+/// every node's final view (`None`: the node is down at the end).
+fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
+    let nodes = acked.len();
+    let up: Vec<(usize, &Vec<u64>)> =
+        views.iter().enumerate().filter_map(|(n, view)| view.as_ref().map(|v| (n, v))).collect();
+    let total: u64 = acked.iter().sum();
+
+    // acked-durable: a node's own count never falls below what it acknowledged.
+    let lost = up.iter().find(|(n, view)| view[*n] < acked[*n]).map(|(n, view)| {
+        format!(
+            "n{n} acknowledged {} increments but its view after the run holds {}",
+            acked[*n], view[*n]
+        )
+    });
+    // no-phantom: nobody believes in more increments at a node than that node made.
+    let phantom = up.iter().find_map(|(n, view)| {
+        (0..nodes).find(|&m| view[m] > acked[m]).map(|m| {
+            format!(
+                "n{n} believes n{m} made {} increments; n{m} acknowledged {}",
+                view[m], acked[m]
+            )
+        })
+    });
+    // converged: after the quiet phase every node is up and all views are equal.
+    let diverged = match views.iter().position(Option::is_none) {
+        Some(n) => Some(format!("n{n} is still down after the quiet phase")),
+        None => up.windows(2).find(|pair| pair[0].1 != pair[1].1).map(|pair| {
+            format!("n{} sees {:?} but n{} sees {:?}", pair[0].0, pair[0].1, pair[1].0, pair[1].1)
+        }),
+    };
+    let check = |invariant, checked: String, witness: Option<String>| Check {
+        invariant,
+        checked,
+        holds: witness.is_none(),
+        witness,
+    };
+    vec![
+        check(
+            "acked-durable",
+            format!("{total} acknowledged increments on {} nodes", up.len()),
+            lost,
+        ),
+        check("no-phantom", format!("{} views of {nodes} counts", up.len()), phantom),
+        check("converged", format!("{nodes} nodes after the quiet phase"), diverged),
+    ]
+}
+
+/// A sweep's outcome against the scenario's expectation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepResult {
+    pub scenario: String,
+    pub path: String,
+    pub start: u64,
+    pub seeds: u64,
+    pub held: u64,
+    pub expected_violations: u64,
+    /// Seeds whose runs broke the expectation, with why, in seed order.
+    pub unexpected: Vec<(u64, String)>,
+    /// For a scenario that expects a violation: the first seed that showed it.
+    pub first_expected_seed: Option<u64>,
+    /// A scenario that expects a violation, which was not seen within its seeds.
+    pub expected_violation_missing: Option<String>,
+}
+
+impl SweepResult {
+    /// Judges runs (in any order) of consecutive seeds from `start`.
+    pub fn judge(scenario: &Scenario, start: u64, runs: &[RunResult]) -> SweepResult {
+        let mut runs: Vec<&RunResult> = runs.iter().collect();
+        runs.sort_by_key(|run| run.seed);
+        let mut result = SweepResult {
+            scenario: scenario.name.clone(),
+            path: scenario.path.clone(),
+            start,
+            seeds: runs.len() as u64,
+            held: 0,
+            expected_violations: 0,
+            unexpected: Vec::new(),
+            first_expected_seed: None,
+            expected_violation_missing: None,
+        };
+        for run in runs {
+            match run.verdict(&scenario.expect) {
+                RunVerdict::Held => result.held += 1,
+                RunVerdict::ExpectedViolation => {
+                    result.expected_violations += 1;
+                    result.first_expected_seed.get_or_insert(run.seed);
+                }
+                RunVerdict::Unexpected(why) => result.unexpected.push((run.seed, why)),
+            }
+        }
+        if let Expect::Violation { invariant, within_seeds } = &scenario.expect {
+            let seen_in_time =
+                result.first_expected_seed.is_some_and(|seed| seed - start < *within_seeds);
+            if !seen_in_time && result.seeds >= *within_seeds {
+                result.expected_violation_missing = Some(format!(
+                    "expected `{invariant}` to be violated within {within_seeds} seeds from {start}; it was not"
+                ));
+            }
+        }
+        result
+    }
+
+    /// True when the sweep showed what the scenario expects.
+    pub fn passed(&self) -> bool {
+        self.unexpected.is_empty() && self.expected_violation_missing.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_checks_name_the_broken_invariant_with_a_witness() {
+        let good = Some(vec![2, 1]);
+        let cases: Vec<(Vec<u64>, Vec<Option<Vec<u64>>>, Option<(&str, &str)>)> = vec![
+            (vec![2, 1], vec![good.clone(), good.clone()], None),
+            (
+                vec![3, 1],
+                vec![Some(vec![2, 1]), Some(vec![2, 1])],
+                Some((
+                    "acked-durable",
+                    "n0 acknowledged 3 increments but its view after the run holds 2",
+                )),
+            ),
+            (
+                vec![2, 1],
+                vec![Some(vec![2, 5]), Some(vec![2, 5])],
+                Some(("no-phantom", "n0 believes n1 made 5 increments; n1 acknowledged 1")),
+            ),
+            (
+                vec![2, 1],
+                vec![good.clone(), Some(vec![1, 1])],
+                Some(("converged", "n0 sees [2, 1] but n1 sees [1, 1]")),
+            ),
+            (
+                vec![2, 1],
+                vec![good.clone(), None],
+                Some(("converged", "n1 is still down after the quiet phase")),
+            ),
+        ];
+        for (acked, views, expected) in cases {
+            let broken: Vec<(&str, String)> = check_counter(&acked, &views)
+                .into_iter()
+                .filter(|check| !check.holds)
+                .map(|check| (check.invariant, check.witness.unwrap()))
+                .collect();
+            let expected: Vec<(&str, String)> =
+                expected.into_iter().map(|(name, witness)| (name, witness.to_owned())).collect();
+            assert_eq!(broken, expected, "acked {acked:?}, views {views:?}");
+        }
+    }
+}

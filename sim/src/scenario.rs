@@ -1,0 +1,569 @@
+//! Scenario files: the cluster, its configuration, the workload, the fault menu, the
+//! phases and what is expected, in TOML. Every field is checked when the file is loaded,
+//! and an error names the file, the line and column, the key and the problem.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::NodeId;
+use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+use crate::config::{NODES_MAX, WorldConfig};
+use crate::fault::{Fault, Partition};
+use crate::limits::Limits;
+use crate::nemesis::{FaultMenu, PartitionKind, RangeNs, TimedFault};
+use crate::network::{Latency, NetworkConfig};
+use crate::time::{NS_PER_MS, NS_PER_US, format_duration_short, parse_duration_ns};
+
+/// A loaded, checked scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub about: String,
+    /// The file it came from, as given (used in replay commands).
+    pub path: String,
+    pub system: System,
+    pub world: WorldConfig,
+    /// Client operations per simulated second during the chaos phase.
+    pub ops_per_s: u32,
+    pub menu: FaultMenu,
+    pub scripted: Vec<TimedFault>,
+    pub chaos_ns: u64,
+    pub quiet_ns: u64,
+    pub expect: Expect,
+}
+
+/// The system a scenario runs. The replicated-log cluster joins this list with the
+/// cluster issue; until then the gossip counter is the system under test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum System {
+    GossipCounter { gossip_every_ns: u64, durable: bool },
+}
+
+/// What a sweep of the scenario must show.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// Every invariant holds in every run.
+    AllHold,
+    /// A configuration known to break `invariant`: it must be seen within the first
+    /// `within_seeds` seeds of a sweep, and no other invariant may break.
+    Violation { invariant: String, within_seeds: u64 },
+}
+
+/// Why a scenario file was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub path: String,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub place: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.place {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// A duration written as text (`"1.5s"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Dur(u64);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration_ns(&text).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+type DurRange = Spanned<[Dur; 2]>;
+type ProbabilityRange = Spanned<[f64; 2]>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    about: String,
+    system: SystemName,
+    cluster: ClusterFile,
+    #[serde(default)]
+    workload: WorkloadFile,
+    #[serde(default)]
+    network: NetworkFile,
+    #[serde(default)]
+    clocks: ClocksFile,
+    #[serde(default)]
+    faults: FaultsFile,
+    phases: PhasesFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    expect: Spanned<ExpectFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SystemName {
+    GossipCounter,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    nodes: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WorkloadFile {
+    ops_per_s: Spanned<u32>,
+    gossip_every: Spanned<Dur>,
+    durable: bool,
+}
+
+impl Default for WorkloadFile {
+    fn default() -> Self {
+        WorkloadFile {
+            ops_per_s: Spanned::new(0..0, 100),
+            gossip_every: Spanned::new(0..0, Dur(20 * NS_PER_MS)),
+            durable: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct NetworkFile {
+    latency: DurRange,
+    tail_probability: Spanned<f64>,
+    tail_max: Dur,
+}
+
+impl Default for NetworkFile {
+    fn default() -> Self {
+        NetworkFile {
+            latency: Spanned::new(0..0, [Dur(100 * NS_PER_US), Dur(NS_PER_MS)]),
+            tail_probability: Spanned::new(0..0, 0.0),
+            tail_max: Dur(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ClocksFile {
+    skew_max: Dur,
+    drift_max_ppm: Spanned<u32>,
+}
+
+impl Default for ClocksFile {
+    fn default() -> Self {
+        ClocksFile { skew_max: Dur(0), drift_max_ppm: Spanned::new(0..0, 0) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrashMenuFile {
+    every: DurRange,
+    down_for: DurRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DurationMenuFile {
+    every: DurRange,
+    duration: DurRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockJumpMenuFile {
+    every: DurRange,
+    forward: DurRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionMenuFile {
+    kinds: Spanned<Vec<PartitionKind>>,
+    every: DurRange,
+    heal_after: DurRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsFile {
+    #[serde(default = "yes")]
+    swarm: bool,
+    crash: Option<CrashMenuFile>,
+    pause: Option<DurationMenuFile>,
+    partition: Option<PartitionMenuFile>,
+    clog: Option<DurationMenuFile>,
+    clock_jump: Option<ClockJumpMenuFile>,
+    drop: Option<ProbabilityRange>,
+    duplicate: Option<ProbabilityRange>,
+    #[serde(default)]
+    at: Vec<Spanned<ScriptedFile>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for FaultsFile {
+    fn default() -> Self {
+        FaultsFile {
+            swarm: true,
+            crash: None,
+            pause: None,
+            partition: None,
+            clog: None,
+            clock_jump: None,
+            drop: None,
+            duplicate: None,
+            at: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptedFile {
+    time: Dur,
+    kind: ScriptedKind,
+    target: Option<Spanned<String>>,
+    duration: Option<Dur>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum ScriptedKind {
+    Crash,
+    Restart,
+    Pause,
+    Resume,
+    Isolate,
+    ClockJump,
+    Heal,
+    HealAll,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhasesFile {
+    chaos: Spanned<Dur>,
+    quiet: Dur,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    events_max: Option<u64>,
+    in_flight_max: Option<u64>,
+    time_max: Option<Dur>,
+    timers_per_node_max: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFile {
+    all_hold: Option<bool>,
+    violation: Option<String>,
+    within_seeds: Option<u64>,
+}
+
+/// Invariants a scenario may name in `expect.violation`.
+pub const INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
+
+/// Turns byte spans into places in the file.
+struct Source<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: String) -> ScenarioError {
+        let place = span.filter(|span| span.end > 0).map(|span| {
+            let before = &self.text[..span.start.min(self.text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            (line, column)
+        });
+        ScenarioError { path: self.path.to_owned(), place, message }
+    }
+
+    fn range(&self, what: &str, range: &DurRange) -> Result<RangeNs, ScenarioError> {
+        let [Dur(min), Dur(max)] = *range.get_ref();
+        if min > max {
+            return Err(self.error(
+                Some(range.span()),
+                format!(
+                    "{what}: range is upside down ({} > {})",
+                    format_duration_short(min),
+                    format_duration_short(max)
+                ),
+            ));
+        }
+        Ok([min, max])
+    }
+
+    fn probability(&self, what: &str, value: &Spanned<f64>) -> Result<f64, ScenarioError> {
+        let p = *value.get_ref();
+        if (0.0..=1.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(self
+                .error(Some(value.span()), format!("{what}: probability {p} is outside [0, 1]")))
+        }
+    }
+
+    fn probability_range(
+        &self,
+        what: &str,
+        range: &ProbabilityRange,
+    ) -> Result<[f64; 2], ScenarioError> {
+        let [min, max] = *range.get_ref();
+        for p in [min, max] {
+            self.probability(what, &Spanned::new(range.span(), p))?;
+        }
+        if min > max {
+            return Err(self.error(
+                Some(range.span()),
+                format!("{what}: range is upside down ({min} > {max})"),
+            ));
+        }
+        Ok([min, max])
+    }
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
+            path: shown.clone(),
+            place: None,
+            message: format!("cannot read: {error}"),
+        })?;
+        Scenario::parse(&text, &shown)
+    }
+
+    /// Checks scenario text; `path` is only used in messages and replay commands.
+    pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let source = Source { path, text };
+        let file: File = toml::from_str(text).map_err(|error| {
+            source.error(error.span(), error.message().trim_end().replace('\n', " "))
+        })?;
+        source.check(file)
+    }
+}
+
+impl Source<'_> {
+    fn check(&self, file: File) -> Result<Scenario, ScenarioError> {
+        let nodes = *file.cluster.nodes.get_ref();
+        if !(1..=NODES_MAX).contains(&nodes) {
+            let message = format!("cluster.nodes: {nodes} is not between 1 and {NODES_MAX}");
+            return Err(self.error(Some(file.cluster.nodes.span()), message));
+        }
+        let SystemName::GossipCounter = file.system;
+        let gossip_every_ns = file.workload.gossip_every.get_ref().0;
+        if gossip_every_ns == 0 {
+            let message = "workload.gossip_every: must be above zero".to_owned();
+            return Err(self.error(Some(file.workload.gossip_every.span()), message));
+        }
+        let system = System::GossipCounter { gossip_every_ns, durable: file.workload.durable };
+
+        let [min_ns, max_ns] = self.range("network.latency", &file.network.latency)?;
+        let tail_probability =
+            self.probability("network.tail_probability", &file.network.tail_probability)?;
+        let network = NetworkConfig {
+            latency: Latency {
+                min_ns,
+                max_ns,
+                tail_probability,
+                tail_max_ns: file.network.tail_max.0,
+            },
+            ..NetworkConfig::default()
+        };
+        let drift_max_ppm = *file.clocks.drift_max_ppm.get_ref();
+        if drift_max_ppm > DRIFT_MAX_PPM_LIMIT {
+            let message =
+                format!("clocks.drift_max_ppm: {drift_max_ppm} exceeds {DRIFT_MAX_PPM_LIMIT}");
+            return Err(self.error(Some(file.clocks.drift_max_ppm.span()), message));
+        }
+        let clocks = ClockConfig { skew_max_ns: file.clocks.skew_max.0, drift_max_ppm };
+        let chaos_ns = file.phases.chaos.get_ref().0;
+        let quiet_ns = file.phases.quiet.0;
+        let defaults = Limits::default();
+        let limits = Limits {
+            events_max: file.limits.events_max.unwrap_or(defaults.events_max),
+            in_flight_max: file.limits.in_flight_max.unwrap_or(defaults.in_flight_max),
+            time_max_ns: file.limits.time_max.map_or(defaults.time_max_ns, |d| d.0),
+            timers_per_node_max: file
+                .limits
+                .timers_per_node_max
+                .unwrap_or(defaults.timers_per_node_max),
+            trace_kept_max: 0,
+        };
+        let world = WorldConfig { nodes, network, clocks, limits };
+        world.validate().map_err(|error| self.error(None, error.to_string()))?;
+        if chaos_ns.saturating_add(quiet_ns) > world.limits.time_max_ns {
+            let message = "phases: chaos + quiet exceed limits.time_max".to_owned();
+            return Err(self.error(Some(file.phases.chaos.span()), message));
+        }
+
+        let faults = &file.faults;
+        let periodic = |what: &str, every: &DurRange, (name, second): (&str, &DurRange)| {
+            let every_ns = self.range(&format!("faults.{what}.every"), every)?;
+            if every_ns[0] == 0 {
+                let message = format!("faults.{what}.every: must be above zero");
+                return Err(self.error(Some(every.span()), message));
+            }
+            Ok((every_ns, self.range(&format!("faults.{what}.{name}"), second)?))
+        };
+        let partition = match &faults.partition {
+            None => None,
+            Some(menu) => {
+                if menu.kinds.get_ref().is_empty() {
+                    let message = "faults.partition.kinds: name at least one kind".to_owned();
+                    return Err(self.error(Some(menu.kinds.span()), message));
+                }
+                let (every, heal_after) =
+                    periodic("partition", &menu.every, ("heal_after", &menu.heal_after))?;
+                Some((menu.kinds.get_ref().clone(), every, heal_after))
+            }
+        };
+        let menu = FaultMenu {
+            swarm: faults.swarm,
+            crash: faults
+                .crash
+                .as_ref()
+                .map(|m| periodic("crash", &m.every, ("down_for", &m.down_for)))
+                .transpose()?,
+            pause: faults
+                .pause
+                .as_ref()
+                .map(|m| periodic("pause", &m.every, ("duration", &m.duration)))
+                .transpose()?,
+            partition,
+            clog: faults
+                .clog
+                .as_ref()
+                .map(|m| periodic("clog", &m.every, ("duration", &m.duration)))
+                .transpose()?,
+            clock_jump: faults
+                .clock_jump
+                .as_ref()
+                .map(|m| periodic("clock_jump", &m.every, ("forward", &m.forward)))
+                .transpose()?,
+            drop: faults
+                .drop
+                .as_ref()
+                .map(|r| self.probability_range("faults.drop", r))
+                .transpose()?,
+            duplicate: faults
+                .duplicate
+                .as_ref()
+                .map(|r| self.probability_range("faults.duplicate", r))
+                .transpose()?,
+        };
+        let scripted =
+            faults.at.iter().map(|entry| self.scripted(entry, nodes)).collect::<Result<_, _>>()?;
+        let expect = self.expect(&file.expect)?;
+        Ok(Scenario {
+            name: file.name,
+            about: file.about,
+            path: self.path.to_owned(),
+            system,
+            world,
+            ops_per_s: *file.workload.ops_per_s.get_ref(),
+            menu,
+            scripted,
+            chaos_ns,
+            quiet_ns,
+            expect,
+        })
+    }
+
+    fn scripted(
+        &self,
+        entry: &Spanned<ScriptedFile>,
+        nodes: u32,
+    ) -> Result<TimedFault, ScenarioError> {
+        let scripted = entry.get_ref();
+        let node = || -> Result<NodeId, ScenarioError> {
+            let Some(target) = &scripted.target else {
+                return Err(self.error(
+                    Some(entry.span()),
+                    "faults.at: this kind needs a target (\"n0\", \"n1\", ...)".into(),
+                ));
+            };
+            let text = target.get_ref();
+            let node = text
+                .strip_prefix('n')
+                .and_then(|digits| digits.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    self.error(
+                        Some(target.span()),
+                        format!(
+                            "faults.at.target: `{text}` is not a node (write \"n0\", \"n1\", ...)"
+                        ),
+                    )
+                })?;
+            if node >= nodes {
+                let message = format!(
+                    "faults.at.target: node n{node} does not exist (the cluster has {nodes} nodes)"
+                );
+                return Err(self.error(Some(target.span()), message));
+            }
+            Ok(NodeId(node))
+        };
+        let fault = match scripted.kind {
+            ScriptedKind::Crash => Fault::Crash { node: node()? },
+            ScriptedKind::Restart => Fault::Restart { node: node()? },
+            ScriptedKind::Pause => Fault::Pause { node: node()? },
+            ScriptedKind::Resume => Fault::Resume { node: node()? },
+            ScriptedKind::Isolate => Fault::Partition(Partition::Isolate { node: node()? }),
+            ScriptedKind::ClockJump => {
+                let Some(Dur(forward_ns)) = scripted.duration else {
+                    return Err(self.error(
+                        Some(entry.span()),
+                        "faults.at: clock-jump needs a duration".into(),
+                    ));
+                };
+                Fault::ClockJump { node: node()?, forward_ns }
+            }
+            ScriptedKind::Heal => Fault::HealNetwork,
+            ScriptedKind::HealAll => Fault::HealAll,
+        };
+        if scripted.duration.is_some() && scripted.kind != ScriptedKind::ClockJump {
+            return Err(self
+                .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
+        }
+        Ok(TimedFault { at_ns: scripted.time.0, fault })
+    }
+
+    fn expect(&self, expect: &Spanned<ExpectFile>) -> Result<Expect, ScenarioError> {
+        let span = Some(expect.span());
+        match expect.get_ref() {
+            ExpectFile { all_hold: Some(true), violation: None, within_seeds: None } => Ok(Expect::AllHold),
+            ExpectFile { all_hold: None | Some(false), violation: Some(invariant), within_seeds } => {
+                if !INVARIANTS.contains(&invariant.as_str()) {
+                    let message = format!("expect.violation: unknown invariant `{invariant}` (known: {})", INVARIANTS.join(", "));
+                    return Err(self.error(span, message));
+                }
+                Ok(Expect::Violation { invariant: invariant.clone(), within_seeds: within_seeds.unwrap_or(100).max(1) })
+            }
+            _ => Err(self.error(span, "expect: say either `all_hold = true` or `violation = \"<invariant>\"` (with an optional `within_seeds`)".into())),
+        }
+    }
+}

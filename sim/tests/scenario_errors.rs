@@ -1,0 +1,117 @@
+//! A bad scenario file is refused with the file, the line and column, the key and the
+//! problem; it never panics.
+
+use logjam_sim::scenario::Scenario;
+
+const GOOD: &str = r#"
+name = "t"
+system = "gossip-counter"
+
+[cluster]
+nodes = 3
+
+[network]
+latency = ["1ms", "2ms"]
+
+[faults]
+crash = { every = ["1s", "2s"], down_for = ["1ms", "5ms"] }
+drop = [0.0, 0.1]
+
+[[faults.at]]
+time = "1s"
+kind = "crash"
+target = "n1"
+
+[phases]
+chaos = "5s"
+quiet = "1s"
+
+[expect]
+all_hold = true
+"#;
+
+/// Each case replaces one piece of the good file and names the error it must give.
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "nodes = 3",
+        "nodes = 3\ncolour = \"red\"",
+        "t.toml:7:1: unknown field `colour`, expected `nodes`",
+    ),
+    ("nodes = 3", "nodes = 0", "t.toml:6:9: cluster.nodes: 0 is not between 1 and 1024"),
+    ("nodes = 3", "nodes = -1", "t.toml:6:9: invalid value: integer `-1`"),
+    (
+        "[\"1ms\", \"2ms\"]",
+        "[\"2ms\", \"1ms\"]",
+        "t.toml:9:11: network.latency: range is upside down (2ms > 1ms)",
+    ),
+    (
+        "[\"1ms\", \"2ms\"]",
+        "[\"1ms\", \"2 weeks\"]",
+        "t.toml:9:11: duration `2 weeks` has unknown unit `weeks`",
+    ),
+    (
+        "[\"1s\", \"2s\"]",
+        "[\"0s\", \"2s\"]",
+        "t.toml:12:19: faults.crash.every: must be above zero",
+    ),
+    ("[0.0, 0.1]", "[0.0, 1.5]", "t.toml:13:8: faults.drop: probability 1.5 is outside [0, 1]"),
+    ("[0.0, 0.1]", "[0.2, 0.1]", "t.toml:13:8: faults.drop: range is upside down (0.2 > 0.1)"),
+    (
+        "target = \"n1\"",
+        "target = \"n3\"",
+        "t.toml:18:10: faults.at.target: node n3 does not exist (the cluster has 3 nodes)",
+    ),
+    (
+        "target = \"n1\"",
+        "target = \"leader\"",
+        "t.toml:18:10: faults.at.target: `leader` is not a node",
+    ),
+    ("kind = \"crash\"", "kind = \"meteor\"", "t.toml:17:8: unknown variant `meteor`"),
+    ("system = \"gossip-counter\"", "system = \"kafka\"", "t.toml:3:10: unknown variant `kafka`"),
+    (
+        "all_hold = true",
+        "violation = \"no-such-thing\"",
+        "t.toml:24:1: expect.violation: unknown invariant `no-such-thing`",
+    ),
+    (
+        "all_hold = true",
+        "all_hold = true\nviolation = \"converged\"",
+        "t.toml:24:1: expect: say either",
+    ),
+    ("quiet = \"1s\"\n", "", "t.toml:20:1: missing field `quiet`"),
+    ("name = \"t\"", "name = ", "t.toml:2:8: invalid string"),
+];
+
+#[test]
+fn bad_files_are_refused_with_the_place_and_the_problem() {
+    assert!(Scenario::parse(GOOD, "t.toml").is_ok(), "{:?}", Scenario::parse(GOOD, "t.toml"));
+    for (from, to, expected) in CASES {
+        assert!(GOOD.contains(from), "case {from:?} does not match the good file");
+        let text = GOOD.replacen(from, to, 1);
+        match Scenario::parse(&text, "t.toml") {
+            Ok(_) => panic!("accepted {from:?} -> {to:?}"),
+            Err(error) => {
+                let message = error.to_string();
+                assert!(
+                    message.starts_with(expected),
+                    "{from:?} -> {to:?}\n  got:  {message}\n  want: {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut text = GOOD.as_bytes().to_vec();
+    // Deterministic corruption: every byte position, one at a time, replaced by a few
+    // troublesome characters.
+    for position in 0..text.len() {
+        for replacement in [b'"', b'[', b'=', b'\n', b'9', b'-'] {
+            let original = text[position];
+            text[position] = replacement;
+            let _ = Scenario::parse(&String::from_utf8_lossy(&text), "t.toml");
+            text[position] = original;
+        }
+    }
+}
