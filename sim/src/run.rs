@@ -304,7 +304,8 @@ mod tests {
     #[test]
     fn counter_checks_name_the_broken_invariant_with_a_witness() {
         let good = Some(vec![2, 1]);
-        let cases: Vec<(Vec<u64>, Vec<Option<Vec<u64>>>, Option<(&str, &str)>)> = vec![
+        type Case = (Vec<u64>, Vec<Option<Vec<u64>>>, Option<(&'static str, &'static str)>);
+        let cases: Vec<Case> = vec![
             (vec![2, 1], vec![good.clone(), good.clone()], None),
             (
                 vec![3, 1],

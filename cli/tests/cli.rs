@@ -1,0 +1,142 @@
+//! The CLI contract: commands, output and exit codes (0 all met, 1 not met, 2 bad input).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn logjam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_logjam"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_sweep_that_holds_exits_zero_and_says_so() {
+    let output = logjam(&["run", "scenarios/smoke.toml", "--seeds", "20", "--jobs", "2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = stdout(&output);
+    assert!(text.contains("seeds 0..20: 20 held, 0 expected violations, 0 unexpected"), "{text}");
+    assert!(text.ends_with("PASS\n"), "{text}");
+}
+
+#[test]
+fn sweep_output_does_not_depend_on_the_thread_count() {
+    let one = logjam(&[
+        "run",
+        "scenarios/volatile-counter.toml",
+        "--seeds",
+        "12",
+        "--jobs",
+        "1",
+        "--json",
+    ]);
+    let two = logjam(&[
+        "run",
+        "scenarios/volatile-counter.toml",
+        "--seeds",
+        "12",
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(one.status.code(), Some(0));
+    assert_eq!(stdout(&one), stdout(&two));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&one)).expect("valid JSON");
+    assert_eq!(json["schema"], "logjam.sweep.v1");
+    assert_eq!(json["seeds"], 12);
+    assert_eq!(json["passed"], true);
+}
+
+#[test]
+fn replay_prints_the_verdict_the_witness_and_a_stable_trace_hash() {
+    let args = ["replay", "scenarios/volatile-counter.toml", "--seed", "3"];
+    let first = logjam(&args);
+    assert_eq!(first.status.code(), Some(0), "an expected violation is not a failure");
+    let text = stdout(&first);
+    for needle in [
+        "trace hash ",
+        "FAIL acked-durable",
+        "witness: n",
+        "verdict    expected violation",
+        "replay     cargo run --release -p logjam -- replay scenarios/volatile-counter.toml --seed 3",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert_eq!(text, stdout(&logjam(&args)), "two replays of one seed differ");
+}
+
+#[test]
+fn replay_with_trace_dumps_the_last_events() {
+    let output = logjam(&[
+        "replay",
+        "scenarios/smoke.toml",
+        "--seed",
+        "1",
+        "--trace",
+        "--trace-events",
+        "25",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.starts_with("trace (last 25 events, earlier ones not kept):\n"), "{text}");
+    let event_lines =
+        text.lines().filter(|line| line.starts_with("  ") && line.contains("s  n")).count();
+    assert!(event_lines >= 20, "{text}");
+}
+
+#[test]
+fn a_sweep_that_breaks_its_expectation_exits_one_with_replay_commands() {
+    // The broken counter, but expected to hold: every crash that loses a write is a failure.
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/volatile-counter.toml");
+    let text = std::fs::read_to_string(source)
+        .unwrap()
+        .replace("violation = \"acked-durable\"\nwithin_seeds = 5", "all_hold = true");
+    let path = dir.path().join("strict.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = logjam(&["run", path.to_str().unwrap(), "--seeds", "5"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("FAIL seed 0: acked-durable violated: n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  replay: cargo run --release -p logjam -- replay {} --seed 0",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("FAIL\n"));
+}
+
+#[test]
+fn bad_input_exits_two_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nsystem = \"gossip-counter\"\n[cluster]\nnodes = 3\nshards = 2\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["run", bad], format!("logjam: {bad}:5:1: unknown field `shards`, expected `nodes`")),
+        (vec!["run", "no/such.toml"], "logjam: no/such.toml: cannot read:".to_owned()),
+        (
+            vec!["run", "scenarios/smoke.toml", "--seeds", "0"],
+            "logjam: --seeds must be between 1".to_owned(),
+        ),
+        (vec!["replay", "scenarios/smoke.toml"], "--seed <SEED>".to_owned()),
+        (vec!["explode"], "unrecognized subcommand 'explode'".to_owned()),
+    ];
+    for (args, expected) in cases {
+        let output = logjam(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{args:?}\n  got:  {stderr}\n  want: {expected}");
+    }
+}
