@@ -109,23 +109,20 @@ pub fn expand(menu: &FaultMenu, nodes: u32, chaos_ns: u64, rng: &mut SimRng) -> 
     if drop_probability > 0.0 || duplicate_probability > 0.0 {
         push(0, Fault::NetworkFaults { drop_probability, duplicate_probability });
     }
-    if let Some((every, down_for)) = menu.crash.filter(|_| crash_on) {
+    // A node goes down (crash, pause) and, unless chaos ends first, comes back.
+    type NodeFault = fn(NodeId) -> Fault;
+    let node_faults: [(Option<(RangeNs, RangeNs)>, bool, NodeFault, NodeFault); 2] = [
+        (menu.crash, crash_on, |node| Fault::Crash { node }, |node| Fault::Restart { node }),
+        (menu.pause, pause_on, |node| Fault::Pause { node }, |node| Fault::Resume { node }),
+    ];
+    for (entry, on, down, up) in node_faults {
+        let Some((every, down_for)) = entry.filter(|_| on) else { continue };
         for at_ns in periodic(rng, every, chaos_ns) {
             let node = random_node(rng, nodes);
-            push(at_ns, Fault::Crash { node });
+            push(at_ns, down(node));
             let back_ns = at_ns + draw(rng, down_for);
             if back_ns < chaos_ns {
-                push(back_ns, Fault::Restart { node });
-            }
-        }
-    }
-    if let Some((every, duration)) = menu.pause.filter(|_| pause_on) {
-        for at_ns in periodic(rng, every, chaos_ns) {
-            let node = random_node(rng, nodes);
-            push(at_ns, Fault::Pause { node });
-            let back_ns = at_ns + draw(rng, duration);
-            if back_ns < chaos_ns {
-                push(back_ns, Fault::Resume { node });
+                push(back_ns, up(node));
             }
         }
     }
