@@ -7,6 +7,13 @@
 //! files and inside the simulator.
 //!
 //! Architecture invariant: this crate depends on no other crate of logjam. It knows
-//! nothing of the simulator, the model or the event store.
+//! nothing of the simulator, the model or the event store. Only `storage::FsStorage`
+//! touches the operating system.
 //!
-//! Status: empty until the storage-engine and cluster issues land.
+//! Status: storage engine built (batches, segmented log, recovery, checkpoints); the
+//! replica, controller and clients arrive with the cluster issue.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod log;
+pub mod storage;

@@ -1,0 +1,506 @@
+//! The segmented log of one partition, on any `Storage`.
+//!
+//! Append assigns offsets and stamps the leader epoch; read serves whole batches from
+//! an offset up to a byte budget, validating every batch's CRC before it is served;
+//! truncate cuts the tail at a batch boundary; retention drops whole old segments.
+//! Durability is explicit: `flush` asks for syncs and the recovery point only moves
+//! when they complete. A failed sync fences the log for good: the data it covered may
+//! be gone even though a later sync would say otherwise (fsyncgate), so the only way
+//! on is to reopen from what the disk holds.
+
+mod recovery;
+mod segment;
+
+pub use recovery::{RecoveryProblem, RecoveryReport};
+
+use std::collections::{BTreeMap, VecDeque};
+
+use thiserror::Error;
+
+use crate::batch::{self, BATCH_BYTES_MAX, BatchError, ProducerStamp, Record, RecordBatch};
+use crate::checkpoint::{CheckpointKind, CheckpointWriter};
+use crate::storage::{Storage, StorageError, SyncResult, SyncTicket, join};
+use segment::Segment;
+
+/// When the log asks for its data to be made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// After every append.
+    EveryAppend,
+    /// When `poll` finds this much time passed since the last flush.
+    Interval { every_ns: u64 },
+    /// Only when asked (`flush`): rely on replication for durability.
+    Never,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A segment rolls before an append would take it past this size.
+    pub segment_bytes_max: u64,
+    /// Bytes between two entries of the sparse offset index.
+    pub index_interval_bytes: u64,
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 1 << 30,
+            index_interval_bytes: 4096,
+            flush: FlushPolicy::Never,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{path}: corrupt batch at byte {position}: {problem}")]
+    Corrupt { path: String, position: u64, problem: String },
+    #[error("offset {offset} is outside the log [{start}, {end}]")]
+    OffsetOutOfRange { offset: u64, start: u64, end: u64 },
+    #[error("batch refused: {0}")]
+    Batch(#[from] BatchError),
+    #[error("batch at offset {offset} does not follow the log end {end}")]
+    NotContiguous { offset: u64, end: u64 },
+    #[error("batch of leader epoch {epoch} after epoch {latest}: epochs never go back")]
+    EpochRegression { epoch: u32, latest: u32 },
+    #[error("log fenced after a failed sync ({detail}); reopen it from disk")]
+    Fenced { detail: String },
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub end_offset: u64,
+}
+
+/// Batches read from the log, decoded.
+pub type Batches = Vec<RecordBatch>;
+
+struct FlushGroup {
+    end_offset: u64,
+    outstanding: usize,
+}
+
+const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+const LEADER_EPOCHS_FILE: &str = "leader-epochs.checkpoint";
+
+/// One partition's log.
+pub struct PartitionLog {
+    dir: String,
+    config: LogConfig,
+    /// Never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    /// Every offset below it is durable.
+    recovery_point: u64,
+    /// (epoch, first offset) in increasing order of both.
+    epochs: Vec<(u32, u64)>,
+    /// Names created or removed since the directory's last requested sync.
+    dir_dirty: bool,
+    flushes: VecDeque<FlushGroup>,
+    /// Which flush group (by sequence) a ticket belongs to.
+    tickets: BTreeMap<SyncTicket, u64>,
+    flush_seq_front: u64,
+    last_flush_ns: u64,
+    fenced: Option<String>,
+    recovery_point_writer: CheckpointWriter,
+    epochs_writer: CheckpointWriter,
+}
+
+impl PartitionLog {
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// The first offset held.
+    pub fn start_offset(&self) -> u64 {
+        self.segments[0].base_offset
+    }
+
+    /// The offset the next append gets.
+    pub fn end_offset(&self) -> u64 {
+        self.active().end_offset
+    }
+
+    /// Every offset below this is durable on the storage.
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point
+    }
+
+    pub fn leader_epochs(&self) -> &[(u32, u64)] {
+        &self.epochs
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.is_some()
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has a segment")
+    }
+
+    fn check_fenced(&self) -> Result<(), LogError> {
+        match &self.fenced {
+            Some(detail) => Err(LogError::Fenced { detail: detail.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends records as one batch, as the leader of `leader_epoch`.
+    pub fn append<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        leader_epoch: u32,
+        producer: ProducerStamp,
+        records: Vec<Record>,
+    ) -> Result<Appended, LogError> {
+        let batch = RecordBatch {
+            base_offset: self.end_offset(),
+            leader_epoch,
+            attributes: 0,
+            producer,
+            records,
+        };
+        let bytes = batch.encode()?;
+        self.append_encoded(storage, now_ns, &bytes)
+    }
+
+    /// Appends an encoded batch as it came from a leader: it must validate and start at
+    /// the log end.
+    pub fn append_encoded<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        bytes: &[u8],
+    ) -> Result<Appended, LogError> {
+        self.check_fenced()?;
+        let header = batch::validate(bytes)?;
+        if header.size_bytes != bytes.len() {
+            return Err(LogError::Batch(BatchError::BadLength { length: bytes.len() as u32 }));
+        }
+        let end = self.end_offset();
+        if header.base_offset != end {
+            return Err(LogError::NotContiguous { offset: header.base_offset, end });
+        }
+        let latest = self.epochs.last().map_or(0, |&(epoch, _)| epoch);
+        if header.leader_epoch < latest {
+            return Err(LogError::EpochRegression { epoch: header.leader_epoch, latest });
+        }
+        let size = bytes.len() as u64;
+        if self.active().size_bytes > 0
+            && self.active().size_bytes + size > self.config.segment_bytes_max
+        {
+            self.roll(storage)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.segments.last_mut().expect("a log always has a segment");
+        let position = storage.append(&active.log_path, bytes)?;
+        assert_eq!(
+            position, active.size_bytes,
+            "{}: file and log disagree on the size",
+            active.log_path
+        );
+        active.note_batch(header.base_offset, header.end_offset(), position, size, interval);
+        active.dirty = true;
+        if self.epochs.last().is_none_or(|&(epoch, _)| header.leader_epoch > epoch) {
+            self.epochs.push((header.leader_epoch, header.base_offset));
+            self.write_epochs(storage)?;
+        }
+        match self.config.flush {
+            FlushPolicy::EveryAppend => self.flush(storage, now_ns)?,
+            FlushPolicy::Interval { .. } | FlushPolicy::Never => {}
+        }
+        Ok(Appended { base_offset: header.base_offset, end_offset: header.end_offset() })
+    }
+
+    /// Starts a new active segment at the log end.
+    pub fn roll<S: Storage + ?Sized>(&mut self, storage: &mut S) -> Result<(), LogError> {
+        self.check_fenced()?;
+        if self.active().size_bytes == 0 {
+            return Ok(());
+        }
+        self.active().write_index(storage)?;
+        let segment = Segment::new(&self.dir, self.end_offset());
+        storage.create(&segment.log_path)?;
+        self.segments.push(segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Flushes if the policy says one is due.
+    pub fn poll<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+    ) -> Result<(), LogError> {
+        if let FlushPolicy::Interval { every_ns } = self.config.flush {
+            if now_ns.saturating_sub(self.last_flush_ns) >= every_ns {
+                self.flush(storage, now_ns)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks for everything written so far to be made durable. The recovery point moves
+    /// to today's log end once every sync asked for here has completed.
+    pub fn flush<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+    ) -> Result<(), LogError> {
+        self.check_fenced()?;
+        self.last_flush_ns = now_ns;
+        let seq = self.flush_seq_front + self.flushes.len() as u64;
+        let mut outstanding = 0;
+        for segment in self.segments.iter_mut().filter(|segment| segment.dirty) {
+            segment.dirty = false;
+            self.tickets.insert(storage.sync(&segment.log_path), seq);
+            outstanding += 1;
+        }
+        if self.dir_dirty {
+            self.dir_dirty = false;
+            self.tickets.insert(storage.sync(&self.dir), seq);
+            outstanding += 1;
+        }
+        if outstanding > 0 {
+            self.flushes.push_back(FlushGroup { end_offset: self.end_offset(), outstanding });
+        }
+        Ok(())
+    }
+
+    /// True if the log asked for this sync (the caller routes completions).
+    pub fn owns(&self, ticket: SyncTicket) -> bool {
+        self.tickets.contains_key(&ticket)
+            || self.recovery_point_writer.owns(ticket)
+            || self.epochs_writer.owns(ticket)
+    }
+
+    /// A sync the log asked for has completed.
+    pub fn on_synced<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        ticket: SyncTicket,
+        result: SyncResult,
+    ) -> Result<(), LogError> {
+        if let Err(error) = &result {
+            // The fsyncgate lesson: never trust this disk again without reopening.
+            self.fenced.get_or_insert_with(|| error.to_string());
+        }
+        if self.recovery_point_writer.owns(ticket) {
+            self.recovery_point_writer.on_synced(storage, ticket, result)?;
+            return self.check_fenced();
+        }
+        if self.epochs_writer.owns(ticket) {
+            self.epochs_writer.on_synced(storage, ticket, result)?;
+            return self.check_fenced();
+        }
+        let Some(seq) = self.tickets.remove(&ticket) else { return self.check_fenced() };
+        self.check_fenced()?;
+        let group = &mut self.flushes[(seq - self.flush_seq_front) as usize];
+        group.outstanding -= 1;
+        let mut advanced = false;
+        while self.flushes.front().is_some_and(|group| group.outstanding == 0) {
+            let group = self.flushes.pop_front().expect("front exists");
+            self.flush_seq_front += 1;
+            // A truncation since the flush may have cut below the group's end.
+            let end = group.end_offset.min(self.end_offset());
+            if end > self.recovery_point {
+                self.recovery_point = end;
+                advanced = true;
+            }
+        }
+        if advanced {
+            let payload = crate::checkpoint::u64_payload(self.recovery_point);
+            self.recovery_point_writer.write(storage, payload)?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches holding offsets from `from_offset`, up to `max_bytes` (at least
+    /// one batch when any is there). Every batch is validated before it is served.
+    pub fn read<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        from_offset: u64,
+        max_bytes: usize,
+    ) -> Result<Batches, LogError> {
+        self.check_fenced()?;
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if from_offset < start || from_offset > end {
+            return Err(LogError::OffsetOutOfRange { offset: from_offset, start, end });
+        }
+        let mut batches = Vec::new();
+        let mut budget = max_bytes;
+        let first =
+            self.segments.partition_point(|segment| segment.base_offset <= from_offset).max(1) - 1;
+        for segment in &self.segments[first..] {
+            let mut position = segment.lookup(from_offset);
+            while position < segment.size_bytes {
+                let bytes =
+                    read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
+                let decoded =
+                    batch::decode(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
+                position += bytes.len() as u64;
+                if decoded.end_offset() <= from_offset {
+                    continue;
+                }
+                if !batches.is_empty() && bytes.len() > budget {
+                    return Ok(batches);
+                }
+                budget = budget.saturating_sub(bytes.len());
+                batches.push(decoded);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Cuts the log so that it ends at or before `offset`, at a batch boundary. Returns
+    /// the new log end (`offset`, or the start of the batch holding it).
+    pub fn truncate_to<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        offset: u64,
+    ) -> Result<u64, LogError> {
+        self.check_fenced()?;
+        if offset >= self.end_offset() {
+            return Ok(self.end_offset());
+        }
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            let segment = self.segments.pop().expect("more than one");
+            remove_segment_files(storage, &segment)?;
+            self.dir_dirty = true;
+        }
+        if self.active().base_offset >= offset {
+            // Everything goes: the log restarts empty at `offset`.
+            let segment = self.segments.pop().expect("one left");
+            remove_segment_files(storage, &segment)?;
+            let fresh = Segment::new(&self.dir, offset);
+            storage.create(&fresh.log_path)?;
+            self.segments.push(fresh);
+            self.dir_dirty = true;
+        } else {
+            let active = self.segments.last_mut().expect("a log always has a segment");
+            let mut position = active.lookup(offset);
+            let mut cut_at = None;
+            while position < active.size_bytes {
+                let header = read_header_at(storage, active, position)?;
+                if header.end_offset() > offset {
+                    cut_at = Some((position, header.base_offset));
+                    break;
+                }
+                position += header.size_bytes as u64;
+            }
+            let (position, new_end) = cut_at.expect("offset is below the end, so a batch holds it");
+            storage.truncate(&active.log_path, position)?;
+            active.size_bytes = position;
+            active.end_offset = new_end;
+            active.cut_index(position);
+            active.dirty = true;
+        }
+        let end = self.end_offset();
+        let epochs_before = self.epochs.len();
+        self.epochs.retain(|&(_, start)| start < end);
+        if self.epochs.len() != epochs_before {
+            self.write_epochs(storage)?;
+        }
+        if self.recovery_point > end {
+            self.recovery_point = end;
+            self.recovery_point_writer.write(storage, crate::checkpoint::u64_payload(end))?;
+        }
+        Ok(end)
+    }
+
+    /// Retention: drops every segment (but the active one) that ends at or before
+    /// `offset`. Returns the new start offset.
+    pub fn delete_segments_before<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        offset: u64,
+    ) -> Result<u64, LogError> {
+        self.check_fenced()?;
+        let doomed = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.end_offset <= offset)
+            .count();
+        for segment in self.segments.drain(..doomed) {
+            remove_segment_files(storage, &segment)?;
+            self.dir_dirty = true;
+        }
+        Ok(self.start_offset())
+    }
+
+    fn write_epochs<S: Storage + ?Sized>(&mut self, storage: &mut S) -> Result<(), StorageError> {
+        let mut payload = Vec::with_capacity(self.epochs.len() * 12);
+        for &(epoch, start) in &self.epochs {
+            payload.extend_from_slice(&epoch.to_le_bytes());
+            payload.extend_from_slice(&start.to_le_bytes());
+        }
+        self.epochs_writer.write(storage, payload)
+    }
+
+    fn new_writers(dir: &str) -> (CheckpointWriter, CheckpointWriter) {
+        (
+            CheckpointWriter::new(join(dir, RECOVERY_POINT_FILE), CheckpointKind::RecoveryPoint),
+            CheckpointWriter::new(join(dir, LEADER_EPOCHS_FILE), CheckpointKind::LeaderEpochs),
+        )
+    }
+}
+
+fn corrupt(segment: &Segment, position: u64, problem: String) -> LogError {
+    LogError::Corrupt { path: segment.log_path.clone(), position, problem }
+}
+
+/// Reads the whole batch at `position` of the file at `path`, which holds valid data up
+/// to `file_end` (unvalidated bytes).
+fn read_batch_at<S: Storage + ?Sized>(
+    storage: &mut S,
+    path: &str,
+    position: u64,
+    file_end: u64,
+) -> Result<Vec<u8>, LogError> {
+    let corrupt = |problem: String| LogError::Corrupt { path: path.to_owned(), position, problem };
+    let mut head = [0u8; 12];
+    if position + 12 > file_end {
+        return Err(corrupt(format!(
+            "{} bytes left, less than a batch header",
+            file_end - position
+        )));
+    }
+    crate::storage::read_exact_at(storage, path, position, &mut head)?;
+    let size = batch::peek_size(&head).map_err(|e| corrupt(e.to_string()))?;
+    if position + size as u64 > file_end {
+        return Err(corrupt(format!("batch of {size} bytes runs past the end at byte {file_end}")));
+    }
+    debug_assert!(size <= BATCH_BYTES_MAX);
+    let mut bytes = vec![0; size];
+    crate::storage::read_exact_at(storage, path, position, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn read_header_at<S: Storage + ?Sized>(
+    storage: &mut S,
+    segment: &Segment,
+    position: u64,
+) -> Result<batch::BatchHeader, LogError> {
+    let bytes = read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
+    batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))
+}
+
+fn remove_segment_files<S: Storage + ?Sized>(
+    storage: &mut S,
+    segment: &Segment,
+) -> Result<(), StorageError> {
+    storage.remove(&segment.log_path)?;
+    if storage.exists(&segment.index_path) {
+        storage.remove(&segment.index_path)?;
+    }
+    Ok(())
+}
