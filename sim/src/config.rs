@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+use crate::disk::DiskConfig;
 use crate::limits::Limits;
 use crate::network::NetworkConfig;
 
@@ -16,6 +17,7 @@ pub struct WorldConfig {
     pub nodes: u32,
     pub network: NetworkConfig,
     pub clocks: ClockConfig,
+    pub disk: DiskConfig,
     pub limits: Limits,
 }
 
@@ -29,6 +31,8 @@ impl WorldConfig {
             return Err(ConfigError::NodeCount { nodes: self.nodes });
         }
         self.network.validate(self.nodes)?;
+        let [min_ns, max_ns] = self.disk.sync_latency_ns;
+        crate::network::check_range("disk.sync_latency", min_ns, max_ns)?;
         if self.clocks.drift_max_ppm > DRIFT_MAX_PPM_LIMIT {
             return Err(ConfigError::DriftTooLarge { drift_max_ppm: self.clocks.drift_max_ppm });
         }

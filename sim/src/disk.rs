@@ -1,36 +1,607 @@
-//! A node's disk in the simulated world: named files that outlive the process.
+//! `SimDisk`: a node's disk, implementing the broker's `Storage`, that fails the way
+//! real disks and file systems do.
 //!
-//! What a process writes here survives a crash; everything else it holds is volatile and
-//! lost. In this version every write is durable at once; the storage-engine issue brings
-//! the asynchronous `sync` and the fault model (lost, torn and misdirected writes, bit
-//! rot, fsyncgate) behind the broker's `Storage` trait.
+//! - A volatile layer: reads see every write at once (the page cache), but a write is
+//!   durable only once a sync of its file, asked for after the write, completes; a
+//!   created, renamed or removed name only once a sync of its directory completes.
+//!   Directories themselves are durable when created (a simplification).
+//! - A crash loses, keeps or tears (at a 512-byte sector boundary) each unsynced write,
+//!   independently, drawn from the disk's own random stream; the unsynced name changes
+//!   of each directory survive as an ordered prefix (metadata is journaled in order).
+//! - Faults a nemesis injects: bit rot (a flipped bit in durable data at rest), latent
+//!   sector errors (reads of a sector fail until it is rewritten), misdirected writes
+//!   (the next write lands at a wrong, sector-aligned offset), out of space above a
+//!   quota, and a failed sync that drops the dirty pages it could not write: the data
+//!   stays readable until a crash, and a later sync reports success (fsyncgate).
+//! - Background writeback bounds memory: once a file holds more than
+//!   `writeback_bytes_max` of unsynced writes, the oldest become durable on their own,
+//!   as a kernel's flusher would make them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Files by name, in name order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::rng::SimRng;
+
+pub const SECTOR_BYTES: u64 = 512;
+
+/// How a node's disk behaves when nothing is injected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// A sync completes after a delay uniform in this range.
+    pub sync_latency_ns: [u64; 2],
+    /// Unsynced bytes one file may hold before the oldest are written back.
+    pub writeback_bytes_max: u64,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig { sync_latency_ns: [50_000, 2_000_000], writeback_bytes_max: 64 << 20 }
+    }
+}
+
+/// A disk fault to inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DiskFault {
+    /// Flip one bit of durable data at rest.
+    BitRot,
+    /// One sector of a file becomes unreadable.
+    LatentSectorError,
+    /// The next write lands at the wrong offset.
+    MisdirectWrite,
+    /// Writes fail once the disk holds `free_bytes` more than it does now.
+    OutOfSpace { free_bytes: u64 },
+    /// The next file sync fails and drops the dirty pages it covered.
+    FailSync,
+    /// Space returns and armed faults are disarmed (bad sectors and rot stay).
+    Heal,
+}
+
+impl DiskFault {
+    pub(crate) fn tag(self) -> u64 {
+        match self {
+            DiskFault::BitRot => 1,
+            DiskFault::LatentSectorError => 2,
+            DiskFault::MisdirectWrite => 3,
+            DiskFault::OutOfSpace { .. } => 4,
+            DiskFault::FailSync => 5,
+            DiskFault::Heal => 6,
+        }
+    }
+}
+
+/// What a crash did to the unsynced state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CrashDamage {
+    pub writes_lost: u64,
+    pub writes_torn: u64,
+    pub writes_kept: u64,
+    pub name_changes_lost: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Change {
+    Write { offset: u64, bytes: Vec<u8> },
+    Truncate { len: u64 },
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    seq: u64,
+    change: Change,
+}
+
+#[derive(Clone, Debug, Default)]
+struct SimFile {
+    /// What reads see.
+    current: Vec<u8>,
+    /// What survives a crash for sure.
+    durable: Vec<u8>,
+    /// Changes since `durable`, oldest first.
+    pending: Vec<Pending>,
+    pending_bytes: u64,
+}
+
+fn apply(content: &mut Vec<u8>, change: &Change) {
+    match change {
+        Change::Write { offset, bytes } => {
+            let (start, end) = (*offset as usize, *offset as usize + bytes.len());
+            if content.len() < end {
+                content.resize(end, 0);
+            }
+            content[start..end].copy_from_slice(bytes);
+        }
+        Change::Truncate { len } => content.truncate(*len as usize),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum NameChange {
+    Create { name: String, inode: u64 },
+    Rename { from: String, to: String, inode: u64 },
+    Remove { name: String },
+}
+
+fn apply_name(names: &mut BTreeMap<String, u64>, change: &NameChange) {
+    match change {
+        NameChange::Create { name, inode } => {
+            names.insert(name.clone(), *inode);
+        }
+        NameChange::Rename { from, to, inode } => {
+            names.remove(from);
+            names.insert(to.clone(), *inode);
+        }
+        NameChange::Remove { name } => {
+            names.remove(name);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SyncTarget {
+    File(u64),
+    Dir,
+    Missing,
+}
+
+#[derive(Clone, Debug)]
+struct SyncRequest {
+    ticket: SyncTicket,
+    target: SyncTarget,
+    path: String,
+    /// Changes with a sequence number below this are covered.
+    seq_end: u64,
+}
+
+/// A simulated disk. See the module documentation for its fault model.
+#[derive(Clone, Debug)]
 pub struct SimDisk {
-    files: BTreeMap<String, Vec<u8>>,
+    config: DiskConfig,
+    files: BTreeMap<u64, SimFile>,
+    names: BTreeMap<String, u64>,
+    durable_names: BTreeMap<String, u64>,
+    /// Unsynced name changes per directory, oldest first.
+    name_changes: BTreeMap<String, Vec<(u64, NameChange)>>,
+    dirs: BTreeSet<String>,
+    next_inode: u64,
+    next_seq: u64,
+    next_ticket: u64,
+    /// Asked for, not yet handed to the world to schedule.
+    requested: Vec<SyncTicket>,
+    /// Scheduled, not yet completed.
+    in_flight: Vec<SyncRequest>,
+    bad_sectors: BTreeSet<(u64, u64)>,
+    quota_bytes: Option<u64>,
+    /// Armed by the fault: where (a random draw) the next write lands.
+    misdirect_next_write: Option<u64>,
+    fail_next_sync: bool,
+}
+
+impl Default for SimDisk {
+    fn default() -> Self {
+        SimDisk::new(DiskConfig::default())
+    }
 }
 
 impl SimDisk {
-    pub fn read(&self, name: &str) -> Option<&[u8]> {
-        self.files.get(name).map(Vec::as_slice)
+    pub fn new(config: DiskConfig) -> SimDisk {
+        SimDisk {
+            config,
+            files: BTreeMap::new(),
+            names: BTreeMap::new(),
+            durable_names: BTreeMap::new(),
+            name_changes: BTreeMap::new(),
+            dirs: BTreeSet::from([String::new()]),
+            next_inode: 0,
+            next_seq: 0,
+            next_ticket: 0,
+            requested: Vec::new(),
+            in_flight: Vec::new(),
+            bad_sectors: BTreeSet::new(),
+            quota_bytes: None,
+            misdirect_next_write: None,
+            fail_next_sync: false,
+        }
     }
 
-    /// Replaces the whole file.
-    pub fn write(&mut self, name: &str, bytes: &[u8]) {
-        let file = self.files.entry(name.to_owned()).or_default();
-        file.clear();
-        file.extend_from_slice(bytes);
+    pub fn config(&self) -> &DiskConfig {
+        &self.config
     }
 
-    pub fn remove(&mut self, name: &str) -> bool {
-        self.files.remove(name).is_some()
+    /// A whole file as reads see it (for tests and checkers).
+    pub fn contents(&self, path: &str) -> Option<&[u8]> {
+        self.names.get(path).map(|inode| self.files[inode].current.as_slice())
     }
 
-    /// File names in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.files.keys().map(String::as_str)
+    /// Writes a whole file durably at once, bypassing the volatile layer: an `O_SYNC`
+    /// write to a file whose name is already durable. For small processes that need
+    /// no more than that; the broker uses `Storage` and real syncs.
+    pub fn put_durable(&mut self, path: &str, bytes: &[u8]) {
+        let inode = match self.names.get(path) {
+            Some(&inode) => inode,
+            None => {
+                let inode = self.next_inode;
+                self.next_inode += 1;
+                self.names.insert(path.to_owned(), inode);
+                self.durable_names.insert(path.to_owned(), inode);
+                inode
+            }
+        };
+        let file = self.files.entry(inode).or_default();
+        file.current = bytes.to_vec();
+        file.durable = bytes.to_vec();
+        file.pending.clear();
+        file.pending_bytes = 0;
+    }
+
+    /// Bytes held by all files, as reads see them.
+    pub fn used_bytes(&self) -> u64 {
+        self.names.values().map(|inode| self.files[inode].current.len() as u64).sum()
+    }
+
+    /// Syncs asked for since the last call (the world schedules their completion).
+    pub(crate) fn take_requested(&mut self) -> Vec<SyncTicket> {
+        std::mem::take(&mut self.requested)
+    }
+
+    pub(crate) fn has_requested(&self) -> bool {
+        !self.requested.is_empty()
+    }
+
+    /// Completes a sync: makes what it covers durable, or fails and drops it. `None` if
+    /// the ticket is unknown (asked for before a crash).
+    pub fn complete_sync(&mut self, ticket: SyncTicket) -> Option<SyncResult> {
+        let at = self.in_flight.iter().position(|request| request.ticket == ticket)?;
+        let request = self.in_flight.remove(at);
+        Some(match request.target {
+            SyncTarget::File(inode) => {
+                let fail = std::mem::take(&mut self.fail_next_sync);
+                let Some(file) = self.files.get_mut(&inode) else { return Some(Ok(())) };
+                let covered = file.pending.partition_point(|p| p.seq < request.seq_end);
+                let changes: Vec<Pending> = file.pending.drain(..covered).collect();
+                file.pending_bytes = file.pending.iter().map(change_bytes).sum();
+                if fail {
+                    // fsyncgate: the pages are marked clean and forgotten. Reads still see
+                    // them (the page cache), a crash loses them, a later sync succeeds.
+                    let detail = "sync failed; dirty pages dropped".to_owned();
+                    Err(StorageError::Io { path: request.path, offset: 0, detail })
+                } else {
+                    changes.iter().for_each(|p| apply(&mut file.durable, &p.change));
+                    Ok(())
+                }
+            }
+            SyncTarget::Dir => {
+                let changes = self.name_changes.entry(request.path.clone()).or_default();
+                let covered = changes.partition_point(|(seq, _)| *seq < request.seq_end);
+                for (_, change) in changes.drain(..covered) {
+                    apply_name(&mut self.durable_names, &change);
+                }
+                self.forget_unreachable_files();
+                Ok(())
+            }
+            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path }),
+        })
+    }
+
+    /// Completes every sync asked for, in order (for driving a disk outside a world).
+    pub fn complete_all_syncs(&mut self) -> Vec<(SyncTicket, SyncResult)> {
+        self.schedule_requested();
+        let tickets: Vec<SyncTicket> = self.in_flight.iter().map(|r| r.ticket).collect();
+        tickets
+            .into_iter()
+            .filter_map(|t| self.complete_sync(t).map(|result| (t, result)))
+            .collect()
+    }
+
+    /// Moves asked-for syncs to in flight (the world does this as it schedules them).
+    pub(crate) fn schedule_requested(&mut self) {
+        self.requested.clear();
+    }
+
+    /// The process died: unsynced state is lost, kept or torn; pending syncs never
+    /// complete.
+    pub fn crash(&mut self, rng: &mut SimRng) -> CrashDamage {
+        let mut damage = CrashDamage::default();
+        self.requested.clear();
+        self.in_flight.clear();
+        for file in self.files.values_mut() {
+            let mut content = std::mem::take(&mut file.durable);
+            for pending in std::mem::take(&mut file.pending) {
+                match (&pending.change, rng.random_range(0..3u8)) {
+                    (_, 0) => damage.writes_lost += 1,
+                    (Change::Write { offset, bytes }, 1) if bytes.len() as u64 > SECTOR_BYTES => {
+                        // Torn: the sectors up to a random boundary inside the write land.
+                        let end = offset + bytes.len() as u64;
+                        let first_boundary = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
+                        if first_boundary < end {
+                            let boundaries = (end - 1 - first_boundary) / SECTOR_BYTES + 1;
+                            let cut =
+                                first_boundary + rng.random_range(0..boundaries) * SECTOR_BYTES;
+                            let prefix = bytes[..(cut - offset) as usize].to_vec();
+                            apply(&mut content, &Change::Write { offset: *offset, bytes: prefix });
+                            damage.writes_torn += 1;
+                        } else {
+                            apply(&mut content, &pending.change);
+                            damage.writes_kept += 1;
+                        }
+                    }
+                    _ => {
+                        apply(&mut content, &pending.change);
+                        damage.writes_kept += 1;
+                    }
+                }
+            }
+            file.current = content.clone();
+            file.durable = content;
+            file.pending_bytes = 0;
+        }
+        for changes in std::mem::take(&mut self.name_changes).into_values() {
+            let kept = rng.random_range(0..=changes.len());
+            damage.name_changes_lost += (changes.len() - kept) as u64;
+            for (_, change) in &changes[..kept] {
+                apply_name(&mut self.durable_names, change);
+            }
+        }
+        self.names = self.durable_names.clone();
+        self.forget_unreachable_files();
+        damage
+    }
+
+    /// Drops files no name reaches, now or after a crash.
+    fn forget_unreachable_files(&mut self) {
+        let live: BTreeSet<u64> =
+            self.names.values().chain(self.durable_names.values()).copied().collect();
+        self.files.retain(|inode, _| live.contains(inode));
+    }
+
+    /// Injects a fault; returns a number describing where it struck (for the trace).
+    pub fn inject(&mut self, fault: DiskFault, rng: &mut SimRng) -> u64 {
+        match fault {
+            DiskFault::BitRot => {
+                let candidates: Vec<u64> = self
+                    .names
+                    .values()
+                    .copied()
+                    .filter(|inode| !self.files[inode].durable.is_empty())
+                    .collect();
+                if candidates.is_empty() {
+                    return u64::MAX;
+                }
+                let inode = candidates[rng.random_range(0..candidates.len())];
+                let file = self.files.get_mut(&inode).expect("named file exists");
+                let byte = rng.random_range(0..file.durable.len());
+                let bit = 1u8 << rng.random_range(0..8u32);
+                file.durable[byte] ^= bit;
+                if byte < file.current.len() {
+                    file.current[byte] ^= bit;
+                }
+                (inode << 40) | byte as u64
+            }
+            DiskFault::LatentSectorError => {
+                let candidates: Vec<u64> = self
+                    .names
+                    .values()
+                    .copied()
+                    .filter(|inode| !self.files[inode].current.is_empty())
+                    .collect();
+                if candidates.is_empty() {
+                    return u64::MAX;
+                }
+                let inode = candidates[rng.random_range(0..candidates.len())];
+                let sectors = (self.files[&inode].current.len() as u64).div_ceil(SECTOR_BYTES);
+                let sector = rng.random_range(0..sectors);
+                self.bad_sectors.insert((inode, sector));
+                (inode << 40) | sector
+            }
+            DiskFault::MisdirectWrite => {
+                let draw = rng.random::<u64>();
+                self.misdirect_next_write = Some(draw);
+                draw
+            }
+            DiskFault::OutOfSpace { free_bytes } => {
+                self.quota_bytes = Some(self.used_bytes() + free_bytes);
+                free_bytes
+            }
+            DiskFault::FailSync => {
+                self.fail_next_sync = true;
+                0
+            }
+            DiskFault::Heal => {
+                self.quota_bytes = None;
+                self.misdirect_next_write = None;
+                self.fail_next_sync = false;
+                0
+            }
+        }
+    }
+
+    fn inode(&self, path: &str) -> Result<u64, StorageError> {
+        self.names
+            .get(path)
+            .copied()
+            .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })
+    }
+
+    fn change_name(&mut self, dir: &str, change: NameChange) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        apply_name(&mut self.names, &change);
+        self.name_changes.entry(dir.to_owned()).or_default().push((seq, change));
+    }
+
+    fn record(&mut self, inode: u64, change: Change) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let writeback_max = self.config.writeback_bytes_max;
+        let file = self.files.get_mut(&inode).expect("named file exists");
+        apply(&mut file.current, &change);
+        let pending = Pending { seq, change };
+        file.pending_bytes += change_bytes(&pending);
+        file.pending.push(pending);
+        while file.pending_bytes > writeback_max {
+            let oldest = file.pending.remove(0);
+            file.pending_bytes -= change_bytes(&oldest);
+            apply(&mut file.durable, &oldest.change);
+        }
+    }
+}
+
+fn change_bytes(pending: &Pending) -> u64 {
+    match &pending.change {
+        Change::Write { bytes, .. } => bytes.len() as u64,
+        Change::Truncate { .. } => 0,
+    }
+}
+
+impl Storage for SimDisk {
+    fn create_dir(&mut self, dir: &str) -> Result<(), StorageError> {
+        let mut path = String::new();
+        for part in dir.split('/').filter(|part| !part.is_empty()) {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(part);
+            if self.names.contains_key(&path) {
+                return Err(StorageError::AlreadyExists { path });
+            }
+            self.dirs.insert(path.clone());
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, path: &str) -> Result<(), StorageError> {
+        let dir = parent(path);
+        if !self.dirs.contains(dir) {
+            return Err(StorageError::NotFound { path: dir.to_owned() });
+        }
+        if self.names.contains_key(path) || self.dirs.contains(path) {
+            return Err(StorageError::AlreadyExists { path: path.to_owned() });
+        }
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.files.insert(inode, SimFile::default());
+        self.change_name(dir, NameChange::Create { name: path.to_owned(), inode });
+        Ok(())
+    }
+
+    fn append(&mut self, path: &str, bytes: &[u8]) -> Result<u64, StorageError> {
+        let inode = self.inode(path)?;
+        let len = self.files[&inode].current.len() as u64;
+        if self.quota_bytes.is_some_and(|quota| self.used_bytes() + bytes.len() as u64 > quota) {
+            return Err(StorageError::NoSpace { path: path.to_owned() });
+        }
+        let first_sector = len / SECTOR_BYTES;
+        let last_sector = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
+        for sector in first_sector..last_sector {
+            self.bad_sectors.remove(&(inode, sector)); // a rewritten sector is remapped
+        }
+        if let Some(draw) = self.misdirect_next_write.take() {
+            // The file grows, but the bytes land elsewhere: zeros where they belong, and
+            // some other sector-aligned place of the file overwritten.
+            self.record(inode, Change::Write { offset: len, bytes: vec![0; bytes.len()] });
+            let sectors = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES).max(1);
+            let target = draw % sectors * SECTOR_BYTES;
+            let end = (target + bytes.len() as u64).min(len + bytes.len() as u64);
+            let landed = bytes[..(end - target) as usize].to_vec();
+            self.record(inode, Change::Write { offset: target, bytes: landed });
+        } else {
+            self.record(inode, Change::Write { offset: len, bytes: bytes.to_vec() });
+        }
+        Ok(len)
+    }
+
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        let inode = self.inode(path)?;
+        let content = &self.files[&inode].current;
+        let start = (offset as usize).min(content.len());
+        let end = (start + buf.len()).min(content.len());
+        if end > start {
+            let (first, last) = (start as u64 / SECTOR_BYTES, (end as u64 - 1) / SECTOR_BYTES);
+            if let Some(&(_, sector)) =
+                self.bad_sectors.range((inode, first)..=(inode, last)).next()
+            {
+                let detail = "latent sector error".to_owned();
+                return Err(StorageError::Io {
+                    path: path.to_owned(),
+                    offset: sector * SECTOR_BYTES,
+                    detail,
+                });
+            }
+        }
+        buf[..end - start].copy_from_slice(&content[start..end]);
+        Ok(end - start)
+    }
+
+    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
+        let inode = self.inode(path)?;
+        Ok(self.files[&inode].current.len() as u64)
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
+        let inode = self.inode(path)?;
+        if len < self.files[&inode].current.len() as u64 {
+            self.record(inode, Change::Truncate { len });
+        }
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let inode = self.inode(from)?;
+        let dir = parent(from);
+        if dir != parent(to) {
+            let detail = format!("rename to {to} leaves the directory");
+            return Err(StorageError::Invalid { path: from.to_owned(), detail });
+        }
+        self.change_name(
+            dir,
+            NameChange::Rename { from: from.to_owned(), to: to.to_owned(), inode },
+        );
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+        self.inode(path)?;
+        self.change_name(parent(path), NameChange::Remove { name: path.to_owned() });
+        Ok(())
+    }
+
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
+        if !self.dirs.contains(dir) {
+            return Err(StorageError::NotFound { path: dir.to_owned() });
+        }
+        // Names are kept sorted by path, so names in one directory come out sorted.
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        Ok(self
+            .names
+            .range(prefix.clone()..)
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .filter(|(path, _)| !path[prefix.len()..].contains('/'))
+            .map(|(path, _)| path[prefix.len()..].to_owned())
+            .collect())
+    }
+
+    fn exists(&mut self, path: &str) -> bool {
+        self.names.contains_key(path) || self.dirs.contains(path)
+    }
+
+    fn sync(&mut self, path: &str) -> SyncTicket {
+        let ticket = SyncTicket(self.next_ticket);
+        self.next_ticket += 1;
+        let target = match self.names.get(path) {
+            Some(&inode) => SyncTarget::File(inode),
+            None if self.dirs.contains(path) => SyncTarget::Dir,
+            None => SyncTarget::Missing,
+        };
+        self.in_flight.push(SyncRequest {
+            ticket,
+            target,
+            path: path.to_owned(),
+            seq_end: self.next_seq,
+        });
+        self.requested.push(ticket);
+        ticket
     }
 }

@@ -4,11 +4,12 @@ use serde::Serialize;
 
 use crate::NodeId;
 use crate::config::ConfigError;
+use crate::disk::DiskFault;
 use crate::network::{check_node, check_probability};
 
 /// A way to cut the network. Applying one replaces the current partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "shape", rename_all = "kebab-case")]
 pub enum Partition {
     /// No message crosses between `a` and `b`, either way.
     Symmetric { a: Vec<NodeId>, b: Vec<NodeId> },
@@ -22,7 +23,7 @@ pub enum Partition {
 
 /// One fault.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
     /// The process dies: its volatile state is gone, its pending timers void, messages
     /// reaching it lost. Its disk stays.
@@ -60,8 +61,14 @@ pub enum Fault {
     },
     /// Heals partitions and clogs only.
     HealNetwork,
+    /// A fault of a node's disk.
+    Disk {
+        node: NodeId,
+        disk_fault: DiskFault,
+    },
     /// The quiet phase begins: the network heals and stops dropping and duplicating,
-    /// crashed nodes restart and paused ones resume.
+    /// crashed nodes restart, paused ones resume, disks get their space back and
+    /// disarm (rot and bad sectors stay: they are damage, not weather).
     HealAll,
 }
 
@@ -79,6 +86,7 @@ impl Fault {
             Fault::NetworkFaults { .. } => 8,
             Fault::HealNetwork => 9,
             Fault::HealAll => 10,
+            Fault::Disk { .. } => 11,
         }
     }
 
@@ -92,7 +100,8 @@ impl Fault {
             | Fault::Restart { node }
             | Fault::Pause { node }
             | Fault::Resume { node }
-            | Fault::ClockJump { node, .. } => check_node("fault", *node, nodes),
+            | Fault::ClockJump { node, .. }
+            | Fault::Disk { node, .. } => check_node("fault", *node, nodes),
             Fault::Partition(Partition::Isolate { node }) => check_node("partition", *node, nodes),
             Fault::Partition(Partition::Symmetric { a, b }) => {
                 all("partition", a)?;

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
 pub use config::{ConfigError, NODES_MAX, WorldConfig};
-pub use disk::SimDisk;
+pub use disk::{CrashDamage, DiskConfig, DiskFault, SECTOR_BYTES, SimDisk};
 pub use fault::{Fault, Partition};
 pub use limits::{Limit, Limits};
 pub use network::{Latency, NetworkConfig};

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::hash::Hash;
 
+use logjam_broker::storage::{SyncResult, SyncTicket};
+
 use crate::NodeId;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
@@ -26,6 +28,11 @@ pub trait Process: Sized {
     fn start(&mut self, ctx: &mut Context<'_, Self>);
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Message);
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: TimerId, payload: Self::Timer);
+    /// A sync asked for earlier (through `ctx.disk()`) completed, or failed: then the
+    /// dirty data it covered is gone and a later sync proves nothing about it.
+    fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
+        let _ = (ctx, ticket, result);
+    }
 }
 
 /// Names a pending timer. Stale once it fired, was cancelled, or its node crashed.
@@ -157,7 +164,7 @@ impl<P: Process> Context<'_, P> {
         self.rng
     }
 
-    /// This node's disk: what is written here survives a crash.
+    /// This node's disk (a `Storage`): what is synced here survives a crash.
     pub fn disk(&mut self) -> &mut SimDisk {
         self.disk
     }

@@ -21,8 +21,8 @@ pub enum StreamId {
     Nemesis,
     /// What the clients ask for and when.
     Workload,
-    /// Disk fault draws.
-    Disk,
+    /// One per node: the node's disk (crash damage, fault placement, sync latency).
+    Disk(NodeId),
     /// Clock skew and drift of the nodes.
     Clocks,
     /// One per node: what the node's own code draws through its context.
@@ -36,7 +36,7 @@ impl StreamId {
             StreamId::Network => 1,
             StreamId::Nemesis => 2,
             StreamId::Workload => 3,
-            StreamId::Disk => 4,
+            StreamId::Disk(node) => (2 << 32) | u64::from(node.0),
             StreamId::Clocks => 5,
             StreamId::Node(node) => (1 << 32) | u64::from(node.0),
         }
@@ -63,7 +63,7 @@ mod tests {
             StreamId::Network,
             StreamId::Nemesis,
             StreamId::Workload,
-            StreamId::Disk,
+            StreamId::Disk(NodeId(0)),
             StreamId::Clocks,
             StreamId::Node(NodeId(0)),
             StreamId::Node(NodeId(1)),

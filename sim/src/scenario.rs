@@ -414,7 +414,7 @@ impl Source<'_> {
                 .unwrap_or(defaults.timers_per_node_max),
             trace_kept_max: 0,
         };
-        let world = WorldConfig { nodes, network, clocks, limits };
+        let world = WorldConfig { nodes, network, clocks, limits, ..WorldConfig::default() };
         world.validate().map_err(|error| self.error(None, error.to_string()))?;
         if chaos_ns.saturating_add(quiet_ns) > world.limits.time_max_ns {
             let message = "phases: chaos + quiet exceed limits.time_max".to_owned();

@@ -8,6 +8,7 @@ use std::fmt;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::NodeId;
+use crate::disk::CrashDamage;
 use crate::limits::Limit;
 use crate::process::TimerId;
 use crate::time::format_ns;
@@ -97,6 +98,23 @@ pub enum TraceEvent {
     LimitReached {
         limit: Limit,
     },
+    /// A sync completed, successfully or not.
+    SyncDone {
+        node: NodeId,
+        ticket: u64,
+        ok: bool,
+    },
+    /// What a crash did to the node's unsynced disk state.
+    DiskCrash {
+        node: NodeId,
+        damage: CrashDamage,
+    },
+    /// A disk fault struck; `detail` says where.
+    DiskFault {
+        node: NodeId,
+        fault_tag: u64,
+        detail: u64,
+    },
 }
 
 impl TraceEvent {
@@ -129,6 +147,14 @@ impl TraceEvent {
             }
             TraceEvent::Ignored { node, fault_tag } => [14, n(node), *fault_tag, 0],
             TraceEvent::LimitReached { limit } => [15, limit.tag(), 0, 0],
+            TraceEvent::SyncDone { node, ticket, ok } => [16, n(node), *ticket, u64::from(*ok)],
+            TraceEvent::DiskCrash { node, damage } => [
+                17,
+                n(node),
+                (damage.writes_lost << 32) | damage.writes_torn,
+                (damage.writes_kept << 32) | damage.name_changes_lost,
+            ],
+            TraceEvent::DiskFault { node, fault_tag, detail } => [18, n(node), *fault_tag, *detail],
         }
     }
 }
@@ -169,6 +195,20 @@ impl fmt::Display for TraceEvent {
                 write!(f, "{node} fault #{fault_tag} ignored (nothing to act on)")
             }
             TraceEvent::LimitReached { limit } => write!(f, "limit reached: {limit}"),
+            TraceEvent::SyncDone { node, ticket, ok } => {
+                write!(f, "{node} sync#{ticket} {}", if *ok { "done" } else { "FAILED" })
+            }
+            TraceEvent::DiskCrash { node, damage } => write!(
+                f,
+                "{node} disk after crash: {} unsynced writes lost, {} torn, {} kept; {} name changes lost",
+                damage.writes_lost,
+                damage.writes_torn,
+                damage.writes_kept,
+                damage.name_changes_lost
+            ),
+            TraceEvent::DiskFault { node, fault_tag, detail } => {
+                write!(f, "{node} disk fault #{fault_tag} ({detail:#x})")
+            }
         }
     }
 }

@@ -4,12 +4,15 @@
 
 use std::hash::{Hash, Hasher};
 
+use rand::Rng;
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::NodeId;
 use crate::clock::Clock;
 use crate::config::{ConfigError, WorldConfig};
+use logjam_broker::storage::SyncTicket;
+
 use crate::disk::SimDisk;
 use crate::fault::Fault;
 use crate::limits::{Limit, Limits};
@@ -55,6 +58,11 @@ pub struct Stats {
     pub clogs: u64,
     pub clock_jumps: u64,
     pub faults_ignored: u64,
+    pub syncs_completed: u64,
+    pub syncs_failed: u64,
+    pub disk_writes_lost: u64,
+    pub disk_writes_torn: u64,
+    pub disk_faults: u64,
 }
 
 pub(crate) struct Delivery<M> {
@@ -68,6 +76,7 @@ pub(crate) struct Delivery<M> {
 pub(crate) enum Event<M> {
     Deliver(Delivery<M>),
     Timer { node: NodeId, id: TimerId },
+    SyncDone { node: NodeId, ticket: SyncTicket },
     Fault(Fault),
 }
 
@@ -157,6 +166,7 @@ struct Node<P: Process> {
     clock: Clock,
     rng: SimRng,
     disk: SimDisk,
+    disk_rng: SimRng,
     timers: TimerSlab<P::Timer>,
     /// Events that came due while the node was paused, in the order they came due.
     backlog: Vec<Event<P::Message>>,
@@ -188,7 +198,8 @@ impl<P: Process> World<P> {
                 status: NodeStatus::Crashed,
                 clock: Clock::draw(&config.clocks, &mut clock_rng),
                 rng: stream(seed, StreamId::Node(NodeId(index))),
-                disk: SimDisk::default(),
+                disk: SimDisk::new(config.disk.clone()),
+                disk_rng: stream(seed, StreamId::Disk(NodeId(index))),
                 timers: TimerSlab::new(),
                 backlog: Vec::new(),
             })
@@ -243,6 +254,7 @@ impl<P: Process> World<P> {
         match event {
             Event::Deliver(delivery) => self.deliver(delivery),
             Event::Timer { node, id } => self.fire(node, id),
+            Event::SyncDone { node, ticket } => self.synced(node, ticket),
             Event::Fault(fault) => self.apply(fault),
         }
         true
@@ -294,7 +306,43 @@ impl<P: Process> World<P> {
             timers,
             core: &mut self.core,
         };
-        f(process, &mut ctx)
+        let result = f(process, &mut ctx);
+        self.schedule_syncs(node);
+        result
+    }
+
+    /// Syncs the process asked for complete after the disk's latency.
+    fn schedule_syncs(&mut self, node: NodeId) {
+        let state = &mut self.nodes[node.index()];
+        if !state.disk.has_requested() {
+            return;
+        }
+        let [min_ns, max_ns] = state.disk.config().sync_latency_ns;
+        for ticket in state.disk.take_requested() {
+            let latency_ns = state.disk_rng.random_range(min_ns..=max_ns);
+            self.core.queue.push(self.core.now_ns + latency_ns, Event::SyncDone { node, ticket });
+        }
+    }
+
+    fn synced(&mut self, node: NodeId, ticket: SyncTicket) {
+        let state = &mut self.nodes[node.index()];
+        match state.status {
+            NodeStatus::Paused => return state.backlog.push(Event::SyncDone { node, ticket }),
+            NodeStatus::Crashed => return,
+            NodeStatus::Up => {}
+        }
+        // Unknown: asked for before a crash; that incarnation is gone.
+        let Some(result) = state.disk.complete_sync(ticket) else { return };
+        let ok = result.is_ok();
+        if ok {
+            self.core.stats.syncs_completed += 1;
+        } else {
+            self.core.stats.syncs_failed += 1;
+        }
+        self.core
+            .trace
+            .record(self.core.now_ns, TraceEvent::SyncDone { node, ticket: ticket.0, ok });
+        self.call(node, |process, ctx| process.on_synced(ctx, ticket, result));
     }
 
     fn boot(&mut self, node: NodeId) {
@@ -412,11 +460,22 @@ impl<P: Process> World<P> {
                 );
             }
             Fault::HealNetwork => self.heal_network(),
+            Fault::Disk { node, disk_fault } => {
+                let state = &mut self.nodes[node.index()];
+                let detail = state.disk.inject(disk_fault, &mut state.disk_rng);
+                self.core.stats.disk_faults += 1;
+                self.core.trace.record(
+                    now_ns,
+                    TraceEvent::DiskFault { node, fault_tag: disk_fault.tag(), detail },
+                );
+            }
             Fault::HealAll => {
                 self.heal_network();
                 self.set_network_faults(Chance::new(0.0), Chance::new(0.0));
                 for index in 0..self.core.nodes {
                     let node = NodeId(index);
+                    let state = &mut self.nodes[node.index()];
+                    state.disk.inject(crate::disk::DiskFault::Heal, &mut state.disk_rng);
                     match self.nodes[node.index()].status {
                         NodeStatus::Crashed => self.boot(node),
                         NodeStatus::Paused => self.resume(node),
@@ -433,8 +492,12 @@ impl<P: Process> World<P> {
         state.process = None;
         state.status = NodeStatus::Crashed;
         state.timers.clear();
+        let damage = state.disk.crash(&mut state.disk_rng);
         self.core.stats.crashes += 1;
+        self.core.stats.disk_writes_lost += damage.writes_lost;
+        self.core.stats.disk_writes_torn += damage.writes_torn;
         self.core.trace.record(now_ns, TraceEvent::Crash { node });
+        self.core.trace.record(now_ns, TraceEvent::DiskCrash { node, damage });
         for event in std::mem::take(&mut state.backlog) {
             if let Event::Deliver(Delivery { from, to, msg_id, .. }) = event {
                 self.core.in_flight -= 1;

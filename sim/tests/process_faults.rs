@@ -57,7 +57,7 @@ fn a_crash_loses_volatile_state_timers_and_messages_but_not_the_disk() {
     world
         .with_process(NodeId(1), |probe, ctx| {
             probe.volatile = 42;
-            ctx.disk().write("state", b"durable");
+            ctx.disk().put_durable("state", b"durable");
             ctx.set_timer(30 * MS, 1);
         })
         .unwrap();

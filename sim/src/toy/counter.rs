@@ -3,7 +3,8 @@ use rand::Rng;
 use crate::{Context, NodeId, Process, TimerId};
 
 /// A grow-only counter replicated by gossip (a G-counter CRDT). Each node counts its
-/// own increments, writes its whole view to disk before acknowledging, and every gossip
+/// own increments, writes its whole view to disk (synchronously, `O_SYNC`-style) before
+/// acknowledging, and every gossip
 /// period sends its view to one random peer, which keeps the element-wise maximum.
 ///
 /// What it promises, under any network and process fault: an acknowledged increment is
@@ -46,7 +47,7 @@ impl GossipCounter {
     fn persist(&self, ctx: &mut Context<'_, Self>) {
         if self.durable {
             let bytes: Vec<u8> = self.view.iter().flat_map(|count| count.to_le_bytes()).collect();
-            ctx.disk().write(VIEW_FILE, &bytes);
+            ctx.disk().put_durable(VIEW_FILE, &bytes);
         }
     }
 
@@ -63,7 +64,7 @@ impl Process for GossipCounter {
 
     fn start(&mut self, ctx: &mut Context<'_, Self>) {
         let nodes = ctx.nodes() as usize;
-        self.view = match ctx.disk().read(VIEW_FILE) {
+        self.view = match ctx.disk().contents(VIEW_FILE) {
             Some(bytes) => {
                 assert_eq!(bytes.len(), nodes * 8, "counter file has the wrong size");
                 bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()

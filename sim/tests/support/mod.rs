@@ -39,7 +39,7 @@ impl Process for Probe {
     type Timer = u64;
 
     fn start(&mut self, ctx: &mut Context<'_, Self>) {
-        let disk = ctx.disk().read("state").map(<[u8]>::to_vec);
+        let disk = ctx.disk().contents("state").map(<[u8]>::to_vec);
         let (node, local_ns) = (ctx.node(), ctx.now_ns());
         self.log.borrow_mut().push(Seen::Started { node, local_ns, disk });
         if let Some(every_ns) = self.tick_every_ns {
