@@ -502,11 +502,20 @@ impl Storage for SimDisk {
             // The file grows, but the bytes land elsewhere: zeros where they belong, and
             // some other sector-aligned place of the file overwritten.
             self.record(inode, Change::Write { offset: len, bytes: vec![0; bytes.len()] });
-            let sectors = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES).max(1);
-            let target = draw % sectors * SECTOR_BYTES;
-            let end = (target + bytes.len() as u64).min(len + bytes.len() as u64);
-            let landed = bytes[..(end - target) as usize].to_vec();
-            self.record(inode, Change::Write { offset: target, bytes: landed });
+            // Somewhere in the file other than the sector it belongs at; in a file of one
+            // sector there is no such place and the write is lost to another file.
+            let sectors = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
+            let intended = len / SECTOR_BYTES;
+            if sectors > 1 {
+                let mut sector = draw % (sectors - 1);
+                if sector >= intended {
+                    sector += 1;
+                }
+                let target = sector * SECTOR_BYTES;
+                let end = (target + bytes.len() as u64).min(len + bytes.len() as u64);
+                let landed = bytes[..(end - target) as usize].to_vec();
+                self.record(inode, Change::Write { offset: target, bytes: landed });
+            }
         } else {
             self.record(inode, Change::Write { offset: len, bytes: bytes.to_vec() });
         }
