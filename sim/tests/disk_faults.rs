@@ -124,7 +124,11 @@ fn a_misdirected_write_lands_elsewhere_and_leaves_zeros_behind() {
     assert_ne!(&content[4096..], &[2; 512][..], "the write landed where it belonged");
     assert!(content.contains(&2), "the write vanished instead of landing elsewhere");
     disk.append("d/f", &[3; 10]).unwrap();
-    assert_eq!(&disk.contents("d/f").unwrap()[4608..], &[3; 10][..], "only one write is misdirected");
+    assert_eq!(
+        &disk.contents("d/f").unwrap()[4608..],
+        &[3; 10][..],
+        "only one write is misdirected"
+    );
 }
 
 #[test]
