@@ -84,8 +84,20 @@ pub struct CrashDamage {
 
 #[derive(Clone, Debug)]
 enum Change {
-    Write { offset: u64, bytes: Vec<u8> },
-    Truncate { len: u64 },
+    /// Bytes `[offset, offset + len)` of the file as reads see it, appended and not
+    /// overwritten since: no copy is kept (appends are the hot path). A change that
+    /// would overwrite them first turns them into a `Write` with their own bytes.
+    Append {
+        offset: u64,
+        len: u64,
+    },
+    Write {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Truncate {
+        len: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -105,16 +117,50 @@ struct SimFile {
     pending_bytes: u64,
 }
 
-fn apply(content: &mut Vec<u8>, change: &Change) {
+/// Writes `bytes` at `offset` of `content`, growing it (with zeros) as needed.
+fn write_at(content: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    let (start, end) = (offset as usize, offset as usize + bytes.len());
+    if start == content.len() {
+        content.extend_from_slice(bytes);
+        return;
+    }
+    if content.len() < end {
+        content.resize(end, 0);
+    }
+    content[start..end].copy_from_slice(bytes);
+}
+
+/// Applies a change to `content`; `current` is where an `Append`'s bytes are.
+fn apply(content: &mut Vec<u8>, change: &Change, current: &[u8]) {
     match change {
-        Change::Write { offset, bytes } => {
-            let (start, end) = (*offset as usize, *offset as usize + bytes.len());
-            if content.len() < end {
-                content.resize(end, 0);
-            }
-            content[start..end].copy_from_slice(bytes);
+        Change::Append { offset, len } => {
+            write_at(content, *offset, &current[*offset as usize..(*offset + *len) as usize]);
         }
+        Change::Write { offset, bytes } => write_at(content, *offset, bytes),
         Change::Truncate { len } => content.truncate(*len as usize),
+    }
+}
+
+impl SimFile {
+    /// Gives every pending append that reaches `from` and beyond its own copy, before
+    /// a change overwrites or cuts those bytes in `current`.
+    fn materialize_from(&mut self, from: u64) {
+        for pending in &mut self.pending {
+            if let Change::Append { offset, len } = pending.change {
+                if offset + len > from {
+                    let bytes = self.current[offset as usize..(offset + len) as usize].to_vec();
+                    pending.change = Change::Write { offset, bytes };
+                }
+            }
+        }
+    }
+
+    /// Makes the oldest `count` pending changes durable.
+    fn make_durable(&mut self, count: usize) {
+        for pending in self.pending.drain(..count) {
+            self.pending_bytes -= change_bytes(&pending);
+            apply(&mut self.durable, &pending.change, &self.current);
+        }
     }
 }
 
@@ -261,15 +307,16 @@ impl SimDisk {
                 let fail = std::mem::take(&mut self.fail_next_sync);
                 let Some(file) = self.files.get_mut(&inode) else { return Some(Ok(())) };
                 let covered = file.pending.partition_point(|p| p.seq < request.seq_end);
-                let changes: Vec<Pending> = file.pending.drain(..covered).collect();
-                file.pending_bytes = file.pending.iter().map(change_bytes).sum();
                 if fail {
                     // fsyncgate: the pages are marked clean and forgotten. Reads still see
                     // them (the page cache), a crash loses them, a later sync succeeds.
+                    for pending in file.pending.drain(..covered) {
+                        file.pending_bytes -= change_bytes(&pending);
+                    }
                     let detail = "sync failed; dirty pages dropped".to_owned();
                     Err(StorageError::Io { path: request.path, offset: 0, detail })
                 } else {
-                    changes.iter().for_each(|p| apply(&mut file.durable, &p.change));
+                    file.make_durable(covered);
                     Ok(())
                 }
             }
@@ -310,26 +357,26 @@ impl SimDisk {
         for file in self.files.values_mut() {
             let mut content = std::mem::take(&mut file.durable);
             for pending in std::mem::take(&mut file.pending) {
-                match (&pending.change, rng.random_range(0..3u8)) {
+                let written: Option<(u64, &[u8])> = match &pending.change {
+                    Change::Append { offset, len } => {
+                        Some((*offset, &file.current[*offset as usize..(*offset + *len) as usize]))
+                    }
+                    Change::Write { offset, bytes } => Some((*offset, bytes)),
+                    Change::Truncate { .. } => None,
+                };
+                match (written, rng.random_range(0..3u8)) {
                     (_, 0) => damage.writes_lost += 1,
-                    (Change::Write { offset, bytes }, 1) if bytes.len() as u64 > SECTOR_BYTES => {
+                    (Some((offset, bytes)), 1) if bytes.len() as u64 > SECTOR_BYTES => {
                         // Torn: the sectors up to a random boundary inside the write land.
                         let end = offset + bytes.len() as u64;
                         let first_boundary = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
-                        if first_boundary < end {
-                            let boundaries = (end - 1 - first_boundary) / SECTOR_BYTES + 1;
-                            let cut =
-                                first_boundary + rng.random_range(0..boundaries) * SECTOR_BYTES;
-                            let prefix = bytes[..(cut - offset) as usize].to_vec();
-                            apply(&mut content, &Change::Write { offset: *offset, bytes: prefix });
-                            damage.writes_torn += 1;
-                        } else {
-                            apply(&mut content, &pending.change);
-                            damage.writes_kept += 1;
-                        }
+                        let boundaries = (end - 1 - first_boundary) / SECTOR_BYTES + 1;
+                        let cut = first_boundary + rng.random_range(0..boundaries) * SECTOR_BYTES;
+                        write_at(&mut content, offset, &bytes[..(cut - offset) as usize]);
+                        damage.writes_torn += 1;
                     }
                     _ => {
-                        apply(&mut content, &pending.change);
+                        apply(&mut content, &pending.change, &file.current);
                         damage.writes_kept += 1;
                     }
                 }
@@ -437,20 +484,42 @@ impl SimDisk {
         self.next_seq += 1;
         let writeback_max = self.config.writeback_bytes_max;
         let file = self.files.get_mut(&inode).expect("named file exists");
-        apply(&mut file.current, &change);
+        match &change {
+            Change::Append { offset, len } => {
+                debug_assert_eq!(offset + len, file.current.len() as u64)
+            }
+            Change::Write { offset, .. } => file.materialize_from(*offset),
+            Change::Truncate { len } => file.materialize_from(*len),
+        }
+        if let Change::Write { offset, bytes } = &change {
+            write_at(&mut file.current, *offset, bytes);
+        } else if let Change::Truncate { len } = &change {
+            file.current.truncate(*len as usize);
+        }
         let pending = Pending { seq, change };
         file.pending_bytes += change_bytes(&pending);
         file.pending.push(pending);
-        while file.pending_bytes > writeback_max {
-            let oldest = file.pending.remove(0);
-            file.pending_bytes -= change_bytes(&oldest);
-            apply(&mut file.durable, &oldest.change);
+        // Background writeback: the oldest changes reach the disk on their own.
+        let mut oldest = 0;
+        let mut over = file.pending_bytes.saturating_sub(writeback_max);
+        while over > 0 && oldest < file.pending.len() {
+            over = over.saturating_sub(change_bytes(&file.pending[oldest]));
+            oldest += 1;
         }
+        file.make_durable(oldest);
+    }
+
+    fn append_bytes(&mut self, inode: u64, bytes: &[u8]) {
+        let file = self.files.get_mut(&inode).expect("named file exists");
+        let offset = file.current.len() as u64;
+        file.current.extend_from_slice(bytes);
+        self.record(inode, Change::Append { offset, len: bytes.len() as u64 });
     }
 }
 
 fn change_bytes(pending: &Pending) -> u64 {
     match &pending.change {
+        Change::Append { len, .. } => *len,
         Change::Write { bytes, .. } => bytes.len() as u64,
         Change::Truncate { .. } => 0,
     }
@@ -501,7 +570,7 @@ impl Storage for SimDisk {
         if let Some(draw) = self.misdirect_next_write.take() {
             // The file grows, but the bytes land elsewhere: zeros where they belong, and
             // some other sector-aligned place of the file overwritten.
-            self.record(inode, Change::Write { offset: len, bytes: vec![0; bytes.len()] });
+            self.append_bytes(inode, &vec![0; bytes.len()]);
             // Somewhere in the file other than the sector it belongs at; in a file of one
             // sector there is no such place and the write is lost to another file.
             let sectors = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
@@ -517,7 +586,7 @@ impl Storage for SimDisk {
                 self.record(inode, Change::Write { offset: target, bytes: landed });
             }
         } else {
-            self.record(inode, Change::Write { offset: len, bytes: bytes.to_vec() });
+            self.append_bytes(inode, bytes);
         }
         Ok(len)
     }
