@@ -342,21 +342,21 @@ impl PartitionLog {
         let first =
             self.segments.partition_point(|segment| segment.base_offset <= from_offset).max(1) - 1;
         for segment in &self.segments[first..] {
-            let mut position = segment.lookup(from_offset);
-            while position < segment.size_bytes {
-                let bytes =
-                    read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
-                let decoded =
-                    batch::decode(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
-                position += bytes.len() as u64;
-                if decoded.end_offset() <= from_offset {
-                    continue;
+            let mut full = false;
+            walk(storage, segment, from_offset, |bytes, header| {
+                if header.end_offset() <= from_offset {
+                    return Ok(true);
                 }
                 if !batches.is_empty() && bytes.len() > budget {
-                    return Ok(batches);
+                    full = true;
+                    return Ok(false);
                 }
                 budget = budget.saturating_sub(bytes.len());
-                batches.push(decoded);
+                batches.push(batch::decode(bytes).expect("walk validated the batch"));
+                Ok(true)
+            })?;
+            if full {
+                break;
             }
         }
         Ok(batches)
@@ -386,19 +386,22 @@ impl PartitionLog {
             storage.create(&fresh.log_path)?;
             self.segments.push(fresh);
             self.dir_dirty = true;
-        } else {
+        } else if offset < self.end_offset() {
             let active = self.segments.last_mut().expect("a log always has a segment");
-            let mut position = active.lookup(offset);
             let mut cut_at = None;
-            while position < active.size_bytes {
-                let header = read_header_at(storage, active, position)?;
+            let mut position = active.lookup(offset).position;
+            walk(storage, active, offset, |bytes, header| {
                 if header.end_offset() > offset {
                     cut_at = Some((position, header.base_offset));
-                    break;
+                    return Ok(false);
                 }
-                position += header.size_bytes as u64;
-            }
-            let (position, new_end) = cut_at.expect("offset is below the end, so a batch holds it");
+                position += bytes.len() as u64;
+                Ok(true)
+            })?;
+            let Some((position, new_end)) = cut_at else {
+                let problem = format!("no batch holds offset {offset}");
+                return Err(corrupt(active, active.size_bytes, problem));
+            };
             storage.truncate(&active.log_path, position)?;
             active.size_bytes = position;
             active.end_offset = new_end;
@@ -485,13 +488,36 @@ fn read_batch_at<S: Storage + ?Sized>(
     Ok(bytes)
 }
 
-fn read_header_at<S: Storage + ?Sized>(
+/// Visits the batches of `segment` from the index entry at or before `offset`, each
+/// validated and checked to follow the one before: a valid batch in the wrong place (a
+/// misdirected write) is corruption too. `visit` returns false to stop.
+fn walk<S: Storage + ?Sized>(
     storage: &mut S,
     segment: &Segment,
-    position: u64,
-) -> Result<batch::BatchHeader, LogError> {
-    let bytes = read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
-    batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))
+    offset: u64,
+    mut visit: impl FnMut(&[u8], &batch::BatchHeader) -> Result<bool, LogError>,
+) -> Result<(), LogError> {
+    let entry = segment.lookup(offset);
+    let (mut position, mut expected) = (entry.position, entry.offset);
+    while position < segment.size_bytes {
+        let bytes = read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
+        let header =
+            batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
+        if header.base_offset != expected {
+            let problem = format!("batch has offset {}, expected {expected}", header.base_offset);
+            return Err(corrupt(segment, position, problem));
+        }
+        if !visit(&bytes, &header)? {
+            return Ok(());
+        }
+        position += bytes.len() as u64;
+        expected = header.end_offset();
+    }
+    if expected != segment.end_offset {
+        let problem = format!("segment ends at offset {expected}, expected {}", segment.end_offset);
+        return Err(corrupt(segment, position, problem));
+    }
+    Ok(())
 }
 
 fn remove_segment_files<S: Storage + ?Sized>(

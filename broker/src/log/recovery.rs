@@ -118,48 +118,38 @@ impl PartitionLog {
             }
             segment.size_bytes = storage.len(&segment.log_path)?;
             let next_base = bases.get(i + 1).copied();
-            match next_base.filter(|&next| next <= recovery_point && next >= base) {
-                Some(next) => {
-                    // Durable by the recovery point: trusted, not rescanned. Reads still
-                    // validate every batch they serve.
-                    segment.end_offset = next;
-                    let index = segment.load_index(storage);
-                    if index.is_none() || saved_epochs.is_none() {
-                        let walked = walk_headers(
-                            storage,
-                            &mut segment,
-                            log.config.index_interval_bytes,
-                            &mut seen_epochs,
-                        );
-                        segment.end_offset = next;
-                        if index.is_none() && walked {
-                            segment.write_index(storage)?;
-                            report.rebuilt_indexes.push(segment.index_path.clone());
-                        }
-                    }
-                    if let Some(index) = index {
-                        segment.index = index;
-                    }
+            let trusted = match next_base.filter(|&next| next <= recovery_point && next >= base) {
+                // Durable by the recovery point: trusted, not rescanned. Reads still
+                // validate every batch they serve.
+                Some(next) => trust(
+                    storage,
+                    &mut segment,
+                    next,
+                    log.config.index_interval_bytes,
+                    saved_epochs.is_none(),
+                    &mut seen_epochs,
+                    &mut report,
+                )?,
+                None => false,
+            };
+            if !trusted {
+                first_scanned.get_or_insert(base);
+                if let Some(problem) = scan(
+                    storage,
+                    &mut segment,
+                    log.config.index_interval_bytes,
+                    &mut seen_epochs,
+                    &mut report,
+                ) {
+                    let file_len = storage.len(&segment.log_path)?;
+                    report.truncated_bytes += file_len - segment.size_bytes;
+                    storage.truncate(&segment.log_path, segment.size_bytes)?;
+                    segment.dirty = true;
+                    report.problems.push(problem);
+                    broken = true;
                 }
-                None => {
-                    first_scanned.get_or_insert(base);
-                    if let Some(problem) = scan(
-                        storage,
-                        &mut segment,
-                        log.config.index_interval_bytes,
-                        &mut seen_epochs,
-                        &mut report,
-                    ) {
-                        let file_len = storage.len(&segment.log_path)?;
-                        report.truncated_bytes += file_len - segment.size_bytes;
-                        storage.truncate(&segment.log_path, segment.size_bytes)?;
-                        segment.dirty = true;
-                        report.problems.push(problem);
-                        broken = true;
-                    }
-                    if next_base.is_some() && !broken {
-                        segment.write_index(storage)?;
-                    }
+                if next_base.is_some() && !broken {
+                    segment.write_index(storage)?;
                 }
             }
             log.segments.push(segment);
@@ -260,6 +250,70 @@ fn read_epochs<S: Storage + ?Sized>(
         return None;
     }
     Some(epochs)
+}
+
+/// Takes a segment the recovery point vouches for, ending at offset `end`: loads (or
+/// rebuilds) its index and finds where its data ends, cutting bytes after it (a
+/// truncation that a crash undid). False if its batch headers do not lead to `end`:
+/// then it must be scanned like any other.
+fn trust<S: Storage + ?Sized>(
+    storage: &mut S,
+    segment: &mut Segment,
+    end: u64,
+    interval_bytes: u64,
+    need_epochs: bool,
+    epochs: &mut Vec<(u32, u64)>,
+    report: &mut RecoveryReport,
+) -> Result<bool, LogError> {
+    segment.end_offset = end;
+    let index = segment.load_index(storage);
+    if index.is_none() || need_epochs {
+        let walked = walk_headers(storage, segment, interval_bytes, epochs);
+        segment.end_offset = end;
+        if index.is_none() && walked {
+            segment.write_index(storage)?;
+            report.rebuilt_indexes.push(segment.index_path.clone());
+        }
+    }
+    if let Some(index) = index {
+        segment.index = index;
+    }
+    let Some(data_end) = data_end(storage, segment, end) else { return Ok(false) };
+    if data_end < segment.size_bytes {
+        let extra = segment.size_bytes - data_end;
+        let problem = format!("{extra} bytes after the last batch (offset {end}) cut");
+        report.problems.push(RecoveryProblem {
+            path: segment.log_path.clone(),
+            position: data_end,
+            problem,
+        });
+        report.truncated_bytes += extra;
+        storage.truncate(&segment.log_path, data_end)?;
+        segment.size_bytes = data_end;
+        segment.cut_index(data_end);
+        segment.dirty = true;
+    }
+    Ok(true)
+}
+
+/// The byte position where the batch ending at offset `end` ends, following headers
+/// from the last index entry; `None` if they do not lead there.
+fn data_end<S: Storage + ?Sized>(storage: &mut S, segment: &Segment, end: u64) -> Option<u64> {
+    let entry = segment.lookup(end.saturating_sub(1).max(segment.base_offset));
+    let (mut position, mut expected) = (entry.position, entry.offset);
+    let mut head = [0u8; HEADER_BYTES];
+    while expected < end {
+        crate::storage::read_exact_at(storage, &segment.log_path, position, &mut head).ok()?;
+        let size = batch::peek_size(&head).ok()? as u64;
+        let base = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let count = u64::from(u32::from_le_bytes(head[36..40].try_into().expect("4 bytes")));
+        if base != expected || count == 0 || position + size > segment.size_bytes {
+            return None;
+        }
+        position += size;
+        expected = base + count;
+    }
+    (expected == end).then_some(position)
 }
 
 /// Validates a segment batch by batch from its start. Leaves the segment describing the

@@ -77,11 +77,12 @@ impl Segment {
         self.size_bytes = position + size_bytes;
     }
 
-    /// The byte position to start scanning from to find `offset`.
-    pub(crate) fn lookup(&self, offset: u64) -> u64 {
+    /// Where to start scanning to find `offset`: the last index entry at or before it,
+    /// or the segment's start.
+    pub(crate) fn lookup(&self, offset: u64) -> IndexEntry {
         match self.index.partition_point(|entry| entry.offset <= offset) {
-            0 => 0,
-            n => self.index[n - 1].position,
+            0 => IndexEntry { offset: self.base_offset, position: 0 },
+            n => self.index[n - 1],
         }
     }
 
@@ -175,6 +176,8 @@ mod tests {
         }
         // Entries every 60+ bytes: at the third batch (offset 120, byte 100) only... and so on.
         assert_eq!(segment.index, [IndexEntry { offset: 120, position: 100 }]);
-        assert_eq!((segment.lookup(105), segment.lookup(120), segment.lookup(139)), (0, 100, 100));
+        let positions = [105, 120, 139].map(|offset| segment.lookup(offset).position);
+        assert_eq!(positions, [0, 100, 100]);
+        assert_eq!(segment.lookup(105).offset, 100);
     }
 }
