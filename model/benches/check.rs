@@ -1,0 +1,37 @@
+//! The checkers' cost as histories grow: `check` on generated histories of 10k, 100k
+//! and 1M operations (2 partitions, 3 replicas, faults and indeterminate operations on,
+//! final logs and protocol events included), and parsing a 100k-operation history.
+//! Run: `cargo bench -p logjam-model --bench check`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use logjam_model::testkit::{GenConfig, generate};
+use logjam_model::{check, parse_history_str};
+
+const SEED: u64 = 42;
+
+fn checking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    group.sample_size(10);
+    for ops in [10_000, 100_000, 1_000_000] {
+        let history = generate(&GenConfig::new(SEED, ops));
+        assert!(check(&history).holds(), "a generated history passes");
+        group.throughput(Throughput::Elements(ops as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(ops), &history, |b, history| {
+            b.iter(|| check(history))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("parse");
+    group.sample_size(10);
+    let ops = 100_000;
+    let text = generate(&GenConfig::new(SEED, ops)).to_jsonl();
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_with_input(BenchmarkId::from_parameter(ops), &text, |b, text| {
+        b.iter(|| parse_history_str(text).expect("a generated history parses"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checking);
+criterion_main!(benches);

@@ -1,0 +1,115 @@
+//! lost-write and unseen: is every acknowledged send still there?
+//!
+//! An acknowledged send that no poll returned and the final log does not hold is
+//! - a lost-write if the log has provably moved past its offset: the final log is
+//!   committed there, or some poll read across that offset without returning it;
+//! - unseen otherwise: lost, or only never read (Jepsen's definition).
+//!
+//! Sends that ended `info` may or may not have happened, so they are never judged here
+//! (an `info` send that a poll saw counts as committed, and is judged by the checks of
+//! what was read). An offset below the final log's start was deleted on purpose
+//! (retention): there, nothing can be proved either way.
+
+use super::Findings;
+use super::digest::{Digest, Outcome};
+use crate::history::Op;
+use crate::invariant::{Guarantee, Invariant};
+
+pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
+    let coverage = Coverage::new(digest);
+    let mut acknowledged = 0;
+    for (value, send) in digest.sends.iter().enumerate() {
+        if send.outcome != Outcome::Ok {
+            continue;
+        }
+        acknowledged += 1;
+        let facts = &digest.facts[value];
+        if facts.read || facts.in_final {
+            continue;
+        }
+        let partition = digest.partition_id(send.part);
+        let acked = send.completion.expect("an ok send completed") as usize;
+        let reference = digest.reference_replica(send.part);
+        let Some(offset) = send.ack_offset else {
+            findings.found(Invariant::Unseen, Guarantee::AckedDurable, Some(partition), || {
+                let explanation =
+                    format!("`{}` was acknowledged without an offset and never seen", send.value);
+                (explanation, vec![digest.witness.event(acked)])
+            });
+            continue;
+        };
+        if let Some((closing, replica)) = reference {
+            if offset < replica.log_start_offset {
+                continue;
+            }
+            if offset < replica.high_watermark {
+                findings.found(Invariant::LostWrite, Guarantee::AckedDurable, Some(partition), || {
+                    let explanation = format!(
+                        "`{}` was acknowledged at offset {offset}, which n{} has committed without it",
+                        send.value, replica.node
+                    );
+                    (explanation, vec![digest.witness.event(acked), digest.witness.replica_at(closing, offset)])
+                });
+                continue;
+            }
+        }
+        if let Some(poll) = coverage.covering(send.part, offset) {
+            findings.found(Invariant::LostWrite, Guarantee::AckedDurable, Some(partition), || {
+                let explanation = format!(
+                    "`{}` was acknowledged at offset {offset}, but a poll read across that offset without it",
+                    send.value
+                );
+                (explanation, vec![digest.witness.event(acked), digest.witness.event(digest.poll(poll).0)])
+            });
+            continue;
+        }
+        findings.found(Invariant::Unseen, Guarantee::AckedDurable, Some(partition), || {
+            let explanation =
+                format!("`{}` was acknowledged at offset {offset} but never read", send.value);
+            (explanation, vec![digest.witness.event(acked)])
+        });
+    }
+    findings.examined(Invariant::LostWrite, acknowledged, "acknowledged sends");
+    findings.examined(Invariant::Unseen, acknowledged, "acknowledged sends");
+}
+
+/// Which offsets ok polls read across: per partition, each poll's span from its start
+/// to its last record, sorted by start, with the running furthest reach.
+struct Coverage {
+    /// Per dense partition: (span start, furthest end so far, the poll reaching it).
+    spans: Vec<Vec<(u64, u64, u32)>>,
+}
+
+impl Coverage {
+    fn new(digest: &Digest<'_>) -> Coverage {
+        let mut spans = vec![Vec::new(); digest.partitions.len()];
+        for (op, span) in digest.history.ops().iter().enumerate() {
+            let Some(completion) = span.completion else { continue };
+            let event = &digest.history.events()[completion as usize];
+            // Only an ok poll has records.
+            let Op::Poll { partition, from, records } = &event.op else { continue };
+            let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
+            let start = (*from).min(first.offset);
+            spans[digest.part(*partition) as usize].push((start, last.offset, op as u32));
+        }
+        for spans in &mut spans {
+            spans.sort_unstable();
+            let mut reach: Option<(u64, u32)> = None;
+            for span in spans.iter_mut() {
+                if reach.is_none_or(|(end, _)| span.1 > end) {
+                    reach = Some((span.1, span.2));
+                }
+                (span.1, span.2) = reach.expect("set above");
+            }
+        }
+        Coverage { spans }
+    }
+
+    /// A poll whose span contains `offset`, if any.
+    fn covering(&self, part: u32, offset: u64) -> Option<u32> {
+        let spans = &self.spans[part as usize];
+        let starting_before = spans.partition_point(|&(start, _, _)| start <= offset);
+        let &(_, end, op) = spans.get(starting_before.checked_sub(1)?)?;
+        (end >= offset).then_some(op)
+    }
+}

@@ -1,0 +1,85 @@
+//! still-pending and not-converged: is everything finished and equal at the end?
+//!
+//! A history is judged after its quiet phase (faults healed), so every operation must
+//! have completed and every replica of a partition must hold the same log and high
+//! watermark as the reference replica. Replicas already reported as diverged are not
+//! reported again here.
+
+use super::Findings;
+use super::digest::Digest;
+use super::replicas::first_difference;
+use crate::history::Op;
+use crate::invariant::{Guarantee, Invariant};
+
+pub(super) fn check(digest: &Digest<'_>, diverged: &[bool], findings: &mut Findings<'_>) {
+    let history = digest.history;
+    for (op, span) in history.ops().iter().enumerate() {
+        if span.completion.is_some() {
+            continue;
+        }
+        let invoke = history.invoke_of(op);
+        let partition = match &invoke.op {
+            Op::Send { partition, .. } | Op::Poll { partition, .. } => Some(*partition),
+            Op::Assign { .. } => None,
+        };
+        findings.found(Invariant::StillPending, Guarantee::Liveness, partition, || {
+            let explanation =
+                format!("process {}'s {} never completed", invoke.process, invoke.op.name());
+            (explanation, vec![digest.witness.event(span.invoke as usize)])
+        });
+    }
+    findings.examined(Invariant::StillPending, history.ops().len() as u64, "operations");
+
+    let mut compared = 0;
+    for (index, &closing) in digest.replicas.iter().enumerate() {
+        if digest.replica_problems[index].is_some() {
+            continue;
+        }
+        compared += 1;
+        let closing = closing as usize;
+        let replica = super::replica_of(history, closing);
+        let (reference_closing, reference) = digest
+            .reference_replica(digest.part(replica.partition))
+            .expect("a well-formed replica has a reference");
+        if reference_closing == closing || diverged[index] {
+            continue;
+        }
+        let from = replica.log_start_offset.max(reference.log_start_offset);
+        let difference = first_difference(&reference.records, &replica.records, from, u64::MAX);
+        let same_end = replica.log_end_offset() == reference.log_end_offset();
+        if difference.is_none() && same_end && replica.high_watermark == reference.high_watermark {
+            continue;
+        }
+        let offset = difference.unwrap_or(replica.high_watermark.min(reference.high_watermark));
+        findings.found(
+            Invariant::NotConverged,
+            Guarantee::Liveness,
+            Some(replica.partition),
+            || {
+                let ends = format!(
+                    "high watermark {} and log end {} against {} and {}",
+                    replica.high_watermark,
+                    replica.log_end_offset(),
+                    reference.high_watermark,
+                    reference.log_end_offset()
+                );
+                let explanation = match difference {
+                    Some(offset) => format!(
+                        "n{} still differs from n{} at offset {offset} ({ends})",
+                        replica.node, reference.node
+                    ),
+                    None => format!(
+                        "n{} has not caught up with n{} ({ends})",
+                        replica.node, reference.node
+                    ),
+                };
+                let witness = vec![
+                    digest.witness.replica_at(reference_closing, offset),
+                    digest.witness.replica_at(closing, offset),
+                ];
+                (explanation, witness)
+            },
+        );
+    }
+    findings.examined(Invariant::NotConverged, compared, "replica logs");
+}

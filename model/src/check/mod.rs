@@ -1,0 +1,193 @@
+//! `check`: a history in, a verdict out.
+//!
+//! `digest` reads the history once into the indexes every checker shares (values,
+//! claims about which value sits at which offset, the reference final log of each
+//! partition); each other module checks one family of invariants that partition one
+//! kind of fact between them, and reports through `Findings`.
+//!
+//! Every checker is linear or `n log n` in the size of the history: one pass, sorts and
+//! binary searches, ordered maps keyed by process or node. Nothing iterates a hash map,
+//! so the verdict is a pure function of the history.
+
+mod digest;
+mod duplicate;
+mod durability;
+mod liveness;
+mod offsets;
+mod polls;
+mod protocol;
+mod replicas;
+mod sends;
+mod values;
+
+use crate::history::{Closing, History, Replica};
+use crate::invariant::{Guarantee, Invariant};
+use crate::verdict::{ANOMALIES_KEPT_PER_INVARIANT, Anomaly, Check, Judgement, Verdict, Witness};
+
+use digest::Digest;
+
+/// Checks every invariant of the catalogue against a history.
+pub fn check(history: &History) -> Verdict {
+    let header = history.header();
+    let mut findings = Findings::new(history, header.promises());
+    let digest = Digest::new(history);
+
+    values::check(&digest, &mut findings);
+    duplicate::check(&digest, &mut findings);
+    offsets::check(&digest, &mut findings);
+    durability::check(&digest, &mut findings);
+    polls::check(&digest, &mut findings);
+    sends::check(&digest, &mut findings);
+    let diverged = replicas::check(&digest, &mut findings);
+    liveness::check(&digest, &diverged, &mut findings);
+    protocol::check(&digest, &mut findings);
+
+    findings.into_verdict(&digest)
+}
+
+/// Collects counts and anomalies while the checkers run.
+pub(crate) struct Findings<'h> {
+    history: &'h History,
+    promises: Vec<Guarantee>,
+    checks: Vec<Check>,
+    anomalies: Vec<Anomaly>,
+}
+
+impl<'h> Findings<'h> {
+    fn new(history: &'h History, promises: Vec<Guarantee>) -> Findings<'h> {
+        let checks = Invariant::ALL
+            .iter()
+            .map(|&invariant| Check {
+                invariant,
+                examined: 0,
+                unit: "",
+                violations: 0,
+                expected: 0,
+            })
+            .collect();
+        Findings { history, promises, checks, anomalies: Vec::new() }
+    }
+
+    fn slot(&mut self, invariant: Invariant) -> &mut Check {
+        // The catalogue order is the enum order, so the discriminant is the index.
+        let check = &mut self.checks[invariant as usize];
+        debug_assert_eq!(check.invariant, invariant);
+        check
+    }
+
+    /// Records how much an invariant's checker looked at.
+    pub(crate) fn examined(&mut self, invariant: Invariant, examined: u64, unit: &'static str) {
+        let check = self.slot(invariant);
+        check.examined = examined;
+        check.unit = unit;
+    }
+
+    /// Records an anomaly. `describe` gives the explanation and witness; it runs only
+    /// if the anomaly is kept (see `ANOMALIES_KEPT_PER_INVARIANT`).
+    pub(crate) fn found(
+        &mut self,
+        invariant: Invariant,
+        guarantee: Guarantee,
+        partition: Option<u32>,
+        describe: impl FnOnce() -> (String, Vec<Witness>),
+    ) {
+        let judgement = if self.promises.contains(&guarantee) {
+            Judgement::Violation
+        } else {
+            Judgement::Expected
+        };
+        let check = self.slot(invariant);
+        let kept = check.violations + check.expected;
+        match judgement {
+            Judgement::Violation => check.violations += 1,
+            Judgement::Expected => check.expected += 1,
+        }
+        if kept < ANOMALIES_KEPT_PER_INVARIANT as u64 {
+            let (explanation, mut witness) = describe();
+            witness.sort_by_key(Witness::line);
+            witness.dedup();
+            self.anomalies.push(Anomaly {
+                invariant,
+                guarantee,
+                judgement,
+                partition,
+                explanation,
+                witness,
+            });
+        }
+    }
+
+    fn into_verdict(mut self, digest: &Digest<'_>) -> Verdict {
+        // Stable: within a kind, anomalies stay in the order their checker found them
+        // when their first lines tie.
+        self.anomalies.sort_by_key(|a| (a.invariant, a.witness.first().map(Witness::line)));
+        let header = self.history.header();
+        Verdict {
+            system: header.system.clone(),
+            config: header.config,
+            promises: self.promises,
+            promises_stated: header.promises.is_some(),
+            operations: self.history.ops().len() as u64,
+            partitions: digest.partitions.len() as u64,
+            replica_logs: digest.replicas.len() as u64,
+            protocol_events: (self.history.closing().len() - digest.replicas.len()) as u64,
+            checks: self.checks,
+            anomalies: self.anomalies,
+        }
+    }
+}
+
+/// Builds witnesses from a history: cheap to copy into the closures that describe
+/// anomalies while `Findings` is borrowed mutably.
+#[derive(Clone, Copy)]
+pub(crate) struct Witnesses<'h> {
+    history: &'h History,
+}
+
+impl<'h> Witnesses<'h> {
+    pub(crate) fn new(history: &'h History) -> Witnesses<'h> {
+        Witnesses { history }
+    }
+
+    /// An operation event as a witness.
+    pub(crate) fn event(&self, event: usize) -> Witness {
+        Witness::Event {
+            line: self.history.line_of_event(event),
+            event: self.history.events()[event].clone(),
+        }
+    }
+
+    /// What a replica's final log (a closing line) holds at `offset`.
+    pub(crate) fn replica_at(&self, closing: usize, offset: u64) -> Witness {
+        let replica = replica_of(self.history, closing);
+        let found = replica.records.binary_search_by_key(&offset, |r| r.offset).ok();
+        Witness::Replica {
+            line: self.history.line_of_closing(closing),
+            node: replica.node,
+            partition: replica.partition,
+            high_watermark: replica.high_watermark,
+            log_end_offset: replica.log_end_offset(),
+            offset,
+            record: found.map(|i| replica.records[i].clone()),
+        }
+    }
+
+    /// A protocol event (a closing line) as a witness.
+    pub(crate) fn protocol(&self, closing: usize) -> Witness {
+        match &self.history.closing()[closing] {
+            Closing::Protocol(protocol) => Witness::Protocol {
+                line: self.history.line_of_closing(closing),
+                protocol: *protocol,
+            },
+            Closing::Replica(_) => unreachable!("closing line {closing} is a replica's log"),
+        }
+    }
+}
+
+/// The replica's final log on a closing line known to hold one.
+pub(crate) fn replica_of(history: &History, closing: usize) -> &Replica {
+    match &history.closing()[closing] {
+        Closing::Replica(replica) => replica,
+        Closing::Protocol(_) => unreachable!("closing line {closing} is a protocol event"),
+    }
+}

@@ -1,0 +1,105 @@
+//! replica-log-order and divergence: are the replicas' final logs well formed, and do
+//! their committed prefixes agree?
+//!
+//! Each well-formed replica is compared with its partition's reference replica (the
+//! one with the highest high watermark) below both high watermarks. Agreeing with the
+//! reference on a prefix is transitive, so no pair of replicas needs comparing twice.
+//! A malformed log is reported once and left out of every other check.
+
+use super::Findings;
+use super::digest::Digest;
+use crate::history::Record;
+use crate::invariant::{Guarantee, Invariant};
+use crate::verdict::Witness;
+
+/// Checks the replicas; returns, per replica (in `Digest::replicas` order), whether it
+/// diverged from its reference, so liveness does not report the same logs again.
+pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) -> Vec<bool> {
+    let mut diverged = vec![false; digest.replicas.len()];
+    let mut well_formed = 0;
+    for (index, &closing) in digest.replicas.iter().enumerate() {
+        let closing = closing as usize;
+        let replica = super::replica_of(digest.history, closing);
+        if let Some((offset, problem)) = &digest.replica_problems[index] {
+            findings.found(
+                Invariant::ReplicaLogOrder,
+                Guarantee::Integrity,
+                Some(replica.partition),
+                || {
+                    let record = replica.records.iter().find(|r| r.offset == *offset).cloned();
+                    let witness = Witness::Replica {
+                        line: digest.history.line_of_closing(closing),
+                        node: replica.node,
+                        partition: replica.partition,
+                        high_watermark: replica.high_watermark,
+                        log_end_offset: replica.log_end_offset(),
+                        offset: *offset,
+                        record,
+                    };
+                    (format!("n{} {problem}", replica.node), vec![witness])
+                },
+            );
+            continue;
+        }
+        well_formed += 1;
+        let part = digest.part(replica.partition);
+        let (reference_closing, reference) = digest
+            .reference_replica(part)
+            .expect("a partition with a well-formed replica has a reference");
+        if reference_closing == closing {
+            continue;
+        }
+        let from = replica.log_start_offset.max(reference.log_start_offset);
+        let below = replica.high_watermark.min(reference.high_watermark);
+        let Some(offset) = first_difference(&reference.records, &replica.records, from, below)
+        else {
+            continue;
+        };
+        diverged[index] = true;
+        findings.found(
+            Invariant::Divergence,
+            Guarantee::CommittedStable,
+            Some(replica.partition),
+            || {
+                let explanation = format!(
+                    "n{} and n{} differ at offset {offset}, below both high watermarks ({} and {})",
+                    reference.node, replica.node, reference.high_watermark, replica.high_watermark
+                );
+                let witness = vec![
+                    digest.witness.replica_at(reference_closing, offset),
+                    digest.witness.replica_at(closing, offset),
+                ];
+                (explanation, witness)
+            },
+        );
+    }
+    findings.examined(Invariant::ReplicaLogOrder, digest.replicas.len() as u64, "replica logs");
+    findings.examined(Invariant::Divergence, well_formed, "replica logs");
+    diverged
+}
+
+/// The first offset in `[from, below)` where two well-formed logs differ: a record in
+/// one and not the other, or different records.
+pub(super) fn first_difference(a: &[Record], b: &[Record], from: u64, below: u64) -> Option<u64> {
+    let mut a = a[a.partition_point(|r| r.offset < from)..]
+        .iter()
+        .take_while(|r| r.offset < below)
+        .peekable();
+    let mut b = b[b.partition_point(|r| r.offset < from)..]
+        .iter()
+        .take_while(|r| r.offset < below)
+        .peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(x), None) => return Some(x.offset),
+            (None, Some(y)) => return Some(y.offset),
+            (Some(x), Some(y)) if x.offset != y.offset => return Some(x.offset.min(y.offset)),
+            (Some(x), Some(y)) if x != y => return Some(x.offset),
+            _ => {
+                a.next();
+                b.next();
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The configuration a history was recorded under, and what it promises.
+//!
+//! Every knob here is one a user turns to trade safety for speed, and each is known to
+//! give up a guarantee. `Config::promises` is the contract the checkers hold a history
+//! to: a broken invariant whose guarantee the configuration does not promise is
+//! reported as expected under that configuration, not as a violation.
+//!
+//! Omitted fields default to the strongest setting, so leaving a field out can only
+//! make the checker stricter, never more lenient.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::invariant::Guarantee;
+
+/// How many replicas must have a record before the producer is told it is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acks {
+    /// Fire and forget: the producer learns nothing, not even the offset.
+    #[serde(rename = "0")]
+    None,
+    /// The leader alone has it.
+    #[serde(rename = "1")]
+    Leader,
+    /// Every in-sync replica has it, and there are at least `min_insync_replicas`.
+    #[default]
+    #[serde(rename = "all")]
+    All,
+}
+
+/// When a replica syncs its log to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Flush {
+    /// Before a batch counts as written: a crash loses nothing acknowledged locally.
+    #[default]
+    #[serde(rename = "every-batch")]
+    EveryBatch,
+    /// On a timer: a crash loses up to that window.
+    #[serde(rename = "every_ms")]
+    EveryMs(u64),
+    /// Never; durability relies on replication alone.
+    #[serde(rename = "never")]
+    Never,
+}
+
+/// Where a replica that becomes a follower truncates its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Truncation {
+    /// To the end offset of its epoch on the leader (KIP-101/KIP-279).
+    #[default]
+    #[serde(rename = "leader-epoch")]
+    LeaderEpoch,
+    /// To its own high watermark (the legacy rule, which can lose committed data).
+    #[serde(rename = "high-watermark")]
+    HighWatermark,
+}
+
+/// The faults the run was allowed to inject: the budget a durability promise is made
+/// within. A crash loses a replica's unsynced writes; a disk fault can lose synced ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultBudget {
+    /// The most replicas of one partition that may be crashed at once.
+    #[serde(default)]
+    pub crashes_max: u32,
+    /// The most replicas of one partition whose disks may lose or corrupt synced data.
+    #[serde(default)]
+    pub disk_faults_max: u32,
+}
+
+/// The configuration stated by a history's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub acks: Acks,
+    #[serde(default = "min_insync_replicas_default")]
+    pub min_insync_replicas: u32,
+    #[serde(default)]
+    pub unclean_leader_election: bool,
+    #[serde(default)]
+    pub flush: Flush,
+    #[serde(default)]
+    pub truncation: Truncation,
+    /// Producers deduplicate their own retries (producer id and sequence numbers).
+    #[serde(default = "idempotent_default")]
+    pub idempotent: bool,
+    #[serde(default)]
+    pub fault_budget: FaultBudget,
+}
+
+fn min_insync_replicas_default() -> u32 {
+    2
+}
+
+fn idempotent_default() -> bool {
+    true
+}
+
+impl Default for Config {
+    /// The strongest configuration: everything promised.
+    fn default() -> Self {
+        Config {
+            acks: Acks::All,
+            min_insync_replicas: min_insync_replicas_default(),
+            unclean_leader_election: false,
+            flush: Flush::EveryBatch,
+            truncation: Truncation::LeaderEpoch,
+            idempotent: idempotent_default(),
+            fault_budget: FaultBudget::default(),
+        }
+    }
+}
+
+impl Config {
+    /// How many replicas of one partition may lose data at once within the budget: a
+    /// crash loses unsynced data unless every batch is synced, a disk fault loses any.
+    pub fn replicas_lossy_max(&self) -> u32 {
+        let crash_losses =
+            if self.flush == Flush::EveryBatch { 0 } else { self.fault_budget.crashes_max };
+        crash_losses.saturating_add(self.fault_budget.disk_faults_max)
+    }
+
+    /// The guarantees this configuration promises, in `Guarantee` order.
+    ///
+    /// The rules, and why:
+    /// - `committed-stable` needs clean elections (an unclean leader rewrites history),
+    ///   the leader-epoch truncation rule (the legacy rule drops committed records), and
+    ///   fewer replicas able to lose data at once than hold every committed record:
+    ///   `min_insync_replicas` with `acks=all`, only one with weaker acks (the high
+    ///   watermark can then advance with the leader alone in sync).
+    /// - `acked-durable` needs all of that and `acks=all`: with `acks=1` an
+    ///   acknowledgement means only the leader has the record.
+    /// - `no-duplicates` needs `committed-stable` and idempotent producers (a retry
+    ///   without a sequence number can land twice).
+    /// - `integrity` and `liveness` are promised by every configuration.
+    pub fn promises(&self) -> Vec<Guarantee> {
+        let clean = !self.unclean_leader_election && self.truncation == Truncation::LeaderEpoch;
+        let holders_min = if self.acks == Acks::All { self.min_insync_replicas } else { 1 };
+        let committed_stable = clean && self.replicas_lossy_max() < holders_min;
+        let acked_durable = committed_stable && self.acks == Acks::All;
+        let no_duplicates = committed_stable && self.idempotent;
+        let mut promises = Vec::with_capacity(Guarantee::ALL.len());
+        for (guarantee, promised) in [
+            (Guarantee::AckedDurable, acked_durable),
+            (Guarantee::CommittedStable, committed_stable),
+            (Guarantee::NoDuplicates, no_duplicates),
+            (Guarantee::Integrity, true),
+            (Guarantee::Liveness, true),
+        ] {
+            if promised {
+                promises.push(guarantee);
+            }
+        }
+        promises
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
+impl fmt::Display for Flush {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flush::EveryBatch => f.write_str("every-batch"),
+            Flush::EveryMs(ms) => write!(f, "every {ms} ms"),
+            Flush::Never => f.write_str("never"),
+        }
+    }
+}
+
+impl fmt::Display for Truncation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Truncation::LeaderEpoch => "leader-epoch",
+            Truncation::HighWatermark => "high-watermark",
+        })
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "acks={} min_insync_replicas={} unclean_leader_election={} flush={} \
+             truncation={} idempotent={} fault_budget: crashes_max={} disk_faults_max={}",
+            self.acks,
+            self.min_insync_replicas,
+            self.unclean_leader_election,
+            self.flush,
+            self.truncation,
+            self.idempotent,
+            self.fault_budget.crashes_max,
+            self.fault_budget.disk_faults_max,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promises(json: &str) -> Vec<&'static str> {
+        let config: Config = serde_json::from_str(json).unwrap();
+        config.promises().into_iter().map(Guarantee::name).collect()
+    }
+
+    #[test]
+    fn the_strongest_configuration_promises_everything() {
+        assert_eq!(promises("{}"), Guarantee::ALL.iter().map(|g| g.name()).collect::<Vec<_>>());
+        assert_eq!(serde_json::from_str::<Config>("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn each_weakening_gives_up_what_it_is_known_to() {
+        let all = ["acked-durable", "committed-stable", "no-duplicates", "integrity", "liveness"];
+        let weaker = [
+            (r#"{"acks":"1"}"#, vec!["committed-stable", "no-duplicates", "integrity", "liveness"]),
+            (r#"{"acks":"0"}"#, vec!["committed-stable", "no-duplicates", "integrity", "liveness"]),
+            (r#"{"unclean_leader_election":true}"#, vec!["integrity", "liveness"]),
+            (r#"{"truncation":"high-watermark"}"#, vec!["integrity", "liveness"]),
+            (
+                r#"{"idempotent":false}"#,
+                vec!["acked-durable", "committed-stable", "integrity", "liveness"],
+            ),
+            // Replication alone covers one crash with two in-sync replicas...
+            (r#"{"flush":"never","fault_budget":{"crashes_max":1}}"#, all.to_vec()),
+            // ...but not two, nor one with a single in-sync replica.
+            (
+                r#"{"flush":"never","fault_budget":{"crashes_max":2}}"#,
+                vec!["integrity", "liveness"],
+            ),
+            (
+                r#"{"flush":{"every_ms":100},"min_insync_replicas":1,"fault_budget":{"crashes_max":1}}"#,
+                vec!["integrity", "liveness"],
+            ),
+            // Syncing every batch makes crashes harmless; disk faults still count.
+            (r#"{"min_insync_replicas":1,"fault_budget":{"crashes_max":3}}"#, all.to_vec()),
+            (
+                r#"{"min_insync_replicas":1,"fault_budget":{"disk_faults_max":1}}"#,
+                vec!["integrity", "liveness"],
+            ),
+            // With acks=1 one lossy replica is too many even with min.insync.replicas=3.
+            (
+                r#"{"acks":"1","min_insync_replicas":3,"fault_budget":{"disk_faults_max":1}}"#,
+                vec!["integrity", "liveness"],
+            ),
+        ];
+        for (json, expected) in weaker {
+            assert_eq!(promises(json), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Config>(r#"{"ack":"all"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `ack`"), "{err}");
+        let err = serde_json::from_str::<Config>(r#"{"acks":"2"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `2`"), "{err}");
+    }
+}

@@ -1,0 +1,344 @@
+//! Histories: what clients did and saw, and what replicas ended with.
+//!
+//! These types are the single source of truth for the JSON Lines format documented in
+//! `model/HISTORY.md`: `wire` maps each line to and from them, `build` holds the rules
+//! a history must keep to be checked, `parse` reads text. A `History` value has passed
+//! those rules, so every checker can rely on them.
+
+mod build;
+mod parse;
+mod wire;
+
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::invariant::Guarantee;
+
+pub use build::HistoryBuilder;
+pub use parse::{HistoryError, LINE_BYTES_MAX, Problem, parse_history, parse_history_str};
+
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// The largest offset (and high watermark, log start, poll position) a history may
+/// state: Kafka's offsets are signed 64-bit, and staying below `u64::MAX` keeps every
+/// `offset + 1` in the checkers free of overflow.
+pub const OFFSET_MAX: u64 = i64::MAX as u64;
+
+/// The most operation events one history may hold (event positions are kept as `u32`).
+pub const EVENTS_MAX: usize = u32::MAX as usize - 1;
+
+/// The first line: what was tested and what its configuration promises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The system under test, for people (`"logjam-broker"`).
+    pub system: String,
+    pub config: Config,
+    /// The guarantees as the history states them. `None`: derived from `config`. A
+    /// system whose configuration does not map onto Kafka's knobs states them here.
+    pub promises: Option<Vec<Guarantee>>,
+}
+
+impl Header {
+    /// A header whose promises are derived from its configuration.
+    pub fn new(system: impl Into<String>, config: Config) -> Header {
+        Header { system: system.into(), config, promises: None }
+    }
+
+    /// The guarantees the checkers hold the history to.
+    pub fn promises(&self) -> Vec<Guarantee> {
+        match &self.promises {
+            Some(stated) => {
+                let mut promises = stated.clone();
+                promises.sort_unstable();
+                promises.dedup();
+                promises
+            }
+            None => self.config.promises(),
+        }
+    }
+}
+
+/// Whether an event starts an operation or says how it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// The client began the operation.
+    Invoke,
+    /// It took effect, and the client knows its result.
+    Ok,
+    /// It definitely did not take effect.
+    Fail,
+    /// Indeterminate: it may or may not have taken effect, now or later.
+    Info,
+}
+
+impl EventType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
+/// One record of a partition: as polled, or as held by a replica. On the wire it is
+/// the array `[offset, key, value]`, with `null` for no key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Record {
+    pub offset: u64,
+    pub key: Option<String>,
+    pub value: String,
+}
+
+impl Record {
+    pub fn new(offset: u64, key: Option<&str>, value: &str) -> Record {
+        Record { offset, key: key.map(str::to_string), value: value.to_string() }
+    }
+}
+
+/// What an operation does. Invocations and completions carry the same arguments; a
+/// completion adds the results (`offset` of an ok send, `records` of an ok poll).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Append one record. Values are unique per partition, so a value names its send.
+    Send { partition: u32, key: Option<String>, value: String, offset: Option<u64> },
+    /// Read a partition from an offset (the consumer's position).
+    Poll { partition: u32, from: u64, records: Vec<Record> },
+    /// Assign partitions to the consumer, resetting its positions (a seek).
+    Assign { partitions: Vec<u32> },
+}
+
+impl Op {
+    /// The `f` of the line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Send { .. } => "send",
+            Op::Poll { .. } => "poll",
+            Op::Assign { .. } => "assign",
+        }
+    }
+}
+
+/// One line of the operation part of a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The event's position among operation events, from 0.
+    pub i: u64,
+    /// Simulated (or recorded) time; never decreases from one event to the next.
+    pub t_ns: u64,
+    /// The client process. A process runs one operation at a time.
+    pub process: u64,
+    pub kind: EventType,
+    pub op: Op,
+    /// Why a `fail` or `info` ended so, for people.
+    pub error: Option<String>,
+}
+
+/// A replica's final log for one partition (a closing line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    pub node: u32,
+    pub partition: u32,
+    /// Records below it were deleted on purpose (retention), not lost.
+    pub log_start_offset: u64,
+    /// Records below it are committed.
+    pub high_watermark: u64,
+    /// Every record the replica holds, committed or not, in log order.
+    pub records: Vec<Record>,
+}
+
+impl Replica {
+    /// One past the last record's offset (the log start if empty).
+    pub fn log_end_offset(&self) -> u64 {
+        self.records.last().map_or(self.log_start_offset, |record| record.offset + 1)
+    }
+}
+
+/// What a node reported about its replication protocol (a closing line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolEvent {
+    /// The node became the partition's leader in `epoch`.
+    Leader { partition: u32, epoch: u64 },
+    /// The node became a follower in `epoch`.
+    Follower { partition: u32, epoch: u64 },
+    /// The node's high watermark for the partition is now `offset`.
+    HighWatermark { partition: u32, offset: u64 },
+    /// The node truncated the partition's log: records at `offset` and above are gone.
+    /// Only protocol truncations count; losing unsynced data in a crash is not one.
+    Truncate { partition: u32, offset: u64 },
+    /// The node restarted: a new lifetime begins (in-memory state starts over).
+    Restart,
+}
+
+impl ProtocolEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProtocolEvent::Leader { .. } => "leader",
+            ProtocolEvent::Follower { .. } => "follower",
+            ProtocolEvent::HighWatermark { .. } => "high-watermark",
+            ProtocolEvent::Truncate { .. } => "truncate",
+            ProtocolEvent::Restart => "restart",
+        }
+    }
+
+    pub fn partition(&self) -> Option<u32> {
+        match *self {
+            ProtocolEvent::Leader { partition, .. }
+            | ProtocolEvent::Follower { partition, .. }
+            | ProtocolEvent::HighWatermark { partition, .. }
+            | ProtocolEvent::Truncate { partition, .. } => Some(partition),
+            ProtocolEvent::Restart => None,
+        }
+    }
+}
+
+/// A protocol event with when and where it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protocol {
+    pub t_ns: u64,
+    pub node: u32,
+    pub event: ProtocolEvent,
+}
+
+/// A line after the operations: final state and protocol events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    Replica(Replica),
+    Protocol(Protocol),
+}
+
+/// An operation: its invocation and, unless still pending, its completion, as
+/// positions in `History::events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpSpan {
+    pub invoke: u32,
+    pub completion: Option<u32>,
+}
+
+/// A checked history: a header, operation events, closing lines. Built only by
+/// `parse_history` or `HistoryBuilder`, which enforce the format's rules, so checkers
+/// may rely on them (pairs match, values are unique per partition, offsets in range).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct History {
+    header: Header,
+    events: Vec<Event>,
+    closing: Vec<Closing>,
+    /// Every operation, in invocation order.
+    ops: Vec<OpSpan>,
+    /// For each event, the operation it belongs to.
+    op_of_event: Vec<u32>,
+    /// Ops that are sends, ordered by (partition, value): the value index.
+    sends_by_value: Vec<u32>,
+}
+
+impl History {
+    /// Checks the parts against the format's rules. Errors name the line the part would
+    /// have in the written history (header on line 1, event `i` on line `i + 2`).
+    pub fn new(
+        header: Header,
+        events: Vec<Event>,
+        closing: Vec<Closing>,
+    ) -> Result<History, HistoryError> {
+        let mut builder = build::Validator::new(header);
+        for event in events {
+            builder.push_event(event)?;
+        }
+        for line in closing {
+            builder.push_closing(line)?;
+        }
+        builder.finish()
+    }
+
+    /// Gives the parts back, for tools that edit a history (such as mutation tests).
+    pub fn into_parts(self) -> (Header, Vec<Event>, Vec<Closing>) {
+        (self.header, self.events, self.closing)
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn closing(&self) -> &[Closing] {
+        &self.closing
+    }
+
+    /// Every operation in invocation order.
+    pub fn ops(&self) -> &[OpSpan] {
+        &self.ops
+    }
+
+    /// The operation an event belongs to (an index into `ops`).
+    pub fn op_of_event(&self, event: usize) -> usize {
+        self.op_of_event[event] as usize
+    }
+
+    /// Send operations ordered by (partition, value).
+    pub(crate) fn sends_by_value(&self) -> &[u32] {
+        &self.sends_by_value
+    }
+
+    /// The line an operation event is on in the written history.
+    pub fn line_of_event(&self, event: usize) -> u64 {
+        event as u64 + 2
+    }
+
+    /// The line a closing line is on in the written history.
+    pub fn line_of_closing(&self, closing: usize) -> u64 {
+        (self.events.len() + closing) as u64 + 2
+    }
+
+    /// The invocation event of an operation.
+    pub fn invoke_of(&self, op: usize) -> &Event {
+        &self.events[self.ops[op].invoke as usize]
+    }
+
+    /// The completion event of an operation, unless it is still pending.
+    pub fn completion_of(&self, op: usize) -> Option<&Event> {
+        self.ops[op].completion.map(|event| &self.events[event as usize])
+    }
+
+    /// Writes the history as JSON Lines, every line ending in a newline.
+    pub fn write_jsonl(&self, out: &mut impl Write) -> io::Result<()> {
+        wire::write_header(out, &self.header)?;
+        for event in &self.events {
+            wire::write_event(out, event)?;
+        }
+        for line in &self.closing {
+            wire::write_closing(out, line)?;
+        }
+        Ok(())
+    }
+
+    /// The history as JSON Lines text.
+    pub fn to_jsonl(&self) -> String {
+        let mut out = Vec::new();
+        self.write_jsonl(&mut out).expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+}
+
+/// One event as its JSON line (without the newline), for witnesses and messages.
+pub fn event_json(event: &Event) -> String {
+    let mut out = Vec::new();
+    wire::write_event(&mut out, event).expect("writing to a Vec cannot fail");
+    out.pop();
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// One protocol event as its JSON line (without the newline).
+pub fn protocol_json(protocol: &Protocol) -> String {
+    let mut out = Vec::new();
+    wire::write_closing(&mut out, &Closing::Protocol(*protocol))
+        .expect("writing to a Vec cannot fail");
+    out.pop();
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}

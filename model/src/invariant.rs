@@ -1,0 +1,234 @@
+//! The catalogue: every invariant logjam checks, by one kebab-case name, and the
+//! guarantees a configuration can promise.
+//!
+//! An anomaly's kind is the invariant it breaks, so `lost-write` names both the check
+//! ("no acknowledged write is lost") and what it finds. Checkers, verdicts, reports and
+//! scenario files all use these names; this enum is their single source.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where an invariant is judged from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// From what clients saw: sends, polls, and the final log read as one more poll.
+    Client,
+    /// From replicas' final logs and their protocol events.
+    Replica,
+    /// From what is still unfinished or unequal at the end of the run.
+    Liveness,
+}
+
+macro_rules! catalogue {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $name:literal, $level:ident, $guarantee:ident, $promise:literal;
+    )*) => {
+        /// One named invariant. The order of the variants is the order of a verdict.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Invariant {
+            $(
+                $(#[doc = $doc])*
+                #[serde(rename = $name)]
+                $variant,
+            )*
+        }
+
+        impl Invariant {
+            /// Every invariant, in catalogue order.
+            pub const ALL: &'static [Invariant] = &[$(Invariant::$variant),*];
+
+            /// The kebab-case name used in verdicts, reports and scenario files.
+            pub fn name(self) -> &'static str {
+                match self { $(Invariant::$variant => $name),* }
+            }
+
+            /// Whether it is judged from clients, replicas or what is left at the end.
+            pub fn level(self) -> Level {
+                match self { $(Invariant::$variant => Level::$level),* }
+            }
+
+            /// The guarantee an anomaly of this kind breaks. `inconsistent-offsets` is
+            /// the one exception: it breaks `acked-durable` when an acknowledgement is
+            /// involved and `committed-stable` otherwise (each anomaly says which).
+            pub fn guarantee(self) -> Guarantee {
+                match self { $(Invariant::$variant => Guarantee::$guarantee),* }
+            }
+
+            /// What the invariant demands, in one line.
+            pub fn promise(self) -> &'static str {
+                match self { $(Invariant::$variant => $promise),* }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// An acknowledged send is in the log at its offset once the log has moved past it.
+    LostWrite = "lost-write", Client, AckedDurable,
+        "an acknowledged send stays readable once reads or the final log pass its offset";
+    /// An acknowledged send was read by someone, or is in the final committed log.
+    Unseen = "unseen", Client, AckedDurable,
+        "every acknowledged send is read by someone or found in the final committed log";
+    /// A value sits at one offset only.
+    Duplicate = "duplicate", Client, NoDuplicates,
+        "a value appears at one offset only";
+    /// An offset holds one value only.
+    InconsistentOffsets = "inconsistent-offsets", Client, CommittedStable,
+        "sends, polls and the final log agree on the value at every offset";
+    /// Nothing is read that was never sent (with that key, before the read).
+    Phantom = "phantom", Client, Integrity,
+        "every record read was sent, with that key, before it was read";
+    /// Nothing is read whose send definitely failed.
+    AbortedRead = "aborted-read", Client, Integrity,
+        "no record is read whose send definitely failed";
+    /// A consumer never reads backwards or the same offset twice between assigns.
+    NonmonotonicPoll = "nonmonotonic-poll", Client, CommittedStable,
+        "a consumer's reads of a partition move strictly forward between assigns";
+    /// A consumer never steps over a record others saw.
+    PollSkip = "poll-skip", Client, CommittedStable,
+        "a consumer never skips over an offset that holds a record";
+    /// One producer's sends land in the order it made them.
+    NonmonotonicSend = "nonmonotonic-send", Client, AckedDurable,
+        "a producer's later send lands after its earlier acknowledged send";
+    /// A send acknowledged before another began lands before it.
+    RealtimeOrder = "realtime-order", Client, AckedDurable,
+        "a send acknowledged before another send began lands before it";
+    /// What was read below the high watermark stays there.
+    CommittedReadChanged = "committed-read-changed", Client, CommittedStable,
+        "a record once read below the high watermark is still there, unchanged, later";
+    /// A replica's log is well formed.
+    ReplicaLogOrder = "replica-log-order", Replica, Integrity,
+        "a replica's offsets strictly increase and its high watermark is within its log";
+    /// Committed prefixes of replicas are identical.
+    Divergence = "divergence", Replica, CommittedStable,
+        "any two replicas hold identical records below both their high watermarks";
+    /// One leader per partition and epoch.
+    MultipleLeaders = "multiple-leaders", Replica, Integrity,
+        "at most one node leads a partition in any one epoch";
+    /// A node's epoch for a partition never goes backwards within one lifetime.
+    EpochRegression = "epoch-regression", Replica, Integrity,
+        "a node's leader epoch for a partition never decreases within one lifetime";
+    /// A node's high watermark never goes backwards within one lifetime.
+    HwRegression = "hw-regression", Replica, CommittedStable,
+        "a node's high watermark for a partition never decreases within one lifetime";
+    /// No replica truncates what has been committed.
+    TruncationBelowHw = "truncation-below-hw", Replica, CommittedStable,
+        "no replica truncates its log below the partition's committed high watermark";
+    /// Every operation finishes.
+    StillPending = "still-pending", Liveness, Liveness,
+        "every operation completes (ok, fail or info) before the history ends";
+    /// Replicas end identical.
+    NotConverged = "not-converged", Liveness, Liveness,
+        "after the quiet phase every replica of a partition holds the same log and high watermark";
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The name is not in the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown invariant `{0}`")]
+pub struct UnknownName(pub String);
+
+impl FromStr for Invariant {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Invariant::ALL
+            .iter()
+            .copied()
+            .find(|invariant| invariant.name() == name)
+            .ok_or_else(|| UnknownName(name.to_string()))
+    }
+}
+
+/// What a configuration promises. Each invariant depends on one guarantee; a broken
+/// invariant whose guarantee is not promised is expected under that configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// An acknowledged send is durable at its acknowledged offset, and acknowledged
+    /// sends keep their order.
+    AckedDurable,
+    /// Data below the high watermark is never lost or rewritten, so reads of it are
+    /// stable and every replica's committed prefix agrees.
+    CommittedStable,
+    /// A send lands at most once.
+    NoDuplicates,
+    /// Nothing is made up: no record that was never sent, no aborted record, one leader
+    /// per epoch, well-formed logs. No configuration gives this up.
+    Integrity,
+    /// Once faults heal, operations finish and replicas converge.
+    Liveness,
+}
+
+impl Guarantee {
+    /// Every guarantee, in order.
+    pub const ALL: &'static [Guarantee] = &[
+        Guarantee::AckedDurable,
+        Guarantee::CommittedStable,
+        Guarantee::NoDuplicates,
+        Guarantee::Integrity,
+        Guarantee::Liveness,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::AckedDurable => "acked-durable",
+            Guarantee::CommittedStable => "committed-stable",
+            Guarantee::NoDuplicates => "no-duplicates",
+            Guarantee::Integrity => "integrity",
+            Guarantee::Liveness => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Guarantee {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Guarantee::ALL
+            .iter()
+            .copied()
+            .find(|guarantee| guarantee.name() == name)
+            .ok_or_else(|| UnknownName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique_kebab_case() {
+        let mut names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
+        for invariant in Invariant::ALL {
+            assert_eq!(invariant.name().parse::<Invariant>(), Ok(*invariant));
+            let json = serde_json::to_string(invariant).unwrap();
+            assert_eq!(json, format!("\"{}\"", invariant.name()));
+            assert!(invariant.name().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Invariant::ALL.len());
+        for guarantee in Guarantee::ALL {
+            assert_eq!(guarantee.name().parse::<Guarantee>(), Ok(*guarantee));
+            let json = serde_json::to_string(guarantee).unwrap();
+            assert_eq!(json, format!("\"{}\"", guarantee.name()));
+        }
+        assert_eq!("lost-writes".parse::<Invariant>(), Err(UnknownName("lost-writes".into())));
+    }
+}
