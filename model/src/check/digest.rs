@@ -6,10 +6,10 @@
 //! log claims each committed record (`Final`). Claims sorted by (partition, offset)
 //! give the version order Jepsen builds; claims per value tell where a value landed.
 //!
-//! Values are named by dense ids: a sent value's id is its position in the history's
-//! sends-by-value index; values read but never sent get the ids after those.
+//! Values are named by dense ids: a sent value's id is its send's position among the
+//! history's sends (in invocation order); values read but never sent get the ids after
+//! those.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use crate::history::{Closing, EventType, History, Op, Record};
@@ -221,7 +221,7 @@ impl<'h> Digest<'h> {
     fn index_sends(&mut self) {
         let history = self.history;
         let sends: Vec<Send<'h>> = history
-            .sends_by_value()
+            .sends()
             .iter()
             .map(|&op| {
                 let span = history.ops()[op as usize];
@@ -256,15 +256,9 @@ impl<'h> Digest<'h> {
         self.sends = sends;
     }
 
-    /// The id of a sent value, found by binary search in the value index.
+    /// The id of a sent value.
     fn sent_value(&self, part: u32, value: &str) -> Option<u32> {
-        self.sends
-            .binary_search_by(|send| match send.part.cmp(&part) {
-                Ordering::Equal => send.value.cmp(value),
-                unequal => unequal,
-            })
-            .ok()
-            .map(|id| id as u32)
+        self.history.send_position(self.partition_id(part), value)
     }
 
     fn collect_claims(&mut self) {

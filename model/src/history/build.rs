@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::parse::{HistoryError, Problem};
+use super::values::ValueIndex;
 use super::{
     Closing, EVENTS_MAX, Event, EventType, Header, History, OFFSET_MAX, Op, OpSpan, Protocol,
     ProtocolEvent, Record,
@@ -25,6 +26,9 @@ pub(crate) struct Validator {
     /// The line of each replica's final log, by (node, partition).
     replica_lines: BTreeMap<(u32, u32), u64>,
     closing_first_line: Option<u64>,
+    /// Ops that are sends, in invocation order, and their (partition, value) index.
+    sends: Vec<u32>,
+    value_index: ValueIndex,
 }
 
 fn invalid(line: u64, message: String) -> HistoryError {
@@ -58,6 +62,8 @@ impl Validator {
             protocol_t_ns_last: 0,
             replica_lines: BTreeMap::new(),
             closing_first_line: None,
+            sends: Vec::new(),
+            value_index: ValueIndex::with_capacity(0),
         }
     }
 
@@ -158,9 +164,40 @@ impl Validator {
             ));
         }
         let op = self.ops.len() as u32;
+        if let Op::Send { partition, value, .. } = &event.op {
+            self.index_send(line, *partition, value, op)?;
+        }
         self.ops.push(OpSpan { invoke: self.events.len() as u32, completion: None });
         self.pending.insert(event.process, op);
         Ok(op)
+    }
+
+    /// Values must be unique per partition: a value is how reads name its send.
+    fn index_send(
+        &mut self,
+        line: u64,
+        partition: u32,
+        value: &str,
+        op: u32,
+    ) -> Result<(), HistoryError> {
+        let (events, ops, sends) = (&self.events, &self.ops, &self.sends);
+        let key_of = |position: u32| send_key(events, ops, sends, position);
+        self.value_index.reserve_for(sends.len() + 1, key_of);
+        match self.value_index.insert(partition, value, sends.len() as u32, key_of) {
+            Ok(()) => {
+                self.sends.push(op);
+                Ok(())
+            }
+            Err(first) => {
+                let first_line = self.ops[self.sends[first as usize] as usize].invoke as u64 + 2;
+                Err(invalid(
+                    line,
+                    format!(
+                        "value `{value}` was already sent to partition {partition} on line {first_line}: values must be unique per partition"
+                    ),
+                ))
+            }
+        }
     }
 
     fn complete(&mut self, line: u64, event: &Event) -> Result<u32, HistoryError> {
@@ -226,40 +263,7 @@ impl Validator {
         Ok(())
     }
 
-    /// Values must be unique per partition: a value is how reads name the send.
-    fn sends_by_value(&self) -> Result<Vec<u32>, HistoryError> {
-        let send_of = |op: u32| -> (u32, &str, u32) {
-            let invoke = self.ops[op as usize].invoke;
-            match &self.events[invoke as usize].op {
-                Op::Send { partition, value, .. } => (*partition, value.as_str(), invoke),
-                _ => unreachable!("filtered to sends"),
-            }
-        };
-        let mut sends: Vec<u32> = (0..self.ops.len() as u32)
-            .filter(|&op| {
-                matches!(self.events[self.ops[op as usize].invoke as usize].op, Op::Send { .. })
-            })
-            .collect();
-        sends.sort_unstable_by(|&a, &b| send_of(a).cmp(&send_of(b)));
-        for pair in sends.windows(2) {
-            let (first, second) = (send_of(pair[0]), send_of(pair[1]));
-            if (first.0, first.1) == (second.0, second.1) {
-                return Err(invalid(
-                    second.2 as u64 + 2,
-                    format!(
-                        "value `{}` was already sent to partition {} on line {}: values must be unique per partition",
-                        second.1,
-                        second.0,
-                        first.2 as u64 + 2
-                    ),
-                ));
-            }
-        }
-        Ok(sends)
-    }
-
     pub(crate) fn finish(self) -> Result<History, HistoryError> {
-        let sends_by_value = self.sends_by_value()?;
         debug_assert_eq!(self.events.len(), self.op_of_event.len());
         Ok(History {
             header: self.header,
@@ -267,8 +271,22 @@ impl Validator {
             closing: self.closing,
             ops: self.ops,
             op_of_event: self.op_of_event,
-            sends_by_value,
+            sends: self.sends,
+            value_index: self.value_index,
         })
+    }
+}
+
+/// The (partition, value) of the send at `position` in `sends`.
+pub(crate) fn send_key<'a>(
+    events: &'a [Event],
+    ops: &[OpSpan],
+    sends: &[u32],
+    position: u32,
+) -> (u32, &'a str) {
+    match &events[ops[sends[position as usize] as usize].invoke as usize].op {
+        Op::Send { partition, value, .. } => (*partition, value),
+        _ => unreachable!("the send index holds sends"),
     }
 }
 

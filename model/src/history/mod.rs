@@ -7,6 +7,7 @@
 
 mod build;
 mod parse;
+mod values;
 mod wire;
 
 use std::io::{self, Write};
@@ -232,8 +233,10 @@ pub struct History {
     ops: Vec<OpSpan>,
     /// For each event, the operation it belongs to.
     op_of_event: Vec<u32>,
-    /// Ops that are sends, ordered by (partition, value): the value index.
-    sends_by_value: Vec<u32>,
+    /// Ops that are sends, in invocation order.
+    sends: Vec<u32>,
+    /// (partition, value) to a position in `sends`.
+    value_index: values::ValueIndex,
 }
 
 impl History {
@@ -281,9 +284,15 @@ impl History {
         self.op_of_event[event] as usize
     }
 
-    /// Send operations ordered by (partition, value).
-    pub(crate) fn sends_by_value(&self) -> &[u32] {
-        &self.sends_by_value
+    /// The operations that are sends, in invocation order.
+    pub(crate) fn sends(&self) -> &[u32] {
+        &self.sends
+    }
+
+    /// The position in `sends()` of the send of `value` to `partition`, if any.
+    pub(crate) fn send_position(&self, partition: u32, value: &str) -> Option<u32> {
+        let key_of = |position| build::send_key(&self.events, &self.ops, &self.sends, position);
+        self.value_index.get(partition, value, key_of)
     }
 
     /// The line an operation event is on in the written history.
