@@ -172,7 +172,7 @@ pub fn peek_size(bytes: &[u8]) -> Result<usize, BatchError> {
     }
     let length = u32_at(bytes, 8);
     let size = 12 + length as usize;
-    if size < HEADER_BYTES + RECORD_OVERHEAD_BYTES || size > BATCH_BYTES_MAX {
+    if !(HEADER_BYTES + RECORD_OVERHEAD_BYTES..=BATCH_BYTES_MAX).contains(&size) {
         return Err(BatchError::BadLength { length });
     }
     Ok(size)

@@ -20,6 +20,8 @@ pub enum CheckpointKind {
     RecoveryPoint = 1,
     HighWatermark = 2,
     LeaderEpochs = 3,
+    /// The controller's metadata.
+    Metadata = 4,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

@@ -14,6 +14,9 @@
 //! replica, controller and clients arrive with the cluster issue.
 
 pub mod batch;
+pub mod broker;
 pub mod checkpoint;
+pub mod controller;
 pub mod log;
+pub mod protocol;
 pub mod storage;

@@ -134,6 +134,21 @@ impl PartitionLog {
         &self.epochs
     }
 
+    /// The latest leader epoch in the log.
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.last().map(|&(epoch, _)| epoch)
+    }
+
+    /// KIP-279: the largest epoch at most `epoch` that the log has, and the offset where
+    /// it ends (the next epoch's start, or the log end). `None` if the log has no epoch
+    /// that old.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        let after = self.epochs.partition_point(|&(e, _)| e <= epoch);
+        let index = after.checked_sub(1)?;
+        let end = self.epochs.get(index + 1).map_or(self.end_offset(), |&(_, start)| start);
+        Some((self.epochs[index].0, end))
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

@@ -1,0 +1,848 @@
+//! A broker: the replicas it hosts, sans-IO.
+//!
+//! Inputs: a message (`handle`), the passing of time (`tick`), a completed sync
+//! (`on_synced`). Effects: messages in the outbox (`drain_outbox`), protocol events for
+//! the history (`drain_events`), and `halted()` when the broker must stop because its
+//! storage can no longer be trusted (the caller crashes it; a restart recovers from
+//! what the disk holds).
+//!
+//! Replication follows Kafka: followers fetch from the leader, the leader tracks each
+//! follower's log end, the high watermark is the minimum over the ISR and does not move
+//! while the ISR is below `min_insync_replicas` (KIP-966). A replica that becomes a
+//! follower truncates by asking the leader where its latest epoch ends (KIP-101/279),
+//! or, under the legacy rule, to its own high watermark.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::batch::{self, ProducerStamp, RecordBatch};
+use crate::checkpoint::{self, CheckpointKind, CheckpointWriter};
+use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
+use crate::protocol::{Acks, ErrorCode, FetchData, Msg, NodeId, PartitionState};
+use crate::storage::{Storage, SyncResult, SyncTicket, join};
+
+/// How a replica that becomes a follower finds where its log diverges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TruncationRule {
+    /// Ask the leader where the replica's latest epoch ends (KIP-101/279).
+    LeaderEpoch,
+    /// Truncate to the local high watermark (the legacy rule; loses data).
+    HighWatermark,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub id: NodeId,
+    pub controller: NodeId,
+    pub min_insync_replicas: u32,
+    pub truncation: TruncationRule,
+    pub log: LogConfig,
+    /// A follower that has not caught up for this long leaves the ISR.
+    pub replica_lag_max_ns: u64,
+    pub heartbeat_every_ns: u64,
+    /// A follower asks again when an answer takes longer than this.
+    pub request_timeout_ns: u64,
+    pub fetch_max_bytes: u32,
+    /// Produce requests waiting for the high watermark, per partition.
+    pub pending_produce_max: usize,
+}
+
+/// What a broker reports for the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerEvent {
+    Leader { partition: u32, epoch: u32 },
+    Follower { partition: u32, epoch: u32 },
+    HighWatermark { partition: u32, offset: u64 },
+    Truncate { partition: u32, offset: u64 },
+}
+
+/// Batches of one idempotent producer kept for duplicate detection (Kafka keeps 5).
+const PRODUCER_BATCHES_KEPT: usize = 5;
+
+#[derive(Clone, Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    /// (first sequence, last sequence, base offset), oldest first.
+    batches: VecDeque<(i32, i32, u64)>,
+}
+
+#[derive(Clone, Debug)]
+struct Progress {
+    log_end: u64,
+    durable: u64,
+    caught_up_ns: u64,
+}
+
+struct PendingProduce {
+    from: NodeId,
+    correlation: u64,
+    base_offset: u64,
+    end_offset: u64,
+}
+
+enum Role {
+    Leader {
+        followers: BTreeMap<NodeId, Progress>,
+        /// When the last ISR change was sent and not yet answered.
+        isr_change_sent_ns: Option<u64>,
+    },
+    Follower {
+        leader: NodeId,
+        truncated: bool,
+        /// The request in flight: correlation and when it was sent.
+        in_flight: Option<(u64, u64)>,
+    },
+    Offline,
+}
+
+struct Replica {
+    state: PartitionState,
+    log: PartitionLog,
+    high_watermark: u64,
+    hw_writer: CheckpointWriter,
+    hw_written: u64,
+    role: Role,
+    producers: BTreeMap<i64, ProducerEntry>,
+    pending: Vec<PendingProduce>,
+}
+
+const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
+
+/// One broker.
+pub struct Broker {
+    config: BrokerConfig,
+    incarnation: u64,
+    replicas: BTreeMap<u32, Replica>,
+    outbox: Vec<(NodeId, Msg)>,
+    events: Vec<BrokerEvent>,
+    next_correlation: u64,
+    last_heartbeat_ns: Option<u64>,
+    halted: Option<String>,
+}
+
+impl Broker {
+    /// A broker starting (or restarting): it knows nothing until the controller answers
+    /// its first heartbeat. `incarnation` must differ at every start.
+    pub fn new(config: BrokerConfig, incarnation: u64) -> Broker {
+        Broker {
+            config,
+            incarnation,
+            replicas: BTreeMap::new(),
+            outbox: Vec::new(),
+            events: Vec::new(),
+            next_correlation: 0,
+            last_heartbeat_ns: None,
+            halted: None,
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// Messages to send, in order.
+    pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, (NodeId, Msg)> {
+        self.outbox.drain(..)
+    }
+
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, BrokerEvent> {
+        self.events.drain(..)
+    }
+
+    /// Why the broker stopped, if it did: its storage failed in a way that only a
+    /// restart (recovery from disk) can answer.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Partitions this broker holds a replica of.
+    pub fn partitions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.replicas.keys().copied()
+    }
+
+    pub fn high_watermark(&self, partition: u32) -> Option<u64> {
+        self.replicas.get(&partition).map(|replica| replica.high_watermark)
+    }
+
+    pub fn log(&self, partition: u32) -> Option<&PartitionLog> {
+        self.replicas.get(&partition).map(|replica| &replica.log)
+    }
+
+    pub fn is_leader(&self, partition: u32) -> bool {
+        self.replicas
+            .get(&partition)
+            .is_some_and(|replica| matches!(replica.role, Role::Leader { .. }))
+    }
+
+    fn halt(&mut self, why: String) {
+        self.halted.get_or_insert(why);
+    }
+
+    /// The passing of time: heartbeats, flushes, ISR upkeep, follower requests.
+    pub fn tick<S: Storage + ?Sized>(&mut self, storage: &mut S, now_ns: u64) {
+        if self.halted.is_some() {
+            return;
+        }
+        if self.last_heartbeat_ns.is_none_or(|last| now_ns >= last + self.config.heartbeat_every_ns)
+        {
+            self.last_heartbeat_ns = Some(now_ns);
+            let heartbeat =
+                Msg::Heartbeat { broker: self.config.id, incarnation: self.incarnation };
+            self.outbox.push((self.config.controller, heartbeat));
+        }
+        let partitions: Vec<u32> = self.replicas.keys().copied().collect();
+        for partition in partitions {
+            if let Err(error) = self.tick_replica(storage, now_ns, partition) {
+                self.halt(format!("partition {partition}: {error}"));
+                return;
+            }
+        }
+    }
+
+    fn tick_replica<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+    ) -> Result<(), LogError> {
+        let config = self.config.clone();
+        let correlation = self.next_correlation + 1;
+        let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
+        replica.log.poll(storage, now_ns)?;
+        if replica.high_watermark > replica.hw_written {
+            replica.hw_written = replica.high_watermark;
+            replica.hw_writer.write(storage, checkpoint::u64_payload(replica.high_watermark))?;
+        }
+        match &mut replica.role {
+            Role::Leader { followers, isr_change_sent_ns } => {
+                if isr_change_sent_ns.is_some_and(|sent| now_ns < sent + config.request_timeout_ns)
+                {
+                    return Ok(());
+                }
+                // Shrink: a member that has not caught up for too long. Grow: a replica
+                // that caught up to the high watermark.
+                let state = &replica.state;
+                let mut isr = state.isr.clone();
+                for (&follower, progress) in followers.iter() {
+                    let in_isr = isr.contains(&follower);
+                    if in_isr
+                        && now_ns.saturating_sub(progress.caught_up_ns) > config.replica_lag_max_ns
+                    {
+                        isr.retain(|&member| member != follower);
+                    } else if !in_isr
+                        && progress.log_end >= replica.high_watermark
+                        && progress.log_end >= replica.log.end_offset()
+                    {
+                        isr.push(follower);
+                    }
+                }
+                isr.sort_unstable();
+                let mut current = state.isr.clone();
+                current.sort_unstable();
+                if isr != current || isr_change_sent_ns.is_some() {
+                    *isr_change_sent_ns = Some(now_ns);
+                    let msg = Msg::AlterIsr {
+                        partition,
+                        leader_epoch: state.leader_epoch,
+                        partition_epoch: state.partition_epoch,
+                        isr,
+                    };
+                    self.outbox.push((config.controller, msg));
+                }
+            }
+            Role::Follower { leader, truncated, in_flight } => {
+                if in_flight.is_some_and(|(_, sent)| now_ns < sent + config.request_timeout_ns) {
+                    return Ok(());
+                }
+                let leader_epoch = replica.state.leader_epoch;
+                if !*truncated && config.truncation == TruncationRule::HighWatermark {
+                    // The legacy rule: whatever is above the local high watermark goes.
+                    *truncated = true;
+                    let hw = replica.high_watermark;
+                    if hw < replica.log.end_offset() {
+                        let new_end = replica.log.truncate_to(storage, hw)?;
+                        replica.log.flush(storage, now_ns)?;
+                        self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
+                    }
+                }
+                let msg = if !*truncated {
+                    match replica.log.latest_epoch() {
+                        Some(requested_epoch) => Msg::OffsetForLeaderEpoch {
+                            partition,
+                            correlation,
+                            leader_epoch,
+                            requested_epoch,
+                        },
+                        None => {
+                            *truncated = true; // an empty log has nothing to cut
+                            fetch(
+                                &replica.log,
+                                partition,
+                                correlation,
+                                leader_epoch,
+                                config.id,
+                                config.fetch_max_bytes,
+                            )
+                        }
+                    }
+                } else {
+                    fetch(
+                        &replica.log,
+                        partition,
+                        correlation,
+                        leader_epoch,
+                        config.id,
+                        config.fetch_max_bytes,
+                    )
+                };
+                *in_flight = Some((correlation, now_ns));
+                self.next_correlation = correlation;
+                self.outbox.push((*leader, msg));
+            }
+            Role::Offline => {}
+        }
+        Ok(())
+    }
+
+    /// A completed sync: routed to the log or checkpoint that asked for it.
+    pub fn on_synced<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        ticket: SyncTicket,
+        result: SyncResult,
+    ) {
+        let mut failure = None;
+        let mut touched = None;
+        for (&partition, replica) in &mut self.replicas {
+            if replica.log.owns(ticket) {
+                if let Err(error) = replica.log.on_synced(storage, ticket, result.clone()) {
+                    failure = Some(format!("partition {partition}: {error}"));
+                }
+                touched = Some(partition);
+                break;
+            }
+            if replica.hw_writer.owns(ticket) {
+                if let Err(error) = replica.hw_writer.on_synced(storage, ticket, result.clone()) {
+                    failure =
+                        Some(format!("partition {partition}: high watermark checkpoint: {error}"));
+                }
+                break;
+            }
+        }
+        if let Some(why) = failure {
+            return self.halt(why);
+        }
+        if let Some(partition) = touched {
+            // With durable acknowledgements the leader's own durable offset counts.
+            self.maybe_advance_high_watermark(partition);
+        }
+        let _ = now_ns;
+    }
+
+    /// A message arrived.
+    pub fn handle<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        from: NodeId,
+        msg: Msg,
+    ) {
+        if self.halted.is_some() {
+            return;
+        }
+        let result = match msg {
+            Msg::HeartbeatAck { states } => self.on_states(storage, now_ns, states),
+            Msg::Produce { partition, correlation, leader_epoch, acks, producer, records } => self
+                .on_produce(
+                    storage,
+                    now_ns,
+                    from,
+                    partition,
+                    correlation,
+                    leader_epoch,
+                    acks,
+                    producer,
+                    records,
+                ),
+            Msg::Fetch {
+                partition,
+                correlation,
+                leader_epoch,
+                fetch_offset,
+                replica,
+                durable_offset,
+                max_bytes,
+            } => {
+                let result = self.on_fetch(
+                    storage,
+                    now_ns,
+                    partition,
+                    leader_epoch,
+                    fetch_offset,
+                    replica,
+                    durable_offset,
+                    max_bytes,
+                );
+                self.outbox.push((from, Msg::FetchResponse { partition, correlation, result }));
+                Ok(())
+            }
+            Msg::FetchResponse { partition, correlation, result } => {
+                self.on_fetch_response(storage, now_ns, partition, correlation, result)
+            }
+            Msg::OffsetForLeaderEpoch { partition, correlation, leader_epoch, requested_epoch } => {
+                let result = self.leader_check(partition, Some(leader_epoch)).map(|replica| {
+                    replica
+                        .log
+                        .end_offset_for_epoch(requested_epoch)
+                        .unwrap_or((0, replica.log.start_offset()))
+                });
+                self.outbox.push((
+                    from,
+                    Msg::OffsetForLeaderEpochResponse { partition, correlation, result },
+                ));
+                Ok(())
+            }
+            Msg::OffsetForLeaderEpochResponse { partition, correlation, result } => {
+                self.on_epoch_end(storage, now_ns, partition, correlation, result)
+            }
+            // Requests for the controller, or answers for clients: not ours.
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            self.halt(error.to_string());
+        }
+    }
+
+    fn leader_check(
+        &self,
+        partition: u32,
+        leader_epoch: Option<u32>,
+    ) -> Result<&Replica, ErrorCode> {
+        let replica = self.replicas.get(&partition).ok_or(ErrorCode::NotLeader)?;
+        if !matches!(replica.role, Role::Leader { .. }) {
+            return Err(ErrorCode::NotLeader);
+        }
+        match leader_epoch {
+            Some(epoch) if epoch < replica.state.leader_epoch => Err(ErrorCode::FencedLeaderEpoch),
+            Some(epoch) if epoch > replica.state.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),
+            _ => Ok(replica),
+        }
+    }
+
+    fn on_states<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        states: Vec<PartitionState>,
+    ) -> Result<(), LogError> {
+        for state in states {
+            if !state.replicas.contains(&self.config.id) {
+                continue;
+            }
+            let partition = state.partition;
+            if !self.replicas.contains_key(&partition) {
+                let replica = self.open_replica(storage, state.clone())?;
+                self.replicas.insert(partition, replica);
+                self.become_(now_ns, partition, state);
+                continue;
+            }
+            let current = &self.replicas[&partition].state;
+            if state.leader_epoch > current.leader_epoch {
+                self.become_(now_ns, partition, state);
+            } else if state.leader_epoch == current.leader_epoch
+                && state.partition_epoch > current.partition_epoch
+            {
+                let replica = self.replicas.get_mut(&partition).expect("present");
+                replica.state = state;
+                if let Role::Leader { isr_change_sent_ns, .. } = &mut replica.role {
+                    *isr_change_sent_ns = None;
+                }
+                self.maybe_advance_high_watermark(partition);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_replica<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        state: PartitionState,
+    ) -> Result<Replica, LogError> {
+        let dir = format!("p{}", state.partition);
+        let (log, _report) = PartitionLog::open(storage, &dir, self.config.log.clone())?;
+        let hw_path = join(&dir, HIGH_WATERMARK_FILE);
+        let saved = checkpoint::read(storage, &hw_path, CheckpointKind::HighWatermark)
+            .ok()
+            .flatten()
+            .and_then(|payload| checkpoint::payload_u64(&payload))
+            .unwrap_or(0);
+        let high_watermark = saved.min(log.end_offset()).max(log.start_offset());
+        let mut replica = Replica {
+            state: PartitionState { leader_epoch: 0, partition_epoch: 0, leader: None, ..state },
+            log,
+            high_watermark,
+            hw_writer: CheckpointWriter::new(hw_path, CheckpointKind::HighWatermark),
+            hw_written: high_watermark,
+            role: Role::Offline,
+            producers: BTreeMap::new(),
+            pending: Vec::new(),
+        };
+        rebuild_producers(storage, &mut replica)?;
+        Ok(replica)
+    }
+
+    /// Takes on the role the controller's new state gives this broker.
+    fn become_(&mut self, now_ns: u64, partition: u32, state: PartitionState) {
+        let id = self.config.id;
+        let replica = self.replicas.get_mut(&partition).expect("opened");
+        for pending in replica.pending.drain(..) {
+            let result = Err(ErrorCode::LeadershipLost);
+            let msg = Msg::ProduceResponse { partition, correlation: pending.correlation, result };
+            self.outbox.push((pending.from, msg));
+        }
+        let epoch = state.leader_epoch;
+        replica.role = match state.leader {
+            Some(leader) if leader == id => {
+                let followers = state
+                    .replicas
+                    .iter()
+                    .filter(|&&r| r != id)
+                    .map(|&r| (r, Progress { log_end: 0, durable: 0, caught_up_ns: now_ns }))
+                    .collect();
+                self.events.push(BrokerEvent::Leader { partition, epoch });
+                Role::Leader { followers, isr_change_sent_ns: None }
+            }
+            Some(leader) => {
+                self.events.push(BrokerEvent::Follower { partition, epoch });
+                Role::Follower { leader, truncated: false, in_flight: None }
+            }
+            None => Role::Offline,
+        };
+        replica.state = state;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_produce<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        from: NodeId,
+        partition: u32,
+        correlation: u64,
+        leader_epoch: Option<u32>,
+        acks: Acks,
+        producer: ProducerStamp,
+        records: Vec<batch::Record>,
+    ) -> Result<(), LogError> {
+        let min_isr = self.config.min_insync_replicas as usize;
+        let pending_max = self.config.pending_produce_max;
+        let respond = |outbox: &mut Vec<(NodeId, Msg)>, result| {
+            if acks != Acks::None {
+                outbox.push((from, Msg::ProduceResponse { partition, correlation, result }));
+            }
+        };
+        if let Err(code) = self.leader_check(partition, leader_epoch) {
+            respond(&mut self.outbox, Err(code));
+            return Ok(());
+        }
+        let replica = self.replicas.get_mut(&partition).expect("checked");
+        if acks == Acks::All && replica.state.isr.len() < min_isr {
+            respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
+            return Ok(());
+        }
+        if replica.pending.len() >= pending_max {
+            respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
+            return Ok(());
+        }
+        // Idempotence: a retry of a batch we hold gets its first answer back.
+        let count = records.len() as i32;
+        if producer.producer_id >= 0 {
+            let last_seq = producer.base_sequence.wrapping_add(count - 1);
+            if let Some(entry) = replica.producers.get(&producer.producer_id) {
+                if entry.epoch == producer.producer_epoch {
+                    if let Some(&(_, _, base)) = entry.batches.iter().find(|(first, last, _)| {
+                        *first == producer.base_sequence && *last == last_seq
+                    }) {
+                        let end = base + u64::from(count as u32);
+                        if acks != Acks::All || end <= replica.high_watermark {
+                            respond(&mut self.outbox, Ok(base));
+                        } else {
+                            replica.pending.push(PendingProduce {
+                                from,
+                                correlation,
+                                base_offset: base,
+                                end_offset: end,
+                            });
+                        }
+                        return Ok(());
+                    }
+                    let expected =
+                        entry.batches.back().map_or(0, |&(_, last, _)| last.wrapping_add(1));
+                    if producer.base_sequence != expected {
+                        respond(&mut self.outbox, Err(ErrorCode::OutOfOrderSequence));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let epoch = replica.state.leader_epoch;
+        let appended = match replica.log.append(storage, now_ns, epoch, producer, records) {
+            Ok(appended) => appended,
+            Err(LogError::Storage(_)) | Err(LogError::Batch(_)) => {
+                respond(&mut self.outbox, Err(ErrorCode::StorageError));
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        note_producer(replica, producer, count, appended.base_offset);
+        match acks {
+            Acks::None => {}
+            Acks::Leader => respond(&mut self.outbox, Ok(appended.base_offset)),
+            Acks::All => replica.pending.push(PendingProduce {
+                from,
+                correlation,
+                base_offset: appended.base_offset,
+                end_offset: appended.end_offset,
+            }),
+        }
+        self.maybe_advance_high_watermark(partition);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+        leader_epoch: u32,
+        fetch_offset: u64,
+        follower: Option<NodeId>,
+        durable_offset: u64,
+        max_bytes: u32,
+    ) -> Result<FetchData, ErrorCode> {
+        self.leader_check(partition, Some(leader_epoch))?;
+        let replica = self.replicas.get_mut(&partition).expect("checked");
+        let (start, end) = (replica.log.start_offset(), replica.log.end_offset());
+        if fetch_offset < start || fetch_offset > end {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        if let (Some(follower), Role::Leader { followers, .. }) = (follower, &mut replica.role) {
+            if let Some(progress) = followers.get_mut(&follower) {
+                progress.log_end = fetch_offset;
+                progress.durable = durable_offset.min(fetch_offset);
+                if fetch_offset >= end {
+                    progress.caught_up_ns = now_ns;
+                }
+            }
+        }
+        // Consumers see only what is committed.
+        let limit = if follower.is_some() { end } else { replica.high_watermark };
+        let mut batches = Vec::new();
+        if fetch_offset < limit {
+            let read = replica
+                .log
+                .read(storage, fetch_offset, max_bytes as usize)
+                .map_err(|_| ErrorCode::StorageError)?;
+            for batch in read.into_iter().take_while(|batch| batch.base_offset < limit) {
+                batches.push(batch.encode().map_err(|_| ErrorCode::StorageError)?);
+            }
+        }
+        let data = FetchData {
+            leader_epoch: replica.state.leader_epoch,
+            batches,
+            high_watermark: replica.high_watermark,
+            log_start_offset: start,
+        };
+        if follower.is_some() {
+            self.maybe_advance_high_watermark(partition);
+        }
+        Ok(data)
+    }
+
+    fn on_fetch_response<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+        correlation: u64,
+        result: Result<FetchData, ErrorCode>,
+    ) -> Result<(), LogError> {
+        let Some(replica) = self.replicas.get_mut(&partition) else { return Ok(()) };
+        let Role::Follower { in_flight, truncated, .. } = &mut replica.role else { return Ok(()) };
+        if in_flight.is_none_or(|(expected, _)| expected != correlation) {
+            return Ok(()); // a late or duplicated answer
+        }
+        *in_flight = None;
+        let data = match result {
+            Ok(data) if data.leader_epoch == replica.state.leader_epoch => data,
+            Err(ErrorCode::OffsetOutOfRange) => {
+                *truncated = false; // find the divergence again
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        for bytes in &data.batches {
+            let Ok(header) = batch::validate(bytes) else { return Ok(()) };
+            let end = replica.log.end_offset();
+            if header.end_offset() <= end {
+                continue;
+            }
+            if header.base_offset != end {
+                return Ok(()); // not contiguous with our log: ask again
+            }
+            let appended = replica.log.append_encoded(storage, now_ns, bytes)?;
+            let decoded = batch::decode(bytes).expect("validated");
+            note_producer(
+                replica,
+                decoded.producer,
+                decoded.records.len() as i32,
+                appended.base_offset,
+            );
+        }
+        let hw = data.high_watermark.min(replica.log.end_offset());
+        if hw > replica.high_watermark {
+            replica.high_watermark = hw;
+            self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
+        }
+        // Fetch again at once: replication should not wait for the next tick.
+        self.tick_replica(storage, now_ns, partition)
+    }
+
+    fn on_epoch_end<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+        correlation: u64,
+        result: Result<(u32, u64), ErrorCode>,
+    ) -> Result<(), LogError> {
+        let Some(replica) = self.replicas.get_mut(&partition) else { return Ok(()) };
+        let Role::Follower { in_flight, truncated, .. } = &mut replica.role else { return Ok(()) };
+        if in_flight.is_none_or(|(expected, _)| expected != correlation) {
+            return Ok(());
+        }
+        *in_flight = None;
+        let Ok((leader_epoch, leader_end)) = result else { return Ok(()) };
+        // KIP-279: cut where the leader's answer and our own log agree the epoch ends.
+        let own_end = replica.log.end_offset_for_epoch(leader_epoch).map_or(
+            replica.log.start_offset(),
+            |(epoch, end)| {
+                if epoch == leader_epoch {
+                    end
+                } else {
+                    replica.log.start_offset().max(end.min(leader_end))
+                }
+            },
+        );
+        let cut = leader_end.min(own_end).max(replica.log.start_offset());
+        *truncated = true;
+        if cut < replica.log.end_offset() {
+            let new_end = replica.log.truncate_to(storage, cut)?;
+            replica.log.flush(storage, now_ns)?;
+            if replica.high_watermark > new_end {
+                replica.high_watermark = new_end;
+            }
+            self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
+        }
+        self.tick_replica(storage, now_ns, partition)
+    }
+
+    /// The leader's high watermark: the minimum log end (or durable end, when every
+    /// append is flushed) over the ISR, never while the ISR is below the minimum.
+    fn maybe_advance_high_watermark(&mut self, partition: u32) {
+        let id = self.config.id;
+        let durable_acks = self.config.log.flush == FlushPolicy::EveryAppend;
+        let min_isr = self.config.min_insync_replicas as usize;
+        let Some(replica) = self.replicas.get_mut(&partition) else { return };
+        let Role::Leader { followers, .. } = &replica.role else { return };
+        if replica.state.isr.len() < min_isr {
+            return;
+        }
+        let own =
+            if durable_acks { replica.log.recovery_point() } else { replica.log.end_offset() };
+        let mut hw = own;
+        for member in &replica.state.isr {
+            if *member == id {
+                continue;
+            }
+            let Some(progress) = followers.get(member) else { return };
+            hw = hw.min(if durable_acks { progress.durable } else { progress.log_end });
+        }
+        if hw <= replica.high_watermark {
+            return;
+        }
+        replica.high_watermark = hw;
+        self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            replica.pending.drain(..).partition(|p| p.end_offset <= hw);
+        replica.pending = waiting;
+        for pending in done {
+            let msg = Msg::ProduceResponse {
+                partition,
+                correlation: pending.correlation,
+                result: Ok(pending.base_offset),
+            };
+            self.outbox.push((pending.from, msg));
+        }
+    }
+}
+
+fn fetch(
+    log: &PartitionLog,
+    partition: u32,
+    correlation: u64,
+    leader_epoch: u32,
+    id: NodeId,
+    max_bytes: u32,
+) -> Msg {
+    Msg::Fetch {
+        partition,
+        correlation,
+        leader_epoch,
+        fetch_offset: log.end_offset(),
+        replica: Some(id),
+        durable_offset: log.recovery_point(),
+        max_bytes,
+    }
+}
+
+fn note_producer(replica: &mut Replica, producer: ProducerStamp, count: i32, base_offset: u64) {
+    if producer.producer_id < 0 {
+        return;
+    }
+    let entry = replica.producers.entry(producer.producer_id).or_default();
+    if entry.epoch != producer.producer_epoch {
+        *entry = ProducerEntry { epoch: producer.producer_epoch, batches: VecDeque::new() };
+    }
+    entry.batches.push_back((
+        producer.base_sequence,
+        producer.base_sequence.wrapping_add(count - 1),
+        base_offset,
+    ));
+    while entry.batches.len() > PRODUCER_BATCHES_KEPT {
+        entry.batches.pop_front();
+    }
+}
+
+/// Producer state is derived from the log, never trusted from memory alone.
+fn rebuild_producers<S: Storage + ?Sized>(
+    storage: &mut S,
+    replica: &mut Replica,
+) -> Result<(), LogError> {
+    replica.producers.clear();
+    let mut offset = replica.log.start_offset();
+    while offset < replica.log.end_offset() {
+        let batches: Vec<RecordBatch> = match replica.log.read(storage, offset, 1 << 20) {
+            Ok(batches) => batches,
+            Err(LogError::Corrupt { .. }) => return Ok(()), // reads will report it
+            Err(error) => return Err(error),
+        };
+        let Some(last) = batches.last() else { break };
+        offset = last.end_offset();
+        for batch in batches {
+            note_producer(replica, batch.producer, batch.records.len() as i32, batch.base_offset);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The messages of the cluster: between brokers, the controller and clients.
+//!
+//! Every request that acts on a partition carries the sender's view of the partition's
+//! leader epoch, so a stale leader or follower is fenced instead of obeyed. Node ids
+//! are plain `u32`s: the caller maps them onto its transport (the simulator's nodes).
+
+use crate::batch::{ProducerStamp, Record};
+
+/// A node of the cluster: a broker, the controller or a client.
+pub type NodeId = u32;
+
+/// How many replicas must have a record before a produce is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Acks {
+    /// No answer at all: fire and forget.
+    None,
+    /// The leader has appended it.
+    Leader,
+    /// Every in-sync replica has it (and the ISR is at least `min_insync_replicas`).
+    All,
+}
+
+/// The controller's word on one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartitionState {
+    pub partition: u32,
+    /// Every replica, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: u32,
+    pub isr: Vec<NodeId>,
+    /// Bumped at every change (leader or ISR), so stale ISR changes are refused.
+    pub partition_epoch: u32,
+}
+
+/// Why a request was refused. Each says whether the request may have taken effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The receiver does not lead the partition (it never appended).
+    NotLeader,
+    /// The request's leader epoch is older than the receiver's.
+    FencedLeaderEpoch,
+    /// The request's leader epoch is newer than the receiver knows.
+    UnknownLeaderEpoch,
+    /// `acks = all` and the ISR is below `min_insync_replicas` (nothing appended).
+    NotEnoughReplicas,
+    /// The record was appended, but the ISR shrank below `min_insync_replicas` before
+    /// it was committed: it may yet be committed, or lost.
+    NotEnoughReplicasAfterAppend,
+    /// An idempotent producer skipped a sequence number (nothing appended).
+    OutOfOrderSequence,
+    /// A fetch asked for an offset the log does not hold.
+    OffsetOutOfRange,
+    /// The receiver's storage failed; it did not append.
+    StorageError,
+    /// The leader lost leadership with the request pending: it may or may not commit.
+    LeadershipLost,
+}
+
+impl ErrorCode {
+    /// True when the refused request certainly did not append anything.
+    pub fn definitely_not_appended(self) -> bool {
+        !matches!(self, ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::LeadershipLost)
+    }
+}
+
+/// What a fetch returns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FetchData {
+    pub leader_epoch: u32,
+    /// Encoded batches from the fetch offset (whole batches: the first may start below).
+    pub batches: Vec<Vec<u8>>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+/// Everything nodes say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Msg {
+    /// Broker to controller, periodically. A new `incarnation` means the broker
+    /// restarted and may have lost what it never synced.
+    Heartbeat {
+        broker: NodeId,
+        incarnation: u64,
+    },
+    /// Controller to broker: the state of every partition.
+    HeartbeatAck {
+        states: Vec<PartitionState>,
+    },
+    /// A leader asks the controller to change a partition's ISR.
+    AlterIsr {
+        partition: u32,
+        leader_epoch: u32,
+        partition_epoch: u32,
+        isr: Vec<NodeId>,
+    },
+    /// A client asks the controller (or anyone) for the partitions' leaders.
+    Metadata {
+        correlation: u64,
+    },
+    MetadataResponse {
+        correlation: u64,
+        states: Vec<PartitionState>,
+    },
+    /// A producer asks the controller for a producer id (idempotence).
+    InitProducerId {
+        correlation: u64,
+    },
+    InitProducerIdResponse {
+        correlation: u64,
+        producer_id: i64,
+    },
+    Produce {
+        partition: u32,
+        correlation: u64,
+        leader_epoch: Option<u32>,
+        acks: Acks,
+        producer: ProducerStamp,
+        records: Vec<Record>,
+    },
+    ProduceResponse {
+        partition: u32,
+        correlation: u64,
+        result: Result<u64, ErrorCode>,
+    },
+    /// A follower (`replica` set) or a consumer fetches from the leader. Followers also
+    /// say how far their log is durable.
+    Fetch {
+        partition: u32,
+        correlation: u64,
+        leader_epoch: u32,
+        fetch_offset: u64,
+        replica: Option<NodeId>,
+        durable_offset: u64,
+        max_bytes: u32,
+    },
+    FetchResponse {
+        partition: u32,
+        correlation: u64,
+        result: Result<FetchData, ErrorCode>,
+    },
+    /// KIP-101/279: where does epoch `requested_epoch` end in the leader's log?
+    OffsetForLeaderEpoch {
+        partition: u32,
+        correlation: u64,
+        leader_epoch: u32,
+        requested_epoch: u32,
+    },
+    /// The largest epoch at most the requested one that the leader has, and where it ends.
+    OffsetForLeaderEpochResponse {
+        partition: u32,
+        correlation: u64,
+        result: Result<(u32, u64), ErrorCode>,
+    },
+}
