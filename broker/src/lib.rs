@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod broker;
 pub mod checkpoint;
+pub mod client;
 pub mod controller;
 pub mod log;
 pub mod protocol;
