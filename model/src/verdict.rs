@@ -277,17 +277,24 @@ impl fmt::Display for Verdict {
         writeln!(f)?;
         let (violations, expected) = (self.violation_count(), self.expected_count());
         if violations > 0 {
+            let invariants = self.violated().len() as u64;
             write!(
                 f,
-                "verdict: VIOLATED: {violations} violations of {} invariants",
-                self.violated().len()
+                "verdict: VIOLATED: {violations} {} of {invariants} {}",
+                plural(violations, "violation", "violations"),
+                plural(invariants, "invariant", "invariants")
             )?;
         } else {
             write!(f, "verdict: holds: every promised invariant holds")?;
         }
         if expected > 0 {
-            write!(f, "; {expected} anomalies expected under this configuration")?;
+            let anomalies = plural(expected, "anomaly", "anomalies");
+            write!(f, "; {expected} {anomalies} expected under this configuration")?;
         }
         writeln!(f)
     }
+}
+
+fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
+    if count == 1 { one } else { many }
 }

@@ -1,0 +1,215 @@
+//! The checkers on small hand-written histories (`tests/histories/*.jsonl`), one row
+//! each: the file, the invariants it must violate, and those it must break only as
+//! expected under its configuration. Every anomaly kind has a history that shows it
+//! and nothing else; the valid histories include the tricky cases (indeterminate sends
+//! that did and did not land, concurrent sends landing in either order, a poll racing
+//! a send, a seek back) and configurations under which a loss is expected.
+
+use std::path::Path;
+
+use logjam_model::{Invariant, Judgement, Verdict, Witness, check, parse_history};
+
+struct Row {
+    file: &'static str,
+    violated: &'static [&'static str],
+    expected: &'static [&'static str],
+}
+
+const fn row(
+    file: &'static str,
+    violated: &'static [&'static str],
+    expected: &'static [&'static str],
+) -> Row {
+    Row { file, violated, expected }
+}
+
+const TABLE: &[Row] = &[
+    // One anomaly kind each.
+    row("lost-write-final-log", &["lost-write"], &[]),
+    row("lost-write-poll", &["lost-write"], &[]),
+    row("unseen", &["unseen"], &[]),
+    row("duplicate", &["duplicate"], &[]),
+    row("inconsistent-offsets", &["inconsistent-offsets"], &[]),
+    row("phantom-never-sent", &["phantom"], &[]),
+    row("phantom-other-key", &["phantom"], &[]),
+    row("phantom-read-before-sent", &["phantom"], &[]),
+    row("aborted-read", &["aborted-read"], &[]),
+    row("nonmonotonic-poll", &["nonmonotonic-poll"], &[]),
+    row("poll-skip", &["poll-skip"], &[]),
+    row("nonmonotonic-send", &["nonmonotonic-send"], &[]),
+    row("realtime-order", &["realtime-order"], &[]),
+    row("committed-read-changed", &["committed-read-changed"], &[]),
+    row("committed-read-changed-above-final-hw", &["committed-read-changed"], &[]),
+    row("replica-log-order", &["replica-log-order"], &[]),
+    row("divergence", &["divergence"], &[]),
+    row("multiple-leaders", &["multiple-leaders"], &[]),
+    row("epoch-regression", &["epoch-regression"], &[]),
+    row("hw-regression", &["hw-regression"], &[]),
+    row("truncation-below-hw", &["truncation-below-hw"], &[]),
+    row("still-pending", &["still-pending"], &[]),
+    row("not-converged", &["not-converged"], &[]),
+    // Valid: nothing at all to report.
+    row("valid-replicated", &[], &[]),
+    row("valid-info-landed", &[], &[]),
+    row("valid-info-and-fail-not-landed", &[], &[]),
+    row("valid-concurrent-sends-either-order", &[], &[]),
+    row("valid-poll-races-send", &[], &[]),
+    row("valid-assign-seeks-back", &[], &[]),
+    row("valid-jepsen-style-final-reads", &[], &[]),
+    // Valid under their configuration: the loss is the documented price of it.
+    row("expected-loss-acks-1", &[], &["lost-write", "inconsistent-offsets"]),
+    row("expected-duplicate-without-idempotence", &[], &["duplicate"]),
+    row("expected-unclean-election", &[], &["committed-read-changed", "truncation-below-hw"]),
+    row("expected-loss-stated-promises", &[], &["lost-write"]),
+];
+
+fn histories() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/histories"))
+}
+
+fn verdict_of(file: &str) -> (Verdict, u64) {
+    let path = histories().join(format!("{file}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let history = parse_history(text.as_bytes()).unwrap_or_else(|e| panic!("{}", e.in_file(file)));
+    (check(&history), text.lines().count() as u64)
+}
+
+fn names(invariants: Vec<Invariant>) -> Vec<&'static str> {
+    let mut names: Vec<&str> = invariants.into_iter().map(Invariant::name).collect();
+    names.sort_unstable();
+    names
+}
+
+fn sorted(names: &[&'static str]) -> Vec<&'static str> {
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn each_history_gets_exactly_its_verdict() {
+    for row in TABLE {
+        let (verdict, lines) = verdict_of(row.file);
+        assert_eq!(
+            names(verdict.violated()),
+            sorted(row.violated),
+            "{}: violated\n{verdict}",
+            row.file
+        );
+        assert_eq!(
+            names(verdict.expected()),
+            sorted(row.expected),
+            "{}: expected\n{verdict}",
+            row.file
+        );
+        assert_eq!(verdict.holds(), row.violated.is_empty(), "{}", row.file);
+        for anomaly in &verdict.anomalies {
+            // Every anomaly explains itself and points at real lines of the file.
+            assert!(
+                !anomaly.explanation.is_empty() && !anomaly.witness.is_empty(),
+                "{}: {anomaly}",
+                row.file
+            );
+            assert!(
+                anomaly.witness.iter().all(|w| (2..=lines).contains(&w.line())),
+                "{}: {anomaly}",
+                row.file
+            );
+            let judged_violation = anomaly.judgement == Judgement::Violation;
+            assert_eq!(
+                judged_violation,
+                verdict.promises.contains(&anomaly.guarantee),
+                "{}",
+                row.file
+            );
+        }
+    }
+}
+
+#[test]
+fn every_anomaly_kind_has_a_history_showing_it_alone() {
+    for invariant in Invariant::ALL {
+        let shown_alone =
+            TABLE.iter().any(|row| row.violated == [invariant.name()] && row.expected.is_empty());
+        assert!(shown_alone, "no history shows {invariant} alone");
+    }
+}
+
+#[test]
+fn every_history_file_is_in_the_table() {
+    let mut files: Vec<String> = std::fs::read_dir(histories())
+        .expect("tests/histories exists")
+        .map(|entry| entry.expect("readable").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort_unstable();
+    let mut listed: Vec<String> = TABLE.iter().map(|row| format!("{}.jsonl", row.file)).collect();
+    listed.sort_unstable();
+    assert_eq!(files, listed);
+}
+
+#[test]
+fn witnesses_are_the_few_lines_that_prove_it() {
+    // Spot checks of what a person reads: the explanation and the exact lines.
+    let cases: &[(&str, &str, &[u64])] = &[
+        (
+            "lost-write-final-log",
+            "`a` was acknowledged at offset 0, which n0 has committed without it",
+            &[3, 6],
+        ),
+        (
+            "lost-write-poll",
+            "`a` was acknowledged at offset 0, but a poll read across that offset without it",
+            &[3, 7],
+        ),
+        ("poll-skip", "read offset 2 but skipped offset 1, which holds `b`", &[9, 11, 13]),
+        (
+            "realtime-order",
+            "`b` was sent after process 0 had a send acknowledged at offset 1, but it landed at offset 0",
+            &[3, 4, 5],
+        ),
+        ("committed-read-changed", "`a` was read at offset 0, and later `b` is there", &[7, 8]),
+        (
+            "divergence",
+            "n0 and n1 differ at offset 1, below both high watermarks (2 and 2)",
+            &[8, 9],
+        ),
+        (
+            "truncation-below-hw",
+            "n1 truncated to offset 1, below the committed high watermark 2",
+            &[2, 3],
+        ),
+    ];
+    for &(file, explanation, lines) in cases {
+        let (verdict, _) = verdict_of(file);
+        assert_eq!(verdict.anomalies.len(), 1, "{file}: {verdict}");
+        let anomaly = &verdict.anomalies[0];
+        assert_eq!(anomaly.explanation, explanation, "{file}");
+        assert_eq!(anomaly.witness.iter().map(Witness::line).collect::<Vec<_>>(), lines, "{file}");
+    }
+}
+
+#[test]
+fn the_verdict_prints_every_invariant_and_each_anomaly_with_its_lines() {
+    let (verdict, _) = verdict_of("expected-loss-acks-1");
+    let text = verdict.to_string();
+    for invariant in Invariant::ALL {
+        assert!(text.contains(invariant.name()), "{invariant} missing from\n{text}");
+    }
+    assert!(
+        text.contains(
+            "promises  committed-stable no-duplicates integrity liveness (from the configuration)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("expected lost-write (breaks acked-durable) in partition 0: `a` was acknowledged at offset 0"), "{text}");
+    assert!(
+        text.contains(r#"line 3      {"i":1,"t_ns":20,"process":0,"type":"ok","f":"send""#),
+        "{text}"
+    );
+    assert!(text.ends_with("verdict: holds: every promised invariant holds; 2 anomalies expected under this configuration\n"), "{text}");
+
+    let (verdict, _) = verdict_of("duplicate");
+    let text = verdict.to_string();
+    assert!(text.contains("duplicate               VIOLATED  1 in 1 values"), "{text}");
+    assert!(text.ends_with("verdict: VIOLATED: 1 violation of 1 invariant\n"), "{text}");
+}
