@@ -1,0 +1,345 @@
+//! Bad input: every malformed history gets an error naming its line and the problem,
+//! a history cut mid-line is reported (never silently shortened), and no input, however
+//! mangled, makes the parser or the checkers panic.
+
+use logjam_model::testkit::{GenConfig, generate};
+use logjam_model::{HistoryError, Problem, check, parse_history, parse_history_str};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm};
+
+const HEADER: &str = r#"{"v":1,"system":"s","config":{}}"#;
+const SEND_A: &str = r#"{"i":0,"t_ns":10,"process":0,"type":"invoke","f":"send","partition":0,"key":"k","value":"a"}"#;
+const SEND_A_OK: &str = r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"send","partition":0,"key":"k","value":"a","offset":0}"#;
+
+/// Parses with both entry points, which must agree.
+fn parse(text: &str) -> Result<logjam_model::History, HistoryError> {
+    let from_str = parse_history_str(text);
+    let from_reader = parse_history(text.as_bytes());
+    assert_eq!(from_str, from_reader, "the two parsers disagree on\n{text}");
+    from_str
+}
+
+fn lines(lines: &[&str]) -> String {
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+#[test]
+fn each_bad_input_names_its_line_and_problem() {
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "line 1: empty history: expected a header line"),
+        (HEADER.to_string(), "line 1: last line has no newline: the history was cut short"),
+        (
+            lines(&[HEADER, SEND_A]) + &SEND_A_OK[..40],
+            "line 3: last line has no newline: the history was cut short",
+        ),
+        (
+            lines(&[r#"{"v":2,"system":"s","later":true}"#]),
+            "line 1: unsupported history version 2 (this build reads version 1)",
+        ),
+        (lines(&[r#"{"system":"s"}"#]), "line 1: the header has no `v` (format version)"),
+        (lines(&[r#"{"v":1}"#]), "line 1: malformed line: missing field `system` (column 7)"),
+        (
+            lines(&[r#"{"v":1,"system":"s","config":{"acks":"2"}}"#]),
+            "line 1: malformed line: unknown variant `2`, expected one of `0`, `1`, `all` (column 40)",
+        ),
+        (
+            lines(&[HEADER, "{\"i\":0,"]),
+            "line 2: malformed line: EOF while parsing a value (column 7)",
+        ),
+        (lines(&[HEADER, "not json"]), "line 2: malformed line: expected ident (column 2)"),
+        (lines(&[HEADER, "", SEND_A]), "line 2: empty line"),
+        (lines(&[HEADER, r#"{"type":"commit","node":1}"#]), "line 2: unknown line type `commit`"),
+        (
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"txn"}"#]),
+            "line 2: unknown operation `txn`",
+        ),
+        (
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"f":"send"}"#]),
+            "line 2: the line has no `type`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":3,"type":"ok","f":"send","partition":0,"value":"a","offset":0}"#,
+            ]),
+            "line 2: ok without a matching invoke for process 3",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":0}"#,
+            ]),
+            "line 2: a send invoke has no `value`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":0,"value":"a","offset":3}"#,
+            ]),
+            "line 2: `offset` does not belong on a send invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0,"records":[]}"#,
+            ]),
+            "line 2: `records` does not belong on a poll invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":0,"value":"a","colour":1}"#,
+            ]),
+            "line 2: malformed line: unknown field `colour`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SEND_A,
+                r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"records":[[0,"k"]]}"#,
+            ]),
+            "line 3: malformed line: invalid length 2, expected a record [offset, key or null, value]",
+        ),
+        (
+            lines(&[HEADER, &SEND_A.replace(r#""i":0"#, r#""i":5"#)]),
+            "line 2: event index 5, expected 0: indices count events from 0",
+        ),
+        (
+            lines(&[HEADER, SEND_A, &SEND_A_OK.replace(r#""t_ns":20"#, r#""t_ns":5"#)]),
+            "line 3: t_ns 5 goes back in time (the previous event is at 10)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SEND_A,
+                &SEND_A.replace(r#""i":0"#, r#""i":1"#).replace(r#""a""#, r#""b""#),
+            ]),
+            "line 3: process 0 invoked a send while its send from line 2 is still pending",
+        ),
+        (
+            lines(&[HEADER, SEND_A, &SEND_A_OK.replace(r#""value":"a""#, r#""value":"b""#)]),
+            "line 3: ok does not match its invoke on line 2: value `b` vs `a`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SEND_A,
+                &SEND_A_OK.replace(r#""f":"send""#, r#""f":"assign""#).replace(
+                    r#","partition":0,"key":"k","value":"a","offset":0"#,
+                    r#","partitions":[0]"#,
+                ),
+            ]),
+            "line 3: ok does not match its invoke on line 2: assign vs send",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SEND_A,
+                SEND_A_OK,
+                &SEND_A
+                    .replace(r#""i":0"#, r#""i":2"#)
+                    .replace(r#""t_ns":10"#, r#""t_ns":30"#)
+                    .replace(r#""process":0"#, r#""process":1"#),
+            ]),
+            "line 4: value `a` was already sent to partition 0 on line 2: values must be unique per partition",
+        ),
+        (
+            lines(&[HEADER, SEND_A, r#"{"t_ns":5,"type":"restart","node":0}"#, SEND_A_OK]),
+            "line 4: operation after the closing lines (the first is on line 3)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":0,"records":[]}"#,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":0,"records":[]}"#,
+            ]),
+            "line 3: a second final log for node 1 partition 0 (the first is on line 2)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"t_ns":9,"type":"restart","node":0}"#,
+                r#"{"t_ns":8,"type":"restart","node":1}"#,
+            ]),
+            "line 3: t_ns 8 goes back in time (the previous protocol event is at 9)",
+        ),
+        (
+            lines(&[HEADER, r#"{"t_ns":9,"type":"leader","node":0,"partition":0}"#]),
+            "line 2: a leader line has no `epoch`",
+        ),
+        (
+            lines(&[HEADER, r#"{"t_ns":9,"type":"restart","node":0,"partition":0}"#]),
+            "line 2: `partition` does not belong on a restart line",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":9223372036854775808,"records":[]}"#,
+            ]),
+            "line 2: high_watermark 9223372036854775808 exceeds the largest offset 9223372036854775807",
+        ),
+        (
+            lines(&[HEADER, SEND_A, &SEND_A_OK.replace(r#""type":"ok""#, r#""type":"info""#)]),
+            "line 3: `offset` does not belong on a send info",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse(&text).expect_err(&text);
+        let message = error.to_string();
+        assert!(message.starts_with(expected), "got: {message}\nwant: {expected}\ninput:\n{text}");
+    }
+}
+
+#[test]
+fn errors_name_the_file_too() {
+    let error = parse(&lines(&[HEADER, "{"])).expect_err("malformed");
+    assert_eq!(error.line, 2);
+    assert!(matches!(error.problem, Problem::Malformed(_)));
+    assert!(
+        error.in_file("runs/h.jsonl").starts_with("runs/h.jsonl:2: malformed line: "),
+        "{}",
+        error.in_file("runs/h.jsonl")
+    );
+}
+
+#[test]
+fn not_utf8_is_named_by_the_reader() {
+    let mut bytes = lines(&[HEADER]).into_bytes();
+    bytes.extend_from_slice(b"{\"type\":\"\xff\"}\n");
+    let error = parse_history(bytes.as_slice()).expect_err("not UTF-8");
+    assert_eq!(error, HistoryError { line: 2, problem: Problem::NotUtf8 });
+}
+
+#[test]
+fn windows_line_endings_are_read() {
+    let text = lines(&[HEADER, SEND_A, SEND_A_OK]).replace('\n', "\r\n");
+    assert_eq!(parse(&text).expect("CRLF").events().len(), 2);
+}
+
+/// A generated history with everything in it: sends, polls, assigns, infos, fails,
+/// protocol events and final logs.
+fn sample() -> String {
+    let mut setup = GenConfig::new(9, 40);
+    setup.info_probability = 0.2;
+    setup.fail_probability = 0.1;
+    setup.final_reads = true;
+    generate(&setup).to_jsonl()
+}
+
+/// What a corrupt input may do: fail naming a line within the input (or the one after
+/// it, for a missing newline or end), or parse into a history the checkers judge.
+fn judged_or_named(text: &str) {
+    match parse(text) {
+        Ok(history) => {
+            let verdict = check(&history);
+            assert_eq!(verdict.checks.len(), logjam_model::Invariant::ALL.len());
+        }
+        Err(error) => {
+            let lines = text.matches('\n').count() as u64;
+            assert!(
+                (1..=lines + 1).contains(&error.line),
+                "{error} names a line outside 1..={}",
+                lines + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_history_cut_anywhere_but_a_line_end_is_reported_as_cut() {
+    let text = sample();
+    let ends: Vec<usize> = text.match_indices('\n').map(|(at, _)| at + 1).collect();
+    for cut in 1..text.len() {
+        let prefix = &text[..cut];
+        let result = parse(prefix);
+        if ends.contains(&cut) {
+            // A cut at a line end leaves a shorter history that is whole: it parses or
+            // fails for what is missing, never for what is there.
+            judged_or_named(prefix);
+            continue;
+        }
+        let line = prefix.matches('\n').count() as u64 + 1;
+        assert_eq!(
+            result,
+            Err(HistoryError { line, problem: Problem::Truncated }),
+            "cut at byte {cut}"
+        );
+    }
+}
+
+#[test]
+fn corrupted_bytes_and_shuffled_lines_never_panic() {
+    let text = sample();
+    let garbage: &[u8] = b"x}{\n\"9-:,[] \x00\xff";
+    let bytes = text.as_bytes();
+    for at in (0..bytes.len()).step_by(7) {
+        for &byte in garbage {
+            let mut corrupt = bytes.to_vec();
+            corrupt[at] = byte;
+            match String::from_utf8(corrupt) {
+                Ok(corrupt) => judged_or_named(&corrupt),
+                Err(not_utf8) => {
+                    let error = parse_history(not_utf8.as_bytes()).expect_err("not UTF-8");
+                    assert!(
+                        matches!(error.problem, Problem::NotUtf8 | Problem::Truncated),
+                        "{error}"
+                    );
+                }
+            }
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for at in 0..lines.len() {
+        let mut deleted = lines.clone();
+        deleted.remove(at);
+        judged_or_named(&self::lines(&deleted));
+        let mut doubled = lines.clone();
+        doubled.insert(at, lines[at]);
+        judged_or_named(&self::lines(&doubled));
+        if at + 1 < lines.len() {
+            let mut swapped = lines.clone();
+            swapped.swap(at, at + 1);
+            judged_or_named(&self::lines(&swapped));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        rng_algorithm: RngAlgorithm::ChaCha,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        match parse_history(bytes.as_slice()) {
+            Ok(history) => prop_assert_eq!(check(&history).checks.len(), logjam_model::Invariant::ALL.len()),
+            Err(error) => prop_assert!(error.line >= 1 && error.line <= bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1),
+        }
+    }
+
+    #[test]
+    fn lines_of_a_real_history_in_any_order_never_panic(
+        picks in prop::collection::vec((any::<prop::sample::Index>(), 0usize..6, any::<u8>()), 0..40),
+    ) {
+        // Valid lines recombined, some with a field knocked out of shape: the parser
+        // must name the line, or the checkers must judge what parses.
+        let text = sample();
+        let pool: Vec<&str> = text.lines().collect();
+        let mut out = vec![pool[0].to_string()];
+        for (index, damage, byte) in picks {
+            let line = pool[index.index(pool.len())];
+            out.push(match damage {
+                0 => line.replacen("\"offset\":", "\"offset\":1", 1),
+                1 => line.replacen("\"process\":", &format!("\"process\":{byte}"), 1),
+                2 => line.replacen("\"t_ns\":", "\"t_ns\":9", 1),
+                3 => line.replacen("\"high_watermark\":", &format!("\"high_watermark\":{byte}"), 1),
+                _ => line.to_string(),
+            });
+        }
+        let text = out.iter().map(|line| format!("{line}\n")).collect::<String>();
+        judged_or_named(&text);
+    }
+}
