@@ -235,8 +235,16 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "history   {}: {} operations on {} partitions, {} replica logs, {} protocol events",
-            self.system, self.operations, self.partitions, self.replica_logs, self.protocol_events
+            "history   {}: {} {} on {} {}, {} {}, {} {}",
+            self.system,
+            self.operations,
+            plural(self.operations, "operation", "operations"),
+            self.partitions,
+            plural(self.partitions, "partition", "partitions"),
+            self.replica_logs,
+            plural(self.replica_logs, "replica log", "replica logs"),
+            self.protocol_events,
+            plural(self.protocol_events, "protocol event", "protocol events"),
         )?;
         writeln!(f, "config    {}", self.config)?;
         let promises: Vec<&str> = self.promises.iter().map(|g| g.name()).collect();

@@ -1,0 +1,66 @@
+//! `HISTORY.md` tells the truth: its example history parses and gets exactly the
+//! verdict printed under it, and the lost-write variant it describes is reported as it
+//! shows.
+
+use logjam_model::{Closing, History, Invariant, Op, Record, check, parse_history_str};
+
+const DOC: &str = include_str!("../HISTORY.md");
+
+/// The bodies of the fenced blocks opened with ```` ```tag ````, in order.
+fn blocks(tag: &str) -> Vec<String> {
+    let fence = format!("```{tag}\n");
+    DOC.split(fence.as_str())
+        .skip(1)
+        .map(|rest| rest.split("```\n").next().expect("closed").to_string())
+        .collect()
+}
+
+fn example() -> History {
+    let jsonl = blocks("jsonl");
+    assert_eq!(jsonl.len(), 1, "one example history");
+    parse_history_str(&jsonl[0]).unwrap_or_else(|e| panic!("HISTORY.md example: {e}"))
+}
+
+#[test]
+fn the_documented_example_gets_the_documented_verdict() {
+    let text = blocks("text");
+    assert_eq!(check(&example()).to_string(), text[0]);
+}
+
+#[test]
+fn the_documented_lost_write_is_reported_as_shown() {
+    let (header, mut events, mut closing) = example().into_parts();
+    // The variant the page describes: a later v4 acknowledged at offset 3, and final
+    // logs without v3 that committed v4.
+    let send = |i: u64, t_ns: u64, kind, offset| logjam_model::Event {
+        i,
+        t_ns,
+        process: 0,
+        kind,
+        op: Op::Send { partition: 0, key: Some("k4".into()), value: "v4".into(), offset },
+        error: None,
+    };
+    events.push(send(12, 4400, logjam_model::EventType::Invoke, None));
+    events.push(send(13, 4900, logjam_model::EventType::Ok, Some(3)));
+    for line in &mut closing {
+        if let Closing::Replica(replica) = line {
+            replica.records.retain(|r| r.value != "v3");
+            replica.records.push(Record::new(3, Some("k4"), "v4"));
+            replica.high_watermark = 4;
+        }
+    }
+    // Two protocol lines more than the page's example, as the variant has.
+    let protocol = |t_ns, node, offset| {
+        Closing::Protocol(logjam_model::Protocol {
+            t_ns,
+            node,
+            event: logjam_model::ProtocolEvent::HighWatermark { partition: 0, offset },
+        })
+    };
+    closing.insert(5, protocol(3900, 1, 3));
+    closing.insert(8, protocol(4800, 1, 4));
+    let verdict = check(&History::new(header, events, closing).expect("valid"));
+    assert_eq!(verdict.violated(), vec![Invariant::LostWrite], "{verdict}");
+    let text = blocks("text");
+    assert_eq!(format!("{}\n", verdict.anomalies[0]), text[1]);
+}
