@@ -705,8 +705,9 @@ impl Broker {
             replica.high_watermark = hw;
             self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
         }
-        // Fetch again at once: replication should not wait for the next tick.
-        self.tick_replica(storage, now_ns, partition)
+        // More may be waiting: fetch again at once. An empty answer waits for the next
+        // tick instead (Kafka's leader holds such a fetch for `fetch.max.wait.ms`).
+        if data.batches.is_empty() { Ok(()) } else { self.tick_replica(storage, now_ns, partition) }
     }
 
     fn on_epoch_end<S: Storage + ?Sized>(

@@ -114,7 +114,9 @@ impl Producer {
         let send = self.current.take().expect("an operation is under way");
         match (&outcome, send.sequence) {
             (_, None) | (Outcome::Fail(_), Some(_)) => {} // no sequence, or it is free again
-            (Outcome::Ok(_), Some(sequence)) => self.sequences[send.partition as usize] = sequence.wrapping_add(1),
+            (Outcome::Ok(_), Some(sequence)) => {
+                self.sequences[send.partition as usize] = sequence.wrapping_add(1)
+            }
             (Outcome::Info(_), Some(_)) => {
                 // The sequence may or may not have been used: start over with a new id,
                 // as Kafka bumps the producer epoch.
@@ -189,11 +191,22 @@ impl Producer {
         };
         let send = self.current.as_mut().expect("checked");
         send.attempts += 1;
-        let record = Record { timestamp_ns: now_ns, key: send.key.clone().into_bytes(), value: send.value.clone().into_bytes() };
+        let record = Record {
+            timestamp_ns: now_ns,
+            key: send.key.clone().into_bytes(),
+            value: send.value.clone().into_bytes(),
+        };
         let acks = self.config.acks;
         self.outbox.push((
             leader,
-            Msg::Produce { partition, correlation, leader_epoch: Some(leader_epoch), acks, producer, records: vec![record] },
+            Msg::Produce {
+                partition,
+                correlation,
+                leader_epoch: Some(leader_epoch),
+                acks,
+                producer,
+                records: vec![record],
+            },
         ));
         if acks == Acks::None {
             // Fire and forget: nobody will ever say.
@@ -205,7 +218,9 @@ impl Producer {
 
     pub fn handle(&mut self, now_ns: u64, msg: Msg) {
         match msg {
-            Msg::MetadataResponse { correlation, states } if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) => {
+            Msg::MetadataResponse { correlation, states }
+                if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) =>
+            {
                 self.metadata_in_flight = None;
                 self.learn(&states);
             }
@@ -226,7 +241,13 @@ impl Producer {
                     Err(code) => {
                         send.maybe_appended |= !code.definitely_not_appended();
                         send.next_attempt_ns = now_ns + self.config.retry_backoff_ns;
-                        if matches!(code, ErrorCode::NotLeader | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownLeaderEpoch | ErrorCode::LeadershipLost) {
+                        if matches!(
+                            code,
+                            ErrorCode::NotLeader
+                                | ErrorCode::FencedLeaderEpoch
+                                | ErrorCode::UnknownLeaderEpoch
+                                | ErrorCode::LeadershipLost
+                        ) {
                             self.leaders[send.partition as usize] = None;
                         }
                         if code == ErrorCode::OutOfOrderSequence && !send.maybe_appended {
@@ -348,10 +369,16 @@ impl Consumer {
     }
 
     fn refresh(&mut self, now_ns: u64) {
-        if self.metadata_in_flight.is_none_or(|(_, sent)| now_ns >= sent + self.config.request_timeout_ns) {
+        if self
+            .metadata_in_flight
+            .is_none_or(|(_, sent)| now_ns >= sent + self.config.request_timeout_ns)
+        {
             self.next_correlation += 1;
             self.metadata_in_flight = Some((self.next_correlation, now_ns));
-            self.outbox.push((self.config.controller, Msg::Metadata { correlation: self.next_correlation }));
+            self.outbox.push((
+                self.config.controller,
+                Msg::Metadata { correlation: self.next_correlation },
+            ));
         }
     }
 
@@ -383,11 +410,16 @@ impl Consumer {
 
     pub fn handle(&mut self, _now_ns: u64, msg: Msg) {
         match msg {
-            Msg::MetadataResponse { correlation, states } if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) => {
+            Msg::MetadataResponse { correlation, states }
+                if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) =>
+            {
                 self.metadata_in_flight = None;
                 for state in states {
-                    if let Some(index) = self.config.partitions.iter().position(|&p| p == state.partition) {
-                        self.leaders[index] = state.leader.map(|leader| (leader, state.leader_epoch));
+                    if let Some(index) =
+                        self.config.partitions.iter().position(|&p| p == state.partition)
+                    {
+                        self.leaders[index] =
+                            state.leader.map(|leader| (leader, state.leader_epoch));
                     }
                 }
             }
@@ -406,7 +438,11 @@ impl Consumer {
                         // What we read is gone (truncated) or was never there: seek to
                         // the beginning and say so.
                         self.leaders[index] = None;
-                        self.finish(index, Outcome::Fail("offset out of range".to_owned()), Some(0));
+                        self.finish(
+                            index,
+                            Outcome::Fail("offset out of range".to_owned()),
+                            Some(0),
+                        );
                     }
                     Err(code) => {
                         self.leaders[index] = None;

@@ -24,11 +24,11 @@ pub fn run_text(scenario: &Scenario, run: &RunResult) -> String {
     let _ = writeln!(out, "trace hash {:016x}", run.trace_hash);
     let _ = writeln!(
         out,
-        "simulated  {} in {} events; {} client ops ok, {} failed; {} faults scheduled",
+        "simulated  {} in {} events; {} client ops started, {} skipped (target down or busy); {} faults scheduled",
         format_ns(run.simulated_ns),
         stats.events,
-        run.ops_ok,
-        run.ops_failed,
+        run.ops_started,
+        run.ops_skipped,
         run.faults_scheduled
     );
     let _ = writeln!(

@@ -13,6 +13,7 @@
 //! - Every event that happens in the world is folded into the trace hash.
 
 mod clock;
+pub mod cluster;
 mod config;
 mod disk;
 mod fault;

@@ -9,6 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::NodeId;
+use crate::disk::DiskFault;
 use crate::fault::{Fault, Partition};
 use crate::rng::SimRng;
 
@@ -27,12 +28,25 @@ pub enum PartitionKind {
     OneWay,
 }
 
+/// The disk faults a menu may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFaultKind {
+    BitRot,
+    LatentSectorError,
+    MisdirectWrite,
+    FailSync,
+    OutOfSpace,
+}
+
 /// Periodic faults a run may suffer, before the swarm draw.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FaultMenu {
     pub swarm: bool,
-    /// A node crashes every `every` and stays down for `down_for`.
+    /// A node crashes every `every` and stays down for `down_for`; at most
+    /// `crash_down_max` nodes are down at once.
     pub crash: Option<(RangeNs, RangeNs)>,
+    pub crash_down_max: u32,
     /// A node pauses every `every` for `duration`.
     pub pause: Option<(RangeNs, RangeNs)>,
     /// A partition of one of `kinds` every `every`, healed after `heal_after`.
@@ -41,6 +55,8 @@ pub struct FaultMenu {
     pub clog: Option<(RangeNs, RangeNs)>,
     /// A random clock steps forward every `every` by `forward`.
     pub clock_jump: Option<(RangeNs, RangeNs)>,
+    /// A disk fault of one of `kinds` on a random node every `every`.
+    pub disk: Option<(Vec<DiskFaultKind>, RangeNs)>,
     /// Random drop and duplicate probability ranges for the chaos phase.
     pub drop: Option<[f64; 2]>,
     pub duplicate: Option<[f64; 2]>,
@@ -68,36 +84,47 @@ fn periodic(rng: &mut SimRng, every: RangeNs, chaos_ns: u64) -> Vec<u64> {
     times
 }
 
-fn random_node(rng: &mut SimRng, nodes: u32) -> NodeId {
-    NodeId(rng.random_range(0..nodes))
+fn pick(rng: &mut SimRng, targets: &[NodeId]) -> NodeId {
+    targets[rng.random_range(0..targets.len())]
 }
 
-/// A random non-empty proper subset of the nodes, in id order (needs 2+ nodes).
-fn random_group(rng: &mut SimRng, nodes: u32) -> Vec<NodeId> {
-    let size = rng.random_range(1..nodes);
-    let mut all: Vec<NodeId> = (0..nodes).map(NodeId).collect();
-    for i in 0..size as usize {
+/// A random non-empty proper subset of the targets, in id order (needs 2+ targets).
+fn random_group(rng: &mut SimRng, targets: &[NodeId]) -> Vec<NodeId> {
+    let size = rng.random_range(1..targets.len());
+    let mut all = targets.to_vec();
+    for i in 0..size {
         let j = rng.random_range(i..all.len());
         all.swap(i, j);
     }
-    let mut group = all[..size as usize].to_vec();
+    let mut group = all[..size].to_vec();
     group.sort_unstable();
     group
 }
 
 /// Expands the menu into faults during the chaos phase `[0, chaos_ns)`, sorted by time.
-/// The caller ends chaos with `Fault::HealAll`.
-pub fn expand(menu: &FaultMenu, nodes: u32, chaos_ns: u64, rng: &mut SimRng) -> Vec<TimedFault> {
+/// Faults strike only `targets` (the nodes that run the system, not its clients);
+/// `nodes` is the world's size. The caller ends chaos with `Fault::HealAll`.
+pub fn expand(
+    menu: &FaultMenu,
+    targets: &[NodeId],
+    nodes: u32,
+    chaos_ns: u64,
+    rng: &mut SimRng,
+) -> Vec<TimedFault> {
     // Swarm choices first, one draw per menu entry whether present or not, so that adding
     // an entry to a menu does not shift the choices of the others.
-    let mut enabled = [true; 7];
+    let mut enabled = [true; 8];
     if menu.swarm {
         for flag in &mut enabled {
             *flag = rng.random_bool(0.5);
         }
     }
-    let [crash_on, pause_on, partition_on, clog_on, clock_on, drop_on, duplicate_on] = enabled;
+    let [crash_on, pause_on, partition_on, clog_on, clock_on, drop_on, duplicate_on, disk_on] =
+        enabled;
     let mut faults = Vec::new();
+    if targets.is_empty() {
+        return faults;
+    }
     let mut push = |at_ns: u64, fault: Fault| faults.push(TimedFault { at_ns, fault });
 
     let draw_probability = |rng: &mut SimRng, range: Option<[f64; 2]>, on: bool| match range {
@@ -109,31 +136,53 @@ pub fn expand(menu: &FaultMenu, nodes: u32, chaos_ns: u64, rng: &mut SimRng) -> 
     if drop_probability > 0.0 || duplicate_probability > 0.0 {
         push(0, Fault::NetworkFaults { drop_probability, duplicate_probability });
     }
-    // A node goes down (crash, pause) and, unless chaos ends first, comes back.
+    // A node goes down (crash, pause) and, unless chaos ends first, comes back. At most
+    // `crash_down_max` nodes are crashed at once: the fault budget the checker is told.
     type NodeFault = fn(NodeId) -> Fault;
-    let node_faults: [(Option<(RangeNs, RangeNs)>, bool, NodeFault, NodeFault); 2] = [
-        (menu.crash, crash_on, |node| Fault::Crash { node }, |node| Fault::Restart { node }),
-        (menu.pause, pause_on, |node| Fault::Pause { node }, |node| Fault::Resume { node }),
+    type DownUp = (Option<(RangeNs, RangeNs)>, bool, NodeFault, NodeFault, u32);
+    let down_max = if menu.crash_down_max == 0 { u32::MAX } else { menu.crash_down_max };
+    let node_faults: [DownUp; 2] = [
+        (
+            menu.crash,
+            crash_on,
+            |node| Fault::Crash { node },
+            |node| Fault::Restart { node },
+            down_max,
+        ),
+        (
+            menu.pause,
+            pause_on,
+            |node| Fault::Pause { node },
+            |node| Fault::Resume { node },
+            u32::MAX,
+        ),
     ];
-    for (entry, on, down, up) in node_faults {
+    for (entry, on, down, up, at_once_max) in node_faults {
         let Some((every, down_for)) = entry.filter(|_| on) else { continue };
+        let mut back_at_ns: Vec<(NodeId, u64)> = Vec::new();
         for at_ns in periodic(rng, every, chaos_ns) {
-            let node = random_node(rng, nodes);
-            push(at_ns, down(node));
+            let node = pick(rng, targets);
             let back_ns = at_ns + draw(rng, down_for);
+            back_at_ns.retain(|&(_, back)| back > at_ns);
+            if back_at_ns.len() as u32 >= at_once_max || back_at_ns.iter().any(|&(n, _)| n == node)
+            {
+                continue;
+            }
+            back_at_ns.push((node, back_ns));
+            push(at_ns, down(node));
             if back_ns < chaos_ns {
                 push(back_ns, up(node));
             }
         }
     }
     if let Some((kinds, every, heal_after)) = menu.partition.as_ref().filter(|_| partition_on) {
-        if nodes >= 2 && !kinds.is_empty() {
+        if targets.len() >= 2 && !kinds.is_empty() {
             for at_ns in periodic(rng, *every, chaos_ns) {
                 let partition = match kinds[rng.random_range(0..kinds.len())] {
-                    PartitionKind::Isolate => Partition::Isolate { node: random_node(rng, nodes) },
-                    PartitionKind::Split => Partition::Split { left: random_group(rng, nodes) },
+                    PartitionKind::Isolate => Partition::Isolate { node: pick(rng, targets) },
+                    PartitionKind::Split => Partition::Split { left: random_group(rng, targets) },
                     PartitionKind::OneWay => {
-                        let from = random_group(rng, nodes);
+                        let from = random_group(rng, targets);
                         let to = (0..nodes).map(NodeId).filter(|n| !from.contains(n)).collect();
                         Partition::OneWay { from, to }
                     }
@@ -147,18 +196,36 @@ pub fn expand(menu: &FaultMenu, nodes: u32, chaos_ns: u64, rng: &mut SimRng) -> 
         }
     }
     if let Some((every, duration)) = menu.clog.filter(|_| clog_on) {
-        if nodes >= 2 {
+        if targets.len() >= 2 {
             for at_ns in periodic(rng, every, chaos_ns) {
-                let from = random_node(rng, nodes);
-                let to = NodeId((from.0 + rng.random_range(1..nodes)) % nodes);
+                let from = pick(rng, targets);
+                let others: Vec<NodeId> = targets.iter().copied().filter(|&n| n != from).collect();
+                let to = pick(rng, &others);
                 push(at_ns, Fault::Clog { from, to, duration_ns: draw(rng, duration) });
             }
         }
     }
     if let Some((every, forward)) = menu.clock_jump.filter(|_| clock_on) {
         for at_ns in periodic(rng, every, chaos_ns) {
-            let node = random_node(rng, nodes);
+            let node = pick(rng, targets);
             push(at_ns, Fault::ClockJump { node, forward_ns: draw(rng, forward) });
+        }
+    }
+    if let Some((kinds, every)) = menu.disk.as_ref().filter(|_| disk_on) {
+        if !kinds.is_empty() {
+            for at_ns in periodic(rng, *every, chaos_ns) {
+                let node = pick(rng, targets);
+                let disk_fault = match kinds[rng.random_range(0..kinds.len())] {
+                    DiskFaultKind::BitRot => DiskFault::BitRot,
+                    DiskFaultKind::LatentSectorError => DiskFault::LatentSectorError,
+                    DiskFaultKind::MisdirectWrite => DiskFault::MisdirectWrite,
+                    DiskFaultKind::FailSync => DiskFault::FailSync,
+                    DiskFaultKind::OutOfSpace => {
+                        DiskFault::OutOfSpace { free_bytes: rng.random_range(0..1 << 20) }
+                    }
+                };
+                push(at_ns, Fault::Disk { node, disk_fault });
+            }
         }
     }
     // Stable: faults at the same time keep the order they were drawn in.
@@ -185,6 +252,11 @@ mod tests {
             )),
             clog: Some(([100 * MS, 500 * MS], [10 * MS, 200 * MS])),
             clock_jump: Some(([100 * MS, 500 * MS], [1, MS])),
+            disk: Some((
+                vec![DiskFaultKind::BitRot, DiskFaultKind::FailSync],
+                [100 * MS, 500 * MS],
+            )),
+            crash_down_max: 2,
             drop: Some([0.01, 0.1]),
             duplicate: Some([0.01, 0.1]),
         }
@@ -200,8 +272,9 @@ mod tests {
     #[test]
     fn without_swarm_every_kind_appears_inside_the_chaos_phase() {
         let mut rng = stream(1, StreamId::Nemesis);
-        let faults = expand(&full_menu(false), 5, 10_000 * MS, &mut rng);
-        assert_eq!(kinds(&faults), (1..=9).collect::<Vec<_>>());
+        let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
+        let faults = expand(&full_menu(false), &targets, 5, 10_000 * MS, &mut rng);
+        assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
         assert!(faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
         assert!(faults.iter().all(|f| f.at_ns < 10_000 * MS));
         assert!(faults.iter().all(|f| f.fault.validate(5).is_ok()));
@@ -212,18 +285,19 @@ mod tests {
         let mut subsets: Vec<Vec<u64>> = (0..512)
             .map(|seed| {
                 let mut rng = stream(seed, StreamId::Nemesis);
-                kinds(&expand(&full_menu(true), 5, 10_000 * MS, &mut rng))
+                let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
+                kinds(&expand(&full_menu(true), &targets, 5, 10_000 * MS, &mut rng))
             })
             .collect();
-        assert!(
-            subsets.iter().any(Vec::is_empty),
-            "no calm seed in 512 (each is calm with probability 1/128)"
-        );
+        let sizes: Vec<usize> = subsets.iter().map(Vec::len).collect();
+        assert!(sizes.iter().any(|&n| n <= 2), "no nearly calm seed in 512");
+        assert!(sizes.contains(&10), "no seed with every fault kind in 512");
         subsets.sort();
         subsets.dedup();
+        // Drop and duplicate share a trace tag: 7 independent switches, 128 mixes.
         assert!(
-            subsets.len() > 50,
-            "only {} of 64 possible fault mixes in 512 seeds",
+            subsets.len() > 80,
+            "only {} of 128 possible fault mixes in 512 seeds",
             subsets.len()
         );
     }

@@ -159,6 +159,19 @@ impl<P: Process> Context<'_, P> {
         self.timers.take(id).is_some()
     }
 
+    /// Stops this process as if it exited: the world crashes the node once the handler
+    /// returns (its disk keeps what was synced). A node that cannot trust its storage
+    /// any more does this; the nemesis restarts crashed nodes when faults heal.
+    pub fn halt(&mut self) {
+        self.core.halt_requested = true;
+    }
+
+    /// Simulated time, the same for every node. Only for harness code that records what
+    /// happened (histories); the system under test reads `now_ns`, its own clock.
+    pub fn global_now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
     /// This node's random stream.
     pub fn rng(&mut self) -> &mut SimRng {
         self.rng

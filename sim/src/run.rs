@@ -8,17 +8,28 @@ use serde::{Serialize, Serializer};
 use crate::nemesis::{self, TimedFault};
 use crate::rng::{StreamId, stream};
 use crate::scenario::{Expect, Scenario, System};
+use std::rc::Rc;
+
+use logjam_model as model;
+
+use crate::cluster::{self, ClusterSpec, Recorder};
 use crate::toy::GossipCounter;
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
+
+/// After the quiet phase, how long in-flight client requests get to finish (longer than
+/// any client's request timeout).
+pub const DRAIN_NS: u64 = 1_000_000_000;
 
 /// The most client operations one run may schedule.
 pub const OPS_PER_RUN_MAX: u64 = 1_000_000;
 
-/// A client operation: one increment at a node.
+/// A client operation: an increment at a counter node, or a send by a producer to a
+/// partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TimedOp {
     pub at_ns: u64,
     pub node: NodeId,
+    pub partition: u32,
 }
 
 /// Everything a run does, made explicit: replaying it gives the run of its seed.
@@ -34,7 +45,9 @@ pub struct Schedule {
 pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
     let nodes = scenario.world.nodes;
     let mut nemesis_rng = stream(seed, StreamId::Nemesis);
-    let mut faults = nemesis::expand(&scenario.menu, nodes, scenario.chaos_ns, &mut nemesis_rng);
+    let targets = &scenario.fault_targets;
+    let mut faults =
+        nemesis::expand(&scenario.menu, targets, nodes, scenario.chaos_ns, &mut nemesis_rng);
     faults.extend(scenario.scripted.iter().cloned());
     faults.sort_by_key(|timed| timed.at_ns);
     faults.push(TimedFault { at_ns: scenario.chaos_ns, fault: Fault::HealAll });
@@ -49,7 +62,19 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
             if at_ns >= scenario.chaos_ns || ops.len() as u64 == OPS_PER_RUN_MAX {
                 break;
             }
-            ops.push(TimedOp { at_ns, node: NodeId(workload_rng.random_range(0..nodes)) });
+            let op = match &scenario.system {
+                System::GossipCounter { .. } => TimedOp {
+                    at_ns,
+                    node: NodeId(workload_rng.random_range(0..nodes)),
+                    partition: 0,
+                },
+                System::LogCluster(spec) => TimedOp {
+                    at_ns,
+                    node: spec.producer(workload_rng.random_range(0..spec.producers)),
+                    partition: workload_rng.random_range(0..spec.partitions),
+                },
+            };
+            ops.push(op);
         }
     }
     Schedule { seed, faults, ops }
@@ -61,7 +86,11 @@ pub struct Check {
     pub invariant: &'static str,
     /// What was checked, with counts.
     pub checked: String,
+    /// No promised guarantee broken.
     pub holds: bool,
+    /// An anomaly the configuration does not promise to prevent was found: expected
+    /// under this configuration, not a violation.
+    pub expected_anomaly: bool,
     /// The smallest evidence of the violation.
     pub witness: Option<String>,
 }
@@ -80,8 +109,10 @@ pub struct RunResult {
     pub checks: Vec<Check>,
     /// The limit that ended the run early, if one did.
     pub limit: Option<Limit>,
-    pub ops_ok: u64,
-    pub ops_failed: u64,
+    /// Client operations started...
+    pub ops_started: u64,
+    /// ...and skipped because their node was down or still busy with the last one.
+    pub ops_skipped: u64,
     pub faults_scheduled: u64,
     pub simulated_ns: u64,
     pub stats: Stats,
@@ -111,7 +142,8 @@ impl RunResult {
             Expect::AllHold => None,
             Expect::Violation { invariant, .. } => Some(invariant.as_str()),
         };
-        let mut expected_seen = false;
+        let mut expected_seen =
+            self.checks.iter().any(|c| c.expected_anomaly && Some(c.invariant) == allowed);
         for check in self.violations() {
             if Some(check.invariant) == allowed {
                 expected_seen = true;
@@ -144,18 +176,57 @@ pub fn run_schedule(
     schedule: &Schedule,
     trace_kept_max: usize,
 ) -> (RunResult, Vec<TraceEntry>) {
-    let System::GossipCounter { gossip_every_ns, durable } = scenario.system;
     let mut config = scenario.world.clone();
     config.limits.trace_kept_max = trace_kept_max;
-    let mut world =
-        World::new(&config, schedule.seed, move |_| GossipCounter::new(gossip_every_ns, durable))
-            .expect("a loaded scenario holds a valid world");
+    match &scenario.system {
+        System::GossipCounter { gossip_every_ns, durable } => {
+            let (every_ns, durable) = (*gossip_every_ns, *durable);
+            let world =
+                World::new(&config, schedule.seed, move |_| GossipCounter::new(every_ns, durable))
+                    .expect("a loaded scenario holds a valid world");
+            run_counter(scenario, schedule, world)
+        }
+        System::LogCluster(spec) => run_cluster(scenario, spec, schedule, &config),
+    }
+}
+
+fn schedule_faults<P: crate::Process>(world: &mut World<P>, schedule: &Schedule) {
     for timed in &schedule.faults {
         world.schedule(timed.at_ns, timed.fault.clone()).expect("the nemesis draws valid faults");
     }
-    let nodes = config.nodes as usize;
+}
+
+fn result<P: crate::Process>(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    world: &World<P>,
+    checks: Vec<Check>,
+    (ops_started, ops_skipped): (u64, u64),
+) -> (RunResult, Vec<TraceEntry>) {
+    let result = RunResult {
+        scenario: scenario.name.clone(),
+        seed: schedule.seed,
+        trace_hash: world.trace_hash(),
+        checks,
+        limit: world.stopped(),
+        ops_started,
+        ops_skipped,
+        faults_scheduled: schedule.faults.len() as u64,
+        simulated_ns: world.now_ns(),
+        stats: world.stats().clone(),
+    };
+    (result, world.trace().kept().cloned().collect())
+}
+
+fn run_counter(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    mut world: World<GossipCounter>,
+) -> (RunResult, Vec<TraceEntry>) {
+    schedule_faults(&mut world, schedule);
+    let nodes = world.nodes() as usize;
     let mut acked = vec![0u64; nodes];
-    let (mut ops_ok, mut ops_failed) = (0, 0);
+    let (mut ops_started, mut ops_skipped) = (0, 0);
     for op in &schedule.ops {
         if world.run_until(op.at_ns).is_some() {
             break;
@@ -163,29 +234,86 @@ pub fn run_schedule(
         match world.with_process(op.node, |counter, ctx| counter.increment(ctx)) {
             Some(_) => {
                 acked[op.node.index()] += 1;
-                ops_ok += 1;
+                ops_started += 1;
             }
-            None => ops_failed += 1,
+            None => ops_skipped += 1,
         }
     }
     world.run_until(scenario.chaos_ns + scenario.quiet_ns);
-    let limit = world.stopped();
     let views: Vec<Option<Vec<u64>>> =
-        (0..config.nodes).map(|n| world.process(NodeId(n)).map(|p| p.view().to_vec())).collect();
-    let result = RunResult {
-        scenario: scenario.name.clone(),
-        seed: schedule.seed,
-        trace_hash: world.trace_hash(),
-        checks: check_counter(&acked, &views),
-        limit,
-        ops_ok,
-        ops_failed,
-        faults_scheduled: schedule.faults.len() as u64,
-        simulated_ns: world.now_ns(),
-        stats: world.stats().clone(),
+        (0..nodes as u32).map(|n| world.process(NodeId(n)).map(|p| p.view().to_vec())).collect();
+    result(scenario, schedule, &world, check_counter(&acked, &views), (ops_started, ops_skipped))
+}
+
+fn run_cluster(
+    scenario: &Scenario,
+    spec: &ClusterSpec,
+    schedule: &Schedule,
+    config: &crate::WorldConfig,
+) -> (RunResult, Vec<TraceEntry>) {
+    let header = model::Header::new(
+        "logjam-broker",
+        spec.model_config(scenario.crashes_max, scenario.disk_faults_max),
+    );
+    let recorder = Recorder::new(header);
+    let mut world =
+        World::new(config, schedule.seed, cluster::factory(spec.clone(), recorder.clone()))
+            .expect("a loaded scenario holds a valid world");
+    schedule_faults(&mut world, schedule);
+    let (mut invoked, mut skipped) = (0, 0);
+    for (index, op) in schedule.ops.iter().enumerate() {
+        if world.run_until(op.at_ns).is_some() {
+            break;
+        }
+        let value = format!("v{index}");
+        match world.with_process(op.node, |process, ctx| process.send(ctx, op.partition, value)) {
+            Some(true) => invoked += 1,
+            _ => skipped += 1, // the producer is still busy with its last send
+        }
+    }
+    world.run_until(scenario.chaos_ns + scenario.quiet_ns);
+    // Drain: consumers start no new polls, and what is in flight gets to finish.
+    for index in 0..spec.consumers {
+        world.with_process(spec.consumer(index), |process, _| process.stop_polling());
+    }
+    world.run_until(scenario.chaos_ns + scenario.quiet_ns + DRAIN_NS);
+    let replicas = cluster::final_replicas(&mut world, spec);
+    let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
+    drop(world);
+    let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
+    let checks = match recorder.finish(replicas) {
+        Ok(history) => checks_of(&model::check(&history)),
+        Err(problem) => vec![Check {
+            invariant: "history-valid",
+            checked: "the recorded history".to_owned(),
+            holds: false,
+            expected_anomaly: false,
+            witness: Some(problem),
+        }],
     };
-    let trace = world.trace().kept().cloned().collect();
-    (result, trace)
+    (RunResult { checks, ..run }, trace)
+}
+
+/// The model's verdict as the run's checks: one per invariant of the catalogue.
+fn checks_of(verdict: &model::Verdict) -> Vec<Check> {
+    verdict
+        .checks
+        .iter()
+        .map(|check| {
+            let witness = verdict
+                .anomalies
+                .iter()
+                .find(|anomaly| anomaly.invariant == check.invariant)
+                .map(|anomaly| anomaly.explanation.clone());
+            Check {
+                invariant: check.invariant.name(),
+                checked: format!("{} {}", check.examined, check.unit),
+                holds: check.violations == 0,
+                expected_anomaly: check.violations == 0 && check.expected > 0,
+                witness,
+            }
+        })
+        .collect()
 }
 
 /// The gossip counter's invariants, from the increments acknowledged at each node and
@@ -223,6 +351,7 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
         invariant,
         checked,
         holds: witness.is_none(),
+        expected_anomaly: false,
         witness,
     };
     vec![

@@ -11,12 +11,16 @@ use toml::Spanned;
 
 use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+use crate::cluster::ClusterSpec;
 use crate::config::{NODES_MAX, WorldConfig};
 use crate::fault::{Fault, Partition};
 use crate::limits::Limits;
-use crate::nemesis::{FaultMenu, PartitionKind, RangeNs, TimedFault};
+use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
 use crate::network::{Latency, NetworkConfig};
 use crate::time::{NS_PER_MS, NS_PER_US, format_duration_short, parse_duration_ns};
+use logjam_broker::broker::TruncationRule;
+use logjam_broker::log::FlushPolicy;
+use logjam_broker::protocol::Acks;
 
 /// A loaded, checked scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,13 +38,23 @@ pub struct Scenario {
     pub chaos_ns: u64,
     pub quiet_ns: u64,
     pub expect: Expect,
+    /// The nodes faults strike: the servers, never the clients.
+    pub fault_targets: Vec<NodeId>,
+    /// The fault budget the checker is told: the most servers down at once...
+    pub crashes_max: u32,
+    /// ...and the most whose disks may lose or corrupt synced data.
+    pub disk_faults_max: u32,
 }
 
-/// The system a scenario runs. The replicated-log cluster joins this list with the
-/// cluster issue; until then the gossip counter is the system under test.
+/// The system a scenario runs: the replicated log, or the small gossip counter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum System {
-    GossipCounter { gossip_every_ns: u64, durable: bool },
+    GossipCounter {
+        gossip_every_ns: u64,
+        durable: bool,
+    },
+    /// The replicated log: brokers, a controller, producers and consumers.
+    LogCluster(ClusterSpec),
 }
 
 /// What a sweep of the scenario must show.
@@ -113,30 +127,68 @@ struct File {
 #[serde(rename_all = "kebab-case")]
 enum SystemName {
     GossipCounter,
+    LogCluster,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClusterFile {
-    nodes: Spanned<u32>,
+    /// gossip-counter only.
+    nodes: Option<Spanned<u32>>,
+    /// log-cluster only, from here on.
+    brokers: Option<Spanned<u32>>,
+    partitions: Option<Spanned<u32>>,
+    replication_factor: Option<Spanned<u32>>,
+    min_insync_replicas: Option<Spanned<u32>>,
+    acks: Option<AcksFile>,
+    unclean_leader_election: Option<bool>,
+    flush: Option<Spanned<FlushFile>>,
+    truncation: Option<TruncationFile>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, Copy, Deserialize)]
+enum AcksFile {
+    #[serde(rename = "0")]
+    Zero,
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "all")]
+    All,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(untagged)]
+enum FlushFile {
+    Named(FlushName),
+    Interval { every_ms: u64 },
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum FlushName {
+    EveryBatch,
+    Never,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum TruncationFile {
+    LeaderEpoch,
+    HighWatermark,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct WorkloadFile {
-    ops_per_s: Spanned<u32>,
-    gossip_every: Spanned<Dur>,
-    durable: bool,
-}
-
-impl Default for WorkloadFile {
-    fn default() -> Self {
-        WorkloadFile {
-            ops_per_s: Spanned::new(0..0, 100),
-            gossip_every: Spanned::new(0..0, Dur(20 * NS_PER_MS)),
-            durable: true,
-        }
-    }
+    /// gossip-counter: increments per second; log-cluster: sends per second.
+    ops_per_s: Option<Spanned<u32>>,
+    /// gossip-counter only.
+    gossip_every: Option<Spanned<Dur>>,
+    durable: Option<bool>,
+    /// log-cluster only.
+    producers: Option<Spanned<u32>>,
+    consumers: Option<Spanned<u32>>,
+    idempotent: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +227,15 @@ impl Default for ClocksFile {
 struct CrashMenuFile {
     every: DurRange,
     down_for: DurRange,
+    /// At most this many nodes down at once (default 1): the fault budget.
+    max_down: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiskMenuFile {
+    kinds: Spanned<Vec<DiskFaultKind>>,
+    every: DurRange,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +270,7 @@ struct FaultsFile {
     partition: Option<PartitionMenuFile>,
     clog: Option<DurationMenuFile>,
     clock_jump: Option<ClockJumpMenuFile>,
+    disk: Option<DiskMenuFile>,
     drop: Option<ProbabilityRange>,
     duplicate: Option<ProbabilityRange>,
     #[serde(default)]
@@ -228,6 +290,7 @@ impl Default for FaultsFile {
             partition: None,
             clog: None,
             clock_jump: None,
+            disk: None,
             drop: None,
             duplicate: None,
             at: Vec::new(),
@@ -255,6 +318,8 @@ enum ScriptedKind {
     ClockJump,
     Heal,
     HealAll,
+    /// Every server crashes at once (correlated power loss).
+    PowerLoss,
 }
 
 #[derive(Deserialize)]
@@ -282,7 +347,16 @@ struct ExpectFile {
 }
 
 /// Invariants a scenario may name in `expect.violation`.
-pub const INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
+/// The gossip counter's invariants, which a scenario may name in `expect.violation`.
+pub const COUNTER_INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
+
+/// The invariants a scenario of `system` may name in `expect.violation`.
+fn invariants(system: &System) -> Vec<&'static str> {
+    match system {
+        System::GossipCounter { .. } => COUNTER_INVARIANTS.to_vec(),
+        System::LogCluster(_) => logjam_model::Invariant::ALL.iter().map(|i| i.name()).collect(),
+    }
+}
 
 /// Turns byte spans into places in the file.
 struct Source<'a> {
@@ -369,19 +443,7 @@ impl Scenario {
 
 impl Source<'_> {
     fn check(&self, file: File) -> Result<Scenario, ScenarioError> {
-        let nodes = *file.cluster.nodes.get_ref();
-        if !(1..=NODES_MAX).contains(&nodes) {
-            let message = format!("cluster.nodes: {nodes} is not between 1 and {NODES_MAX}");
-            return Err(self.error(Some(file.cluster.nodes.span()), message));
-        }
-        let SystemName::GossipCounter = file.system;
-        let gossip_every_ns = file.workload.gossip_every.get_ref().0;
-        if gossip_every_ns == 0 {
-            let message = "workload.gossip_every: must be above zero".to_owned();
-            return Err(self.error(Some(file.workload.gossip_every.span()), message));
-        }
-        let system = System::GossipCounter { gossip_every_ns, durable: file.workload.durable };
-
+        let (system, nodes, servers) = self.system(&file)?;
         let [min_ns, max_ns] = self.range("network.latency", &file.network.latency)?;
         let tail_probability =
             self.probability("network.tail_probability", &file.network.tail_probability)?;
@@ -465,6 +527,29 @@ impl Source<'_> {
                 .as_ref()
                 .map(|m| periodic("clock_jump", &m.every, ("forward", &m.forward)))
                 .transpose()?,
+            crash_down_max: match faults.crash.as_ref().and_then(|m| m.max_down.as_ref()) {
+                Some(max) if *max.get_ref() == 0 => {
+                    let message = "faults.crash.max_down: must be above zero".to_owned();
+                    return Err(self.error(Some(max.span()), message));
+                }
+                Some(max) => *max.get_ref(),
+                None => 1,
+            },
+            disk: match &faults.disk {
+                None => None,
+                Some(menu) => {
+                    if menu.kinds.get_ref().is_empty() {
+                        let message = "faults.disk.kinds: name at least one kind".to_owned();
+                        return Err(self.error(Some(menu.kinds.span()), message));
+                    }
+                    let every = self.range("faults.disk.every", &menu.every)?;
+                    if every[0] == 0 {
+                        let message = "faults.disk.every: must be above zero".to_owned();
+                        return Err(self.error(Some(menu.every.span()), message));
+                    }
+                    Some((menu.kinds.get_ref().clone(), every))
+                }
+            },
             drop: faults
                 .drop
                 .as_ref()
@@ -476,29 +561,181 @@ impl Source<'_> {
                 .map(|r| self.probability_range("faults.duplicate", r))
                 .transpose()?,
         };
-        let scripted =
-            faults.at.iter().map(|entry| self.scripted(entry, nodes)).collect::<Result<_, _>>()?;
-        let expect = self.expect(&file.expect)?;
+        let mut scripted = Vec::new();
+        for entry in &faults.at {
+            scripted.extend(self.scripted(entry, nodes, &servers)?);
+        }
+        let power_loss =
+            faults.at.iter().any(|entry| entry.get_ref().kind == ScriptedKind::PowerLoss);
+        let crashes_max = if power_loss {
+            servers.len() as u32
+        } else if faults.crash.is_some() {
+            menu.crash_down_max.min(servers.len() as u32)
+        } else {
+            faults.at.iter().filter(|entry| entry.get_ref().kind == ScriptedKind::Crash).count()
+                as u32
+        };
+        let disk_faults_max = if faults.disk.is_some() { servers.len() as u32 } else { 0 };
+        let expect = self.expect(&file.expect, &system)?;
         Ok(Scenario {
             name: file.name,
             about: file.about,
             path: self.path.to_owned(),
             system,
             world,
-            ops_per_s: *file.workload.ops_per_s.get_ref(),
+            ops_per_s: file.workload.ops_per_s.as_ref().map_or(100, |ops| *ops.get_ref()),
             menu,
             scripted,
             chaos_ns,
             quiet_ns,
             expect,
+            fault_targets: servers,
+            crashes_max,
+            disk_faults_max,
         })
+    }
+
+    /// The system, its node count, and the nodes faults may strike.
+    fn system(&self, file: &File) -> Result<(System, u32, Vec<NodeId>), ScenarioError> {
+        let (cluster, workload) = (&file.cluster, &file.workload);
+        let refuse = |span: Option<Range<usize>>, message: String| Err(self.error(span, message));
+        let positive = |what: &str,
+                        value: &Option<Spanned<u32>>,
+                        default: u32|
+         -> Result<u32, ScenarioError> {
+            match value {
+                Some(value) if *value.get_ref() == 0 => {
+                    Err(self.error(Some(value.span()), format!("{what}: must be above zero")))
+                }
+                Some(value) => Ok(*value.get_ref()),
+                None => Ok(default),
+            }
+        };
+        match file.system {
+            SystemName::GossipCounter => {
+                let cluster_only = [
+                    &cluster.brokers,
+                    &cluster.partitions,
+                    &cluster.replication_factor,
+                    &cluster.min_insync_replicas,
+                ];
+                if let Some(field) = cluster_only.iter().find_map(|f| f.as_ref()) {
+                    let message =
+                        "cluster: only `nodes` belongs to a gossip-counter cluster".into();
+                    return refuse(Some(field.span()), message);
+                }
+                let Some(nodes_field) = &cluster.nodes else {
+                    return refuse(None, "cluster.nodes: missing (how many counter nodes)".into());
+                };
+                let nodes = *nodes_field.get_ref();
+                if !(1..=NODES_MAX).contains(&nodes) {
+                    let message =
+                        format!("cluster.nodes: {nodes} is not between 1 and {NODES_MAX}");
+                    return refuse(Some(nodes_field.span()), message);
+                }
+                let gossip_every_ns =
+                    workload.gossip_every.as_ref().map_or(20 * NS_PER_MS, |d| d.get_ref().0);
+                if gossip_every_ns == 0 {
+                    let span = workload.gossip_every.as_ref().map(Spanned::span);
+                    return refuse(span, "workload.gossip_every: must be above zero".into());
+                }
+                let system = System::GossipCounter {
+                    gossip_every_ns,
+                    durable: workload.durable.unwrap_or(true),
+                };
+                Ok((system, nodes, (0..nodes).map(NodeId).collect()))
+            }
+            SystemName::LogCluster => {
+                if let Some(field) = &cluster.nodes {
+                    return refuse(
+                        Some(field.span()),
+                        "cluster.nodes: a log-cluster counts `brokers`".into(),
+                    );
+                }
+                if let Some(field) = &workload.gossip_every {
+                    return refuse(
+                        Some(field.span()),
+                        "workload.gossip_every: only for system gossip-counter".into(),
+                    );
+                }
+                let brokers = positive("cluster.brokers", &cluster.brokers, 3)?;
+                let partitions = positive("cluster.partitions", &cluster.partitions, 1)?;
+                let replication_factor = positive(
+                    "cluster.replication_factor",
+                    &cluster.replication_factor,
+                    brokers.min(3),
+                )?;
+                if replication_factor > brokers {
+                    let span = cluster.replication_factor.as_ref().map(Spanned::span);
+                    let message = format!(
+                        "cluster.replication_factor: {replication_factor} exceeds brokers {brokers}"
+                    );
+                    return refuse(span, message);
+                }
+                let min_insync_replicas = positive(
+                    "cluster.min_insync_replicas",
+                    &cluster.min_insync_replicas,
+                    replication_factor.min(2),
+                )?;
+                if min_insync_replicas > replication_factor {
+                    let span = cluster.min_insync_replicas.as_ref().map(Spanned::span);
+                    let message = format!(
+                        "cluster.min_insync_replicas: {min_insync_replicas} exceeds replication_factor {replication_factor}"
+                    );
+                    return refuse(span, message);
+                }
+                let flush = match cluster.flush.as_ref().map(|f| *f.get_ref()) {
+                    None | Some(FlushFile::Named(FlushName::EveryBatch)) => {
+                        FlushPolicy::EveryAppend
+                    }
+                    Some(FlushFile::Named(FlushName::Never)) => FlushPolicy::Never,
+                    Some(FlushFile::Interval { every_ms: 0 }) => {
+                        let span = cluster.flush.as_ref().map(Spanned::span);
+                        return refuse(span, "cluster.flush.every_ms: must be above zero".into());
+                    }
+                    Some(FlushFile::Interval { every_ms }) => {
+                        FlushPolicy::Interval { every_ns: every_ms * NS_PER_MS }
+                    }
+                };
+                let spec = ClusterSpec {
+                    brokers,
+                    partitions,
+                    replication_factor,
+                    min_insync_replicas,
+                    acks: match cluster.acks.unwrap_or(AcksFile::All) {
+                        AcksFile::Zero => Acks::None,
+                        AcksFile::One => Acks::Leader,
+                        AcksFile::All => Acks::All,
+                    },
+                    unclean_leader_election: cluster.unclean_leader_election.unwrap_or(false),
+                    flush,
+                    truncation: match cluster.truncation.unwrap_or(TruncationFile::LeaderEpoch) {
+                        TruncationFile::LeaderEpoch => TruncationRule::LeaderEpoch,
+                        TruncationFile::HighWatermark => TruncationRule::HighWatermark,
+                    },
+                    idempotent: workload.idempotent.unwrap_or(true),
+                    producers: positive("workload.producers", &workload.producers, 1)?,
+                    consumers: workload.consumers.as_ref().map_or(1, |c| *c.get_ref()),
+                };
+                let nodes = spec.nodes();
+                if nodes > NODES_MAX {
+                    return refuse(
+                        None,
+                        format!("cluster: {nodes} nodes in all exceed {NODES_MAX}"),
+                    );
+                }
+                let servers = spec.servers();
+                Ok((System::LogCluster(spec), nodes, servers))
+            }
+        }
     }
 
     fn scripted(
         &self,
         entry: &Spanned<ScriptedFile>,
         nodes: u32,
-    ) -> Result<TimedFault, ScenarioError> {
+        servers: &[NodeId],
+    ) -> Result<Vec<TimedFault>, ScenarioError> {
         let scripted = entry.get_ref();
         let node = || -> Result<NodeId, ScenarioError> {
             let Some(target) = &scripted.target else {
@@ -544,21 +781,33 @@ impl Source<'_> {
             }
             ScriptedKind::Heal => Fault::HealNetwork,
             ScriptedKind::HealAll => Fault::HealAll,
+            ScriptedKind::PowerLoss => {
+                let at_ns = scripted.time.0;
+                return Ok(servers
+                    .iter()
+                    .map(|&node| TimedFault { at_ns, fault: Fault::Crash { node } })
+                    .collect());
+            }
         };
         if scripted.duration.is_some() && scripted.kind != ScriptedKind::ClockJump {
             return Err(self
                 .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
         }
-        Ok(TimedFault { at_ns: scripted.time.0, fault })
+        Ok(vec![TimedFault { at_ns: scripted.time.0, fault }])
     }
 
-    fn expect(&self, expect: &Spanned<ExpectFile>) -> Result<Expect, ScenarioError> {
+    fn expect(
+        &self,
+        expect: &Spanned<ExpectFile>,
+        system: &System,
+    ) -> Result<Expect, ScenarioError> {
+        let known = invariants(system);
         let span = Some(expect.span());
         match expect.get_ref() {
             ExpectFile { all_hold: Some(true), violation: None, within_seeds: None } => Ok(Expect::AllHold),
             ExpectFile { all_hold: None | Some(false), violation: Some(invariant), within_seeds } => {
-                if !INVARIANTS.contains(&invariant.as_str()) {
-                    let message = format!("expect.violation: unknown invariant `{invariant}` (known: {})", INVARIANTS.join(", "));
+                if !known.contains(&invariant.as_str()) {
+                    let message = format!("expect.violation: unknown invariant `{invariant}` (known: {})", known.join(", "));
                     return Err(self.error(span, message));
                 }
                 Ok(Expect::Violation { invariant: invariant.clone(), within_seeds: within_seeds.unwrap_or(100).max(1) })

@@ -63,6 +63,8 @@ pub struct Stats {
     pub disk_writes_lost: u64,
     pub disk_writes_torn: u64,
     pub disk_faults: u64,
+    /// Processes that stopped themselves (`Context::halt`).
+    pub halts: u64,
 }
 
 pub(crate) struct Delivery<M> {
@@ -92,6 +94,8 @@ pub(crate) struct Core<P: Process> {
     next_msg_id: u64,
     in_flight: u64,
     stopped: Option<Limit>,
+    /// Set by `Context::halt`: crash the node once its handler returns.
+    pub(crate) halt_requested: bool,
 }
 
 /// A message's digest for the trace: xxh3 over its `Hash` encoding.
@@ -215,6 +219,7 @@ impl<P: Process> World<P> {
             next_msg_id: 0,
             in_flight: 0,
             stopped: None,
+            halt_requested: false,
         };
         let mut world = World { core, nodes, factory: Box::new(factory) };
         for index in 0..config.nodes {
@@ -307,7 +312,12 @@ impl<P: Process> World<P> {
             core: &mut self.core,
         };
         let result = f(process, &mut ctx);
-        self.schedule_syncs(node);
+        if std::mem::take(&mut self.core.halt_requested) {
+            self.core.stats.halts += 1;
+            self.crash(node);
+        } else {
+            self.schedule_syncs(node);
+        }
         result
     }
 

@@ -35,7 +35,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "nodes = 3",
         "nodes = 3\ncolour = \"red\"",
-        "t.toml:7:1: unknown field `colour`, expected `nodes`",
+        "t.toml:7:1: unknown field `colour`, expected one of `nodes`, `brokers`",
     ),
     ("nodes = 3", "nodes = 0", "t.toml:6:9: cluster.nodes: 0 is not between 1 and 1024"),
     ("nodes = 3", "nodes = -1", "t.toml:6:9: invalid value: integer `-1`"),

@@ -1,0 +1,482 @@
+//! The replicated-log cluster as processes of the world: brokers and the controller on
+//! their `SimDisk`s, producers and consumers that record the model's history.
+//!
+//! Node layout: brokers `0..brokers`, then the controller, then the producers, then the
+//! consumers. Every process ticks on a timer; the sans-IO state machines of `broker`
+//! do the work and this module only carries their messages, syncs and events.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, TruncationRule};
+use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
+use logjam_broker::controller::{Controller, ControllerConfig};
+use logjam_broker::log::{FlushPolicy, LogConfig};
+use logjam_broker::protocol::{Acks, Msg};
+use logjam_broker::storage::{SyncResult, SyncTicket};
+use logjam_model as model;
+use rand::RngCore;
+
+use crate::{Context, NodeId, Process, TimerId};
+
+/// Every process ticks this often on its own clock.
+pub const TICK_NS: u64 = 5_000_000;
+
+/// The cluster under test and its clients.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSpec {
+    pub brokers: u32,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: u32,
+    pub acks: Acks,
+    pub unclean_leader_election: bool,
+    pub flush: FlushPolicy,
+    pub truncation: TruncationRule,
+    pub idempotent: bool,
+    pub producers: u32,
+    pub consumers: u32,
+}
+
+impl ClusterSpec {
+    pub fn controller(&self) -> NodeId {
+        NodeId(self.brokers)
+    }
+
+    pub fn producer(&self, index: u32) -> NodeId {
+        NodeId(self.brokers + 1 + index)
+    }
+
+    pub fn consumer(&self, index: u32) -> NodeId {
+        NodeId(self.brokers + 1 + self.producers + index)
+    }
+
+    pub fn nodes(&self) -> u32 {
+        self.brokers + 1 + self.producers + self.consumers
+    }
+
+    /// The nodes that run the system (brokers and the controller): the ones process,
+    /// clock and disk faults strike.
+    pub fn servers(&self) -> Vec<NodeId> {
+        (0..=self.brokers).map(NodeId).collect()
+    }
+
+    /// The configuration as the model's history header states it.
+    pub fn model_config(&self, crashes_max: u32, disk_faults_max: u32) -> model::Config {
+        model::Config {
+            acks: match self.acks {
+                Acks::None => model::Acks::None,
+                Acks::Leader => model::Acks::Leader,
+                Acks::All => model::Acks::All,
+            },
+            min_insync_replicas: self.min_insync_replicas,
+            unclean_leader_election: self.unclean_leader_election,
+            flush: match self.flush {
+                FlushPolicy::EveryAppend => model::Flush::EveryBatch,
+                FlushPolicy::Interval { every_ns } => model::Flush::EveryMs(every_ns / 1_000_000),
+                FlushPolicy::Never => model::Flush::Never,
+            },
+            truncation: match self.truncation {
+                TruncationRule::LeaderEpoch => model::Truncation::LeaderEpoch,
+                TruncationRule::HighWatermark => model::Truncation::HighWatermark,
+            },
+            idempotent: self.idempotent,
+            fault_budget: model::FaultBudget { crashes_max, disk_faults_max },
+        }
+    }
+
+    fn broker_config(&self, id: u32) -> BrokerConfig {
+        BrokerConfig {
+            id,
+            controller: self.brokers,
+            min_insync_replicas: self.min_insync_replicas,
+            truncation: self.truncation,
+            log: LogConfig {
+                segment_bytes_max: 8 << 20,
+                index_interval_bytes: 4096,
+                flush: self.flush,
+            },
+            replica_lag_max_ns: 300_000_000,
+            heartbeat_every_ns: 50_000_000,
+            request_timeout_ns: 100_000_000,
+            fetch_max_bytes: 256 * 1024,
+            pending_produce_max: 10_000,
+        }
+    }
+
+    fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            brokers: (0..self.brokers).collect(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            unclean_leader_election: self.unclean_leader_election,
+            session_timeout_ns: 200_000_000,
+        }
+    }
+}
+
+/// What the clients did and saw, and what the brokers reported: the history being
+/// recorded. Shared by the client processes of one world (single-threaded).
+pub struct Recorder {
+    builder: model::HistoryBuilder,
+    protocol: Vec<model::Protocol>,
+    /// A recording that broke the history's rules: a bug in the harness, reported.
+    pub problems: Vec<String>,
+}
+
+pub type SharedRecorder = Rc<RefCell<Recorder>>;
+
+impl Recorder {
+    pub fn new(header: model::Header) -> SharedRecorder {
+        Rc::new(RefCell::new(Recorder {
+            builder: model::HistoryBuilder::new(header),
+            protocol: Vec::new(),
+            problems: Vec::new(),
+        }))
+    }
+
+    fn event(
+        &mut self,
+        t_ns: u64,
+        process: u32,
+        kind: model::EventType,
+        op: model::Op,
+        error: Option<String>,
+    ) {
+        if let Err(problem) = self.builder.event(t_ns, u64::from(process), kind, op, error) {
+            self.problems.push(problem.to_string());
+        }
+    }
+
+    fn protocol(&mut self, t_ns: u64, node: u32, event: model::ProtocolEvent) {
+        self.protocol.push(model::Protocol { t_ns, node, event });
+    }
+
+    /// Closes the history with the protocol events and the replicas' final logs.
+    pub fn finish(self, replicas: Vec<model::Replica>) -> Result<model::History, String> {
+        let Recorder { mut builder, protocol, problems } = self;
+        if let Some(problem) = problems.first() {
+            return Err(problem.clone());
+        }
+        for replica in replicas {
+            builder.closing(model::Closing::Replica(replica)).map_err(|e| e.to_string())?;
+        }
+        for event in protocol {
+            builder.closing(model::Closing::Protocol(event)).map_err(|e| e.to_string())?;
+        }
+        builder.finish().map_err(|e| e.to_string())
+    }
+}
+
+/// A producer process: one send at a time, recorded.
+pub struct ProducerNode {
+    producer: Producer,
+    sending: Option<(u32, String, String)>,
+}
+
+/// One process of the cluster world.
+pub enum ClusterNode {
+    /// Built at `start` (a broker's incarnation is drawn then).
+    Booting,
+    Broker(Broker),
+    Controller(Option<Controller>),
+    Producer(ProducerNode),
+    Consumer(Consumer),
+}
+
+/// Builds the processes of a cluster world.
+pub fn factory(
+    spec: ClusterSpec,
+    recorder: SharedRecorder,
+) -> impl FnMut(NodeId) -> ClusterProcess + 'static {
+    move |_| ClusterProcess {
+        spec: spec.clone(),
+        recorder: recorder.clone(),
+        node: ClusterNode::Booting,
+        polling: true,
+    }
+}
+
+pub struct ClusterProcess {
+    spec: ClusterSpec,
+    recorder: SharedRecorder,
+    node: ClusterNode,
+    /// Cleared at the end of a run so that in-flight polls can finish.
+    polling: bool,
+}
+
+impl ClusterProcess {
+    pub fn broker(&self) -> Option<&Broker> {
+        match &self.node {
+            ClusterNode::Broker(broker) => Some(broker),
+            _ => None,
+        }
+    }
+
+    /// A consumer starts no new polls from now on.
+    pub fn stop_polling(&mut self) {
+        self.polling = false;
+    }
+
+    /// Starts a send if the producer is idle; false if busy.
+    pub fn send(&mut self, ctx: &mut Context<'_, Self>, partition: u32, value: String) -> bool {
+        let ClusterNode::Producer(node) = &mut self.node else { return false };
+        if node.sending.is_some() || !node.producer.is_idle() {
+            return false;
+        }
+        let key = format!("k{partition}");
+        let op = model::Op::Send {
+            partition,
+            key: Some(key.clone()),
+            value: value.clone(),
+            offset: None,
+        };
+        self.recorder.borrow_mut().event(
+            ctx.global_now_ns(),
+            ctx.node().0,
+            model::EventType::Invoke,
+            op,
+            None,
+        );
+        node.sending = Some((partition, key.clone(), value.clone()));
+        node.producer.send(ctx.now_ns(), partition, key, value);
+        self.flush(ctx);
+        true
+    }
+
+    /// Sends what the state machine produced and records what it reported.
+    fn flush(&mut self, ctx: &mut Context<'_, Self>) {
+        let t_ns = ctx.global_now_ns();
+        let me = ctx.node().0;
+        let mut recorder = self.recorder.borrow_mut();
+        let (outbox, halted): (Vec<(u32, Msg)>, bool) = match &mut self.node {
+            ClusterNode::Booting => (Vec::new(), false),
+            ClusterNode::Broker(broker) => {
+                for event in broker.drain_events() {
+                    recorder.protocol(t_ns, me, protocol_event(event));
+                }
+                (broker.drain_outbox().collect(), broker.halted().is_some())
+            }
+            ClusterNode::Controller(controller) => (
+                controller.as_mut().map(|c| c.drain_outbox().collect()).unwrap_or_default(),
+                controller.is_none(),
+            ),
+            ClusterNode::Producer(node) => {
+                for outcome in node.producer.drain_done() {
+                    let (partition, key, value) =
+                        node.sending.take().expect("a send was under way");
+                    let (kind, offset, error) = match outcome {
+                        Outcome::Ok(offset) => (model::EventType::Ok, Some(offset), None),
+                        Outcome::Fail(why) => (model::EventType::Fail, None, Some(why)),
+                        Outcome::Info(why) => (model::EventType::Info, None, Some(why)),
+                    };
+                    let op = model::Op::Send { partition, key: Some(key), value, offset };
+                    recorder.event(t_ns, me, kind, op, error);
+                }
+                (node.producer.drain_outbox().collect(), false)
+            }
+            ClusterNode::Consumer(consumer) => {
+                for poll in consumer.drain_done() {
+                    let (kind, records, error) = match poll.outcome {
+                        Outcome::Ok(records) => {
+                            let records = records
+                                .into_iter()
+                                .map(|r| model::Record::new(r.offset, Some(&r.key), &r.value))
+                                .collect();
+                            (model::EventType::Ok, records, None)
+                        }
+                        Outcome::Fail(why) => (model::EventType::Fail, Vec::new(), Some(why)),
+                        Outcome::Info(why) => (model::EventType::Info, Vec::new(), Some(why)),
+                    };
+                    let op =
+                        model::Op::Poll { partition: poll.partition, from: poll.from, records };
+                    recorder.event(t_ns, me, kind, op, error);
+                    if poll.reset_to.is_some() {
+                        // The consumer seeks back: an assign in the history's terms.
+                        let partitions = (0..self.spec.partitions).collect::<Vec<_>>();
+                        let op = model::Op::Assign { partitions };
+                        recorder.event(t_ns, me, model::EventType::Invoke, op.clone(), None);
+                        recorder.event(t_ns, me, model::EventType::Ok, op, None);
+                    }
+                }
+                (consumer.drain_outbox().collect(), false)
+            }
+        };
+        drop(recorder);
+        for (to, msg) in outbox {
+            ctx.send(NodeId(to), msg);
+        }
+        if halted {
+            ctx.halt();
+        }
+    }
+}
+
+fn protocol_event(event: BrokerEvent) -> model::ProtocolEvent {
+    match event {
+        BrokerEvent::Leader { partition, epoch } => {
+            model::ProtocolEvent::Leader { partition, epoch: u64::from(epoch) }
+        }
+        BrokerEvent::Follower { partition, epoch } => {
+            model::ProtocolEvent::Follower { partition, epoch: u64::from(epoch) }
+        }
+        BrokerEvent::HighWatermark { partition, offset } => {
+            model::ProtocolEvent::HighWatermark { partition, offset }
+        }
+        BrokerEvent::Truncate { partition, offset } => {
+            model::ProtocolEvent::Truncate { partition, offset }
+        }
+    }
+}
+
+impl Process for ClusterProcess {
+    type Message = Msg;
+    type Timer = ();
+
+    fn start(&mut self, ctx: &mut Context<'_, Self>) {
+        let spec = &self.spec;
+        let id = ctx.node().0;
+        self.node = if id < spec.brokers {
+            let t_ns = ctx.global_now_ns();
+            self.recorder.borrow_mut().protocol(t_ns, id, model::ProtocolEvent::Restart);
+            ClusterNode::Broker(Broker::new(spec.broker_config(id), ctx.rng().next_u64()))
+        } else if id == spec.brokers {
+            // A controller whose disk fails to open stays down (halts) until restarted.
+            ClusterNode::Controller(Controller::open(ctx.disk(), spec.controller_config()).ok())
+        } else if id < spec.brokers + 1 + spec.producers {
+            let config = ProducerConfig {
+                controller: spec.brokers,
+                partitions: spec.partitions,
+                acks: spec.acks,
+                idempotent: spec.idempotent,
+                request_timeout_ns: 200_000_000,
+                retry_backoff_ns: 20_000_000,
+                attempts_max: 5,
+            };
+            ClusterNode::Producer(ProducerNode { producer: Producer::new(config), sending: None })
+        } else {
+            let config = ConsumerConfig {
+                controller: spec.brokers,
+                partitions: (0..spec.partitions).collect(),
+                request_timeout_ns: 200_000_000,
+                max_bytes: 64 * 1024,
+            };
+            ClusterNode::Consumer(Consumer::new(config))
+        };
+        ctx.set_timer(TICK_NS, ());
+        self.flush(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        let now_ns = ctx.now_ns();
+        match &mut self.node {
+            ClusterNode::Booting => {}
+            ClusterNode::Broker(broker) => broker.handle(ctx.disk(), now_ns, from.0, msg),
+            ClusterNode::Controller(Some(controller)) => {
+                if controller.handle(ctx.disk(), now_ns, from.0, msg).is_err() {
+                    self.node = ClusterNode::Controller(None);
+                }
+            }
+            ClusterNode::Controller(None) => {}
+            ClusterNode::Producer(node) => node.producer.handle(now_ns, msg),
+            ClusterNode::Consumer(consumer) => consumer.handle(now_ns, msg),
+        }
+        self.flush(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _: TimerId, (): ()) {
+        let now_ns = ctx.now_ns();
+        match &mut self.node {
+            ClusterNode::Booting => {}
+            ClusterNode::Broker(broker) => broker.tick(ctx.disk(), now_ns),
+            ClusterNode::Controller(Some(controller)) => {
+                if controller.tick(ctx.disk(), now_ns).is_err() {
+                    self.node = ClusterNode::Controller(None);
+                }
+            }
+            ClusterNode::Controller(None) => {}
+            ClusterNode::Producer(node) => node.producer.tick(now_ns),
+            ClusterNode::Consumer(consumer) => {
+                consumer.tick(now_ns);
+                if let Some((partition, from)) = consumer.next_poll().filter(|_| self.polling) {
+                    if consumer.poll(now_ns) {
+                        let op = model::Op::Poll { partition, from, records: Vec::new() };
+                        let (t_ns, me) = (ctx.global_now_ns(), ctx.node().0);
+                        self.recorder.borrow_mut().event(
+                            t_ns,
+                            me,
+                            model::EventType::Invoke,
+                            op,
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        ctx.set_timer(TICK_NS, ());
+        self.flush(ctx);
+    }
+
+    fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
+        let now_ns = ctx.now_ns();
+        match &mut self.node {
+            ClusterNode::Broker(broker) => broker.on_synced(ctx.disk(), now_ns, ticket, result),
+            ClusterNode::Controller(Some(controller))
+                if controller.owns(ticket)
+                    && controller.on_synced(ctx.disk(), ticket, result).is_err() =>
+            {
+                self.node = ClusterNode::Controller(None);
+            }
+            _ => {}
+        }
+        self.flush(ctx);
+    }
+}
+
+/// Every up broker's replicas, as the history's closing lines: records as bytes read
+/// back, the log start and the high watermark.
+pub fn final_replicas(
+    world: &mut crate::World<ClusterProcess>,
+    spec: &ClusterSpec,
+) -> Vec<model::Replica> {
+    let mut replicas = Vec::new();
+    for id in 0..spec.brokers {
+        let node = NodeId(id);
+        let Some(process) = world.process(node) else { continue };
+        let Some(broker) = process.broker() else { continue };
+        let partitions: Vec<u32> = broker.partitions().collect();
+        for partition in partitions {
+            let records = world
+                .with_process(node, |process, ctx| {
+                    let broker = process.broker().expect("a broker");
+                    let log = broker.log(partition).expect("hosted");
+                    let batches = log.read(ctx.disk(), log.start_offset(), usize::MAX).ok()?;
+                    Some(
+                        batches
+                            .into_iter()
+                            .flat_map(|batch| {
+                                let base = batch.base_offset;
+                                batch.records.into_iter().enumerate().map(move |(i, r)| {
+                                    let key = String::from_utf8_lossy(&r.key).into_owned();
+                                    let value = String::from_utf8_lossy(&r.value).into_owned();
+                                    model::Record { offset: base + i as u64, key: Some(key), value }
+                                })
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .flatten();
+            let Some(records) = records else { continue };
+            let broker = world.process(node).and_then(ClusterProcess::broker).expect("still up");
+            let log = broker.log(partition).expect("hosted");
+            replicas.push(model::Replica {
+                node: id,
+                partition,
+                log_start_offset: log.start_offset(),
+                high_watermark: broker.high_watermark(partition).unwrap_or(0),
+                records,
+            });
+        }
+    }
+    replicas
+}
