@@ -421,11 +421,12 @@ impl Process for ClusterProcess {
         let now_ns = ctx.now_ns();
         match &mut self.node {
             ClusterNode::Broker(broker) => broker.on_synced(ctx.disk(), now_ns, ticket, result),
-            ClusterNode::Controller(Some(controller))
-                if controller.owns(ticket)
-                    && controller.on_synced(ctx.disk(), ticket, result).is_err() =>
-            {
-                self.node = ClusterNode::Controller(None);
+            ClusterNode::Controller(Some(controller)) => {
+                let failed = controller.owns(ticket)
+                    && controller.on_synced(ctx.disk(), ticket, result).is_err();
+                if failed {
+                    self.node = ClusterNode::Controller(None);
+                }
             }
             _ => {}
         }
