@@ -103,7 +103,8 @@ fn damaged_segments_are_reported_and_cut_at_the_damage() {
         disk.contents(SEGMENT).unwrap().len()
     };
     let b = batch_bytes;
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>, u64, &str)> = vec![
+    type Damage = Box<dyn FnOnce(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage, u64, &str)> = vec![
         ("torn last batch", Box::new(move |f: &mut Vec<u8>| f.truncate(4 * b + 30)), 12, "byte"),
         (
             "garbage after the last batch",
