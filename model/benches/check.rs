@@ -3,7 +3,9 @@
 //! final logs and protocol events included), and parsing a 100k-operation history.
 //! Run: `cargo bench -p logjam-model --bench check`.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use logjam_model::testkit::{GenConfig, generate};
 use logjam_model::{check, parse_history_str};
 
@@ -11,7 +13,8 @@ const SEED: u64 = 42;
 
 fn checking(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
-    group.sample_size(10);
+    // Flat sampling: a 1M-operation check takes seconds, so every sample runs it once.
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
     for ops in [10_000, 100_000, 1_000_000] {
         let history = generate(&GenConfig::new(SEED, ops));
         assert!(check(&history).holds(), "a generated history passes");
@@ -23,7 +26,7 @@ fn checking(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("parse");
-    group.sample_size(10);
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
     let ops = 100_000;
     let text = generate(&GenConfig::new(SEED, ops)).to_jsonl();
     group.throughput(Throughput::Bytes(text.len() as u64));

@@ -114,9 +114,9 @@ catalogue! {
     /// A node's high watermark never goes backwards within one lifetime.
     HwRegression = "hw-regression", Replica, CommittedStable,
         "a node's high watermark for a partition never decreases within one lifetime";
-    /// No replica truncates what has been committed.
+    /// No replica truncates what it knew to be committed.
     TruncationBelowHw = "truncation-below-hw", Replica, CommittedStable,
-        "no replica truncates its log below the partition's committed high watermark";
+        "no replica truncates its log below the high watermark it reported in that lifetime";
     /// Every operation finishes.
     StillPending = "still-pending", Liveness, Liveness,
         "every operation completes (ok, fail or info) before the history ends";

@@ -56,6 +56,10 @@ const TABLE: &[Row] = &[
     row("valid-poll-races-send", &[], &[]),
     row("valid-assign-seeks-back", &[], &[]),
     row("valid-jepsen-style-final-reads", &[], &[]),
+    // Regression, found by the broker's cluster runs: an old leader that rejoins cuts
+    // its own divergent, never-committed tail below the new leader's high watermark
+    // (KIP-101). Not a truncation below a watermark it ever reported.
+    row("valid-old-leader-cuts-its-divergent-tail", &[], &[]),
     // Valid under their configuration: the loss is the documented price of it.
     row("expected-loss-acks-1", &[], &["lost-write", "inconsistent-offsets"]),
     row("expected-duplicate-without-idempotence", &[], &["duplicate"]),
@@ -175,8 +179,8 @@ fn witnesses_are_the_few_lines_that_prove_it() {
         ),
         (
             "truncation-below-hw",
-            "n1 truncated to offset 1, below the committed high watermark 2",
-            &[2, 3],
+            "n1 truncated to offset 1, below its own committed high watermark 2",
+            &[3, 4],
         ),
     ];
     for &(file, explanation, lines) in cases {

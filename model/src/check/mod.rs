@@ -31,7 +31,6 @@ pub fn check(history: &History) -> Verdict {
     let header = history.header();
     let mut findings = Findings::new(history, header.promises());
     let digest = Digest::new(history);
-
     values::check(&digest, &mut findings);
     duplicate::check(&digest, &mut findings);
     offsets::check(&digest, &mut findings);

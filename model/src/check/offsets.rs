@@ -35,10 +35,10 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
 }
 
 /// All claims about one offset, sorted by value then source.
-fn judge_offset(
-    digest: &Digest<'_>,
+fn judge_offset<'h>(
+    digest: &Digest<'h>,
     findings: &mut Findings<'_>,
-    group: &[Claim],
+    group: &[Claim<'h>],
     above_hw_reported: &mut [bool],
 ) {
     let (part, offset) = (group[0].part, group[0].offset);
@@ -110,14 +110,14 @@ fn judge_offset(
 }
 
 /// A read, and an observation of another value that began after the read ended.
-fn changed_after_read<'g>(
-    digest: &Digest<'_>,
-    group: &'g [Claim],
-) -> Option<(&'g Claim, &'g Claim)> {
+fn changed_after_read<'g, 'h>(
+    digest: &Digest<'h>,
+    group: &'g [Claim<'h>],
+) -> Option<(&'g Claim<'h>, &'g Claim<'h>)> {
     // The latest-starting observation, and the latest-starting one of another value:
     // whatever a read saw, one of the two is the latest observation that disagrees.
-    let mut latest: Option<(u64, &Claim)> = None;
-    let mut latest_other: Option<(u64, &Claim)> = None;
+    let mut latest: Option<(u64, &Claim<'h>)> = None;
+    let mut latest_other: Option<(u64, &Claim<'h>)> = None;
     for claim in group.iter().filter(|c| c.observed()) {
         let from = digest.observed_from(claim);
         match latest {

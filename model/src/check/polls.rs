@@ -97,10 +97,16 @@ fn judge_skip(
     // The first offset this read should start at: right after the previous read, or
     // at `from` after an assign.
     let mut expected = poll.previous.map_or(poll.from, |(last, _)| last + 1);
+    // One search per poll, then a cursor that only moves forward with `expected`: it
+    // passes only known offsets below a record this poll read, so the walk is as long
+    // as the poll.
+    let mut cursor = known.partition_point(|&(offset, _)| offset < expected);
     for (index, record) in poll.records.iter().enumerate() {
-        let skipped_from = known.partition_point(|&(offset, _)| offset < expected);
+        while known.get(cursor).is_some_and(|&(offset, _)| offset < expected) {
+            cursor += 1;
+        }
         if let Some(&(skipped, claim)) =
-            known.get(skipped_from).filter(|&&(offset, _)| offset < record.offset)
+            known.get(cursor).filter(|&&(offset, _)| offset < record.offset)
         {
             let partition = digest.partition_id(poll.part);
             let claim: &Claim = &digest.claims[claim as usize];

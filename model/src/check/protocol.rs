@@ -2,10 +2,10 @@
 //! replication protocol keep its own rules, as the nodes reported them?
 //!
 //! Protocol events are read in order. A `restart` starts a new lifetime of its node:
-//! epochs and high watermarks are in-memory state and may start lower after it. The
-//! partition's committed high watermark is the highest any node ever reported, and no
-//! lifetime may truncate below it. Each regression is reported once: the lower value
-//! becomes the one later events are compared with.
+//! epochs and high watermarks are in-memory state and may start lower after it. No
+//! lifetime may truncate below the high watermark it itself reported (a node may cut
+//! below another node's, see `Truncate` below). Each regression is reported once: the
+//! lower value becomes the one later events are compared with.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +22,6 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let mut leaders: BTreeMap<(u32, u64), (u32, usize)> = BTreeMap::new();
     let mut epochs: BTreeMap<(u32, u32), Seen> = BTreeMap::new();
     let mut high_watermarks: BTreeMap<(u32, u32), Seen> = BTreeMap::new();
-    let mut committed: BTreeMap<u32, Seen> = BTreeMap::new();
     let (mut elections, mut epoch_changes, mut hw_updates, mut truncations) = (0, 0, 0, 0);
     for (closing, line) in digest.history.closing().iter().enumerate() {
         let Closing::Protocol(protocol) = line else { continue };
@@ -99,19 +98,22 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                         );
                     }
                 }
-                let highest = committed.entry(partition).or_insert((offset, closing));
-                if offset > highest.0 {
-                    *highest = (offset, closing);
-                }
             }
             ProtocolEvent::Truncate { partition, offset } => {
                 truncations += 1;
+                // Below what this node itself knew to be committed. A node may cut
+                // below a higher watermark another node reported since: the records
+                // it cuts there are its own divergent, never-committed tail (an old
+                // leader rejoining, KIP-101), and the leader's committed ones come back
+                // by fetching. Losing committed data that way shows as lost-write.
+                // (Found by the broker's cluster runs: the first version compared with
+                // the highest watermark any node reported, and flagged KIP-101.)
                 if let Some(&(high_watermark, reported)) =
-                    committed.get(&partition).filter(|c| offset < c.0)
+                    high_watermarks.get(&(node, partition)).filter(|hw| offset < hw.0)
                 {
                     findings.found(Invariant::TruncationBelowHw, Guarantee::CommittedStable, Some(partition), || {
                         let explanation = format!(
-                            "n{node} truncated to offset {offset}, below the committed high watermark {high_watermark}"
+                            "n{node} truncated to offset {offset}, below its own committed high watermark {high_watermark}"
                         );
                         (explanation, vec![witness.protocol(reported), witness.protocol(closing)])
                     });

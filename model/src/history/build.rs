@@ -182,7 +182,6 @@ impl Validator {
     ) -> Result<(), HistoryError> {
         let (events, ops, sends) = (&self.events, &self.ops, &self.sends);
         let key_of = |position: u32| send_key(events, ops, sends, position);
-        self.value_index.reserve_for(sends.len() + 1, key_of);
         match self.value_index.insert(partition, value, sends.len() as u32, key_of) {
             Ok(()) => {
                 self.sends.push(op);

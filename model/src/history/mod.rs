@@ -292,7 +292,7 @@ impl History {
     /// The position in `sends()` of the send of `value` to `partition`, if any.
     pub(crate) fn send_position(&self, partition: u32, value: &str) -> Option<u32> {
         let key_of = |position| build::send_key(&self.events, &self.ops, &self.sends, position);
-        self.value_index.get(partition, value, key_of)
+        self.value_index.get(partition, value, &key_of)
     }
 
     /// The line an operation event is on in the written history.

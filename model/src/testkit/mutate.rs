@@ -25,7 +25,7 @@ pub enum Mutation {
     DuplicateRecord,
     /// Every replica holds a value nobody sent in place of a committed one.
     ChangeValue,
-    /// A replica truncates below the partition's committed high watermark.
+    /// A replica truncates below the high watermark it reported itself.
     TruncateBelowHighWatermark,
 }
 
@@ -159,7 +159,7 @@ pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Muta
             let (line, target) = pick(&truncation_targets(&closing), choice)?;
             let offset = choice % target.committed;
             let description = format!(
-                "n{} truncates partition {} to {offset}, below the committed high watermark {}",
+                "n{} truncates partition {} to {offset}, below its own high watermark {}",
                 target.node, target.partition, target.committed
             );
             let truncate = Protocol {
@@ -308,45 +308,50 @@ fn for_each_replica(closing: &mut [Closing], partition: u32, mut change: impl Fn
     }
 }
 
-/// Where a truncation below the committed high watermark can go: over an existing
-/// truncation (`replace`), or right after a high-watermark event.
+/// Where a truncation below the truncating node's own high watermark can go: over an
+/// existing truncation by a node that reported one (`replace`), or right after a
+/// high-watermark event, by the node that reported it.
 #[derive(Clone, Copy)]
 struct TruncationTarget {
     replace: bool,
     t_ns: u64,
     node: u32,
     partition: u32,
-    /// The committed high watermark at that point (at least 1).
+    /// The node's own high watermark at that point, in that lifetime (at least 1).
     committed: u64,
 }
 
 fn truncation_targets(closing: &[Closing]) -> Vec<(usize, TruncationTarget)> {
-    let mut committed: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+    // Per (node, partition), the highest watermark the node reported in this lifetime.
+    let mut reported: std::collections::BTreeMap<(u32, u32), u64> =
+        std::collections::BTreeMap::new();
     let mut targets = Vec::new();
     for (line, closing) in closing.iter().enumerate() {
         let Closing::Protocol(protocol) = closing else { continue };
+        let node = protocol.node;
         let target = |partition: u32, committed: u64, replace: bool| TruncationTarget {
             replace,
             t_ns: protocol.t_ns,
-            node: protocol.node,
+            node,
             partition,
             committed,
         };
         match protocol.event {
             ProtocolEvent::HighWatermark { partition, offset } => {
-                let highest = committed.entry(partition).or_insert(0);
+                let highest = reported.entry((node, partition)).or_insert(0);
                 *highest = (*highest).max(offset);
                 if *highest > 0 {
                     targets.push((line, target(partition, *highest, false)));
                 }
             }
             ProtocolEvent::Truncate { partition, .. } => {
-                let highest = committed.get(&partition).copied().unwrap_or(0);
+                let highest = reported.get(&(node, partition)).copied().unwrap_or(0);
                 if highest > 0 {
                     targets.push((line, target(partition, highest, true)));
                 }
             }
-            _ => {}
+            ProtocolEvent::Restart => reported.retain(|&(held, _), _| held != node),
+            ProtocolEvent::Leader { .. } | ProtocolEvent::Follower { .. } => {}
         }
     }
     targets
