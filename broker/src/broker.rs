@@ -260,6 +260,7 @@ impl Broker {
                     let hw = replica.high_watermark;
                     if hw < replica.log.end_offset() {
                         let new_end = replica.log.truncate_to(storage, hw)?;
+                        forget_producers_from(&mut replica.producers, new_end);
                         replica.log.flush(storage, now_ns)?;
                         self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
                     }
@@ -740,6 +741,7 @@ impl Broker {
         *truncated = true;
         if cut < replica.log.end_offset() {
             let new_end = replica.log.truncate_to(storage, cut)?;
+            forget_producers_from(&mut replica.producers, new_end);
             replica.log.flush(storage, now_ns)?;
             if replica.high_watermark > new_end {
                 replica.high_watermark = new_end;
@@ -823,6 +825,15 @@ fn note_producer(replica: &mut Replica, producer: ProducerStamp, count: i32, bas
     ));
     while entry.batches.len() > PRODUCER_BATCHES_KEPT {
         entry.batches.pop_front();
+    }
+}
+
+/// Truncation removed batches: their producer entries go too, or a retry of a batch
+/// that is no longer in the log would be answered with the offset it used to have.
+/// (Found by the crash-restart-loop scenario: a duplicate and a lost write.)
+fn forget_producers_from(producers: &mut BTreeMap<i64, ProducerEntry>, offset: u64) {
+    for entry in producers.values_mut() {
+        entry.batches.retain(|&(_, _, base)| base < offset);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
-use logjam_sim::run::{RunResult, RunVerdict, SweepResult, run_seed};
+use logjam_sim::run::{RunOutput, RunResult, RunVerdict, SweepResult, run_full, run_seed, schedule_for};
 use logjam_sim::scenario::Scenario;
 
 #[derive(Parser)]
@@ -55,6 +55,9 @@ enum Command {
         /// Print the run as JSON.
         #[arg(long)]
         json: bool,
+        /// Write the recorded history (JSON Lines, checkable with `logjam check`).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
 }
 
@@ -74,9 +77,9 @@ fn main() -> ExitCode {
             }
             sweep(&scenario, start, seeds, jobs, json)
         }
-        Command::Replay { scenario, seed, trace, trace_events, json } => {
+        Command::Replay { scenario, seed, trace, trace_events, json, history } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
-            replay(&scenario, seed, trace.then_some(trace_events.max(1)), json)
+            replay(&scenario, seed, trace.then_some(trace_events.max(1)), json, history.as_deref())
         }
     }
 }
@@ -85,8 +88,25 @@ fn load(path: &std::path::Path) -> Option<Scenario> {
     Scenario::load(path).map_err(|error| eprintln!("logjam: {error}")).ok()
 }
 
-fn replay(scenario: &Scenario, seed: u64, trace_events: Option<usize>, json: bool) -> ExitCode {
-    let (run, trace) = run_seed(scenario, seed, trace_events.unwrap_or(0));
+fn replay(
+    scenario: &Scenario,
+    seed: u64,
+    trace_events: Option<usize>,
+    json: bool,
+    history_path: Option<&std::path::Path>,
+) -> ExitCode {
+    let schedule = schedule_for(scenario, seed);
+    let RunOutput { result: run, trace, history } = run_full(scenario, &schedule, trace_events.unwrap_or(0));
+    if let Some(path) = history_path {
+        let Some(history) = &history else {
+            eprintln!("logjam: {}: this system records no history", scenario.path);
+            return ExitCode::from(2);
+        };
+        if let Err(error) = std::fs::write(path, history.to_jsonl()) {
+            eprintln!("logjam: {}: cannot write: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     if json {
         println!("{}", logjam_reports::run_json(scenario, &run));
     } else {

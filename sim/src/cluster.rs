@@ -398,6 +398,9 @@ impl Process for ClusterProcess {
             ClusterNode::Producer(node) => node.producer.tick(now_ns),
             ClusterNode::Consumer(consumer) => {
                 consumer.tick(now_ns);
+                // A poll that timed out is recorded before the next one starts.
+                self.flush(ctx);
+                let ClusterNode::Consumer(consumer) = &mut self.node else { unreachable!() };
                 if let Some((partition, from)) = consumer.next_poll().filter(|_| self.polling) {
                     if consumer.poll(now_ns) {
                         let op = model::Op::Poll { partition, from, records: Vec::new() };

@@ -176,6 +176,20 @@ pub fn run_schedule(
     schedule: &Schedule,
     trace_kept_max: usize,
 ) -> (RunResult, Vec<TraceEntry>) {
+    let output = run_full(scenario, schedule, trace_kept_max);
+    (output.result, output.trace)
+}
+
+/// Everything a run leaves: its result, the kept trace, and the recorded history
+/// (for systems checked by the model).
+pub struct RunOutput {
+    pub result: RunResult,
+    pub trace: Vec<TraceEntry>,
+    pub history: Option<model::History>,
+}
+
+/// Runs an explicit schedule and keeps everything it recorded.
+pub fn run_full(scenario: &Scenario, schedule: &Schedule, trace_kept_max: usize) -> RunOutput {
     let mut config = scenario.world.clone();
     config.limits.trace_kept_max = trace_kept_max;
     match &scenario.system {
@@ -184,7 +198,8 @@ pub fn run_schedule(
             let world =
                 World::new(&config, schedule.seed, move |_| GossipCounter::new(every_ns, durable))
                     .expect("a loaded scenario holds a valid world");
-            run_counter(scenario, schedule, world)
+            let (result, trace) = run_counter(scenario, schedule, world);
+            RunOutput { result, trace, history: None }
         }
         System::LogCluster(spec) => run_cluster(scenario, spec, schedule, &config),
     }
@@ -250,7 +265,7 @@ fn run_cluster(
     spec: &ClusterSpec,
     schedule: &Schedule,
     config: &crate::WorldConfig,
-) -> (RunResult, Vec<TraceEntry>) {
+) -> RunOutput {
     let header = model::Header::new(
         "logjam-broker",
         spec.model_config(scenario.crashes_max, scenario.disk_faults_max),
@@ -281,17 +296,20 @@ fn run_cluster(
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
-    let checks = match recorder.finish(replicas) {
-        Ok(history) => checks_of(&model::check(&history)),
-        Err(problem) => vec![Check {
-            invariant: "history-valid",
-            checked: "the recorded history".to_owned(),
-            holds: false,
-            expected_anomaly: false,
-            witness: Some(problem),
-        }],
+    let (checks, history) = match recorder.finish(replicas) {
+        Ok(history) => (checks_of(&model::check(&history)), Some(history)),
+        Err(problem) => {
+            let check = Check {
+                invariant: "history-valid",
+                checked: "the recorded history".to_owned(),
+                holds: false,
+                expected_anomaly: false,
+                witness: Some(problem),
+            };
+            (vec![check], None)
+        }
     };
-    (RunResult { checks, ..run }, trace)
+    RunOutput { result: RunResult { checks, ..run }, trace, history }
 }
 
 /// The model's verdict as the run's checks: one per invariant of the catalogue.
