@@ -343,3 +343,27 @@ proptest! {
         judged_or_named(&text);
     }
 }
+
+#[test]
+fn a_history_built_in_memory_is_held_to_the_same_rules() {
+    use logjam_model::{Config, EventType, Header, HistoryBuilder, Op};
+    let send =
+        |value: &str, offset| Op::Send { partition: 0, key: None, value: value.into(), offset };
+    let mut builder = HistoryBuilder::new(Header::new("sim", Config::default()));
+    builder.invoke(10, 0, send("a", None)).expect("an invoke");
+    builder.event(20, 0, EventType::Ok, send("a", Some(0)), None).expect("its completion");
+    // The error names the line the event would have in the written history.
+    let error =
+        builder.event(30, 1, EventType::Ok, send("b", Some(1)), None).expect_err("no invoke");
+    assert_eq!(error.to_string(), "line 4: ok without a matching invoke for process 1");
+    let error = builder.invoke(5, 1, send("b", None)).expect_err("back in time");
+    assert_eq!(error.to_string(), "line 4: t_ns 5 goes back in time (the previous event is at 20)");
+    let error = builder.invoke(30, 1, send("a", None)).expect_err("value reused");
+    assert_eq!(
+        error.to_string(),
+        "line 4: value `a` was already sent to partition 0 on line 2: values must be unique per partition"
+    );
+    builder.invoke(30, 1, send("b", None)).expect("a fresh value");
+    let history = builder.finish().expect("a pending send is allowed (and judged still-pending)");
+    assert_eq!(parse(&history.to_jsonl()).expect("round trip"), history);
+}

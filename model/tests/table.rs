@@ -217,3 +217,26 @@ fn the_verdict_prints_every_invariant_and_each_anomaly_with_its_lines() {
     assert!(text.contains("duplicate               VIOLATED  1 in 1 values"), "{text}");
     assert!(text.ends_with("verdict: VIOLATED: 1 violation of 1 invariant\n"), "{text}");
 }
+
+#[test]
+fn a_flood_of_anomalies_is_counted_in_full_and_kept_in_part() {
+    use logjam_model::{ANOMALIES_KEPT_PER_INVARIANT, ANOMALIES_SHOWN_PER_INVARIANT, Invariant};
+    // One poll reading 250 records nobody sent: 250 phantoms.
+    let records: Vec<String> = (0..250).map(|o| format!(r#"[{o},null,"ghost{o}"]"#)).collect();
+    let text = format!(
+        "{}\n{}\n{}\n",
+        r#"{"v":1,"system":"s"}"#,
+        r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0}"#,
+        format!(
+            r#"{{"i":1,"t_ns":2,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"records":[{}]}}"#,
+            records.join(",")
+        )
+    );
+    let verdict = check(&logjam_model::parse_history_str(&text).expect("valid"));
+    assert_eq!(verdict.check(Invariant::Phantom).violations, 250);
+    assert_eq!(verdict.anomalies.len(), ANOMALIES_KEPT_PER_INVARIANT);
+    let shown = verdict.to_string();
+    assert_eq!(shown.matches("VIOLATION phantom").count(), ANOMALIES_SHOWN_PER_INVARIANT);
+    let more = 250 - ANOMALIES_SHOWN_PER_INVARIANT;
+    assert!(shown.contains(&format!("... and {more} more phantom anomalies not shown")), "{shown}");
+}
