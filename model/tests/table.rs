@@ -223,15 +223,12 @@ fn a_flood_of_anomalies_is_counted_in_full_and_kept_in_part() {
     use logjam_model::{ANOMALIES_KEPT_PER_INVARIANT, ANOMALIES_SHOWN_PER_INVARIANT, Invariant};
     // One poll reading 250 records nobody sent: 250 phantoms.
     let records: Vec<String> = (0..250).map(|o| format!(r#"[{o},null,"ghost{o}"]"#)).collect();
-    let text = format!(
-        "{}\n{}\n{}\n",
-        r#"{"v":1,"system":"s"}"#,
-        r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0}"#,
-        format!(
-            r#"{{"i":1,"t_ns":2,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"records":[{}]}}"#,
-            records.join(",")
-        )
-    );
+    let header = r#"{"v":1,"system":"s"}"#;
+    let invoke =
+        r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0}"#;
+    let ok =
+        r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"records":["#;
+    let text = format!("{header}\n{invoke}\n{ok}{}]}}\n", records.join(","));
     let verdict = check(&logjam_model::parse_history_str(&text).expect("valid"));
     assert_eq!(verdict.check(Invariant::Phantom).violations, 250);
     assert_eq!(verdict.anomalies.len(), ANOMALIES_KEPT_PER_INVARIANT);
