@@ -641,10 +641,16 @@ impl Broker {
         let limit = if follower.is_some() { end } else { replica.high_watermark };
         let mut batches = Vec::new();
         if fetch_offset < limit {
-            let read = replica
-                .log
-                .read(storage, fetch_offset, max_bytes as usize)
-                .map_err(|_| ErrorCode::StorageError)?;
+            let read = match replica.log.read(storage, fetch_offset, max_bytes as usize) {
+                Ok(read) => read,
+                Err(error) => {
+                    // The log cannot serve what it holds (corruption, a failed read):
+                    // like Kafka taking a log directory offline, the broker stops, and
+                    // a restart's recovery cuts the damage; others take over meanwhile.
+                    self.halt(format!("partition {partition}: {error}"));
+                    return Err(ErrorCode::StorageError);
+                }
+            };
             for batch in read.into_iter().take_while(|batch| batch.base_offset < limit) {
                 batches.push(batch.encode().map_err(|_| ErrorCode::StorageError)?);
             }

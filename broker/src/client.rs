@@ -28,9 +28,13 @@ pub struct ProducerConfig {
     pub retry_backoff_ns: u64,
     /// Attempts per operation, the first included.
     pub attempts_max: u32,
+    /// An operation that has not ended this long after it began ends as indeterminate
+    /// (or failed, if nothing was ever sent): Kafka's `delivery.timeout.ms`.
+    pub delivery_timeout_ns: u64,
 }
 
 struct Send {
+    started_ns: u64,
     partition: u32,
     key: String,
     value: String,
@@ -98,6 +102,7 @@ impl Producer {
         assert!(self.current.is_none(), "a producer runs one operation at a time");
         assert!(partition < self.config.partitions, "partition {partition} does not exist");
         self.current = Some(Send {
+            started_ns: now_ns,
             partition,
             key,
             value,
@@ -151,10 +156,11 @@ impl Producer {
             self.leaders[send.partition as usize] = None;
         }
         let send = self.current.as_mut().expect("checked");
-        if now_ns < send.next_attempt_ns {
+        let expired = now_ns >= send.started_ns + self.config.delivery_timeout_ns;
+        if now_ns < send.next_attempt_ns && !expired {
             return;
         }
-        if send.attempts >= self.config.attempts_max {
+        if send.attempts >= self.config.attempts_max || expired {
             let outcome = if send.maybe_appended {
                 Outcome::Info(format!("no answer after {} attempts", send.attempts))
             } else {

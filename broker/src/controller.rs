@@ -75,10 +75,18 @@ impl Controller {
         );
         storage.create_dir("controller")?;
         let path = crate::storage::join("controller", METADATA_FILE);
-        let saved = checkpoint::read(storage, &path, CheckpointKind::Metadata)
-            .ok()
-            .flatten()
-            .and_then(|p| decode(&p));
+        // Metadata that exists but cannot be read is never replaced by a fresh start:
+        // that would hand out epochs and producer ids a second time.
+        let saved = match checkpoint::read(storage, &path, CheckpointKind::Metadata) {
+            Ok(None) => None,
+            Ok(Some(payload)) => Some(decode(&payload).ok_or_else(|| StorageError::Invalid {
+                path: path.clone(),
+                detail: "metadata does not decode".to_owned(),
+            })?),
+            Err(error) => {
+                return Err(StorageError::Invalid { path: path.clone(), detail: error.to_string() });
+            }
+        };
         let (states, next_producer_id) = match saved {
             Some(saved) => saved,
             None => {

@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
-use logjam_sim::run::{RunOutput, RunResult, RunVerdict, SweepResult, run_full, run_seed, schedule_for};
+use logjam_sim::run::{
+    RunOutput, RunResult, RunVerdict, SweepResult, run_full, run_seed, schedule_for,
+};
 use logjam_sim::scenario::Scenario;
 
 #[derive(Parser)]
@@ -96,7 +98,8 @@ fn replay(
     history_path: Option<&std::path::Path>,
 ) -> ExitCode {
     let schedule = schedule_for(scenario, seed);
-    let RunOutput { result: run, trace, history } = run_full(scenario, &schedule, trace_events.unwrap_or(0));
+    let RunOutput { result: run, trace, history } =
+        run_full(scenario, &schedule, trace_events.unwrap_or(0));
     if let Some(path) = history_path {
         let Some(history) = &history else {
             eprintln!("logjam: {}: this system records no history", scenario.path);

@@ -124,7 +124,12 @@ fn bad_input_exits_two_with_a_clear_error() {
     .unwrap();
     let bad = bad.to_str().unwrap();
     let cases: Vec<(Vec<&str>, String)> = vec![
-        (vec!["run", bad], format!("logjam: {bad}:5:1: unknown field `shards`, expected one of `nodes`, `brokers`")),
+        (
+            vec!["run", bad],
+            format!(
+                "logjam: {bad}:5:1: unknown field `shards`, expected one of `nodes`, `brokers`"
+            ),
+        ),
         (vec!["run", "no/such.toml"], "logjam: no/such.toml: cannot read:".to_owned()),
         (
             vec!["run", "scenarios/smoke.toml", "--seeds", "0"],

@@ -45,6 +45,7 @@ fn config() -> LogConfig {
         segment_bytes_max: 256 << 20,
         index_interval_bytes: 4096,
         flush: FlushPolicy::Never,
+        verify_on_open: true,
     }
 }
 

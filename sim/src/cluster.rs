@@ -95,6 +95,9 @@ impl ClusterSpec {
                 segment_bytes_max: 8 << 20,
                 index_interval_bytes: 4096,
                 flush: self.flush,
+                // A restart validates everything: corruption at rest is cut at open and
+                // fetched again from the leader instead of failing reads forever.
+                verify_on_open: true,
             },
             replica_lag_max_ns: 300_000_000,
             heartbeat_every_ns: 50_000_000,
@@ -352,6 +355,7 @@ impl Process for ClusterProcess {
                 request_timeout_ns: 200_000_000,
                 retry_backoff_ns: 20_000_000,
                 attempts_max: 5,
+                delivery_timeout_ns: 2_000_000_000,
             };
             ClusterNode::Producer(ProducerNode { producer: Producer::new(config), sending: None })
         } else {

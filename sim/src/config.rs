@@ -12,13 +12,29 @@ use crate::network::NetworkConfig;
 pub const NODES_MAX: u32 = 1024;
 
 /// Everything that shapes a world apart from its seed and its processes.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WorldConfig {
     pub nodes: u32,
     pub network: NetworkConfig,
     pub clocks: ClockConfig,
     pub disk: DiskConfig,
     pub limits: Limits,
+    /// A process that halts itself is started again this much later, as a supervisor
+    /// would.
+    pub restart_after_halt_ns: u64,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            nodes: 0,
+            network: NetworkConfig::default(),
+            clocks: ClockConfig::default(),
+            disk: DiskConfig::default(),
+            limits: Limits::default(),
+            restart_after_halt_ns: 500_000_000,
+        }
+    }
 }
 
 impl WorldConfig {

@@ -102,11 +102,12 @@ fn random_group(rng: &mut SimRng, targets: &[NodeId]) -> Vec<NodeId> {
 }
 
 /// Expands the menu into faults during the chaos phase `[0, chaos_ns)`, sorted by time.
-/// Faults strike only `targets` (the nodes that run the system, not its clients);
-/// `nodes` is the world's size. The caller ends chaos with `Fault::HealAll`.
+/// Faults strike only `targets` (the nodes that run the system, not its clients), disk
+/// faults only `disk_targets`; `nodes` is the world's size. The caller ends chaos with `Fault::HealAll`.
 pub fn expand(
     menu: &FaultMenu,
     targets: &[NodeId],
+    disk_targets: &[NodeId],
     nodes: u32,
     chaos_ns: u64,
     rng: &mut SimRng,
@@ -212,9 +213,9 @@ pub fn expand(
         }
     }
     if let Some((kinds, every)) = menu.disk.as_ref().filter(|_| disk_on) {
-        if !kinds.is_empty() {
+        if !kinds.is_empty() && !disk_targets.is_empty() {
             for at_ns in periodic(rng, *every, chaos_ns) {
-                let node = pick(rng, targets);
+                let node = pick(rng, disk_targets);
                 let disk_fault = match kinds[rng.random_range(0..kinds.len())] {
                     DiskFaultKind::BitRot => DiskFault::BitRot,
                     DiskFaultKind::LatentSectorError => DiskFault::LatentSectorError,
@@ -273,7 +274,7 @@ mod tests {
     fn without_swarm_every_kind_appears_inside_the_chaos_phase() {
         let mut rng = stream(1, StreamId::Nemesis);
         let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
-        let faults = expand(&full_menu(false), &targets, 5, 10_000 * MS, &mut rng);
+        let faults = expand(&full_menu(false), &targets, &targets, 5, 10_000 * MS, &mut rng);
         assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
         assert!(faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
         assert!(faults.iter().all(|f| f.at_ns < 10_000 * MS));
@@ -286,7 +287,7 @@ mod tests {
             .map(|seed| {
                 let mut rng = stream(seed, StreamId::Nemesis);
                 let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
-                kinds(&expand(&full_menu(true), &targets, 5, 10_000 * MS, &mut rng))
+                kinds(&expand(&full_menu(true), &targets, &targets, 5, 10_000 * MS, &mut rng))
             })
             .collect();
         let sizes: Vec<usize> = subsets.iter().map(Vec::len).collect();

@@ -160,8 +160,9 @@ impl<P: Process> Context<'_, P> {
     }
 
     /// Stops this process as if it exited: the world crashes the node once the handler
-    /// returns (its disk keeps what was synced). A node that cannot trust its storage
-    /// any more does this; the nemesis restarts crashed nodes when faults heal.
+    /// returns (its disk keeps what was synced), and a supervisor starts it again after
+    /// `WorldConfig::restart_after_halt_ns`. A node that cannot trust its storage any
+    /// more does this.
     pub fn halt(&mut self) {
         self.core.halt_requested = true;
     }

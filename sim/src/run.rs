@@ -46,8 +46,15 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
     let nodes = scenario.world.nodes;
     let mut nemesis_rng = stream(seed, StreamId::Nemesis);
     let targets = &scenario.fault_targets;
-    let mut faults =
-        nemesis::expand(&scenario.menu, targets, nodes, scenario.chaos_ns, &mut nemesis_rng);
+    let disk_targets = &scenario.disk_targets;
+    let mut faults = nemesis::expand(
+        &scenario.menu,
+        targets,
+        disk_targets,
+        nodes,
+        scenario.chaos_ns,
+        &mut nemesis_rng,
+    );
     faults.extend(scenario.scripted.iter().cloned());
     faults.sort_by_key(|timed| timed.at_ns);
     faults.push(TimedFault { at_ns: scenario.chaos_ns, fault: Fault::HealAll });

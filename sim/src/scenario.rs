@@ -40,6 +40,9 @@ pub struct Scenario {
     pub expect: Expect,
     /// The nodes faults strike: the servers, never the clients.
     pub fault_targets: Vec<NodeId>,
+    /// The nodes disk faults strike: the brokers. The controller's metadata stands for
+    /// a replicated quorum (KRaft) and is not corrupted by a single disk.
+    pub disk_targets: Vec<NodeId>,
     /// The fault budget the checker is told: the most servers down at once...
     pub crashes_max: u32,
     /// ...and the most whose disks may lose or corrupt synced data.
@@ -577,7 +580,12 @@ impl Source<'_> {
         };
         let disk_faults_max = if faults.disk.is_some() { servers.len() as u32 } else { 0 };
         let expect = self.expect(&file.expect, &system)?;
+        let disk_targets = match &system {
+            System::LogCluster(spec) => (0..spec.brokers).map(NodeId).collect(),
+            System::GossipCounter { .. } => servers.clone(),
+        };
         Ok(Scenario {
+            disk_targets,
             name: file.name,
             about: file.about,
             path: self.path.to_owned(),

@@ -96,6 +96,7 @@ pub(crate) struct Core<P: Process> {
     stopped: Option<Limit>,
     /// Set by `Context::halt`: crash the node once its handler returns.
     pub(crate) halt_requested: bool,
+    restart_after_halt_ns: u64,
 }
 
 /// A message's digest for the trace: xxh3 over its `Hash` encoding.
@@ -220,6 +221,7 @@ impl<P: Process> World<P> {
             in_flight: 0,
             stopped: None,
             halt_requested: false,
+            restart_after_halt_ns: config.restart_after_halt_ns,
         };
         let mut world = World { core, nodes, factory: Box::new(factory) };
         for index in 0..config.nodes {
@@ -315,6 +317,9 @@ impl<P: Process> World<P> {
         if std::mem::take(&mut self.core.halt_requested) {
             self.core.stats.halts += 1;
             self.crash(node);
+            // A supervisor (systemd, Kubernetes) starts the process again.
+            let at_ns = self.core.now_ns + self.core.restart_after_halt_ns;
+            self.core.queue.push(at_ns, Event::Fault(Fault::Restart { node }));
         } else {
             self.schedule_syncs(node);
         }

@@ -69,7 +69,12 @@ fn op(crashes: bool, corruption: bool) -> impl Strategy<Value = Op> {
 
 fn config() -> LogConfig {
     // Small segments and index intervals, so rolls, index lookups and retention happen.
-    LogConfig { segment_bytes_max: 1 << 20, index_interval_bytes: 300, flush: FlushPolicy::Never }
+    LogConfig {
+        segment_bytes_max: 1 << 20,
+        index_interval_bytes: 300,
+        flush: FlushPolicy::Never,
+        verify_on_open: false,
+    }
 }
 
 /// A storage under test, and how its sync completions come back.

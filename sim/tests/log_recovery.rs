@@ -17,7 +17,12 @@ fn records(count: usize, tag: u8) -> Vec<Record> {
 }
 
 fn config(flush: FlushPolicy) -> LogConfig {
-    LogConfig { segment_bytes_max: 1 << 20, index_interval_bytes: 256, flush }
+    LogConfig {
+        segment_bytes_max: 1 << 20,
+        index_interval_bytes: 256,
+        flush,
+        verify_on_open: false,
+    }
 }
 
 /// A log of `batches` batches of 3 records, all synced, and the disk under it.
@@ -180,6 +185,7 @@ fn corrupt_checkpoints_and_indexes_are_rebuilt_not_trusted() {
         segment_bytes_max: 1 << 20,
         index_interval_bytes: 64,
         flush: FlushPolicy::EveryAppend,
+        verify_on_open: false,
     };
     let (mut log, _) = PartitionLog::open(&mut disk, "p0", small.clone()).unwrap();
     for tag in 0..20 {

@@ -118,7 +118,9 @@ impl PartitionLog {
             }
             segment.size_bytes = storage.len(&segment.log_path)?;
             let next_base = bases.get(i + 1).copied();
-            let trusted = match next_base.filter(|&next| next <= recovery_point && next >= base) {
+            let trusted = match next_base.filter(|&next| {
+                next <= recovery_point && next >= base && !log.config.verify_on_open
+            }) {
                 // Durable by the recovery point: trusted, not rescanned. Reads still
                 // validate every batch they serve.
                 Some(next) => trust(
