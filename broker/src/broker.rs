@@ -625,7 +625,10 @@ impl Broker {
         self.leader_check(partition, Some(leader_epoch))?;
         let replica = self.replicas.get_mut(&partition).expect("checked");
         let (start, end) = (replica.log.start_offset(), replica.log.end_offset());
-        if fetch_offset < start || fetch_offset > end {
+        // A follower ahead of the leader is told where the leader's log ends (as Kafka
+        // answers an out-of-range fetch), so it can cut back; a consumer just fails.
+        let follower_ahead = follower.is_some() && fetch_offset > end;
+        if fetch_offset < start || (fetch_offset > end && !follower_ahead) {
             return Err(ErrorCode::OffsetOutOfRange);
         }
         if let (Some(follower), Role::Leader { followers, .. }) = (follower, &mut replica.role) {
@@ -640,7 +643,7 @@ impl Broker {
         // Consumers see only what is committed.
         let limit = if follower.is_some() { end } else { replica.high_watermark };
         let mut batches = Vec::new();
-        if fetch_offset < limit {
+        if fetch_offset < limit && !follower_ahead {
             let read = match replica.log.read(storage, fetch_offset, max_bytes as usize) {
                 Ok(read) => read,
                 Err(error) => {
@@ -660,6 +663,7 @@ impl Broker {
             batches,
             high_watermark: replica.high_watermark,
             log_start_offset: start,
+            log_end_offset: end,
         };
         if follower.is_some() {
             self.maybe_advance_high_watermark(partition);
@@ -689,6 +693,15 @@ impl Broker {
             }
             _ => return Ok(()),
         };
+        if data.log_end_offset < replica.log.end_offset() {
+            // Our log runs past the leader's: what is beyond was never committed by it.
+            let new_end = replica.log.truncate_to(storage, data.log_end_offset)?;
+            forget_producers_from(&mut replica.producers, new_end);
+            replica.log.flush(storage, now_ns)?;
+            replica.high_watermark = replica.high_watermark.min(new_end);
+            self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
+            return Ok(());
+        }
         for bytes in &data.batches {
             let Ok(header) = batch::validate(bytes) else { return Ok(()) };
             let end = replica.log.end_offset();

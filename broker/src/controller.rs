@@ -84,7 +84,10 @@ impl Controller {
                 detail: "metadata does not decode".to_owned(),
             })?),
             Err(error) => {
-                return Err(StorageError::Invalid { path: path.clone(), detail: error.to_string() });
+                return Err(StorageError::Invalid {
+                    path: path.clone(),
+                    detail: error.to_string(),
+                });
             }
         };
         let (states, next_producer_id) = match saved {

@@ -72,6 +72,8 @@ pub struct FetchData {
     pub batches: Vec<Vec<u8>>,
     pub high_watermark: u64,
     pub log_start_offset: u64,
+    /// The leader's log end: a follower whose log runs past it must cut back to it.
+    pub log_end_offset: u64,
 }
 
 /// Everything nodes say to each other.

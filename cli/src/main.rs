@@ -1,5 +1,5 @@
 //! logjam: the command line. Runs sweeps of a scenario across seeds (one run per thread,
-//! never threads inside a run), replays one seed, and reports.
+//! never threads inside a run), replays one seed, checks a recorded history, and reports.
 //!
 //! Exit codes (scripts depend on them): 0 when every run met the scenario's expectation,
 //! 1 when one did not, 2 on bad input.
@@ -61,6 +61,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
     },
+    /// Check a recorded history (JSON Lines, see model/HISTORY.md) from any system.
+    Check {
+        history: PathBuf,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The most seeds one sweep may run: results are kept until the report is written.
@@ -79,11 +86,37 @@ fn main() -> ExitCode {
             }
             sweep(&scenario, start, seeds, jobs, json)
         }
+        Command::Check { history, json } => check(&history, json),
         Command::Replay { scenario, seed, trace, trace_events, json, history } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
             replay(&scenario, seed, trace.then_some(trace_events.max(1)), json, history.as_deref())
         }
     }
+}
+
+fn check(path: &std::path::Path, json: bool) -> ExitCode {
+    let shown = path.display().to_string();
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("logjam: {shown}: cannot read: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let history = match logjam_model::parse_history(std::io::BufReader::new(file)) {
+        Ok(history) => history,
+        Err(error) => {
+            eprintln!("logjam: {}", error.in_file(&shown));
+            return ExitCode::from(2);
+        }
+    };
+    let verdict = logjam_model::check(&history);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&verdict).expect("a verdict serializes"));
+    } else {
+        print!("{verdict}");
+    }
+    if verdict.holds() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn load(path: &std::path::Path) -> Option<Scenario> {

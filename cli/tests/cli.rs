@@ -145,3 +145,39 @@ fn bad_input_exits_two_with_a_clear_error() {
         assert!(stderr.contains(&expected), "{args:?}\n  got:  {stderr}\n  want: {expected}");
     }
 }
+
+#[test]
+fn check_judges_a_recorded_history_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("run.jsonl");
+    let replay = logjam(&[
+        "replay",
+        "scenarios/acks-1-leader-crash.toml",
+        "--seed",
+        "0",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    assert_eq!(replay.status.code(), Some(0), "{}", String::from_utf8_lossy(&replay.stderr));
+    // acks=1 promises no durability: the lost write is expected, so the history holds.
+    let output = logjam(&["check", history.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("lost-write"), "{}", stdout(&output));
+    // The same history claiming acks=all: now the loss is a violation.
+    let text = std::fs::read_to_string(&history).unwrap().replacen(
+        "\"acks\":\"1\"",
+        "\"acks\":\"all\"",
+        1,
+    );
+    let strict = dir.path().join("strict.jsonl");
+    std::fs::write(&strict, &text).unwrap();
+    assert_eq!(logjam(&["check", strict.to_str().unwrap()]).status.code(), Some(1));
+    // A cut last line is reported with its line number, never dropped.
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, &text[..text.len() - 5]).unwrap();
+    let output = logjam(&["check", cut.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let lines = text.lines().count();
+    assert!(stderr.starts_with(&format!("logjam: {}:{lines}: ", cut.display())), "{stderr}");
+}

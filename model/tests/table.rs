@@ -60,6 +60,10 @@ const TABLE: &[Row] = &[
     // its own divergent, never-committed tail below the new leader's high watermark
     // (KIP-101). Not a truncation below a watermark it ever reported.
     row("valid-old-leader-cuts-its-divergent-tail", &[], &[]),
+    // Regression, found by the flush-never power-loss scenario: an acknowledged send
+    // that consumers read, gone from a final log committed past its offset, is a lost
+    // write too (the first version counted any read as proof it survived).
+    row("lost-write-read-then-gone", &["lost-write", "committed-read-changed"], &[]),
     // Valid under their configuration: the loss is the documented price of it.
     row("expected-loss-acks-1", &[], &["lost-write", "inconsistent-offsets"]),
     row("expected-duplicate-without-idempotence", &[], &["duplicate"]),

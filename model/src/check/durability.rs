@@ -1,9 +1,12 @@
 //! lost-write and unseen: is every acknowledged send still there?
 //!
-//! An acknowledged send that no poll returned and the final log does not hold is
+//! An acknowledged send that the final log does not hold is
 //! - a lost-write if the log has provably moved past its offset: the final log is
-//!   committed there, or some poll read across that offset without returning it;
-//! - unseen otherwise: lost, or only never read (Jepsen's definition).
+//!   committed there (whether or not a poll once returned the send: read, then gone, is
+//!   lost all the same), or some poll read across that offset without returning it;
+//! - unseen if no poll returned it either: lost, or only never read (Jepsen's
+//!   definition). One that a poll returned is seen, and the checks of what was read
+//!   judge it.
 //!
 //! Sends that ended `info` may or may not have happened, so they are never judged here
 //! (an `info` send that a poll saw counts as committed, and is judged by the checks of
@@ -24,12 +27,23 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
         }
         acknowledged += 1;
         let facts = &digest.facts[value];
-        if facts.read || facts.in_final {
+        if facts.in_final {
             continue;
         }
         let partition = digest.partition_id(send.part);
         let acked = send.completion.expect("an ok send completed") as usize;
         let reference = digest.reference_replica(send.part);
+        // Read once, then gone from a final log committed past it: still lost. (Found by
+        // the flush-never power-loss scenario: every replica lost a tail that consumers
+        // had read, and new records took its offsets.)
+        let committed_past = |offset: u64| {
+            reference.is_some_and(|(_, replica)| {
+                offset >= replica.log_start_offset && offset < replica.high_watermark
+            })
+        };
+        if facts.read && !send.ack_offset.is_some_and(committed_past) {
+            continue;
+        }
         let Some(offset) = send.ack_offset else {
             findings.found(Invariant::Unseen, Guarantee::AckedDurable, Some(partition), || {
                 let explanation =
