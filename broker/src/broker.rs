@@ -205,6 +205,7 @@ impl Broker {
         partition: u32,
     ) -> Result<(), LogError> {
         let config = self.config.clone();
+        let durable_acks = config.log.flush == FlushPolicy::EveryAppend;
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
         replica.log.poll(storage, now_ns)?;
@@ -231,7 +232,12 @@ impl Broker {
                     } else if !in_isr
                         && progress.log_end >= replica.high_watermark
                         && progress.log_end >= replica.log.end_offset()
+                        && (!durable_acks || progress.durable >= replica.high_watermark)
                     {
+                        // With durable acknowledgements a member must hold the committed
+                        // records on disk, not only in memory: it may be elected. (Found by
+                        // the power-loss scenario: a follower joined, crashed before its
+                        // sync, was elected, and the committed tail was gone.)
                         isr.push(follower);
                     }
                 }
@@ -470,7 +476,10 @@ impl Broker {
         state: PartitionState,
     ) -> Result<Replica, LogError> {
         let dir = format!("p{}", state.partition);
-        let (log, _report) = PartitionLog::open(storage, &dir, self.config.log.clone())?;
+        let (mut log, _report) = PartitionLog::open(storage, &dir, self.config.log.clone())?;
+        // Make what recovery kept durable, so the recovery point (and, with durable
+        // acknowledgements, the high watermark) can reach the log end.
+        log.flush(storage, 0)?;
         let hw_path = join(&dir, HIGH_WATERMARK_FILE);
         let saved = checkpoint::read(storage, &hw_path, CheckpointKind::HighWatermark)
             .ok()

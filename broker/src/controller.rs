@@ -41,7 +41,6 @@ impl ControllerConfig {
 #[derive(Clone, Debug)]
 struct Liveness {
     last_heartbeat_ns: u64,
-    incarnation: u64,
 }
 
 const METADATA_FILE: &str = "metadata.checkpoint";
@@ -57,6 +56,9 @@ pub struct Controller {
     /// Producer ids handed out but not yet durable: (client, correlation, id).
     waiting_ids: Vec<(NodeId, u64, i64)>,
     brokers: BTreeMap<NodeId, Liveness>,
+    /// Each broker's incarnation as last seen, durable with the metadata, so that a
+    /// broker restarting while the controller was down is still noticed.
+    incarnations: BTreeMap<NodeId, u64>,
     writer: CheckpointWriter,
     dirty: bool,
     outbox: Vec<(NodeId, Msg)>,
@@ -90,7 +92,7 @@ impl Controller {
                 });
             }
         };
-        let (states, next_producer_id) = match saved {
+        let (states, next_producer_id, incarnations) = match saved {
             Some(saved) => saved,
             None => {
                 let states = (0..config.partitions)
@@ -108,7 +110,7 @@ impl Controller {
                         }
                     })
                     .collect();
-                (states, 1)
+                (states, 1, BTreeMap::new())
             }
         };
         let mut controller = Controller {
@@ -119,6 +121,7 @@ impl Controller {
             durable_next_producer_id: 0,
             waiting_ids: Vec::new(),
             brokers: BTreeMap::new(),
+            incarnations,
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
             dirty: true,
             outbox: Vec::new(),
@@ -150,7 +153,8 @@ impl Controller {
     fn persist<S: Storage + ?Sized>(&mut self, storage: &mut S) -> Result<(), StorageError> {
         if self.dirty {
             self.dirty = false;
-            self.writer.write(storage, encode(&self.states, self.next_producer_id))?;
+            self.writer
+                .write(storage, encode(&self.states, self.next_producer_id, &self.incarnations))?;
         }
         Ok(())
     }
@@ -168,7 +172,7 @@ impl Controller {
     ) -> Result<(), StorageError> {
         self.writer.on_synced(storage, ticket, result)?;
         if let Some(payload) = self.writer.durable() {
-            let (states, next_id) = decode(payload).expect("we wrote it");
+            let (states, next_id, _) = decode(payload).expect("we wrote it");
             if states != self.durable_states {
                 self.durable_states = states;
                 for &broker in &self.config.brokers {
@@ -253,11 +257,14 @@ impl Controller {
     ) -> Result<(), StorageError> {
         match msg {
             Msg::Heartbeat { broker, incarnation } => {
-                let restarted =
-                    self.brokers.get(&broker).is_some_and(|l| l.incarnation != incarnation);
-                self.brokers.insert(broker, Liveness { last_heartbeat_ns: now_ns, incarnation });
-                if restarted {
-                    self.forget_unsynced(broker);
+                self.brokers.insert(broker, Liveness { last_heartbeat_ns: now_ns });
+                match self.incarnations.insert(broker, incarnation) {
+                    Some(before) if before != incarnation => {
+                        self.forget_unsynced(broker);
+                        self.dirty = true;
+                    }
+                    Some(_) => {}
+                    None => self.dirty = true,
                 }
                 self.outbox.push((from, Msg::HeartbeatAck { states: self.durable_states.clone() }));
             }
@@ -312,7 +319,11 @@ impl Controller {
     }
 }
 
-fn encode(states: &[PartitionState], next_producer_id: i64) -> Vec<u8> {
+fn encode(
+    states: &[PartitionState],
+    next_producer_id: i64,
+    incarnations: &BTreeMap<NodeId, u64>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&next_producer_id.to_le_bytes());
     out.extend_from_slice(&(states.len() as u32).to_le_bytes());
@@ -326,10 +337,17 @@ fn encode(states: &[PartitionState], next_producer_id: i64) -> Vec<u8> {
             list.iter().for_each(|node| out.extend_from_slice(&node.to_le_bytes()));
         }
     }
+    out.extend_from_slice(&(incarnations.len() as u32).to_le_bytes());
+    for (&broker, &incarnation) in incarnations {
+        out.extend_from_slice(&broker.to_le_bytes());
+        out.extend_from_slice(&incarnation.to_le_bytes());
+    }
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<(Vec<PartitionState>, i64)> {
+type Metadata = (Vec<PartitionState>, i64, BTreeMap<NodeId, u64>);
+
+fn decode(bytes: &[u8]) -> Option<Metadata> {
     let mut at = 0;
     let mut u32_ = || -> Option<u32> {
         let value = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
@@ -363,5 +381,12 @@ fn decode(bytes: &[u8]) -> Option<(Vec<PartitionState>, i64)> {
             partition_epoch,
         });
     }
-    Some((states, next_producer_id))
+    let mut incarnations = BTreeMap::new();
+    for _ in 0..u32_()?.min(1 << 16) {
+        let broker = u32_()?;
+        let low = u64::from(u32_()?);
+        let high = u64::from(u32_()?);
+        incarnations.insert(broker, low | (high << 32));
+    }
+    Some((states, next_producer_id, incarnations))
 }

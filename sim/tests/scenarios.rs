@@ -67,7 +67,8 @@ fn every_catalogue_scenario_meets_its_expectation() {
 
 #[test]
 fn a_thousand_seeds_replay_to_the_same_trace_hash() {
-    let scenario = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml"));
+    let scenario =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/gossip-smoke.toml"));
     let hashes: Vec<u64> =
         (0..1000).map(|seed| run_seed(&scenario, seed, 0).0.trace_hash).collect();
     for (seed, hash) in hashes.iter().enumerate() {
@@ -78,6 +79,22 @@ fn a_thousand_seeds_replay_to_the_same_trace_hash() {
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), hashes.len(), "two seeds gave the same trace");
+}
+
+#[test]
+fn cluster_runs_replay_to_the_same_trace_hash_and_verdict() {
+    // The fault-heaviest cluster scenario: crashes, pauses, clogs, drops, clock skew.
+    let scenario =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/crash-restart-loop.toml"));
+    let runs: Vec<_> = (0..30).map(|seed| run_seed(&scenario, seed, 0).0).collect();
+    for run in &runs {
+        let again = run_seed(&scenario, run.seed, 0).0;
+        assert_eq!(&again, run, "seed {} did not replay to the same run", run.seed);
+    }
+    let mut hashes: Vec<u64> = runs.iter().map(|run| run.trace_hash).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(hashes.len(), runs.len(), "two seeds gave the same trace");
 }
 
 #[test]

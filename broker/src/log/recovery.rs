@@ -136,6 +136,9 @@ impl PartitionLog {
             };
             if !trusted {
                 first_scanned.get_or_insert(base);
+                // What it holds past the recovery point may sit only in a page cache
+                // (a process restart, not a power loss): the first flush syncs it.
+                segment.dirty = true;
                 if let Some(problem) = scan(
                     storage,
                     &mut segment,
