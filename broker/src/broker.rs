@@ -67,6 +67,8 @@ struct ProducerEntry {
 
 #[derive(Clone, Debug)]
 struct Progress {
+    /// The follower's incarnation its last fetch carried.
+    incarnation: u64,
     log_end: u64,
     durable: u64,
     caught_up_ns: u64,
@@ -205,6 +207,7 @@ impl Broker {
         partition: u32,
     ) -> Result<(), LogError> {
         let config = self.config.clone();
+        let incarnation = self.incarnation;
         let durable_acks = config.log.flush == FlushPolicy::EveryAppend;
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
@@ -246,11 +249,16 @@ impl Broker {
                 current.sort_unstable();
                 if isr != current || isr_change_sent_ns.is_some() {
                     *isr_change_sent_ns = Some(now_ns);
+                    let incarnations = isr
+                        .iter()
+                        .filter_map(|member| followers.get(member).map(|p| (*member, p.incarnation)))
+                        .collect();
                     let msg = Msg::AlterIsr {
                         partition,
                         leader_epoch: state.leader_epoch,
                         partition_epoch: state.partition_epoch,
                         isr,
+                        incarnations,
                     };
                     self.outbox.push((config.controller, msg));
                 }
@@ -286,7 +294,7 @@ impl Broker {
                                 partition,
                                 correlation,
                                 leader_epoch,
-                                config.id,
+                                (config.id, incarnation),
                                 config.fetch_max_bytes,
                             )
                         }
@@ -297,7 +305,7 @@ impl Broker {
                         partition,
                         correlation,
                         leader_epoch,
-                        config.id,
+                        (config.id, incarnation),
                         config.fetch_max_bytes,
                     )
                 };
@@ -517,7 +525,7 @@ impl Broker {
                     .replicas
                     .iter()
                     .filter(|&&r| r != id)
-                    .map(|&r| (r, Progress { log_end: 0, durable: 0, caught_up_ns: now_ns }))
+                    .map(|&r| (r, Progress { incarnation: 0, log_end: 0, durable: 0, caught_up_ns: now_ns }))
                     .collect();
                 self.events.push(BrokerEvent::Leader { partition, epoch });
                 Role::Leader { followers, isr_change_sent_ns: None }
@@ -627,7 +635,7 @@ impl Broker {
         partition: u32,
         leader_epoch: u32,
         fetch_offset: u64,
-        follower: Option<NodeId>,
+        follower: Option<(NodeId, u64)>,
         durable_offset: u64,
         max_bytes: u32,
     ) -> Result<FetchData, ErrorCode> {
@@ -640,8 +648,9 @@ impl Broker {
         if fetch_offset < start || (fetch_offset > end && !follower_ahead) {
             return Err(ErrorCode::OffsetOutOfRange);
         }
-        if let (Some(follower), Role::Leader { followers, .. }) = (follower, &mut replica.role) {
+        if let (Some((follower, incarnation)), Role::Leader { followers, .. }) = (follower, &mut replica.role) {
             if let Some(progress) = followers.get_mut(&follower) {
+                progress.incarnation = incarnation;
                 progress.log_end = fetch_offset;
                 progress.durable = durable_offset.min(fetch_offset);
                 if fetch_offset >= end {
@@ -824,7 +833,7 @@ fn fetch(
     partition: u32,
     correlation: u64,
     leader_epoch: u32,
-    id: NodeId,
+    (id, incarnation): (NodeId, u64),
     max_bytes: u32,
 ) -> Msg {
     Msg::Fetch {
@@ -832,7 +841,7 @@ fn fetch(
         correlation,
         leader_epoch,
         fetch_offset: log.end_offset(),
-        replica: Some(id),
+        replica: Some((id, incarnation)),
         durable_offset: log.recovery_point(),
         max_bytes,
     }

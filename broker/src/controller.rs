@@ -268,11 +268,18 @@ impl Controller {
                 }
                 self.outbox.push((from, Msg::HeartbeatAck { states: self.durable_states.clone() }));
             }
-            Msg::AlterIsr { partition, leader_epoch, partition_epoch, isr } => {
+            Msg::AlterIsr { partition, leader_epoch, partition_epoch, isr, incarnations } => {
                 let Some(state) = self.states.get_mut(partition as usize) else { return Ok(()) };
+                // A joining member must be in the incarnation its fetches came from: its
+                // progress may date from before a restart that lost what it had.
+                let joiners_current = isr.iter().filter(|member| !state.isr.contains(member)).all(|member| {
+                    let seen = incarnations.iter().find(|(m, _)| m == member).map(|&(_, i)| i);
+                    seen.is_some() && seen == self.incarnations.get(member).copied()
+                });
                 let current = state.leader == Some(from)
                     && state.leader_epoch == leader_epoch
                     && state.partition_epoch == partition_epoch
+                    && joiners_current
                     && isr.contains(&from)
                     && isr.iter().all(|member| state.replicas.contains(member));
                 if current {

@@ -89,12 +89,15 @@ pub enum Msg {
     HeartbeatAck {
         states: Vec<PartitionState>,
     },
-    /// A leader asks the controller to change a partition's ISR.
+    /// A leader asks the controller to change a partition's ISR. Each follower comes
+    /// with the incarnation its fetches showed, so one whose progress dates from before
+    /// a restart is refused (Kafka's KIP-903).
     AlterIsr {
         partition: u32,
         leader_epoch: u32,
         partition_epoch: u32,
         isr: Vec<NodeId>,
+        incarnations: Vec<(NodeId, u64)>,
     },
     /// A client asks the controller (or anyone) for the partitions' leaders.
     Metadata {
@@ -125,14 +128,14 @@ pub enum Msg {
         correlation: u64,
         result: Result<u64, ErrorCode>,
     },
-    /// A follower (`replica` set) or a consumer fetches from the leader. Followers also
-    /// say how far their log is durable.
+    /// A follower (`replica` set, with its incarnation) or a consumer fetches from the
+    /// leader. Followers also say how far their log is durable.
     Fetch {
         partition: u32,
         correlation: u64,
         leader_epoch: u32,
         fetch_offset: u64,
-        replica: Option<NodeId>,
+        replica: Option<(NodeId, u64)>,
         durable_offset: u64,
         max_bytes: u32,
     },
