@@ -251,7 +251,9 @@ impl Broker {
                     *isr_change_sent_ns = Some(now_ns);
                     let incarnations = isr
                         .iter()
-                        .filter_map(|member| followers.get(member).map(|p| (*member, p.incarnation)))
+                        .filter_map(|member| {
+                            followers.get(member).map(|p| (*member, p.incarnation))
+                        })
                         .collect();
                     let msg = Msg::AlterIsr {
                         partition,
@@ -366,7 +368,9 @@ impl Broker {
             return;
         }
         let result = match msg {
-            Msg::HeartbeatAck { states } => self.on_states(storage, now_ns, states),
+            Msg::HeartbeatAck { states, incarnation } if incarnation == Some(self.incarnation) => {
+                self.on_states(storage, now_ns, states)
+            }
             Msg::Produce { partition, correlation, leader_epoch, acks, producer, records } => self
                 .on_produce(
                     storage,
@@ -525,7 +529,17 @@ impl Broker {
                     .replicas
                     .iter()
                     .filter(|&&r| r != id)
-                    .map(|&r| (r, Progress { incarnation: 0, log_end: 0, durable: 0, caught_up_ns: now_ns }))
+                    .map(|&r| {
+                        (
+                            r,
+                            Progress {
+                                incarnation: 0,
+                                log_end: 0,
+                                durable: 0,
+                                caught_up_ns: now_ns,
+                            },
+                        )
+                    })
                     .collect();
                 self.events.push(BrokerEvent::Leader { partition, epoch });
                 Role::Leader { followers, isr_change_sent_ns: None }
@@ -648,7 +662,9 @@ impl Broker {
         if fetch_offset < start || (fetch_offset > end && !follower_ahead) {
             return Err(ErrorCode::OffsetOutOfRange);
         }
-        if let (Some((follower, incarnation)), Role::Leader { followers, .. }) = (follower, &mut replica.role) {
+        if let (Some((follower, incarnation)), Role::Leader { followers, .. }) =
+            (follower, &mut replica.role)
+        {
             if let Some(progress) = followers.get_mut(&follower) {
                 progress.incarnation = incarnation;
                 progress.log_end = fetch_offset;

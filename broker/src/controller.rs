@@ -59,6 +59,7 @@ pub struct Controller {
     /// Each broker's incarnation as last seen, durable with the metadata, so that a
     /// broker restarting while the controller was down is still noticed.
     incarnations: BTreeMap<NodeId, u64>,
+    durable_incarnations: BTreeMap<NodeId, u64>,
     writer: CheckpointWriter,
     dirty: bool,
     outbox: Vec<(NodeId, Msg)>,
@@ -122,6 +123,7 @@ impl Controller {
             waiting_ids: Vec::new(),
             brokers: BTreeMap::new(),
             incarnations,
+            durable_incarnations: BTreeMap::new(),
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
             dirty: true,
             outbox: Vec::new(),
@@ -172,12 +174,13 @@ impl Controller {
     ) -> Result<(), StorageError> {
         self.writer.on_synced(storage, ticket, result)?;
         if let Some(payload) = self.writer.durable() {
-            let (states, next_id, _) = decode(payload).expect("we wrote it");
-            if states != self.durable_states {
+            let (states, next_id, incarnations) = decode(payload).expect("we wrote it");
+            if states != self.durable_states || incarnations != self.durable_incarnations {
                 self.durable_states = states;
+                self.durable_incarnations = incarnations;
                 for &broker in &self.config.brokers {
-                    self.outbox
-                        .push((broker, Msg::HeartbeatAck { states: self.durable_states.clone() }));
+                    let ack = self.ack(broker);
+                    self.outbox.push((broker, ack));
                 }
             }
             self.durable_next_producer_id = next_id;
@@ -266,16 +269,18 @@ impl Controller {
                     Some(_) => {}
                     None => self.dirty = true,
                 }
-                self.outbox.push((from, Msg::HeartbeatAck { states: self.durable_states.clone() }));
+                let ack = self.ack(from);
+                self.outbox.push((from, ack));
             }
             Msg::AlterIsr { partition, leader_epoch, partition_epoch, isr, incarnations } => {
                 let Some(state) = self.states.get_mut(partition as usize) else { return Ok(()) };
                 // A joining member must be in the incarnation its fetches came from: its
                 // progress may date from before a restart that lost what it had.
-                let joiners_current = isr.iter().filter(|member| !state.isr.contains(member)).all(|member| {
-                    let seen = incarnations.iter().find(|(m, _)| m == member).map(|&(_, i)| i);
-                    seen.is_some() && seen == self.incarnations.get(member).copied()
-                });
+                let joiners_current =
+                    isr.iter().filter(|member| !state.isr.contains(member)).all(|member| {
+                        let seen = incarnations.iter().find(|(m, _)| m == member).map(|&(_, i)| i);
+                        seen.is_some() && seen == self.incarnations.get(member).copied()
+                    });
                 let current = state.leader == Some(from)
                     && state.leader_epoch == leader_epoch
                     && state.partition_epoch == partition_epoch
@@ -288,8 +293,7 @@ impl Controller {
                     self.dirty = true;
                 } else {
                     // Stale: tell the sender what is current.
-                    self.outbox
-                        .push((from, Msg::HeartbeatAck { states: self.durable_states.clone() }));
+                    self.outbox.push((from, self.ack(from)));
                 }
             }
             Msg::Metadata { correlation } => {
@@ -311,12 +315,26 @@ impl Controller {
     }
 
     /// A broker restarted: it may lack what it acknowledged but never synced.
+    /// The durable state, for a broker, as of its durably registered incarnation.
+    fn ack(&self, broker: NodeId) -> Msg {
+        let incarnation = self.durable_incarnations.get(&broker).copied();
+        Msg::HeartbeatAck { states: self.durable_states.clone(), incarnation }
+    }
+
     fn forget_unsynced(&mut self, broker: NodeId) {
         for state in &mut self.states {
-            if state.isr.contains(&broker) && state.isr.len() > 1 {
-                state.isr.retain(|&member| member != broker);
-                if state.leader == Some(broker) {
-                    state.leader = None;
+            let led = state.leader == Some(broker);
+            let others_in_isr = state.isr.iter().any(|&member| member != broker);
+            if led || (state.isr.contains(&broker) && others_in_isr) {
+                if others_in_isr {
+                    state.isr.retain(|&member| member != broker);
+                }
+                if led {
+                    // Its earlier life led this epoch with a log it may have lost part
+                    // of: whoever leads next (it again, if it is all the ISR has) does
+                    // so in a new epoch. (Found by crash-restart-loop: a restarted
+                    // broker resumed its old epoch and two logs shared it.)
+                    state.leader = if others_in_isr { None } else { Some(broker) };
                     state.leader_epoch += 1;
                 }
                 state.partition_epoch += 1;

@@ -85,9 +85,13 @@ pub enum Msg {
         broker: NodeId,
         incarnation: u64,
     },
-    /// Controller to broker: the state of every partition.
+    /// Controller to broker: the state of every partition, as of the broker's
+    /// `incarnation` the controller has durably registered. A broker ignores states
+    /// meant for an earlier incarnation of itself: they may name it leader of an epoch
+    /// its previous life held, with a log it no longer has.
     HeartbeatAck {
         states: Vec<PartitionState>,
+        incarnation: Option<u64>,
     },
     /// A leader asks the controller to change a partition's ISR. Each follower comes
     /// with the incarnation its fetches showed, so one whose progress dates from before
