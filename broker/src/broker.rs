@@ -86,6 +86,10 @@ enum Role {
         followers: BTreeMap<NodeId, Progress>,
         /// When the last ISR change was sent and not yet answered.
         isr_change_sent_ns: Option<u64>,
+        /// The ISR proposed in that change. Until the controller answers, the high
+        /// watermark counts the union of it and the current ISR (Kafka's "maximal
+        /// ISR"): the controller may already elect from the proposal.
+        proposed_isr: Vec<NodeId>,
     },
     Follower {
         leader: NodeId,
@@ -217,7 +221,7 @@ impl Broker {
             replica.hw_writer.write(storage, checkpoint::u64_payload(replica.high_watermark))?;
         }
         match &mut replica.role {
-            Role::Leader { followers, isr_change_sent_ns } => {
+            Role::Leader { followers, isr_change_sent_ns, proposed_isr } => {
                 if isr_change_sent_ns.is_some_and(|sent| now_ns < sent + config.request_timeout_ns)
                 {
                     return Ok(());
@@ -249,6 +253,7 @@ impl Broker {
                 current.sort_unstable();
                 if isr != current || isr_change_sent_ns.is_some() {
                     *isr_change_sent_ns = Some(now_ns);
+                    proposed_isr.clone_from(&isr);
                     let incarnations = isr
                         .iter()
                         .filter_map(|member| {
@@ -473,8 +478,9 @@ impl Broker {
             {
                 let replica = self.replicas.get_mut(&partition).expect("present");
                 replica.state = state;
-                if let Role::Leader { isr_change_sent_ns, .. } = &mut replica.role {
+                if let Role::Leader { isr_change_sent_ns, proposed_isr, .. } = &mut replica.role {
                     *isr_change_sent_ns = None;
+                    proposed_isr.clear();
                 }
                 self.maybe_advance_high_watermark(partition);
             }
@@ -542,7 +548,7 @@ impl Broker {
                     })
                     .collect();
                 self.events.push(BrokerEvent::Leader { partition, epoch });
-                Role::Leader { followers, isr_change_sent_ns: None }
+                Role::Leader { followers, isr_change_sent_ns: None, proposed_isr: Vec::new() }
             }
             Some(leader) => {
                 self.events.push(BrokerEvent::Follower { partition, epoch });
@@ -811,14 +817,19 @@ impl Broker {
         let durable_acks = self.config.log.flush == FlushPolicy::EveryAppend;
         let min_isr = self.config.min_insync_replicas as usize;
         let Some(replica) = self.replicas.get_mut(&partition) else { return };
-        let Role::Leader { followers, .. } = &replica.role else { return };
+        let Role::Leader { followers, proposed_isr, .. } = &replica.role else { return };
         if replica.state.isr.len() < min_isr {
             return;
         }
         let own =
             if durable_acks { replica.log.recovery_point() } else { replica.log.end_offset() };
         let mut hw = own;
-        for member in &replica.state.isr {
+        for member in replica
+            .state
+            .isr
+            .iter()
+            .chain(proposed_isr.iter().filter(|m| !replica.state.isr.contains(m)))
+        {
             if *member == id {
                 continue;
             }
