@@ -4,6 +4,7 @@
 //! Exit codes (scripts depend on them): 0 when every run met the scenario's expectation,
 //! 1 when one did not, 2 on bad input.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -193,6 +194,17 @@ fn sweep(scenario: &Scenario, start: u64, seeds: u64, jobs: usize, json: bool) -
 fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec<RunResult> {
     let next = AtomicU64::new(start);
     let results = Mutex::new(Vec::with_capacity(seeds as usize));
+    // Progress only on a terminal: scripts and CI logs get the summary alone.
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(seeds);
+        let style = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds {per_sec} eta {eta}",
+        );
+        bar.set_style(style.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let worker = || {
         let mut mine = Vec::new();
         loop {
@@ -201,6 +213,7 @@ fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec
                 break;
             }
             mine.push(run_seed(scenario, seed, 0).0);
+            progress.inc(1);
         }
         results.lock().expect("no worker panicked holding the lock").extend(mine);
     };
@@ -211,6 +224,7 @@ fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec
             scope.spawn(worker);
         }
     });
+    progress.finish_and_clear();
     let mut runs = results.into_inner().expect("workers finished");
     runs.sort_by_key(|run| run.seed);
     runs

@@ -566,6 +566,16 @@ impl Source<'_> {
         };
         let mut scripted = Vec::new();
         for entry in &faults.at {
+            let time_ns = entry.get_ref().time.0;
+            if time_ns >= chaos_ns + quiet_ns {
+                let message = format!(
+                    "faults.at.time: {} is past the end of the run (chaos {} + quiet {})",
+                    format_duration_short(time_ns),
+                    format_duration_short(chaos_ns),
+                    format_duration_short(quiet_ns)
+                );
+                return Err(self.error(Some(entry.span()), message));
+            }
             scripted.extend(self.scripted(entry, nodes, &servers)?);
         }
         let power_loss =

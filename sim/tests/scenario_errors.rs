@@ -67,6 +67,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "t.toml:18:10: faults.at.target: `leader` is not a node",
     ),
     ("kind = \"crash\"", "kind = \"meteor\"", "t.toml:17:8: unknown variant `meteor`"),
+    (
+        "time = \"1s\"",
+        "time = \"6s\"",
+        "t.toml:15:1: faults.at.time: 6s is past the end of the run (chaos 5s + quiet 1s)",
+    ),
     ("system = \"gossip-counter\"", "system = \"kafka\"", "t.toml:3:10: unknown variant `kafka`"),
     (
         "all_hold = true",
@@ -113,5 +118,89 @@ fn garbage_never_panics() {
             let _ = Scenario::parse(&String::from_utf8_lossy(&text), "t.toml");
             text[position] = original;
         }
+    }
+}
+
+const CLUSTER_GOOD: &str = r#"
+name = "c"
+system = "log-cluster"
+
+[cluster]
+brokers = 3
+replication_factor = 3
+min_insync_replicas = 2
+acks = "all"
+flush = "every-batch"
+
+[workload]
+producers = 2
+
+[faults]
+crash = { every = ["1s", "2s"], down_for = ["1ms", "5ms"], max_down = 1 }
+
+[[faults.at]]
+time = "1s"
+kind = "crash"
+target = "n2"
+
+[phases]
+chaos = "5s"
+quiet = "1s"
+
+[expect]
+violation = "lost-write"
+"#;
+
+/// Impossible clusters and misnamed things in a log-cluster scenario.
+const CLUSTER_CASES: &[(&str, &str, &str)] = &[
+    (
+        "replication_factor = 3",
+        "replication_factor = 4",
+        "c.toml:7:22: cluster.replication_factor: 4 exceeds brokers 3",
+    ),
+    (
+        "min_insync_replicas = 2",
+        "min_insync_replicas = 4",
+        "c.toml:8:23: cluster.min_insync_replicas: 4 exceeds replication_factor 3",
+    ),
+    ("acks = \"all\"", "acks = \"most\"", "c.toml:9:8: unknown variant `most`"),
+    (
+        "flush = \"every-batch\"",
+        "flush = { every_ms = 0 }",
+        "c.toml:10:9: cluster.flush.every_ms: must be above zero",
+    ),
+    (
+        "brokers = 3",
+        "brokers = 3\nnodes = 3",
+        "c.toml:7:9: cluster.nodes: a log-cluster counts `brokers`",
+    ),
+    (
+        "target = \"n2\"",
+        "target = \"n9\"",
+        "c.toml:21:10: faults.at.target: node n9 does not exist (the cluster has 7 nodes)",
+    ),
+    ("max_down = 1", "max_down = 0", "c.toml:16:71: faults.crash.max_down: must be above zero"),
+    (
+        "violation = \"lost-write\"",
+        "violation = \"lost-wrte\"",
+        "c.toml:27:1: expect.violation: unknown invariant `lost-wrte`",
+    ),
+];
+
+#[test]
+fn impossible_clusters_are_refused_with_the_place_and_the_problem() {
+    assert!(
+        Scenario::parse(CLUSTER_GOOD, "c.toml").is_ok(),
+        "{:?}",
+        Scenario::parse(CLUSTER_GOOD, "c.toml")
+    );
+    for (from, to, expected) in CLUSTER_CASES {
+        assert!(CLUSTER_GOOD.contains(from), "case {from:?} does not match the good file");
+        let text = CLUSTER_GOOD.replacen(from, to, 1);
+        let message = Scenario::parse(&text, "c.toml").map(|_| ()).unwrap_err().to_string();
+        assert!(
+            message.starts_with(expected),
+            "{from:?} -> {to:?}\n  got:  {message}\n  want: {expected}"
+        );
     }
 }
