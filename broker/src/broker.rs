@@ -286,35 +286,24 @@ impl Broker {
                         self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
                     }
                 }
-                let msg = if !*truncated {
-                    match replica.log.latest_epoch() {
-                        Some(requested_epoch) => Msg::OffsetForLeaderEpoch {
-                            partition,
-                            correlation,
-                            leader_epoch,
-                            requested_epoch,
-                        },
-                        None => {
-                            *truncated = true; // an empty log has nothing to cut
-                            fetch(
-                                &replica.log,
-                                partition,
-                                correlation,
-                                leader_epoch,
-                                (config.id, incarnation),
-                                config.fetch_max_bytes,
-                            )
-                        }
-                    }
-                } else {
-                    fetch(
+                if !*truncated && replica.log.latest_epoch().is_none() {
+                    *truncated = true; // an empty log has nothing to cut
+                }
+                let msg = match replica.log.latest_epoch().filter(|_| !*truncated) {
+                    Some(requested_epoch) => Msg::OffsetForLeaderEpoch {
+                        partition,
+                        correlation,
+                        leader_epoch,
+                        requested_epoch,
+                    },
+                    None => fetch(
                         &replica.log,
                         partition,
                         correlation,
                         leader_epoch,
                         (config.id, incarnation),
                         config.fetch_max_bytes,
-                    )
+                    ),
                 };
                 *in_flight = Some((correlation, now_ns));
                 self.next_correlation = correlation;
