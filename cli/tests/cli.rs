@@ -103,6 +103,14 @@ fn a_sweep_that_breaks_its_expectation_exits_one_with_replay_commands() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(text.contains("FAIL seed 0: acked-durable violated: n"), "{text}");
+    // The hash the sweep reports for a failing seed is the one its replay prints.
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("  replay:") && line.contains("--seed 0 "))
+        .unwrap();
+    let hash = line.rsplit("trace hash ").next().unwrap().trim_end_matches(')');
+    let replay = stdout(&logjam(&["replay", path.to_str().unwrap(), "--seed", "0"]));
+    assert!(replay.contains(&format!("trace hash {hash}")), "sweep said {hash}:\n{replay}");
     assert!(
         text.contains(&format!(
             "  replay: cargo run --release -p logjam -- replay {} --seed 0",
@@ -150,13 +158,19 @@ fn bad_input_exits_two_with_a_clear_error() {
 fn check_judges_a_recorded_history_and_names_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("run.jsonl");
+    // A seed where the weak configuration lost a write, as a sweep finds it.
+    let sweep = logjam(&["run", "scenarios/acks-1-leader-crash.toml", "--seeds", "20", "--json"]);
+    let sweep: serde_json::Value = serde_json::from_slice(&sweep.stdout).expect("sweep JSON");
+    let seed = sweep["first_expected_seed"].as_u64().expect("acks=1 loses a write within 20 seeds");
+    let seed = seed.to_string();
+    let history_path = history.to_str().unwrap();
     let replay = logjam(&[
         "replay",
         "scenarios/acks-1-leader-crash.toml",
         "--seed",
-        "0",
+        &seed,
         "--history",
-        history.to_str().unwrap(),
+        history_path,
     ]);
     assert_eq!(replay.status.code(), Some(0), "{}", String::from_utf8_lossy(&replay.stderr));
     // acks=1 promises no durability: the lost write is expected, so the history holds.

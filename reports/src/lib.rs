@@ -103,9 +103,14 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
             replay_command(scenario, seed)
         );
     }
-    for (seed, why) in &sweep.unexpected {
-        let _ = writeln!(out, "FAIL seed {seed}: {why}");
-        let _ = writeln!(out, "  replay: {}", replay_command(scenario, *seed));
+    for failure in &sweep.unexpected {
+        let _ = writeln!(out, "FAIL seed {}: {}", failure.seed, failure.why);
+        let _ = writeln!(
+            out,
+            "  replay: {}  (trace hash {:016x})",
+            replay_command(scenario, failure.seed),
+            failure.trace_hash
+        );
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");
@@ -125,7 +130,8 @@ struct SweepJson<'a> {
 }
 
 pub fn sweep_json(scenario: &Scenario, sweep: &SweepResult) -> String {
-    let replay = sweep.unexpected.iter().map(|(seed, _)| replay_command(scenario, *seed)).collect();
+    let replay =
+        sweep.unexpected.iter().map(|failure| replay_command(scenario, failure.seed)).collect();
     let json = SweepJson { schema: "logjam.sweep.v1", sweep, passed: sweep.passed(), replay };
     serde_json::to_string_pretty(&json).expect("a sweep serializes")
 }

@@ -390,6 +390,16 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
     ]
 }
 
+/// A seed whose run broke the scenario's expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unexpected {
+    pub seed: u64,
+    pub why: String,
+    /// What `replay` of the seed must print again.
+    #[serde(serialize_with = "hex")]
+    pub trace_hash: u64,
+}
+
 /// A sweep's outcome against the scenario's expectation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SweepResult {
@@ -400,7 +410,7 @@ pub struct SweepResult {
     pub held: u64,
     pub expected_violations: u64,
     /// Seeds whose runs broke the expectation, with why, in seed order.
-    pub unexpected: Vec<(u64, String)>,
+    pub unexpected: Vec<Unexpected>,
     /// For a scenario that expects a violation: the first seed that showed it.
     pub first_expected_seed: Option<u64>,
     /// A scenario that expects a violation, which was not seen within its seeds.
@@ -430,7 +440,13 @@ impl SweepResult {
                     result.expected_violations += 1;
                     result.first_expected_seed.get_or_insert(run.seed);
                 }
-                RunVerdict::Unexpected(why) => result.unexpected.push((run.seed, why)),
+                RunVerdict::Unexpected(why) => {
+                    result.unexpected.push(Unexpected {
+                        seed: run.seed,
+                        why,
+                        trace_hash: run.trace_hash,
+                    });
+                }
             }
         }
         if let Expect::Violation { invariant, within_seeds } = &scenario.expect {

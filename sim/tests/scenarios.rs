@@ -44,8 +44,13 @@ fn every_catalogue_scenario_meets_its_expectation() {
         let failures: Vec<String> = sweep
             .unexpected
             .iter()
-            .map(|(seed, why)| {
-                format!("  seed {seed}: {why}\n    replay: {}", replay_command(&scenario, *seed))
+            .map(|f| {
+                format!(
+                    "  seed {}: {}\n    replay: {}",
+                    f.seed,
+                    f.why,
+                    replay_command(&scenario, f.seed)
+                )
             })
             .collect();
         assert!(
