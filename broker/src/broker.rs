@@ -67,8 +67,9 @@ struct ProducerEntry {
 
 #[derive(Clone, Debug)]
 struct Progress {
-    /// The follower's incarnation its last fetch carried.
-    incarnation: u64,
+    /// The broker epoch of the follower's latest fetch: a fetch from an earlier life
+    /// (a lower epoch, delayed in the network) must not move its progress.
+    broker_epoch: u64,
     log_end: u64,
     durable: u64,
     caught_up_ns: u64,
@@ -86,9 +87,9 @@ enum Role {
         followers: BTreeMap<NodeId, Progress>,
         /// When the last ISR change was sent and not yet answered.
         isr_change_sent_ns: Option<u64>,
-        /// The ISR proposed in that change. Until the controller answers, the high
-        /// watermark counts the union of it and the current ISR (Kafka's "maximal
-        /// ISR"): the controller may already elect from the proposal.
+        /// Every member proposed since the controller's last answer. Until it answers,
+        /// the high watermark counts these with the current ISR (Kafka's "maximal
+        /// ISR"): the controller may already elect from a proposal.
         proposed_isr: Vec<NodeId>,
     },
     Follower {
@@ -117,6 +118,8 @@ const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
 pub struct Broker {
     config: BrokerConfig,
     incarnation: u64,
+    /// Given by the controller once it has registered this incarnation.
+    broker_epoch: u64,
     replicas: BTreeMap<u32, Replica>,
     outbox: Vec<(NodeId, Msg)>,
     events: Vec<BrokerEvent>,
@@ -132,6 +135,7 @@ impl Broker {
         Broker {
             config,
             incarnation,
+            broker_epoch: 0,
             replicas: BTreeMap::new(),
             outbox: Vec::new(),
             events: Vec::new(),
@@ -211,7 +215,7 @@ impl Broker {
         partition: u32,
     ) -> Result<(), LogError> {
         let config = self.config.clone();
-        let incarnation = self.incarnation;
+        let broker_epoch = self.broker_epoch;
         let durable_acks = config.log.flush == FlushPolicy::EveryAppend;
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
@@ -253,11 +257,18 @@ impl Broker {
                 current.sort_unstable();
                 if isr != current || isr_change_sent_ns.is_some() {
                     *isr_change_sent_ns = Some(now_ns);
-                    proposed_isr.clone_from(&isr);
-                    let incarnations = isr
+                    // Every member ever proposed since the last answer stays in the maximal
+                    // ISR: the controller may have accepted an earlier proposal whose
+                    // answer was lost. (Found by crash-restart-loop at 10,000 seeds.)
+                    for member in &isr {
+                        if !proposed_isr.contains(member) {
+                            proposed_isr.push(*member);
+                        }
+                    }
+                    let broker_epochs = isr
                         .iter()
                         .filter_map(|member| {
-                            followers.get(member).map(|p| (*member, p.incarnation))
+                            followers.get(member).map(|p| (*member, p.broker_epoch))
                         })
                         .collect();
                     let msg = Msg::AlterIsr {
@@ -265,7 +276,7 @@ impl Broker {
                         leader_epoch: state.leader_epoch,
                         partition_epoch: state.partition_epoch,
                         isr,
-                        incarnations,
+                        broker_epochs,
                     };
                     self.outbox.push((config.controller, msg));
                 }
@@ -301,7 +312,7 @@ impl Broker {
                         partition,
                         correlation,
                         leader_epoch,
-                        (config.id, incarnation),
+                        (config.id, broker_epoch),
                         config.fetch_max_bytes,
                     ),
                 };
@@ -362,7 +373,10 @@ impl Broker {
             return;
         }
         let result = match msg {
-            Msg::HeartbeatAck { states, incarnation } if incarnation == Some(self.incarnation) => {
+            Msg::HeartbeatAck { states, registration: Some((incarnation, broker_epoch)) }
+                if incarnation == self.incarnation =>
+            {
+                self.broker_epoch = broker_epoch;
                 self.on_states(storage, now_ns, states)
             }
             Msg::Produce { partition, correlation, leader_epoch, acks, producer, records } => self
@@ -528,7 +542,7 @@ impl Broker {
                         (
                             r,
                             Progress {
-                                incarnation: 0,
+                                broker_epoch: 0,
                                 log_end: 0,
                                 durable: 0,
                                 caught_up_ns: now_ns,
@@ -657,11 +671,13 @@ impl Broker {
         if fetch_offset < start || (fetch_offset > end && !follower_ahead) {
             return Err(ErrorCode::OffsetOutOfRange);
         }
-        if let (Some((follower, incarnation)), Role::Leader { followers, .. }) =
+        if let (Some((follower, broker_epoch)), Role::Leader { followers, .. }) =
             (follower, &mut replica.role)
         {
-            if let Some(progress) = followers.get_mut(&follower) {
-                progress.incarnation = incarnation;
+            if let Some(progress) =
+                followers.get_mut(&follower).filter(|p| broker_epoch >= p.broker_epoch)
+            {
+                progress.broker_epoch = broker_epoch;
                 progress.log_end = fetch_offset;
                 progress.durable = durable_offset.min(fetch_offset);
                 if fetch_offset >= end {
@@ -849,7 +865,7 @@ fn fetch(
     partition: u32,
     correlation: u64,
     leader_epoch: u32,
-    (id, incarnation): (NodeId, u64),
+    (id, broker_epoch): (NodeId, u64),
     max_bytes: u32,
 ) -> Msg {
     Msg::Fetch {
@@ -857,7 +873,7 @@ fn fetch(
         correlation,
         leader_epoch,
         fetch_offset: log.end_offset(),
-        replica: Some((id, incarnation)),
+        replica: Some((id, broker_epoch)),
         durable_offset: log.recovery_point(),
         max_bytes,
     }

@@ -56,10 +56,11 @@ pub struct Controller {
     /// Producer ids handed out but not yet durable: (client, correlation, id).
     waiting_ids: Vec<(NodeId, u64, i64)>,
     brokers: BTreeMap<NodeId, Liveness>,
-    /// Each broker's incarnation as last seen, durable with the metadata, so that a
-    /// broker restarting while the controller was down is still noticed.
-    incarnations: BTreeMap<NodeId, u64>,
-    durable_incarnations: BTreeMap<NodeId, u64>,
+    /// Each broker's registration, durable with the metadata: its incarnation as last
+    /// seen (so that a broker restarting while the controller was down is still
+    /// noticed) and the broker epoch given to it, which grows at every restart.
+    registrations: BTreeMap<NodeId, (u64, u64)>,
+    durable_registrations: BTreeMap<NodeId, (u64, u64)>,
     writer: CheckpointWriter,
     dirty: bool,
     outbox: Vec<(NodeId, Msg)>,
@@ -93,7 +94,7 @@ impl Controller {
                 });
             }
         };
-        let (states, next_producer_id, incarnations) = match saved {
+        let (states, next_producer_id, registrations) = match saved {
             Some(saved) => saved,
             None => {
                 let states = (0..config.partitions)
@@ -122,8 +123,8 @@ impl Controller {
             durable_next_producer_id: 0,
             waiting_ids: Vec::new(),
             brokers: BTreeMap::new(),
-            incarnations,
-            durable_incarnations: BTreeMap::new(),
+            registrations,
+            durable_registrations: BTreeMap::new(),
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
             dirty: true,
             outbox: Vec::new(),
@@ -156,7 +157,7 @@ impl Controller {
         if self.dirty {
             self.dirty = false;
             self.writer
-                .write(storage, encode(&self.states, self.next_producer_id, &self.incarnations))?;
+                .write(storage, encode(&self.states, self.next_producer_id, &self.registrations))?;
         }
         Ok(())
     }
@@ -174,10 +175,10 @@ impl Controller {
     ) -> Result<(), StorageError> {
         self.writer.on_synced(storage, ticket, result)?;
         if let Some(payload) = self.writer.durable() {
-            let (states, next_id, incarnations) = decode(payload).expect("we wrote it");
-            if states != self.durable_states || incarnations != self.durable_incarnations {
+            let (states, next_id, registrations) = decode(payload).expect("we wrote it");
+            if states != self.durable_states || registrations != self.durable_registrations {
                 self.durable_states = states;
-                self.durable_incarnations = incarnations;
+                self.durable_registrations = registrations;
                 for &broker in &self.config.brokers {
                     let ack = self.ack(broker);
                     self.outbox.push((broker, ack));
@@ -261,25 +262,30 @@ impl Controller {
         match msg {
             Msg::Heartbeat { broker, incarnation } => {
                 self.brokers.insert(broker, Liveness { last_heartbeat_ns: now_ns });
-                match self.incarnations.insert(broker, incarnation) {
-                    Some(before) if before != incarnation => {
-                        self.forget_unsynced(broker);
+                let next_epoch =
+                    self.registrations.values().map(|&(_, epoch)| epoch).max().unwrap_or(0) + 1;
+                match self.registrations.get(&broker).copied() {
+                    Some((known, _)) if known == incarnation => {}
+                    before => {
+                        self.registrations.insert(broker, (incarnation, next_epoch));
+                        if before.is_some() {
+                            self.forget_unsynced(broker);
+                        }
                         self.dirty = true;
                     }
-                    Some(_) => {}
-                    None => self.dirty = true,
                 }
                 let ack = self.ack(from);
                 self.outbox.push((from, ack));
             }
-            Msg::AlterIsr { partition, leader_epoch, partition_epoch, isr, incarnations } => {
+            Msg::AlterIsr { partition, leader_epoch, partition_epoch, isr, broker_epochs } => {
                 let Some(state) = self.states.get_mut(partition as usize) else { return Ok(()) };
-                // A joining member must be in the incarnation its fetches came from: its
+                // A joining member must be in the broker epoch its fetches came from: its
                 // progress may date from before a restart that lost what it had.
                 let joiners_current =
                     isr.iter().filter(|member| !state.isr.contains(member)).all(|member| {
-                        let seen = incarnations.iter().find(|(m, _)| m == member).map(|&(_, i)| i);
-                        seen.is_some() && seen == self.incarnations.get(member).copied()
+                        let seen = broker_epochs.iter().find(|(m, _)| m == member).map(|&(_, e)| e);
+                        seen.is_some()
+                            && seen == self.registrations.get(member).map(|&(_, epoch)| epoch)
                     });
                 let current = state.leader == Some(from)
                     && state.leader_epoch == leader_epoch
@@ -315,10 +321,10 @@ impl Controller {
     }
 
     /// A broker restarted: it may lack what it acknowledged but never synced.
-    /// The durable state, for a broker, as of its durably registered incarnation.
+    /// The durable state, for a broker, with its durable registration.
     fn ack(&self, broker: NodeId) -> Msg {
-        let incarnation = self.durable_incarnations.get(&broker).copied();
-        Msg::HeartbeatAck { states: self.durable_states.clone(), incarnation }
+        let registration = self.durable_registrations.get(&broker).copied();
+        Msg::HeartbeatAck { states: self.durable_states.clone(), registration }
     }
 
     fn forget_unsynced(&mut self, broker: NodeId) {
@@ -347,7 +353,7 @@ impl Controller {
 fn encode(
     states: &[PartitionState],
     next_producer_id: i64,
-    incarnations: &BTreeMap<NodeId, u64>,
+    registrations: &BTreeMap<NodeId, (u64, u64)>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&next_producer_id.to_le_bytes());
@@ -362,15 +368,16 @@ fn encode(
             list.iter().for_each(|node| out.extend_from_slice(&node.to_le_bytes()));
         }
     }
-    out.extend_from_slice(&(incarnations.len() as u32).to_le_bytes());
-    for (&broker, &incarnation) in incarnations {
+    out.extend_from_slice(&(registrations.len() as u32).to_le_bytes());
+    for (&broker, &(incarnation, epoch)) in registrations {
         out.extend_from_slice(&broker.to_le_bytes());
         out.extend_from_slice(&incarnation.to_le_bytes());
+        out.extend_from_slice(&epoch.to_le_bytes());
     }
     out
 }
 
-type Metadata = (Vec<PartitionState>, i64, BTreeMap<NodeId, u64>);
+type Metadata = (Vec<PartitionState>, i64, BTreeMap<NodeId, (u64, u64)>);
 
 fn decode(bytes: &[u8]) -> Option<Metadata> {
     let mut at = 0;
@@ -406,12 +413,13 @@ fn decode(bytes: &[u8]) -> Option<Metadata> {
             partition_epoch,
         });
     }
-    let mut incarnations = BTreeMap::new();
+    let mut registrations = BTreeMap::new();
     for _ in 0..u32_()?.min(1 << 16) {
         let broker = u32_()?;
-        let low = u64::from(u32_()?);
-        let high = u64::from(u32_()?);
-        incarnations.insert(broker, low | (high << 32));
+        let mut u64_ = || -> Option<u64> { Some(u64::from(u32_()?) | (u64::from(u32_()?) << 32)) };
+        let incarnation = u64_()?;
+        let epoch = u64_()?;
+        registrations.insert(broker, (incarnation, epoch));
     }
-    Some((states, next_producer_id, incarnations))
+    Some((states, next_producer_id, registrations))
 }

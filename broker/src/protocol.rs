@@ -85,23 +85,24 @@ pub enum Msg {
         broker: NodeId,
         incarnation: u64,
     },
-    /// Controller to broker: the state of every partition, as of the broker's
-    /// `incarnation` the controller has durably registered. A broker ignores states
-    /// meant for an earlier incarnation of itself: they may name it leader of an epoch
-    /// its previous life held, with a log it no longer has.
+    /// Controller to broker: the state of every partition, with the broker's durable
+    /// registration: its incarnation and the broker epoch the controller gave it (a
+    /// counter that grows at every restart). A broker ignores states meant for an
+    /// earlier incarnation of itself: they may name it leader of an epoch its previous
+    /// life held, with a log it no longer has.
     HeartbeatAck {
         states: Vec<PartitionState>,
-        incarnation: Option<u64>,
+        registration: Option<(u64, u64)>,
     },
     /// A leader asks the controller to change a partition's ISR. Each follower comes
-    /// with the incarnation its fetches showed, so one whose progress dates from before
+    /// with the broker epoch its fetches showed, so one whose progress dates from before
     /// a restart is refused (Kafka's KIP-903).
     AlterIsr {
         partition: u32,
         leader_epoch: u32,
         partition_epoch: u32,
         isr: Vec<NodeId>,
-        incarnations: Vec<(NodeId, u64)>,
+        broker_epochs: Vec<(NodeId, u64)>,
     },
     /// A client asks the controller (or anyone) for the partitions' leaders.
     Metadata {
@@ -132,7 +133,7 @@ pub enum Msg {
         correlation: u64,
         result: Result<u64, ErrorCode>,
     },
-    /// A follower (`replica` set, with its incarnation) or a consumer fetches from the
+    /// A follower (`replica` set, with its broker epoch) or a consumer fetches from the
     /// leader. Followers also say how far their log is durable.
     Fetch {
         partition: u32,
