@@ -526,6 +526,12 @@ impl Broker {
     fn become_(&mut self, now_ns: u64, partition: u32, state: PartitionState) {
         let id = self.config.id;
         let replica = self.replicas.get_mut(&partition).expect("opened");
+        assert!(
+            state.leader_epoch > replica.state.leader_epoch || replica.state.leader_epoch == 0,
+            "p{partition}: leader epoch {} after {}: epochs never go back",
+            state.leader_epoch,
+            replica.state.leader_epoch
+        );
         for pending in replica.pending.drain(..) {
             let result = Err(ErrorCode::LeadershipLost);
             let msg = Msg::ProduceResponse { partition, correlation: pending.correlation, result };
@@ -766,6 +772,10 @@ impl Broker {
             );
         }
         let hw = data.high_watermark.min(replica.log.end_offset());
+        debug_assert!(
+            replica.high_watermark <= replica.log.end_offset()
+                || replica.log.end_offset() < data.log_start_offset
+        );
         if hw > replica.high_watermark {
             replica.high_watermark = hw;
             self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
@@ -844,6 +854,13 @@ impl Broker {
         if hw <= replica.high_watermark {
             return;
         }
+        // The leader never commits what it does not hold, nor (with durable
+        // acknowledgements) what is not on its own disk.
+        assert!(
+            hw <= replica.log.end_offset(),
+            "p{partition}: high watermark {hw} past the log end"
+        );
+        debug_assert!(!durable_acks || hw <= replica.log.recovery_point());
         replica.high_watermark = hw;
         self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
         let (done, waiting): (Vec<_>, Vec<_>) =

@@ -173,9 +173,15 @@ fn sweep(scenario: &Scenario, start: u64, seeds: u64, jobs: usize, json: bool) -
     // Wall-clock time only measures the sweep for the user; it never enters a run.
     #[allow(clippy::disallowed_methods)]
     let began = std::time::Instant::now();
-    let runs = run_parallel(scenario, start, seeds, jobs);
+    let (runs, panics) = run_parallel(scenario, start, seeds, jobs);
     let elapsed_s = began.elapsed().as_secs_f64();
-    let result = SweepResult::judge(scenario, start, &runs);
+    let mut result = SweepResult::judge(scenario, start, &runs);
+    result.seeds += panics.len() as u64;
+    for Panicked { seed, message } in panics {
+        let why = format!("panicked: {message}");
+        result.unexpected.push(logjam_sim::run::Unexpected { seed, why, trace_hash: None });
+    }
+    result.unexpected.sort_by_key(|failure| failure.seed);
     if json {
         println!("{}", logjam_reports::sweep_json(scenario, &result));
     } else {
@@ -191,9 +197,21 @@ fn sweep(scenario: &Scenario, start: u64, seeds: u64, jobs: usize, json: bool) -
 /// One run per thread; threads take the next seed as they finish (work stealing over a
 /// shared counter). Results are sorted by seed afterwards, so the output does not depend
 /// on the number of threads or their timing.
-fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec<RunResult> {
+/// A seed whose run panicked: an assertion of the system (or the harness) fired.
+struct Panicked {
+    seed: u64,
+    message: String,
+}
+
+fn run_parallel(
+    scenario: &Scenario,
+    start: u64,
+    seeds: u64,
+    jobs: usize,
+) -> (Vec<RunResult>, Vec<Panicked>) {
     let next = AtomicU64::new(start);
     let results = Mutex::new(Vec::with_capacity(seeds as usize));
+    let panics = Mutex::new(Vec::new());
     // Progress only on a terminal: scripts and CI logs get the summary alone.
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(seeds);
@@ -212,7 +230,24 @@ fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec
             if seed >= start + seeds {
                 break;
             }
-            mine.push(run_seed(scenario, seed, 0).0);
+            // An assertion firing in simulation is a found bug: that seed fails, the
+            // sweep goes on.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_seed(scenario, seed, 0).0
+            })) {
+                Ok(run) => mine.push(run),
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a panic without a message".to_owned());
+                    panics
+                        .lock()
+                        .expect("no worker panicked holding the lock")
+                        .push(Panicked { seed, message });
+                }
+            }
             progress.inc(1);
         }
         results.lock().expect("no worker panicked holding the lock").extend(mine);
@@ -227,5 +262,7 @@ fn run_parallel(scenario: &Scenario, start: u64, seeds: u64, jobs: usize) -> Vec
     progress.finish_and_clear();
     let mut runs = results.into_inner().expect("workers finished");
     runs.sort_by_key(|run| run.seed);
-    runs
+    let mut panics = panics.into_inner().expect("workers finished");
+    panics.sort_by_key(|panicked| panicked.seed);
+    (runs, panics)
 }

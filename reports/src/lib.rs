@@ -105,12 +105,11 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     }
     for failure in &sweep.unexpected {
         let _ = writeln!(out, "FAIL seed {}: {}", failure.seed, failure.why);
-        let _ = writeln!(
-            out,
-            "  replay: {}  (trace hash {:016x})",
-            replay_command(scenario, failure.seed),
-            failure.trace_hash
-        );
+        let hash = failure
+            .trace_hash
+            .map(|hash| format!("  (trace hash {hash:016x})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  replay: {}{hash}", replay_command(scenario, failure.seed));
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");

@@ -395,9 +395,16 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
 pub struct Unexpected {
     pub seed: u64,
     pub why: String,
-    /// What `replay` of the seed must print again.
-    #[serde(serialize_with = "hex")]
-    pub trace_hash: u64,
+    /// What `replay` of the seed must print again (none if the run panicked).
+    #[serde(serialize_with = "hex_option")]
+    pub trace_hash: Option<u64>,
+}
+
+fn hex_option<S: Serializer>(hash: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match hash {
+        Some(hash) => hex(hash, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A sweep's outcome against the scenario's expectation.
@@ -444,7 +451,7 @@ impl SweepResult {
                     result.unexpected.push(Unexpected {
                         seed: run.seed,
                         why,
-                        trace_hash: run.trace_hash,
+                        trace_hash: Some(run.trace_hash),
                     });
                 }
             }
