@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: u32,
     /// Produce requests waiting for the high watermark, per partition.
     pub pending_produce_max: usize,
+    /// The high watermark checkpoint is written at most this often.
+    pub hw_checkpoint_every_ns: u64,
 }
 
 /// What a broker reports for the history.
@@ -107,6 +109,7 @@ struct Replica {
     high_watermark: u64,
     hw_writer: CheckpointWriter,
     hw_written: u64,
+    hw_written_ns: u64,
     role: Role,
     producers: BTreeMap<i64, ProducerEntry>,
     pending: Vec<PendingProduce>,
@@ -220,8 +223,13 @@ impl Broker {
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
         replica.log.poll(storage, now_ns)?;
-        if replica.high_watermark > replica.hw_written {
+        // The high watermark checkpoint only saves work at a restart (a lower one is
+        // safe), so it is written at most every `hw_checkpoint_every_ns`, as Kafka does.
+        if replica.high_watermark > replica.hw_written
+            && now_ns >= replica.hw_written_ns.saturating_add(config.hw_checkpoint_every_ns)
+        {
             replica.hw_written = replica.high_watermark;
+            replica.hw_written_ns = now_ns;
             replica.hw_writer.write(storage, checkpoint::u64_payload(replica.high_watermark))?;
         }
         match &mut replica.role {
@@ -514,6 +522,7 @@ impl Broker {
             high_watermark,
             hw_writer: CheckpointWriter::new(hw_path, CheckpointKind::HighWatermark),
             hw_written: high_watermark,
+            hw_written_ns: 0,
             role: Role::Offline,
             producers: BTreeMap::new(),
             pending: Vec::new(),

@@ -104,6 +104,7 @@ impl ClusterSpec {
             request_timeout_ns: 100_000_000,
             fetch_max_bytes: 256 * 1024,
             pending_produce_max: 10_000,
+            hw_checkpoint_every_ns: 500_000_000,
         }
     }
 

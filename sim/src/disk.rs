@@ -224,6 +224,8 @@ pub struct SimDisk {
     /// Armed by the fault: where (a random draw) the next write lands.
     misdirect_next_write: Option<u64>,
     fail_next_sync: bool,
+    /// A name was removed or renamed away since unreachable files were last dropped.
+    files_unnamed: bool,
 }
 
 impl Default for SimDisk {
@@ -250,6 +252,7 @@ impl SimDisk {
             quota_bytes: None,
             misdirect_next_write: None,
             fail_next_sync: false,
+            files_unnamed: false,
         }
     }
 
@@ -393,12 +396,16 @@ impl SimDisk {
             }
         }
         self.names = self.durable_names.clone();
+        self.files_unnamed = true; // a crash can undo creates as well
         self.forget_unreachable_files();
         damage
     }
 
     /// Drops files no name reaches, now or after a crash.
     fn forget_unreachable_files(&mut self) {
+        if !std::mem::take(&mut self.files_unnamed) {
+            return; // no name went away since the last look: nothing to forget
+        }
         let live: BTreeSet<u64> =
             self.names.values().chain(self.durable_names.values()).copied().collect();
         self.files.retain(|inode, _| live.contains(inode));
@@ -473,6 +480,9 @@ impl SimDisk {
     }
 
     fn change_name(&mut self, dir: &str, change: NameChange) {
+        if !matches!(change, NameChange::Create { .. }) {
+            self.files_unnamed = true;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         apply_name(&mut self.names, &change);

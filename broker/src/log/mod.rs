@@ -91,6 +91,8 @@ struct FlushGroup {
 }
 
 const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+/// How often `poll` writes the recovery point checkpoint, at most.
+const RECOVERY_POINT_CHECKPOINT_EVERY_NS: u64 = 1_000_000_000;
 const LEADER_EPOCHS_FILE: &str = "leader-epochs.checkpoint";
 
 /// One partition's log.
@@ -110,6 +112,7 @@ pub struct PartitionLog {
     tickets: BTreeMap<SyncTicket, u64>,
     flush_seq_front: u64,
     last_flush_ns: u64,
+    recovery_point_written_ns: u64,
     fenced: Option<String>,
     recovery_point_writer: CheckpointWriter,
     epochs_writer: CheckpointWriter,
@@ -266,6 +269,17 @@ impl PartitionLog {
                 self.flush(storage, now_ns)?;
             }
         }
+        // The recovery point checkpoint only shortens recovery (a stale one means a
+        // longer scan, never lost data), so it is written now and then, not per flush.
+        let written = self.recovery_point_writer.durable().and_then(crate::checkpoint::payload_u64);
+        if written != Some(self.recovery_point)
+            && now_ns
+                >= self.recovery_point_written_ns.saturating_add(RECOVERY_POINT_CHECKPOINT_EVERY_NS)
+        {
+            self.recovery_point_written_ns = now_ns;
+            let payload = crate::checkpoint::u64_payload(self.recovery_point);
+            self.recovery_point_writer.write(storage, payload)?;
+        }
         Ok(())
     }
 
@@ -337,10 +351,7 @@ impl PartitionLog {
                 advanced = true;
             }
         }
-        if advanced {
-            let payload = crate::checkpoint::u64_payload(self.recovery_point);
-            self.recovery_point_writer.write(storage, payload)?;
-        }
+        let _ = advanced; // written by `poll`, at most every RECOVERY_POINT_CHECKPOINT_EVERY_NS
         Ok(())
     }
 
@@ -358,6 +369,9 @@ impl PartitionLog {
             return Err(LogError::OffsetOutOfRange { offset: from_offset, start, end });
         }
         let mut batches = Vec::new();
+        if from_offset == end {
+            return Ok(batches); // nothing yet: the common answer to a caught-up follower
+        }
         let mut budget = max_bytes;
         let first =
             self.segments.partition_point(|segment| segment.base_offset <= from_offset).max(1) - 1;

@@ -88,6 +88,7 @@ impl PartitionLog {
             tickets: Default::default(),
             flush_seq_front: 0,
             last_flush_ns: 0,
+            recovery_point_written_ns: 0,
             fenced: None,
             recovery_point_writer,
             epochs_writer,

@@ -36,6 +36,8 @@ pub(crate) struct Segment {
     pub(crate) size_bytes: u64,
     pub(crate) index: Vec<IndexEntry>,
     pub(crate) bytes_since_index: u64,
+    /// Where the last batch starts: replication reads the tail, and finds it at once.
+    pub(crate) last_batch: Option<IndexEntry>,
     /// Holds writes (or a truncation) not yet covered by a requested sync.
     pub(crate) dirty: bool,
     pub(crate) log_path: String,
@@ -51,6 +53,7 @@ impl Segment {
             size_bytes: 0,
             index: Vec::new(),
             bytes_since_index: 0,
+            last_batch: None,
             dirty: false,
             log_path: crate::storage::join(dir, &format!("{stem}{LOG_SUFFIX}")),
             index_path: crate::storage::join(dir, &format!("{stem}{INDEX_SUFFIX}")),
@@ -73,6 +76,7 @@ impl Segment {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += size_bytes;
+        self.last_batch = Some(IndexEntry { offset: base_offset, position });
         self.end_offset = end_offset;
         self.size_bytes = position + size_bytes;
     }
@@ -80,6 +84,9 @@ impl Segment {
     /// Where to start scanning to find `offset`: the last index entry at or before it,
     /// or the segment's start.
     pub(crate) fn lookup(&self, offset: u64) -> IndexEntry {
+        if let Some(last) = self.last_batch.filter(|last| last.offset <= offset) {
+            return last;
+        }
         match self.index.partition_point(|entry| entry.offset <= offset) {
             0 => IndexEntry { offset: self.base_offset, position: 0 },
             n => self.index[n - 1],
@@ -88,6 +95,7 @@ impl Segment {
 
     /// Drops index entries at or after `position` (the file was cut there).
     pub(crate) fn cut_index(&mut self, position: u64) {
+        self.last_batch = None;
         let keep = self.index.partition_point(|entry| entry.position < position);
         self.index.truncate(keep);
         self.bytes_since_index = position - self.index.last().map_or(0, |entry| entry.position);
