@@ -19,8 +19,11 @@ use rand::RngCore;
 
 use crate::{Context, NodeId, Process, TimerId};
 
-/// Every process ticks this often on its own clock.
+/// Brokers and the controller tick this often on their own clocks.
 pub const TICK_NS: u64 = 5_000_000;
+/// Clients tick less often: they act on answers as they arrive, and a tick only times
+/// out requests and starts the next poll.
+pub const CLIENT_TICK_NS: u64 = 20_000_000;
 
 /// The cluster under test and its clients.
 #[derive(Clone, Debug, PartialEq)]
@@ -368,7 +371,8 @@ impl Process for ClusterProcess {
             };
             ClusterNode::Consumer(Consumer::new(config))
         };
-        ctx.set_timer(TICK_NS, ());
+        let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
+        ctx.set_timer(tick_ns, ());
         self.flush(ctx);
     }
 
@@ -421,7 +425,8 @@ impl Process for ClusterProcess {
                 }
             }
         }
-        ctx.set_timer(TICK_NS, ());
+        let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
+        ctx.set_timer(tick_ns, ());
         self.flush(ctx);
     }
 
