@@ -182,10 +182,13 @@ mod tests {
             let base = 100 + 10 * i as u64;
             segment.note_batch(base, base + 10, position, 50, 60);
         }
-        // Entries every 60+ bytes: at the third batch (offset 120, byte 100) only... and so on.
+        // An index entry once 60 bytes have passed: at the third batch (offset 120,
+        // byte 100) only. The last batch (offset 130, byte 150) is found directly.
         assert_eq!(segment.index, [IndexEntry { offset: 120, position: 100 }]);
-        let positions = [105, 120, 139].map(|offset| segment.lookup(offset).position);
-        assert_eq!(positions, [0, 100, 100]);
+        let positions = [105, 120, 129, 130, 139].map(|offset| segment.lookup(offset).position);
+        assert_eq!(positions, [0, 100, 100, 150, 150]);
         assert_eq!(segment.lookup(105).offset, 100);
+        segment.cut_index(150);
+        assert_eq!(segment.lookup(139).position, 100, "a cut forgets the last batch");
     }
 }
