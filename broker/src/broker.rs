@@ -337,7 +337,6 @@ impl Broker {
     pub fn on_synced<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
-        now_ns: u64,
         ticket: SyncTicket,
         result: SyncResult,
     ) {
@@ -366,7 +365,6 @@ impl Broker {
             // With durable acknowledgements the leader's own durable offset counts.
             self.maybe_advance_high_watermark(partition);
         }
-        let _ = now_ns;
     }
 
     /// A message arrived.

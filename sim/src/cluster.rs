@@ -431,9 +431,8 @@ impl Process for ClusterProcess {
     }
 
     fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
-        let now_ns = ctx.now_ns();
         match &mut self.node {
-            ClusterNode::Broker(broker) => broker.on_synced(ctx.disk(), now_ns, ticket, result),
+            ClusterNode::Broker(broker) => broker.on_synced(ctx.disk(), ticket, result),
             ClusterNode::Controller(Some(controller)) => {
                 let failed = controller.owns(ticket)
                     && controller.on_synced(ctx.disk(), ticket, result).is_err();

@@ -340,18 +340,13 @@ impl PartitionLog {
         self.check_fenced()?;
         let group = &mut self.flushes[(seq - self.flush_seq_front) as usize];
         group.outstanding -= 1;
-        let mut advanced = false;
+        // Groups complete in order; the checkpoint follows in `poll`.
         while self.flushes.front().is_some_and(|group| group.outstanding == 0) {
             let group = self.flushes.pop_front().expect("front exists");
             self.flush_seq_front += 1;
             // A truncation since the flush may have cut below the group's end.
-            let end = group.end_offset.min(self.end_offset());
-            if end > self.recovery_point {
-                self.recovery_point = end;
-                advanced = true;
-            }
+            self.recovery_point = self.recovery_point.max(group.end_offset.min(self.end_offset()));
         }
-        let _ = advanced; // written by `poll`, at most every RECOVERY_POINT_CHECKPOINT_EVERY_NS
         Ok(())
     }
 
