@@ -111,3 +111,49 @@ fn keeping_the_trace_does_not_change_the_run() {
     assert!(none.is_empty());
     assert_eq!(kept.len(), 50);
 }
+
+/// Seeds that found bugs in the broker and controller, replayed forever after. A seed's
+/// fault and workload schedule depend only on the seed, so these keep hitting the same
+/// crashes at the same times whatever the system does.
+const FOUND_BUGS: &[(&str, u64, &str)] = &[
+    (
+        "crash-restart-loop",
+        8,
+        "truncation kept producer entries of removed batches: duplicate and lost write",
+    ),
+    (
+        "crash-restart-loop",
+        437,
+        "a restarted follower's pre-crash progress put it back into the ISR",
+    ),
+    (
+        "crash-restart-loop",
+        865,
+        "a restarted broker resumed the epoch its earlier life led: two logs, one epoch",
+    ),
+    (
+        "crash-restart-loop",
+        25,
+        "the controller elected a just-proposed ISR member the leader did not count",
+    ),
+    ("crash-restart-loop", 6424, "a proposal whose answer was lost dropped out of the maximal ISR"),
+    (
+        "power-loss",
+        79,
+        "a recovered log was never flushed, so the leader's durable end lagged forever",
+    ),
+    ("power-loss", 253, "a follower joined the ISR with committed records only in memory"),
+];
+
+#[test]
+fn seeds_that_found_bugs_hold() {
+    for (name, seed, bug) in FOUND_BUGS {
+        let scenario =
+            load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml")));
+        let run = run_seed(&scenario, *seed, 0).0;
+        let broken: Vec<String> =
+            run.violations().map(|c| format!("{}: {:?}", c.invariant, c.witness)).collect();
+        assert!(broken.is_empty(), "{name} seed {seed} ({bug}) is back: {broken:?}");
+        assert!(run.limit.is_none(), "{name} seed {seed} hit a limit");
+    }
+}

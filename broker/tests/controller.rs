@@ -1,0 +1,231 @@
+//! The controller's rules, driven directly (sans-IO) on real files: elections from the
+//! ISR, unclean elections only when allowed, stale ISR changes refused, restarted
+//! brokers, and metadata that survives the controller's own restart.
+
+use logjam_broker::controller::{Controller, ControllerConfig};
+use logjam_broker::protocol::{Msg, NodeId, PartitionState};
+use logjam_broker::storage::FsStorage;
+
+const MS: u64 = 1_000_000;
+const TIMEOUT_NS: u64 = 200 * MS;
+
+fn config(unclean: bool) -> ControllerConfig {
+    ControllerConfig {
+        brokers: vec![0, 1, 2],
+        partitions: 1,
+        replication_factor: 3,
+        unclean_leader_election: unclean,
+        session_timeout_ns: TIMEOUT_NS,
+    }
+}
+
+/// A controller on real files, with its syncs completed as soon as they are asked for.
+struct Harness {
+    _dir: tempfile::TempDir,
+    storage: FsStorage,
+    controller: Controller,
+    config: ControllerConfig,
+    now_ns: u64,
+}
+
+impl Harness {
+    fn new(unclean: bool) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = FsStorage::new(dir.path());
+        let config = config(unclean);
+        let controller = Controller::open(&mut storage, config.clone()).unwrap();
+        let mut harness = Harness { _dir: dir, storage, controller, config, now_ns: 0 };
+        harness.settle();
+        harness
+    }
+
+    /// Completes every sync until the metadata stops changing.
+    fn settle(&mut self) {
+        loop {
+            let done = self.storage.take_completed();
+            if done.is_empty() {
+                return;
+            }
+            for (ticket, result) in done {
+                if self.controller.owns(ticket) {
+                    self.controller.on_synced(&mut self.storage, ticket, result).unwrap();
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, broker: NodeId, incarnation: u64) {
+        let msg = Msg::Heartbeat { broker, incarnation };
+        self.controller.handle(&mut self.storage, self.now_ns, broker, msg).unwrap();
+        self.settle();
+    }
+
+    fn advance(&mut self, by_ns: u64, alive: &[(NodeId, u64)]) {
+        self.now_ns += by_ns;
+        for &(broker, incarnation) in alive {
+            self.heartbeat(broker, incarnation);
+        }
+        self.controller.tick(&mut self.storage, self.now_ns).unwrap();
+        self.settle();
+    }
+
+    fn state(&self) -> PartitionState {
+        self.controller.durable_states()[0].clone()
+    }
+
+    fn reopen(&mut self) {
+        self.controller = Controller::open(&mut self.storage, self.config.clone()).unwrap();
+        self.settle();
+    }
+}
+
+const ALL: [(NodeId, u64); 3] = [(0, 10), (1, 11), (2, 12)];
+
+#[test]
+fn elects_from_the_isr_and_bumps_the_epoch() {
+    let mut h = Harness::new(false);
+    assert_eq!(h.state().leader, None, "no leader before brokers are heard from");
+    h.advance(MS, &ALL);
+    let first = h.state();
+    assert_eq!((first.leader, first.leader_epoch, first.isr.clone()), (Some(0), 1, vec![0, 1, 2]));
+    // The leader goes silent: the next ISR member takes over in a new epoch.
+    h.advance(TIMEOUT_NS + MS, &[(1, 11), (2, 12)]);
+    let second = h.state();
+    assert_eq!((second.leader, second.leader_epoch), (Some(1), 2));
+    assert_eq!(second.isr, vec![1, 2], "the dead leader leaves the ISR");
+    assert!(second.partition_epoch > first.partition_epoch);
+}
+
+#[test]
+fn out_of_isr_replicas_lead_only_when_unclean_election_is_on() {
+    for unclean in [false, true] {
+        let mut h = Harness::new(unclean);
+        h.advance(MS, &ALL);
+        // The leader shrinks the ISR to itself (both followers lag).
+        let state = h.state();
+        let alter = Msg::AlterIsr {
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: vec![0],
+            broker_epochs: vec![],
+        };
+        h.controller.handle(&mut h.storage, h.now_ns, 0, alter).unwrap();
+        h.settle();
+        assert_eq!(h.state().isr, vec![0]);
+        // Then the only in-sync replica dies.
+        h.advance(TIMEOUT_NS + MS, &[(1, 11), (2, 12)]);
+        let state = h.state();
+        if unclean {
+            assert_eq!(
+                (state.leader, state.isr.clone()),
+                (Some(1), vec![1]),
+                "unclean: an out-of-sync replica leads"
+            );
+        } else {
+            assert_eq!(state.leader, None, "clean: the partition waits for its in-sync replica");
+        }
+    }
+}
+
+#[test]
+fn stale_isr_changes_are_refused() {
+    let mut h = Harness::new(false);
+    h.advance(MS, &ALL);
+    let state = h.state();
+    let alter =
+        |partition_epoch, isr: Vec<NodeId>, broker_epochs: Vec<(NodeId, u64)>| Msg::AlterIsr {
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch,
+            isr,
+            broker_epochs,
+        };
+    // Shrink with the current epoch: accepted.
+    h.controller
+        .handle(&mut h.storage, h.now_ns, 0, alter(state.partition_epoch, vec![0, 1], vec![]))
+        .unwrap();
+    h.settle();
+    let shrunk = h.state();
+    assert_eq!(shrunk.isr, vec![0, 1]);
+    // The same change again, against the old partition epoch: refused.
+    h.controller
+        .handle(&mut h.storage, h.now_ns, 0, alter(state.partition_epoch, vec![0], vec![]))
+        .unwrap();
+    h.settle();
+    assert_eq!(h.state().isr, vec![0, 1], "a stale change was applied");
+    // A joiner whose progress came from another broker epoch (before a restart): refused.
+    let stale_join = alter(shrunk.partition_epoch, vec![0, 1, 2], vec![(2, 999)]);
+    h.controller.handle(&mut h.storage, h.now_ns, 0, stale_join).unwrap();
+    h.settle();
+    assert_eq!(h.state().isr, vec![0, 1], "a join from a stale broker epoch was accepted");
+    // A change sent by a broker that does not lead: refused.
+    h.controller
+        .handle(&mut h.storage, h.now_ns, 1, alter(shrunk.partition_epoch, vec![1], vec![]))
+        .unwrap();
+    h.settle();
+    assert_eq!(h.state().isr, vec![0, 1]);
+}
+
+#[test]
+fn a_restarted_leader_leaves_the_isr_and_its_epoch_ends() {
+    let mut h = Harness::new(false);
+    h.advance(MS, &ALL);
+    let before = h.state();
+    h.heartbeat(0, 99); // broker 0 restarted: a new incarnation
+    let after = h.state();
+    assert!(!after.isr.contains(&0), "a restarted broker stays in the ISR: {after:?}");
+    assert!(after.leader_epoch > before.leader_epoch, "the restarted leader's epoch goes on");
+    h.advance(MS, &[(0, 99), (1, 11), (2, 12)]);
+    assert_eq!(h.state().leader, Some(1));
+}
+
+#[test]
+fn metadata_and_producer_ids_survive_a_controller_restart() {
+    let mut h = Harness::new(false);
+    h.advance(MS, &ALL);
+    h.advance(TIMEOUT_NS + MS, &[(1, 11), (2, 12)]);
+    let before = h.state();
+    let mut ids = Vec::new();
+    let mut collect = |h: &mut Harness| {
+        for (_, msg) in h.controller.drain_outbox() {
+            if let Msg::InitProducerIdResponse { producer_id, .. } = msg {
+                ids.push(producer_id);
+            }
+        }
+    };
+    for correlation in 0..3 {
+        h.controller
+            .handle(&mut h.storage, h.now_ns, 7, Msg::InitProducerId { correlation })
+            .unwrap();
+        h.settle();
+    }
+    collect(&mut h);
+    h.reopen();
+    assert_eq!(h.state(), before, "the restarted controller forgot its metadata");
+    for correlation in 3..6 {
+        h.controller
+            .handle(&mut h.storage, h.now_ns, 7, Msg::InitProducerId { correlation })
+            .unwrap();
+        h.settle();
+    }
+    // The reopened controller learned who is alive afresh, but never reuses an epoch.
+    h.advance(MS, &[(1, 11), (2, 12)]);
+    assert!(h.state().leader_epoch >= before.leader_epoch);
+    collect(&mut h);
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "a producer id was handed out twice: {ids:?}");
+    assert_eq!(ids.len(), 6, "every request was answered once its id was durable");
+}
+
+#[test]
+fn unreadable_metadata_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = FsStorage::new(dir.path());
+    drop(Controller::open(&mut storage, config(false)).unwrap());
+    std::fs::write(dir.path().join("controller/metadata.checkpoint"), b"garbage").unwrap();
+    let error = Controller::open(&mut storage, config(false)).err().expect("opened over garbage");
+    assert!(error.to_string().contains("controller/metadata.checkpoint"), "{error}");
+}
