@@ -226,6 +226,8 @@ pub struct SimDisk {
     fail_next_sync: bool,
     /// A name was removed or renamed away since unreachable files were last dropped.
     files_unnamed: bool,
+    /// The last name looked up and its file; forgotten at every change of names.
+    last_lookup: Option<(String, u64)>,
 }
 
 impl Default for SimDisk {
@@ -253,6 +255,7 @@ impl SimDisk {
             misdirect_next_write: None,
             fail_next_sync: false,
             files_unnamed: false,
+            last_lookup: None,
         }
     }
 
@@ -396,6 +399,7 @@ impl SimDisk {
             }
         }
         self.names = self.durable_names.clone();
+        self.last_lookup = None;
         self.files_unnamed = true; // a crash can undo creates as well
         self.forget_unreachable_files();
         damage
@@ -472,14 +476,25 @@ impl SimDisk {
         }
     }
 
-    fn inode(&self, path: &str) -> Result<u64, StorageError> {
-        self.names
+    fn inode(&mut self, path: &str) -> Result<u64, StorageError> {
+        // The same file is asked for again and again (a log's active segment): one
+        // remembered lookup spares most searches of the name map.
+        if let Some((last, inode)) = &self.last_lookup {
+            if last == path {
+                return Ok(*inode);
+            }
+        }
+        let inode = self
+            .names
             .get(path)
             .copied()
-            .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })
+            .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })?;
+        self.last_lookup = Some((path.to_owned(), inode));
+        Ok(inode)
     }
 
     fn change_name(&mut self, dir: &str, change: NameChange) {
+        self.last_lookup = None;
         if !matches!(change, NameChange::Create { .. }) {
             self.files_unnamed = true;
         }
