@@ -179,6 +179,8 @@ impl Recorder {
 pub struct ProducerNode {
     producer: Producer,
     sending: Option<(u32, String, String)>,
+    /// An idle producer has nothing to time out: it ticks only while a send is on.
+    ticking: bool,
 }
 
 /// One process of the cluster world.
@@ -247,6 +249,10 @@ impl ClusterProcess {
         );
         node.sending = Some((partition, key.clone(), value.clone()));
         node.producer.send(ctx.now_ns(), partition, key, value);
+        if !node.ticking && !node.producer.is_idle() {
+            node.ticking = true;
+            ctx.set_timer(CLIENT_TICK_NS, ());
+        }
         self.flush(ctx);
         true
     }
@@ -361,7 +367,11 @@ impl Process for ClusterProcess {
                 attempts_max: 5,
                 delivery_timeout_ns: 2_000_000_000,
             };
-            ClusterNode::Producer(ProducerNode { producer: Producer::new(config), sending: None })
+            ClusterNode::Producer(ProducerNode {
+                producer: Producer::new(config),
+                sending: None,
+                ticking: false,
+            })
         } else {
             let config = ConsumerConfig {
                 controller: spec.brokers,
@@ -371,8 +381,10 @@ impl Process for ClusterProcess {
             };
             ClusterNode::Consumer(Consumer::new(config))
         };
-        let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
-        ctx.set_timer(tick_ns, ());
+        if !matches!(self.node, ClusterNode::Producer(_)) {
+            let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
+            ctx.set_timer(tick_ns, ());
+        }
         self.flush(ctx);
     }
 
@@ -404,7 +416,10 @@ impl Process for ClusterProcess {
                 }
             }
             ClusterNode::Controller(None) => {}
-            ClusterNode::Producer(node) => node.producer.tick(now_ns),
+            ClusterNode::Producer(node) => {
+                node.producer.tick(now_ns);
+                node.ticking = !node.producer.is_idle();
+            }
             ClusterNode::Consumer(consumer) => {
                 consumer.tick(now_ns);
                 // A poll that timed out is recorded before the next one starts.
@@ -425,8 +440,14 @@ impl Process for ClusterProcess {
                 }
             }
         }
-        let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
-        ctx.set_timer(tick_ns, ());
+        let rearm = match &self.node {
+            ClusterNode::Producer(node) => node.ticking,
+            _ => true,
+        };
+        if rearm {
+            let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
+            ctx.set_timer(tick_ns, ());
+        }
         self.flush(ctx);
     }
 
