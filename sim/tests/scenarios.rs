@@ -138,6 +138,11 @@ const FOUND_BUGS: &[(&str, u64, &str)] = &[
     ),
     ("crash-restart-loop", 6424, "a proposal whose answer was lost dropped out of the maximal ISR"),
     (
+        "crash-restart-loop",
+        4260,
+        "a crash undid a follower's cut but kept later appends: a stale record under a new epoch",
+    ),
+    (
         "power-loss",
         79,
         "a recovered log was never flushed, so the leader's durable end lagged forever",

@@ -161,6 +161,11 @@ impl PartitionLog {
         self.segments.len()
     }
 
+    /// True while a requested sync has not completed.
+    pub fn sync_pending(&self) -> bool {
+        !self.flushes.is_empty()
+    }
+
     pub fn is_fenced(&self) -> bool {
         self.fenced.is_some()
     }
