@@ -713,7 +713,7 @@ impl Broker {
         let limit = if follower.is_some() { end } else { replica.high_watermark };
         let mut batches = Vec::new();
         if fetch_offset < limit && !follower_ahead {
-            let read = match replica.log.read(storage, fetch_offset, max_bytes as usize) {
+            let read = match replica.log.read_encoded(storage, fetch_offset, max_bytes as usize) {
                 Ok(read) => read,
                 Err(error) => {
                     // The log cannot serve what it holds (corruption, a failed read):
@@ -723,9 +723,11 @@ impl Broker {
                     return Err(ErrorCode::StorageError);
                 }
             };
-            for batch in read.into_iter().take_while(|batch| batch.base_offset < limit) {
-                batches.push(batch.encode().map_err(|_| ErrorCode::StorageError)?);
-            }
+            batches.extend(
+                read.into_iter()
+                    .take_while(|(header, _)| header.base_offset < limit)
+                    .map(|(_, bytes)| bytes),
+            );
         }
         let data = FetchData {
             leader_epoch: replica.state.leader_epoch,

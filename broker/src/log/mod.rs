@@ -363,16 +363,45 @@ impl PartitionLog {
         from_offset: u64,
         max_bytes: usize,
     ) -> Result<Batches, LogError> {
+        let mut batches = Vec::new();
+        self.read_with(storage, from_offset, max_bytes, |bytes, _| {
+            batches.push(batch::decode(bytes).expect("walk validated the batch"));
+        })?;
+        Ok(batches)
+    }
+
+    /// Like `read`, but the batches as stored (validated, not decoded): what a leader
+    /// sends a follower or a consumer, without decoding and encoding each batch again.
+    pub fn read_encoded<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        from_offset: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(batch::BatchHeader, Vec<u8>)>, LogError> {
+        let mut batches = Vec::new();
+        self.read_with(storage, from_offset, max_bytes, |bytes, header| {
+            batches.push((*header, bytes.to_vec()));
+        })?;
+        Ok(batches)
+    }
+
+    fn read_with<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        from_offset: u64,
+        max_bytes: usize,
+        mut take: impl FnMut(&[u8], &batch::BatchHeader),
+    ) -> Result<(), LogError> {
         self.check_fenced()?;
         let (start, end) = (self.start_offset(), self.end_offset());
         if from_offset < start || from_offset > end {
             return Err(LogError::OffsetOutOfRange { offset: from_offset, start, end });
         }
-        let mut batches = Vec::new();
         if from_offset == end {
-            return Ok(batches); // nothing yet: the common answer to a caught-up follower
+            return Ok(()); // nothing yet: the common answer to a caught-up follower
         }
         let mut budget = max_bytes;
+        let mut taken = 0;
         let first =
             self.segments.partition_point(|segment| segment.base_offset <= from_offset).max(1) - 1;
         for segment in &self.segments[first..] {
@@ -381,19 +410,20 @@ impl PartitionLog {
                 if header.end_offset() <= from_offset {
                     return Ok(true);
                 }
-                if !batches.is_empty() && bytes.len() > budget {
+                if taken > 0 && bytes.len() > budget {
                     full = true;
                     return Ok(false);
                 }
                 budget = budget.saturating_sub(bytes.len());
-                batches.push(batch::decode(bytes).expect("walk validated the batch"));
+                taken += 1;
+                take(bytes, header);
                 Ok(true)
             })?;
             if full {
                 break;
             }
         }
-        Ok(batches)
+        Ok(())
     }
 
     /// Cuts the log so that it ends at or before `offset`, at a batch boundary. Returns
