@@ -64,7 +64,6 @@ pub struct Controller {
     writer: CheckpointWriter,
     dirty: bool,
     outbox: Vec<(NodeId, Msg)>,
-    elections: u64,
 }
 
 impl Controller {
@@ -128,7 +127,6 @@ impl Controller {
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
             dirty: true,
             outbox: Vec::new(),
-            elections: 0,
         };
         controller.persist(storage)?;
         Ok(controller)
@@ -141,10 +139,6 @@ impl Controller {
     /// The state the cluster has been told (durable).
     pub fn durable_states(&self) -> &[PartitionState] {
         &self.durable_states
-    }
-
-    pub fn elections(&self) -> u64 {
-        self.elections
     }
 
     fn alive(&self, broker: NodeId, now_ns: u64) -> bool {
@@ -241,9 +235,6 @@ impl Controller {
         };
         if leader == state.leader && isr == state.isr {
             return;
-        }
-        if leader.is_some() {
-            self.elections += 1;
         }
         state.leader = leader;
         state.isr = isr;

@@ -415,20 +415,20 @@ impl SimDisk {
         self.files.retain(|inode, _| live.contains(inode));
     }
 
+    /// A named file, drawn at random among those `eligible` accepts.
+    fn random_file(&self, rng: &mut SimRng, eligible: impl Fn(&SimFile) -> bool) -> Option<u64> {
+        let candidates: Vec<u64> =
+            self.names.values().copied().filter(|inode| eligible(&self.files[inode])).collect();
+        (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
+    }
+
     /// Injects a fault; returns a number describing where it struck (for the trace).
     pub fn inject(&mut self, fault: DiskFault, rng: &mut SimRng) -> u64 {
         match fault {
             DiskFault::BitRot => {
-                let candidates: Vec<u64> = self
-                    .names
-                    .values()
-                    .copied()
-                    .filter(|inode| !self.files[inode].durable.is_empty())
-                    .collect();
-                if candidates.is_empty() {
+                let Some(inode) = self.random_file(rng, |file| !file.durable.is_empty()) else {
                     return u64::MAX;
-                }
-                let inode = candidates[rng.random_range(0..candidates.len())];
+                };
                 let file = self.files.get_mut(&inode).expect("named file exists");
                 let byte = rng.random_range(0..file.durable.len());
                 let bit = 1u8 << rng.random_range(0..8u32);
@@ -439,16 +439,9 @@ impl SimDisk {
                 (inode << 40) | byte as u64
             }
             DiskFault::LatentSectorError => {
-                let candidates: Vec<u64> = self
-                    .names
-                    .values()
-                    .copied()
-                    .filter(|inode| !self.files[inode].current.is_empty())
-                    .collect();
-                if candidates.is_empty() {
+                let Some(inode) = self.random_file(rng, |file| !file.current.is_empty()) else {
                     return u64::MAX;
-                }
-                let inode = candidates[rng.random_range(0..candidates.len())];
+                };
                 let sectors = (self.files[&inode].current.len() as u64).div_ceil(SECTOR_BYTES);
                 let sector = rng.random_range(0..sectors);
                 self.bad_sectors.insert((inode, sector));

@@ -44,7 +44,7 @@ pub enum DiskFaultKind {
 pub struct FaultMenu {
     pub swarm: bool,
     /// A node crashes every `every` and stays down for `down_for`; at most
-    /// `crash_down_max` nodes are down at once.
+    /// `crash_down_max` nodes are down at once (0: no bound; scenario files always set one).
     pub crash: Option<(RangeNs, RangeNs)>,
     pub crash_down_max: u32,
     /// A node pauses every `every` for `duration`.
