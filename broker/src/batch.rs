@@ -148,6 +148,7 @@ pub struct BatchHeader {
     pub size_bytes: usize,
     pub leader_epoch: u32,
     pub record_count: u32,
+    pub producer: ProducerStamp,
 }
 
 impl BatchHeader {
@@ -164,6 +165,14 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
+fn producer_at(batch: &[u8]) -> ProducerStamp {
+    ProducerStamp {
+        producer_id: u64_at(batch, 22) as i64,
+        producer_epoch: i16::from_le_bytes([batch[30], batch[31]]),
+        base_sequence: u32_at(batch, 32) as i32,
+    }
+}
+
 /// The size of the batch starting at `bytes`, from its first 12 bytes alone. Lets a
 /// reader fetch exactly one batch before validating it.
 pub fn peek_size(bytes: &[u8]) -> Result<usize, BatchError> {
@@ -176,6 +185,19 @@ pub fn peek_size(bytes: &[u8]) -> Result<usize, BatchError> {
         return Err(BatchError::BadLength { length });
     }
     Ok(size)
+}
+
+/// The offsets a batch claims (base and end), from its header alone, unchecked: lets a
+/// reader skip a batch it does not want without paying for its CRC.
+pub fn peek_offsets(bytes: &[u8]) -> Result<(u64, u64), BatchError> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(BatchError::Truncated { needed: HEADER_BYTES, available: bytes.len() });
+    }
+    let base_offset = u64_at(bytes, 0);
+    let end_offset = base_offset.checked_add(u64::from(u32_at(bytes, 36)));
+    end_offset
+        .map(|end_offset| (base_offset, end_offset))
+        .ok_or(BatchError::BadLength { length: u32_at(bytes, 8) })
 }
 
 /// Validates the batch at the start of `bytes` (length, magic, CRC, record framing)
@@ -227,6 +249,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         size_bytes: size,
         leader_epoch: u32_at(batch, 18),
         record_count,
+        producer: producer_at(batch),
     })
 }
 
@@ -250,11 +273,7 @@ pub fn decode(bytes: &[u8]) -> Result<RecordBatch, BatchError> {
         base_offset: header.base_offset,
         leader_epoch: header.leader_epoch,
         attributes: batch[17],
-        producer: ProducerStamp {
-            producer_id: u64_at(batch, 22) as i64,
-            producer_epoch: i16::from_le_bytes([batch[30], batch[31]]),
-            base_sequence: u32_at(batch, 32) as i32,
-        },
+        producer: header.producer,
         records,
     })
 }

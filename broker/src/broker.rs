@@ -775,22 +775,24 @@ impl Broker {
             return Ok(());
         }
         for bytes in &data.batches {
-            let Ok(header) = batch::validate(bytes) else { return Ok(()) };
+            // The claimed offsets decide whether the batch is wanted; the append
+            // validates it (CRC and framing) before anything is written.
+            let Ok((base_offset, end_offset)) = batch::peek_offsets(bytes) else { return Ok(()) };
             let end = replica.log.end_offset();
-            if header.end_offset() <= end {
+            if end_offset <= end {
                 continue;
             }
-            if header.base_offset != end {
+            if base_offset != end {
                 return Ok(()); // not contiguous with our log: ask again
             }
-            let appended = replica.log.append_encoded(storage, now_ns, bytes)?;
-            let decoded = batch::decode(bytes).expect("validated");
-            note_producer(
-                replica,
-                decoded.producer,
-                decoded.records.len() as i32,
-                appended.base_offset,
-            );
+            let appended = match replica.log.append_encoded(storage, now_ns, bytes) {
+                Ok(appended) => appended,
+                // Damaged in flight or at the leader: nothing written; ask again.
+                Err(LogError::Batch(_)) => return Ok(()),
+                Err(error) => return Err(error),
+            };
+            let count = (appended.end_offset - appended.base_offset) as i32;
+            note_producer(replica, appended.producer, count, appended.base_offset);
         }
         let hw = data.high_watermark.min(replica.log.end_offset());
         debug_assert!(

@@ -262,18 +262,20 @@ impl ClusterProcess {
         let t_ns = ctx.global_now_ns();
         let me = ctx.node().0;
         let mut recorder = self.recorder.borrow_mut();
-        let (outbox, halted): (Vec<(u32, Msg)>, bool) = match &mut self.node {
-            ClusterNode::Booting => (Vec::new(), false),
+        let mut halted = false;
+        match &mut self.node {
+            ClusterNode::Booting => {}
             ClusterNode::Broker(broker) => {
                 for event in broker.drain_events() {
                     recorder.protocol(t_ns, me, protocol_event(event));
                 }
-                (broker.drain_outbox().collect(), broker.halted().is_some())
+                halted = broker.halted().is_some();
+                send_all(ctx, broker.drain_outbox());
             }
-            ClusterNode::Controller(controller) => (
-                controller.as_mut().map(|c| c.drain_outbox().collect()).unwrap_or_default(),
-                controller.is_none(),
-            ),
+            ClusterNode::Controller(controller) => match controller {
+                Some(controller) => send_all(ctx, controller.drain_outbox()),
+                None => halted = true,
+            },
             ClusterNode::Producer(node) => {
                 for outcome in node.producer.drain_done() {
                     let (partition, key, value) =
@@ -286,7 +288,7 @@ impl ClusterProcess {
                     let op = model::Op::Send { partition, key: Some(key), value, offset };
                     recorder.event(t_ns, me, kind, op, error);
                 }
-                (node.producer.drain_outbox().collect(), false)
+                send_all(ctx, node.producer.drain_outbox());
             }
             ClusterNode::Consumer(consumer) => {
                 for poll in consumer.drain_done() {
@@ -312,16 +314,19 @@ impl ClusterProcess {
                         recorder.event(t_ns, me, model::EventType::Ok, op, None);
                     }
                 }
-                (consumer.drain_outbox().collect(), false)
+                send_all(ctx, consumer.drain_outbox());
             }
-        };
-        drop(recorder);
-        for (to, msg) in outbox {
-            ctx.send(NodeId(to), msg);
         }
+        drop(recorder);
         if halted {
             ctx.halt();
         }
+    }
+}
+
+fn send_all(ctx: &mut Context<'_, ClusterProcess>, outbox: impl Iterator<Item = (u32, Msg)>) {
+    for (to, msg) in outbox {
+        ctx.send(NodeId(to), msg);
     }
 }
 

@@ -482,7 +482,15 @@ impl SimDisk {
             .get(path)
             .copied()
             .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })?;
-        self.last_lookup = Some((path.to_owned(), inode));
+        match &mut self.last_lookup {
+            // Reuses the remembered name's buffer: no allocation per miss.
+            Some((last, last_inode)) => {
+                last.clear();
+                last.push_str(path);
+                *last_inode = inode;
+            }
+            None => self.last_lookup = Some((path.to_owned(), inode)),
+        }
         Ok(inode)
     }
 

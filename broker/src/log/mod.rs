@@ -80,6 +80,7 @@ pub enum LogError {
 pub struct Appended {
     pub base_offset: u64,
     pub end_offset: u64,
+    pub producer: ProducerStamp,
 }
 
 /// Batches read from the log, decoded.
@@ -198,7 +199,10 @@ impl PartitionLog {
             records,
         };
         let bytes = batch.encode()?;
-        self.append_encoded(storage, now_ns, &bytes)
+        // Just encoded: validating it again would only recompute the CRC.
+        let header = batch::validate(&bytes);
+        debug_assert!(header.is_ok(), "an encoded batch validates");
+        self.append_checked(storage, now_ns, &bytes, header?)
     }
 
     /// Appends an encoded batch as it came from a leader: it must validate and start at
@@ -211,6 +215,17 @@ impl PartitionLog {
     ) -> Result<Appended, LogError> {
         self.check_fenced()?;
         let header = batch::validate(bytes)?;
+        self.append_checked(storage, now_ns, bytes, header)
+    }
+
+    fn append_checked<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        bytes: &[u8],
+        header: batch::BatchHeader,
+    ) -> Result<Appended, LogError> {
+        self.check_fenced()?;
         if header.size_bytes != bytes.len() {
             return Err(LogError::Batch(BatchError::BadLength { length: bytes.len() as u32 }));
         }
@@ -246,7 +261,11 @@ impl PartitionLog {
             FlushPolicy::EveryAppend => self.flush(storage, now_ns)?,
             FlushPolicy::Interval { .. } | FlushPolicy::Never => {}
         }
-        Ok(Appended { base_offset: header.base_offset, end_offset: header.end_offset() })
+        Ok(Appended {
+            base_offset: header.base_offset,
+            end_offset: header.end_offset(),
+            producer: header.producer,
+        })
     }
 
     /// Starts a new active segment at the log end.

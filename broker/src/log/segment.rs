@@ -4,10 +4,14 @@
 //! Index file layout: entries of 8 bytes, `offset - base_offset` (u32 LE) · byte
 //! position (u32 LE), both strictly increasing.
 
+use std::collections::VecDeque;
+
 use crate::storage::{Storage, StorageError};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
+/// Positions of recent batches kept in memory per segment (16 bytes each).
+const RECENT_BATCHES_MAX: usize = 64;
 
 /// `00000000000000000042` for 42.
 pub(crate) fn file_stem(base_offset: u64) -> String {
@@ -36,8 +40,10 @@ pub(crate) struct Segment {
     pub(crate) size_bytes: u64,
     pub(crate) index: Vec<IndexEntry>,
     pub(crate) bytes_since_index: u64,
-    /// Where the last batch starts: replication reads the tail, and finds it at once.
-    pub(crate) last_batch: Option<IndexEntry>,
+    /// Where the most recent batches start, oldest first, at most `RECENT_BATCHES_MAX`:
+    /// replication and tailing consumers read near the end, and find their batch at
+    /// once instead of scanning from the sparse index entry before it.
+    pub(crate) recent: VecDeque<IndexEntry>,
     /// Holds writes (or a truncation) not yet covered by a requested sync.
     pub(crate) dirty: bool,
     pub(crate) log_path: String,
@@ -53,7 +59,7 @@ impl Segment {
             size_bytes: 0,
             index: Vec::new(),
             bytes_since_index: 0,
-            last_batch: None,
+            recent: VecDeque::new(),
             dirty: false,
             log_path: crate::storage::join(dir, &format!("{stem}{LOG_SUFFIX}")),
             index_path: crate::storage::join(dir, &format!("{stem}{INDEX_SUFFIX}")),
@@ -76,7 +82,10 @@ impl Segment {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += size_bytes;
-        self.last_batch = Some(IndexEntry { offset: base_offset, position });
+        if self.recent.len() == RECENT_BATCHES_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(IndexEntry { offset: base_offset, position });
         self.end_offset = end_offset;
         self.size_bytes = position + size_bytes;
     }
@@ -84,8 +93,9 @@ impl Segment {
     /// Where to start scanning to find `offset`: the last index entry at or before it,
     /// or the segment's start.
     pub(crate) fn lookup(&self, offset: u64) -> IndexEntry {
-        if let Some(last) = self.last_batch.filter(|last| last.offset <= offset) {
-            return last;
+        if self.recent.front().is_some_and(|first| first.offset <= offset) {
+            let n = self.recent.partition_point(|entry| entry.offset <= offset);
+            return self.recent[n - 1];
         }
         match self.index.partition_point(|entry| entry.offset <= offset) {
             0 => IndexEntry { offset: self.base_offset, position: 0 },
@@ -95,7 +105,8 @@ impl Segment {
 
     /// Drops index entries at or after `position` (the file was cut there).
     pub(crate) fn cut_index(&mut self, position: u64) {
-        self.last_batch = None;
+        let keep_recent = self.recent.partition_point(|entry| entry.position < position);
+        self.recent.truncate(keep_recent);
         let keep = self.index.partition_point(|entry| entry.position < position);
         self.index.truncate(keep);
         self.bytes_since_index = position - self.index.last().map_or(0, |entry| entry.position);
