@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rng::SimRng;
 
@@ -43,8 +43,8 @@ impl Default for DiskConfig {
 }
 
 /// A disk fault to inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DiskFault {
     /// Flip one bit of durable data at rest.
     BitRot,

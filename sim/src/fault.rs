@@ -1,6 +1,6 @@
 //! Faults the world can inject, each at a simulated time.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 use crate::config::ConfigError;
@@ -8,8 +8,8 @@ use crate::disk::DiskFault;
 use crate::network::{check_node, check_probability};
 
 /// A way to cut the network. Applying one replaces the current partition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "shape", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Partition {
     /// No message crosses between `a` and `b`, either way.
     Symmetric { a: Vec<NodeId>, b: Vec<NodeId> },
@@ -22,7 +22,7 @@ pub enum Partition {
 }
 
 /// One fault.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
     /// The process dies: its volatile state is gone, its pending timers void, messages

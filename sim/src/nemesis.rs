@@ -6,7 +6,7 @@
 //! from the nemesis stream, in a fixed order.
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 use crate::disk::DiskFault;
@@ -63,7 +63,8 @@ pub struct FaultMenu {
 }
 
 /// A fault at a time.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimedFault {
     pub at_ns: u64,
     pub fault: Fault,

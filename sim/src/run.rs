@@ -3,7 +3,7 @@
 //! phase, and the system's invariants are checked on what it did.
 
 use rand::Rng;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::nemesis::{self, TimedFault};
 use crate::rng::{StreamId, stream};
@@ -25,19 +25,36 @@ pub const OPS_PER_RUN_MAX: u64 = 1_000_000;
 
 /// A client operation: an increment at a counter node, or a send by a producer to a
 /// partition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimedOp {
     pub at_ns: u64,
     pub node: NodeId,
     pub partition: u32,
 }
 
-/// Everything a run does, made explicit: replaying it gives the run of its seed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Everything a run does, made explicit: replaying it gives the run of its seed. The
+/// seed still drives what is not a decision of the test (network latencies, clocks,
+/// each node's own randomness); the faults, the operations and the phase lengths are
+/// all here, so a shrinker can drop and move them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub seed: u64,
+    /// The chaos phase: faults and operations happen in `[0, chaos_ns)`, and the
+    /// schedule's last fault heals everything at `chaos_ns`.
+    pub chaos_ns: u64,
+    /// The quiet phase after it: no faults, time to converge.
+    pub quiet_ns: u64,
     pub faults: Vec<TimedFault>,
     pub ops: Vec<TimedOp>,
+}
+
+impl Schedule {
+    /// Its size for a shrinker: faults plus operations (the closing heal not counted).
+    pub fn size(&self) -> usize {
+        self.faults.iter().filter(|timed| timed.fault != Fault::HealAll).count() + self.ops.len()
+    }
 }
 
 /// Expands a seed into its schedule. Faults come from the nemesis stream, operations
@@ -84,7 +101,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
             ops.push(op);
         }
     }
-    Schedule { seed, faults, ops }
+    Schedule { seed, chaos_ns: scenario.chaos_ns, quiet_ns: scenario.quiet_ns, faults, ops }
 }
 
 /// One invariant, checked.
@@ -261,7 +278,7 @@ fn run_counter(
             None => ops_skipped += 1,
         }
     }
-    world.run_until(scenario.chaos_ns + scenario.quiet_ns);
+    world.run_until(schedule.chaos_ns + schedule.quiet_ns);
     let views: Vec<Option<Vec<u64>>> =
         (0..nodes as u32).map(|n| world.process(NodeId(n)).map(|p| p.view().to_vec())).collect();
     result(scenario, schedule, &world, check_counter(&acked, &views), (ops_started, ops_skipped))
@@ -293,12 +310,12 @@ fn run_cluster(
             _ => skipped += 1, // the producer is still busy with its last send
         }
     }
-    world.run_until(scenario.chaos_ns + scenario.quiet_ns);
+    world.run_until(schedule.chaos_ns + schedule.quiet_ns);
     // Drain: consumers start no new polls, and what is in flight gets to finish.
     for index in 0..spec.consumers {
         world.with_process(spec.consumer(index), |process, _| process.stop_polling());
     }
-    world.run_until(scenario.chaos_ns + scenario.quiet_ns + DRAIN_NS);
+    world.run_until(schedule.chaos_ns + schedule.quiet_ns + DRAIN_NS);
     let replicas = cluster::final_replicas(&mut world, spec);
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
