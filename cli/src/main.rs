@@ -15,6 +15,12 @@ use logjam_sim::run::{
     RunOutput, RunResult, RunVerdict, SweepResult, run_full, run_seed, schedule_for,
 };
 use logjam_sim::scenario::Scenario;
+use logjam_sim::schedule_file::{self, Expectation, ScheduleFile};
+
+mod shrink;
+
+/// Where regressions live; `cargo test` replays every file in it.
+const REGRESSIONS_DIR: &str = "scenarios/regressions";
 
 #[derive(Parser)]
 #[command(
@@ -45,11 +51,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run one seed and print its verdict and trace hash.
+    /// Run one seed (or a schedule file) and print its verdict and trace hash.
     Replay {
-        scenario: PathBuf,
-        #[arg(long)]
-        seed: u64,
+        /// The scenario (optional with --schedule: the file names its scenario).
+        #[arg(required_unless_present = "schedule")]
+        scenario: Option<PathBuf>,
+        #[arg(long, required_unless_present = "schedule", conflicts_with = "schedule")]
+        seed: Option<u64>,
+        /// Run a schedule file (written by `shrink`) instead of a seed.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<PathBuf>,
         /// Print the last events of the trace (up to --trace-events).
         #[arg(long)]
         trace: bool,
@@ -61,6 +72,24 @@ enum Command {
         /// Write the recorded history (JSON Lines, checkable with `logjam check`).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+    },
+    /// Shrink a failing seed to a small schedule that fails the same way.
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Write the shrunk schedule here (JSON; run it with `replay --schedule`).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also save it as scenarios/regressions/NAME.json, replayed by `cargo test`.
+        #[arg(long, value_name = "NAME")]
+        save_regression: Option<String>,
+        /// Stop after this many candidate runs.
+        #[arg(long, default_value_t = 2_000)]
+        max_runs: u64,
+        /// Stop after this much wall time (e.g. 90s, 5m).
+        #[arg(long, default_value = "10m")]
+        time_budget: String,
     },
     /// Check a recorded history (JSON Lines, see model/HISTORY.md) from any system.
     Check {
@@ -88,9 +117,53 @@ fn main() -> ExitCode {
             sweep(&scenario, start, seeds, jobs, json)
         }
         Command::Check { history, json } => check(&history, json),
-        Command::Replay { scenario, seed, trace, trace_events, json, history } => {
+        Command::Replay { scenario, seed, schedule, trace, trace_events, json, history } => {
+            let trace = trace.then_some(trace_events.max(1));
+            let (scenario, file) = match (&schedule, &scenario) {
+                (Some(path), scenario_path) => {
+                    let Some((file, mut scenario)) = load_schedule(path) else {
+                        return ExitCode::from(2);
+                    };
+                    if let Some(scenario_path) = scenario_path {
+                        let Some(given) = load(scenario_path) else { return ExitCode::from(2) };
+                        if let Err(problem) = file.check(&given) {
+                            eprintln!("logjam: {}: {problem}", path.display());
+                            return ExitCode::from(2);
+                        }
+                        scenario = given;
+                    }
+                    (scenario, Some((path.clone(), file)))
+                }
+                (None, Some(path)) => {
+                    let Some(scenario) = load(path) else { return ExitCode::from(2) };
+                    (scenario, None)
+                }
+                (None, None) => unreachable!("clap requires a scenario without --schedule"),
+            };
+            let target = match (&file, seed) {
+                (Some((path, file)), _) => Replayed::Schedule(path, file),
+                (None, Some(seed)) => Replayed::Seed(seed),
+                (None, None) => unreachable!("clap requires --seed without --schedule"),
+            };
+            replay(&scenario, target, trace, json, history.as_deref())
+        }
+        Command::Shrink { scenario, seed, output, save_regression, max_runs, time_budget } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
-            replay(&scenario, seed, trace.then_some(trace_events.max(1)), json, history.as_deref())
+            let budget_ns = match logjam_sim::time::parse_duration_ns(&time_budget) {
+                Ok(ns) => ns,
+                Err(problem) => {
+                    eprintln!("logjam: --time-budget: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            let regression = match save_regression.as_deref().map(regression_path).transpose() {
+                Ok(path) => path,
+                Err(problem) => {
+                    eprintln!("logjam: --save-regression: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            shrink::command(&scenario, seed, max_runs, budget_ns, output, regression)
         }
     }
 }
@@ -124,14 +197,37 @@ fn load(path: &std::path::Path) -> Option<Scenario> {
     Scenario::load(path).map_err(|error| eprintln!("logjam: {error}")).ok()
 }
 
+fn load_schedule(path: &std::path::Path) -> Option<(ScheduleFile, Scenario)> {
+    ScheduleFile::load(path).map_err(|error| eprintln!("logjam: {error}")).ok()
+}
+
+/// Where `--save-regression NAME` writes: a plain file name under scenarios/regressions.
+fn regression_path(name: &str) -> Result<PathBuf, String> {
+    let plain =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !plain {
+        return Err(format!("`{name}`: use letters, digits, '-' and '_' only"));
+    }
+    Ok(PathBuf::from(REGRESSIONS_DIR).join(format!("{name}.json")))
+}
+
+/// What `replay` runs: a seed of the scenario, or a schedule file.
+enum Replayed<'a> {
+    Seed(u64),
+    Schedule(&'a PathBuf, &'a ScheduleFile),
+}
+
 fn replay(
     scenario: &Scenario,
-    seed: u64,
+    target: Replayed<'_>,
     trace_events: Option<usize>,
     json: bool,
     history_path: Option<&std::path::Path>,
 ) -> ExitCode {
-    let schedule = schedule_for(scenario, seed);
+    let schedule = match &target {
+        Replayed::Seed(seed) => schedule_for(scenario, *seed),
+        Replayed::Schedule(_, file) => file.schedule.clone(),
+    };
     let RunOutput { result: run, trace, history } =
         run_full(scenario, &schedule, trace_events.unwrap_or(0));
     if let Some(path) = history_path {
@@ -144,8 +240,14 @@ fn replay(
             return ExitCode::from(2);
         }
     }
+    let replay_command = match &target {
+        Replayed::Seed(seed) => logjam_sim::run::replay_command(scenario, *seed),
+        Replayed::Schedule(path, _) => {
+            format!("cargo run --release -p logjam -- replay --schedule {}", path.display())
+        }
+    };
     if json {
-        println!("{}", logjam_reports::run_json(scenario, &run));
+        println!("{}", logjam_reports::run_json(scenario, &run, &replay_command));
     } else {
         if trace_events.is_some() {
             let dropped = run.stats.events.saturating_sub(trace.len() as u64);
@@ -158,11 +260,35 @@ fn replay(
                 println!("  {entry}");
             }
         }
-        print!("{}", logjam_reports::run_text(scenario, &run));
+        print!("{}", logjam_reports::run_text(scenario, &run, &replay_command));
     }
-    match run.verdict(&scenario.expect) {
-        RunVerdict::Held | RunVerdict::ExpectedViolation => ExitCode::SUCCESS,
-        RunVerdict::Unexpected(_) => ExitCode::from(1),
+    match target {
+        Replayed::Seed(_) => match run.verdict(&scenario.expect) {
+            RunVerdict::Held | RunVerdict::ExpectedViolation => ExitCode::SUCCESS,
+            RunVerdict::Unexpected(_) => ExitCode::from(1),
+        },
+        Replayed::Schedule(path, file) => {
+            let shown = path.display();
+            match schedule_file::judge(file, &run) {
+                Ok(()) => {
+                    eprintln!("logjam: {shown}: as expected ({})", expectation(file));
+                    ExitCode::SUCCESS
+                }
+                Err(problem) => {
+                    eprintln!("logjam: {shown}: {problem}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn expectation(file: &ScheduleFile) -> String {
+    match file.expect {
+        Expectation::Anomaly => {
+            format!("shows `{}`, which this configuration allows", file.anomaly)
+        }
+        Expectation::Holds => format!("holds: the `{}` bug stays fixed", file.anomaly),
     }
 }
 

@@ -195,3 +195,75 @@ fn check_judges_a_recorded_history_and_names_bad_lines() {
     let lines = text.lines().count();
     assert!(stderr.starts_with(&format!("logjam: {}:{lines}: ", cut.display())), "{stderr}");
 }
+
+#[test]
+fn shrink_writes_a_schedule_that_replay_runs_and_judges() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("acks1.json");
+    let out_arg = out.to_str().unwrap();
+    let shrink = logjam(&[
+        "shrink",
+        "scenarios/acks-1-leader-crash.toml",
+        "--seed",
+        "0",
+        "-o",
+        out_arg,
+        "--max-runs",
+        "400",
+    ]);
+    let text = stdout(&shrink);
+    assert_eq!(shrink.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&shrink.stderr));
+    for wanted in
+        ["anomaly    lost-write", "before     ", "after      ", "trace hash ", "replay --schedule"]
+    {
+        assert!(text.contains(wanted), "no `{wanted}` in:\n{text}");
+    }
+    let hash = text.lines().find_map(|l| l.strip_prefix("trace hash ")).unwrap().to_owned();
+    let replay = logjam(&["replay", "--schedule", out_arg]);
+    assert_eq!(replay.status.code(), Some(0), "{}", String::from_utf8_lossy(&replay.stderr));
+    let replayed = stdout(&replay);
+    assert!(replayed.contains(&format!("trace hash {hash}")), "{replayed}");
+    assert!(replayed.contains(&format!("replay --schedule {out_arg}")), "{replayed}");
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("as expected"));
+
+    // A seed where every invariant holds has nothing to shrink: bad input.
+    let nothing = logjam(&["shrink", "scenarios/smoke.toml", "--seed", "0"]);
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to shrink"));
+}
+
+#[test]
+fn a_schedule_outside_its_scenario_is_refused_before_it_runs() {
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/regressions/legacy-truncation.json"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // (edit of the good file, what the error must say)
+    let crash = "\"kind\": \"crash\",\n          \"node\": ";
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(Edit, &str); 8] = [
+        (&|t| t.replacen("\"node\": 7", "\"node\": 70", 1), "node 70 is not a producer"),
+        (&|t| t.replacen("\"partition\": 0", "\"partition\": 5", 1), "partition 5 does not exist"),
+        (&|t| t.replacen(crash, &format!("{crash}9"), 1), "node n90 does not exist"),
+        (
+            &|t| t.replacen(&format!("{crash}0"), &format!("{crash}5"), 1),
+            "node 5 is not one this scenario's faults strike",
+        ),
+        (&|t| t.replacen("\"at_ns\": ", "\"at_ns\": 99", 1), "not within the chaos phase"),
+        (&|t| t.replacen("\"expect\"", "\"expected\"", 1), "unknown field `expected`"),
+        (&|t| t.replacen("logjam-schedule/1", "logjam-schedule/9", 1), "this logjam reads"),
+        (&|t| t[..t.len() / 2].to_owned(), "EOF while parsing"),
+    ];
+    for (index, (edit, wanted)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{index}.json"));
+        std::fs::write(&path, edit(&good)).unwrap();
+        let output = logjam(&["replay", "--schedule", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "case {index}: {stderr}");
+        assert!(stderr.contains(wanted), "case {index}: no `{wanted}` in: {stderr}");
+        assert!(stderr.contains(path.to_str().unwrap()), "case {index} names no file: {stderr}");
+        assert!(stdout(&output).is_empty(), "case {index} ran anyway");
+    }
+}

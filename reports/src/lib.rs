@@ -15,8 +15,8 @@ use logjam_sim::time::format_ns;
 use serde::Serialize;
 
 /// One run as text: the fingerprint, what happened, each invariant, the verdict, and
-/// the command that replays it.
-pub fn run_text(scenario: &Scenario, run: &RunResult) -> String {
+/// `replay`, the command that replays it (of its seed, or of its schedule file).
+pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let mut out = String::new();
     let stats = &run.stats;
     let _ = writeln!(out, "scenario   {} ({})", scenario.name, scenario.path);
@@ -78,7 +78,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult) -> String {
         RunVerdict::Unexpected(why) => format!("UNEXPECTED: {why}"),
     };
     let _ = writeln!(out, "verdict    {verdict}");
-    let _ = writeln!(out, "replay     {}", replay_command(scenario, run.seed));
+    let _ = writeln!(out, "replay     {replay}");
     out
 }
 
@@ -144,17 +144,12 @@ struct RunJson<'a> {
     replay: String,
 }
 
-pub fn run_json(scenario: &Scenario, run: &RunResult) -> String {
+pub fn run_json(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let verdict = match run.verdict(&scenario.expect) {
         RunVerdict::Held => "held".to_owned(),
         RunVerdict::ExpectedViolation => "expected-violation".to_owned(),
         RunVerdict::Unexpected(why) => format!("unexpected: {why}"),
     };
-    let json = RunJson {
-        schema: "logjam.run.v1",
-        run,
-        verdict,
-        replay: replay_command(scenario, run.seed),
-    };
+    let json = RunJson { schema: "logjam.run.v1", run, verdict, replay: replay.to_owned() };
     serde_json::to_string_pretty(&json).expect("a run serializes")
 }

@@ -25,6 +25,8 @@ mod queue;
 mod rng;
 pub mod run;
 pub mod scenario;
+pub mod schedule_file;
+pub mod shrink;
 pub mod time;
 pub mod toy;
 mod trace;

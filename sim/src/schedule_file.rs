@@ -1,0 +1,361 @@
+//! Schedule files: one explicit schedule with the scenario it runs in, what it showed
+//! and what it must keep showing. `logjam shrink` writes them, `logjam replay
+//! --schedule` runs them, and every file under `scenarios/regressions/` is replayed by
+//! `cargo test`.
+//!
+//! The format is JSON (`logjam-schedule/1`):
+//!
+//! ```json
+//! {
+//!   "format": "logjam-schedule/1",
+//!   "scenario": "scenarios/legacy-truncation.toml",
+//!   "anomaly": "lost-write",
+//!   "expect": "anomaly",
+//!   "note": "how it was found",
+//!   "origin": { "seed": 17, "faults": 40, "ops": 1500 },
+//!   "schedule": { "seed": 17, "chaos_ns": ..., "quiet_ns": ..., "faults": [...], "ops": [...] }
+//! }
+//! ```
+//!
+//! `expect` is `"anomaly"` when the scenario's configuration allows the anomaly (the
+//! file must keep showing it, or the harness lost its teeth) and `"holds"` when it was a
+//! bug (the file must hold once fixed, and fails the build if the bug comes back).
+//!
+//! A file is checked against its scenario before anything runs: every node, partition
+//! and time must be one the scenario has.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+use crate::fault::Fault;
+use crate::run::{OPS_PER_RUN_MAX, RunResult, Schedule};
+use crate::scenario::{Scenario, System};
+
+pub const FORMAT: &str = "logjam-schedule/1";
+
+/// The most faults one schedule file may hold.
+pub const FAULTS_PER_SCHEDULE_MAX: usize = 100_000;
+
+/// What replaying the file must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expectation {
+    /// The anomaly, which the scenario's configuration allows.
+    Anomaly,
+    /// Every invariant holds: the anomaly was a bug, now fixed.
+    Holds,
+}
+
+/// Where a shrunk schedule came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    pub seed: u64,
+    /// The seed's schedule before shrinking: faults (the closing heal not counted)...
+    pub faults: usize,
+    /// ...and client operations.
+    pub ops: usize,
+}
+
+/// A schedule file's contents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleFile {
+    pub format: String,
+    /// The scenario file, relative to the repository root (or the working directory).
+    pub scenario: String,
+    /// The invariant the schedule broke when it was written.
+    pub anomaly: String,
+    pub expect: Expectation,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub origin: Option<Origin>,
+    pub schedule: Schedule,
+}
+
+/// Why a schedule file was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleError {
+    pub path: String,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub place: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.place {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {}
+
+/// The invariants a run broke or showed as an allowed anomaly, in catalogue order, and
+/// `limit` when a limit ended it: the "anomaly kinds" a shrinker must keep.
+pub fn anomalies(result: &RunResult) -> Vec<String> {
+    let mut kinds: Vec<String> = result
+        .checks
+        .iter()
+        .filter(|check| !check.holds || check.expected_anomaly)
+        .map(|check| check.invariant.to_owned())
+        .collect();
+    if result.limit.is_some() {
+        kinds.push("limit".to_owned());
+    }
+    kinds
+}
+
+/// The anomaly a failing run is remembered by: the one the scenario expects if it is
+/// there, else the first broken invariant (or `limit`).
+pub fn primary_anomaly(scenario: &Scenario, result: &RunResult) -> Option<String> {
+    let kinds = anomalies(result);
+    if let crate::scenario::Expect::Violation { invariant, .. } = &scenario.expect {
+        if kinds.contains(invariant) {
+            return Some(invariant.clone());
+        }
+    }
+    let broken = result.checks.iter().find(|check| !check.holds);
+    match (broken, result.limit) {
+        (Some(check), _) => Some(check.invariant.to_owned()),
+        (None, Some(_)) => Some("limit".to_owned()),
+        (None, None) => kinds.into_iter().next(),
+    }
+}
+
+impl ScheduleFile {
+    /// Reads and checks a schedule file, and loads and checks it against its scenario.
+    pub fn load(path: &Path) -> Result<(ScheduleFile, Scenario), ScheduleError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ScheduleError {
+            path: shown.clone(),
+            place: None,
+            message: format!("cannot read: {error}"),
+        })?;
+        let file = ScheduleFile::parse(&text, &shown)?;
+        let scenario_path = resolve(path, &file.scenario);
+        let scenario = Scenario::load(&scenario_path).map_err(|error| ScheduleError {
+            path: shown.clone(),
+            place: None,
+            message: format!("its scenario `{}`: {error}", file.scenario),
+        })?;
+        file.check(&scenario).map_err(|message| ScheduleError {
+            path: shown,
+            place: None,
+            message,
+        })?;
+        Ok((file, scenario))
+    }
+
+    /// Parses the text of a schedule file (not yet checked against its scenario).
+    pub fn parse(text: &str, path: &str) -> Result<ScheduleFile, ScheduleError> {
+        let file: ScheduleFile = serde_json::from_str(text).map_err(|error| ScheduleError {
+            path: path.to_owned(),
+            place: (error.line() > 0).then(|| (error.line(), error.column())),
+            message: error.to_string(),
+        })?;
+        if file.format != FORMAT {
+            return Err(ScheduleError {
+                path: path.to_owned(),
+                place: None,
+                message: format!("format is `{}`; this logjam reads `{FORMAT}`", file.format),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Checks the schedule against the scenario: nodes, partitions and times it has.
+    pub fn check(&self, scenario: &Scenario) -> Result<(), String> {
+        check_schedule(scenario, &self.schedule)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a schedule file serializes");
+        text.push('\n');
+        text
+    }
+}
+
+/// A scenario path as written in a schedule file: relative to the working directory,
+/// or else to the first directory above the schedule file where it exists (so that
+/// `scenarios/regressions/x.json` finds `scenarios/x.toml` from anywhere in the tree).
+fn resolve(schedule_path: &Path, scenario: &str) -> PathBuf {
+    let given = PathBuf::from(scenario);
+    if given.is_absolute() || given.exists() {
+        return given;
+    }
+    let absolute = std::path::absolute(schedule_path).unwrap_or_else(|_| schedule_path.into());
+    absolute
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join(&given))
+        .find(|candidate| candidate.exists())
+        .unwrap_or(given)
+}
+
+/// The checks a schedule must pass before it runs in `scenario`.
+pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), String> {
+    let (chaos_ns, quiet_ns) = (schedule.chaos_ns, schedule.quiet_ns);
+    if chaos_ns == 0 {
+        return Err("schedule.chaos_ns: the chaos phase must last longer than 0 ns".to_owned());
+    }
+    let length_max_ns = scenario.chaos_ns + scenario.quiet_ns;
+    if chaos_ns.saturating_add(quiet_ns) > length_max_ns {
+        return Err(format!(
+            "schedule: chaos_ns + quiet_ns = {} ns runs past the scenario's {length_max_ns} ns",
+            chaos_ns.saturating_add(quiet_ns)
+        ));
+    }
+    if schedule.faults.len() > FAULTS_PER_SCHEDULE_MAX {
+        return Err(format!(
+            "schedule.faults: {} faults, more than the {FAULTS_PER_SCHEDULE_MAX} allowed",
+            schedule.faults.len()
+        ));
+    }
+    let Some((last, faults)) = schedule.faults.split_last() else {
+        return Err("schedule.faults: must end with the closing heal-all at chaos_ns".to_owned());
+    };
+    if last.fault != Fault::HealAll || last.at_ns != chaos_ns {
+        return Err(format!(
+            "schedule.faults[{}]: must be the closing heal-all at chaos_ns ({chaos_ns})",
+            schedule.faults.len() - 1
+        ));
+    }
+    for (index, timed) in faults.iter().enumerate() {
+        let place = format!("schedule.faults[{index}]");
+        if timed.at_ns >= chaos_ns {
+            return Err(format!(
+                "{place}: at_ns {} is not within the chaos phase [0, {chaos_ns})",
+                timed.at_ns
+            ));
+        }
+        timed.fault.validate(scenario.world.nodes).map_err(|error| format!("{place}: {error}"))?;
+        for node in struck_nodes(&timed.fault) {
+            let targets = if matches!(timed.fault, Fault::Disk { .. }) {
+                &scenario.disk_targets
+            } else {
+                &scenario.fault_targets
+            };
+            if !targets.contains(&node) {
+                return Err(format!(
+                    "{place}: node {} is not one this scenario's faults strike ({})",
+                    node.0,
+                    list(targets)
+                ));
+            }
+        }
+    }
+    if schedule.ops.len() as u64 > OPS_PER_RUN_MAX {
+        return Err(format!(
+            "schedule.ops: {} operations, more than the {OPS_PER_RUN_MAX} allowed",
+            schedule.ops.len()
+        ));
+    }
+    let mut previous_ns = 0;
+    for (index, op) in schedule.ops.iter().enumerate() {
+        let place = format!("schedule.ops[{index}]");
+        if op.at_ns >= chaos_ns {
+            return Err(format!(
+                "{place}: at_ns {} is not within the chaos phase [0, {chaos_ns})",
+                op.at_ns
+            ));
+        }
+        if op.at_ns < previous_ns {
+            return Err(format!("{place}: at_ns {} is before the operation above it", op.at_ns));
+        }
+        previous_ns = op.at_ns;
+        match &scenario.system {
+            System::LogCluster(spec) => {
+                let producers = spec.producer(0).0..spec.producer(0).0 + spec.producers;
+                if !producers.contains(&op.node.0) {
+                    return Err(format!(
+                        "{place}: node {} is not a producer (producers are nodes {}..{})",
+                        op.node.0, producers.start, producers.end
+                    ));
+                }
+                if op.partition >= spec.partitions {
+                    return Err(format!(
+                        "{place}: partition {} does not exist (the scenario has {})",
+                        op.partition, spec.partitions
+                    ));
+                }
+            }
+            System::GossipCounter { .. } => {
+                if op.node.0 >= scenario.world.nodes {
+                    return Err(format!(
+                        "{place}: node {} does not exist (the scenario has {})",
+                        op.node.0, scenario.world.nodes
+                    ));
+                }
+                if op.partition != 0 {
+                    return Err(format!("{place}: the gossip counter has only partition 0"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The nodes a fault acts on as a process or disk fault (partitions and clogs may
+/// name clients: a client cut off from the cluster is a network fault).
+fn struck_nodes(fault: &Fault) -> Vec<NodeId> {
+    match fault {
+        Fault::Crash { node }
+        | Fault::Restart { node }
+        | Fault::Pause { node }
+        | Fault::Resume { node }
+        | Fault::ClockJump { node, .. }
+        | Fault::Disk { node, .. } => vec![*node],
+        Fault::Partition(_)
+        | Fault::Clog { .. }
+        | Fault::NetworkFaults { .. }
+        | Fault::HealNetwork
+        | Fault::HealAll => Vec::new(),
+    }
+}
+
+fn list(nodes: &[NodeId]) -> String {
+    nodes.iter().map(|node| node.0.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a replayed schedule file showed, judged against what it expects.
+pub fn judge(file: &ScheduleFile, result: &RunResult) -> Result<(), String> {
+    let kinds = anomalies(result);
+    match file.expect {
+        Expectation::Anomaly if kinds.contains(&file.anomaly) => Ok(()),
+        Expectation::Anomaly => Err(format!(
+            "expected `{}` (allowed by this configuration) and it did not happen: the \
+             harness lost its teeth (saw: {})",
+            file.anomaly,
+            if kinds.is_empty() { "nothing".to_owned() } else { kinds.join(", ") }
+        )),
+        Expectation::Holds => {
+            let broken: Vec<&str> =
+                result.violations().map(|check| check.invariant).collect::<Vec<_>>();
+            match (broken.first(), result.limit) {
+                (None, None) => Ok(()),
+                (_, Some(limit)) => Err(format!("limit reached: {limit}")),
+                (Some(_), None) => {
+                    let witness = result
+                        .violations()
+                        .map(|check| {
+                            format!(
+                                "{}: {}",
+                                check.invariant,
+                                check.witness.as_deref().unwrap_or("")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    Err(format!("the bug is back: {witness}"))
+                }
+            }
+        }
+    }
+}
