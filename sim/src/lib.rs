@@ -27,6 +27,7 @@ pub mod run;
 pub mod scenario;
 pub mod schedule_file;
 pub mod shrink;
+pub mod strategy;
 pub mod time;
 pub mod toy;
 mod trace;
