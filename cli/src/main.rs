@@ -18,6 +18,10 @@ use logjam_sim::scenario::Scenario;
 use logjam_sim::schedule_file::{self, Expectation, ScheduleFile};
 
 mod shrink;
+mod trace_view;
+
+/// Trace events kept by `replay --trace` (about 50 bytes each).
+const TRACE_KEPT_MAX: usize = 4_000_000;
 
 /// Where regressions live; `cargo test` replays every file in it.
 const REGRESSIONS_DIR: &str = "scenarios/regressions";
@@ -61,7 +65,8 @@ enum Command {
         /// Run a schedule file (written by `shrink`) instead of a seed.
         #[arg(long, value_name = "FILE")]
         schedule: Option<PathBuf>,
-        /// Print the last events of the trace (up to --trace-events).
+        /// Print the trace around the anomaly's witness, per node (or the last events
+        /// of the run if nothing went wrong), up to --trace-events.
         #[arg(long)]
         trace: bool,
         #[arg(long, default_value_t = 10_000)]
@@ -228,8 +233,9 @@ fn replay(
         Replayed::Seed(seed) => schedule_for(scenario, *seed),
         Replayed::Schedule(_, file) => file.schedule.clone(),
     };
-    let RunOutput { result: run, trace, history } =
-        run_full(scenario, &schedule, trace_events.unwrap_or(0));
+    // With --trace, the whole trace is kept: the window around a witness may lie anywhere.
+    let kept_max = trace_events.map_or(0, |_| TRACE_KEPT_MAX);
+    let RunOutput { result: run, trace, history } = run_full(scenario, &schedule, kept_max);
     if let Some(path) = history_path {
         let Some(history) = &history else {
             eprintln!("logjam: {}: this system records no history", scenario.path);
@@ -249,16 +255,10 @@ fn replay(
     if json {
         println!("{}", logjam_reports::run_json(scenario, &run, &replay_command));
     } else {
-        if trace_events.is_some() {
-            let dropped = run.stats.events.saturating_sub(trace.len() as u64);
-            println!(
-                "trace (last {} events{}):",
-                trace.len(),
-                if dropped > 0 { ", earlier ones not kept" } else { "" }
-            );
-            for entry in &trace {
-                println!("  {entry}");
-            }
+        if let Some(events_max) = trace_events {
+            let text = trace_view::around_witness(&trace, &run, events_max)
+                .unwrap_or_else(|| trace_view::last_events(&trace, &run, events_max));
+            print!("{text}");
         }
         print!("{}", logjam_reports::run_text(scenario, &run, &replay_command));
     }

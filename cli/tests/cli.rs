@@ -83,10 +83,31 @@ fn replay_with_trace_dumps_the_last_events() {
     ]);
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    assert!(text.starts_with("trace (last 25 events, earlier ones not kept):\n"), "{text}");
+    assert!(text.starts_with("trace (last 25 events, earlier ones not shown):\n"), "{text}");
     let event_lines =
         text.lines().filter(|line| line.starts_with("  ") && line.contains("s  n")).count();
     assert!(event_lines >= 20, "{text}");
+}
+
+#[test]
+fn replay_with_trace_shows_the_events_around_the_witness_per_node() {
+    let schedule = "scenarios/regressions/legacy-truncation.json";
+    let output = logjam(&["replay", "--schedule", schedule, "--trace", "--trace-events", "40"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = stdout(&output);
+    assert!(text.starts_with("trace around the witness of `lost-write` ("), "{text}");
+    let lanes: Vec<&str> = text.lines().filter(|line| line.starts_with("  n")).collect();
+    assert!(lanes.len() >= 2, "one lane per node: {text}");
+    let events = text
+        .lines()
+        .filter(|line| {
+            line.strip_prefix("    ").is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    assert!((1..=40).contains(&events), "{events} events shown:\n{text}");
+    // The witness itself is in the report below, history lines and all.
+    assert!(text.contains("seen lost-write"), "{text}");
+    assert!(text.contains("witness: `v"), "{text}");
 }
 
 #[test]
@@ -114,6 +135,13 @@ fn a_sweep_that_breaks_its_expectation_exits_one_with_replay_commands() {
     assert!(
         text.contains(&format!(
             "  replay: cargo run --release -p logjam -- replay {} --seed 0",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  shrink: cargo run --release -p logjam -- shrink {} --seed 0 -o volatile-counter-0.json",
             path.display()
         )),
         "{text}"

@@ -64,10 +64,18 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     }
     let _ = writeln!(out, "invariants");
     for check in &run.checks {
-        let mark = if check.holds { "ok  " } else { "FAIL" };
+        // "seen": an anomaly this configuration allows (not a broken promise).
+        let mark = match (check.holds, check.expected_anomaly) {
+            (false, _) => "FAIL",
+            (true, true) => "seen",
+            (true, false) => "ok  ",
+        };
         let _ = writeln!(out, "  {mark} {:<14} {}", check.invariant, check.checked);
         if let Some(witness) = &check.witness {
             let _ = writeln!(out, "       witness: {witness}");
+        }
+        for line in &check.witness_lines {
+            let _ = writeln!(out, "         {line}");
         }
     }
     let verdict = match run.verdict(&scenario.expect) {
@@ -80,6 +88,14 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let _ = writeln!(out, "verdict    {verdict}");
     let _ = writeln!(out, "replay     {replay}");
     out
+}
+
+/// The command that shrinks a failing seed to a minimal schedule file.
+pub fn shrink_command(scenario: &Scenario, seed: u64) -> String {
+    format!(
+        "cargo run --release -p logjam -- shrink {} --seed {seed} -o {}-{seed}.json",
+        scenario.path, scenario.name
+    )
 }
 
 /// A sweep as text: the tally, then every seed that broke the expectation with its
@@ -110,6 +126,7 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
             .map(|hash| format!("  (trace hash {hash:016x})"))
             .unwrap_or_default();
         let _ = writeln!(out, "  replay: {}{hash}", replay_command(scenario, failure.seed));
+        let _ = writeln!(out, "  shrink: {}", shrink_command(scenario, failure.seed));
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");

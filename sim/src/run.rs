@@ -115,8 +115,15 @@ pub struct Check {
     /// An anomaly the configuration does not promise to prevent was found: expected
     /// under this configuration, not a violation.
     pub expected_anomaly: bool,
-    /// The smallest evidence of the violation.
+    /// What went wrong, in one line.
     pub witness: Option<String>,
+    /// The history lines that prove it (the smallest evidence), in history order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witness_lines: Vec<String>,
+    /// When the witness's events happened (simulated ns, first and last): where to
+    /// look in the trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness_span_ns: Option<(u64, u64)>,
 }
 
 fn hex<S: Serializer>(hash: &u64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -329,6 +336,8 @@ fn run_cluster(
                 holds: false,
                 expected_anomaly: false,
                 witness: Some(problem),
+                witness_lines: Vec::new(),
+                witness_span_ns: None,
             };
             (vec![check], None)
         }
@@ -342,20 +351,33 @@ fn checks_of(verdict: &model::Verdict) -> Vec<Check> {
         .checks
         .iter()
         .map(|check| {
-            let witness = verdict
-                .anomalies
-                .iter()
-                .find(|anomaly| anomaly.invariant == check.invariant)
-                .map(|anomaly| anomaly.explanation.clone());
+            let anomaly =
+                verdict.anomalies.iter().find(|anomaly| anomaly.invariant == check.invariant);
+            let times = anomaly.into_iter().flat_map(|a| &a.witness).filter_map(witness_time_ns);
+            let witness_span_ns = times.fold(None, |span: Option<(u64, u64)>, t| {
+                Some(span.map_or((t, t), |(first, last)| (first.min(t), last.max(t))))
+            });
             Check {
                 invariant: check.invariant.name(),
                 checked: format!("{} {}", check.examined, check.unit),
                 holds: check.violations == 0,
                 expected_anomaly: check.violations == 0 && check.expected > 0,
-                witness,
+                witness: anomaly.map(|anomaly| anomaly.explanation.clone()),
+                witness_lines: anomaly
+                    .map(|anomaly| anomaly.witness.iter().map(|w| w.to_string()).collect())
+                    .unwrap_or_default(),
+                witness_span_ns,
             }
         })
         .collect()
+}
+
+fn witness_time_ns(witness: &model::Witness) -> Option<u64> {
+    match witness {
+        model::Witness::Event { event, .. } => Some(event.t_ns),
+        model::Witness::Protocol { protocol, .. } => Some(protocol.t_ns),
+        model::Witness::Replica { .. } => None,
+    }
 }
 
 /// The gossip counter's invariants, from the increments acknowledged at each node and
@@ -395,6 +417,8 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
         holds: witness.is_none(),
         expected_anomaly: false,
         witness,
+        witness_lines: Vec::new(),
+        witness_span_ns: None,
     };
     vec![
         check(

@@ -46,10 +46,15 @@ fn every_catalogue_scenario_meets_its_expectation() {
             .iter()
             .map(|f| {
                 format!(
-                    "  seed {}: {}\n    replay: {}",
+                    "  seed {}: {}\n    trace hash {}\n    replay: {}\n    shrink: cargo run --release -p logjam -- shrink {} --seed {} -o {}-{}.json",
                     f.seed,
                     f.why,
-                    replay_command(&scenario, f.seed)
+                    f.trace_hash.map_or("(none: it panicked)".to_owned(), |h| format!("{h:016x}")),
+                    replay_command(&scenario, f.seed),
+                    scenario.path,
+                    f.seed,
+                    scenario.name,
+                    f.seed
                 )
             })
             .collect();
