@@ -4,20 +4,16 @@
 //! Exit codes (scripts depend on them): 0 when every run met the scenario's expectation,
 //! 1 when one did not, 2 on bad input.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
-use logjam_sim::run::{
-    RunOutput, RunResult, RunVerdict, SweepResult, run_full, run_seed, schedule_for,
-};
+use logjam_sim::run::{RunOutput, RunVerdict, run_full, schedule_for};
 use logjam_sim::scenario::Scenario;
 use logjam_sim::schedule_file::{self, Expectation, ScheduleFile};
 
 mod shrink;
+mod sweep;
 mod trace_view;
 
 /// Trace events kept by `replay --trace` (about 50 bytes each).
@@ -42,18 +38,28 @@ enum Command {
     /// Sweep a scenario over a range of seeds.
     Run {
         scenario: PathBuf,
-        /// How many seeds to run.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// The first seed.
-        #[arg(long, default_value_t = 0)]
-        start: u64,
+        /// How many seeds to run (default 100; with --time-budget, no limit).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// The first seed (default 0; with --time-budget, drawn at random and printed).
+        #[arg(long)]
+        start: Option<u64>,
         /// Runs in parallel (one seed per thread); 0 means one per core.
         #[arg(long, default_value_t = 0)]
         jobs: usize,
         /// Print the sweep as JSON.
         #[arg(long)]
         json: bool,
+        /// Run only shard K of N (0 <= K < N: the seeds start + i with i % N == K) and
+        /// print JSON Lines for `logjam report merge`.
+        #[arg(long, value_name = "K/N", conflicts_with_all = ["time_budget", "json"])]
+        shard: Option<String>,
+        /// Sweep until this much wall time is spent (e.g. 30m), from a random start seed.
+        #[arg(long, value_name = "DURATION")]
+        time_budget: Option<String>,
+        /// Write each failing seed here: a schedule file to replay or shrink.
+        #[arg(long, value_name = "DIR")]
+        failures: Option<PathBuf>,
     },
     /// Run one seed (or a schedule file) and print its verdict and trace hash.
     Replay {
@@ -96,6 +102,11 @@ enum Command {
         #[arg(long, default_value = "10m")]
         time_budget: String,
     },
+    /// Combine sweep results.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Check a recorded history (JSON Lines, see model/HISTORY.md) from any system.
     Check {
         history: PathBuf,
@@ -105,21 +116,65 @@ enum Command {
     },
 }
 
-/// The most seeds one sweep may run: results are kept until the report is written.
-const SEEDS_MAX: u64 = 100_000_000;
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge the JSON Lines of `run --shard K/N` into the report of the whole sweep.
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Print the sweep as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The most seeds one sweep may run.
+const SEEDS_MAX: u64 = 1_000_000_000_000;
+/// Seeds of a sweep when `--seeds` is not given.
+const SEEDS_DEFAULT: u64 = 100;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario, seeds, start, jobs, json } => {
+        Command::Run { scenario, seeds, start, jobs, json, shard, time_budget, failures } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
+            let budget_ns = match time_budget.as_deref().map(logjam_sim::time::parse_duration_ns) {
+                None => None,
+                Some(Ok(ns)) => Some(ns),
+                Some(Err(problem)) => {
+                    eprintln!("logjam: --time-budget: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            let seeds =
+                seeds.unwrap_or(if budget_ns.is_some() { SEEDS_MAX } else { SEEDS_DEFAULT });
+            let start =
+                start.unwrap_or_else(|| if budget_ns.is_some() { random_start() } else { 0 });
             if seeds == 0 || seeds > SEEDS_MAX || start.checked_add(seeds).is_none() {
                 eprintln!(
                     "logjam: --seeds must be between 1 and {SEEDS_MAX}, and --start + --seeds must fit u64"
                 );
                 return ExitCode::from(2);
             }
-            sweep(&scenario, start, seeds, jobs, json)
+            let shard = match shard.as_deref().map(parse_shard).transpose() {
+                Ok(shard) => shard,
+                Err(problem) => {
+                    eprintln!("logjam: --shard: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(dir) = &failures {
+                if let Err(error) = std::fs::create_dir_all(dir) {
+                    eprintln!("logjam: --failures {}: {error}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
+            let slice = sweep::Slice { start, seeds, shard };
+            let options = SweepOptions { jobs, json, budget_ns, failures };
+            run_sweep(&scenario, slice, &options)
+        }
+        Command::Report { command: ReportCommand::Merge { shards, json } } => {
+            report_merge(&shards, json)
         }
         Command::Check { history, json } => check(&history, json),
         Command::Replay { scenario, seed, schedule, trace, trace_events, json, history } => {
@@ -292,103 +347,82 @@ fn expectation(file: &ScheduleFile) -> String {
     }
 }
 
-fn sweep(scenario: &Scenario, start: u64, seeds: u64, jobs: usize, json: bool) -> ExitCode {
-    let jobs =
-        if jobs == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { jobs };
-    let jobs = jobs.min(seeds as usize).max(1);
-    // Wall-clock time only measures the sweep for the user; it never enters a run.
+struct SweepOptions {
+    jobs: usize,
+    json: bool,
+    budget_ns: Option<u64>,
+    failures: Option<PathBuf>,
+}
+
+fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -> ExitCode {
+    let jobs = match options.jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        jobs => jobs,
+    };
+    let jobs = jobs.min(usize::try_from(slice.seeds).unwrap_or(usize::MAX)).max(1);
+    // Wall-clock time measures the sweep for the user and bounds a long run; it never
+    // enters a run.
     #[allow(clippy::disallowed_methods)]
     let began = std::time::Instant::now();
-    let (runs, panics) = run_parallel(scenario, start, seeds, jobs);
-    let elapsed_s = began.elapsed().as_secs_f64();
-    let mut result = SweepResult::judge(scenario, start, &runs);
-    result.seeds += panics.len() as u64;
-    for Panicked { seed, message } in panics {
-        let why = format!("panicked: {message}");
-        result.unexpected.push(logjam_sim::run::Unexpected { seed, why, trace_hash: None });
+    let deadline = options.budget_ns.map(|ns| began + std::time::Duration::from_nanos(ns));
+    if options.budget_ns.is_some() {
+        eprintln!("logjam: sweeping from seed {} until the time budget is spent", slice.start);
     }
-    result.unexpected.sort_by_key(|failure| failure.seed);
-    if json {
+    let budget = sweep::Budget { deadline };
+    let sink = options.failures.clone().map(|dir| sweep::FailureSink { dir });
+    let result = sweep::run(scenario, slice, jobs, &budget, sink.as_ref());
+    let elapsed_s = began.elapsed().as_secs_f64();
+    if slice.shard.is_some() {
+        print!("{}", sweep::shard_jsonl(&result, slice));
+    } else if options.json {
         println!("{}", logjam_reports::sweep_json(scenario, &result));
     } else {
         print!("{}", logjam_reports::sweep_text(scenario, &result));
     }
     eprintln!(
-        "logjam: {seeds} seeds in {elapsed_s:.2}s on {jobs} threads ({:.0} seeds/s)",
-        seeds as f64 / elapsed_s.max(1e-9)
+        "logjam: {} seeds in {elapsed_s:.2}s on {jobs} threads ({:.0} seeds/s)",
+        result.seeds,
+        result.seeds as f64 / elapsed_s.max(1e-9)
     );
+    // A shard alone cannot tell whether an expected violation was found in time.
+    let passed = if slice.shard.is_some() { result.unexpected_total == 0 } else { result.passed() };
+    if passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn report_merge(paths: &[PathBuf], json: bool) -> ExitCode {
+    let mut result = match sweep::merge(paths) {
+        Ok(result) => result,
+        Err(problem) => {
+            eprintln!("logjam: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(scenario) = load(std::path::Path::new(&result.path)) else {
+        return ExitCode::from(2);
+    };
+    result.finish(&scenario);
+    if json {
+        println!("{}", logjam_reports::sweep_json(&scenario, &result));
+    } else {
+        print!("{}", logjam_reports::sweep_text(&scenario, &result));
+    }
     if result.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// One run per thread; threads take the next seed as they finish (work stealing over a
-/// shared counter). Results are sorted by seed afterwards, so the output does not depend
-/// on the number of threads or their timing.
-/// A seed whose run panicked: an assertion of the system (or the harness) fired.
-struct Panicked {
-    seed: u64,
-    message: String,
+/// `K/N` with `K < N`.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)));
+    match parsed {
+        Some((k, n)) if k < n => Ok((k, n)),
+        _ => Err(format!("`{text}`: write K/N with 0 <= K < N, e.g. 0/4")),
+    }
 }
 
-fn run_parallel(
-    scenario: &Scenario,
-    start: u64,
-    seeds: u64,
-    jobs: usize,
-) -> (Vec<RunResult>, Vec<Panicked>) {
-    let next = AtomicU64::new(start);
-    let results = Mutex::new(Vec::with_capacity(seeds as usize));
-    let panics = Mutex::new(Vec::new());
-    // Progress only on a terminal: scripts and CI logs get the summary alone.
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(seeds);
-        let style = indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} seeds {per_sec} eta {eta}",
-        );
-        bar.set_style(style.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let worker = || {
-        let mut mine = Vec::new();
-        loop {
-            let seed = next.fetch_add(1, Ordering::Relaxed);
-            if seed >= start + seeds {
-                break;
-            }
-            // An assertion firing in simulation is a found bug: that seed fails, the
-            // sweep goes on.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_seed(scenario, seed, 0).0
-            })) {
-                Ok(run) => mine.push(run),
-                Err(payload) => {
-                    let message = payload
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "a panic without a message".to_owned());
-                    panics
-                        .lock()
-                        .expect("no worker panicked holding the lock")
-                        .push(Panicked { seed, message });
-                }
-            }
-            progress.inc(1);
-        }
-        results.lock().expect("no worker panicked holding the lock").extend(mine);
-    };
-    // Threads run whole seeds, never parts of one run.
-    #[allow(clippy::disallowed_methods)]
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(worker);
-        }
-    });
-    progress.finish_and_clear();
-    let mut runs = results.into_inner().expect("workers finished");
-    runs.sort_by_key(|run| run.seed);
-    let mut panics = panics.into_inner().expect("workers finished");
-    panics.sort_by_key(|panicked| panicked.seed);
-    (runs, panics)
+/// A start seed for a long run: drawn once, outside any run, and printed.
+fn random_start() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // std's RandomState is seeded from the OS; the seed only picks where to start.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish() >> 1
 }

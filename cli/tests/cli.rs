@@ -114,12 +114,7 @@ fn replay_with_trace_shows_the_events_around_the_witness_per_node() {
 fn a_sweep_that_breaks_its_expectation_exits_one_with_replay_commands() {
     // The broken counter, but expected to hold: every crash that loses a write is a failure.
     let dir = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/volatile-counter.toml");
-    let text = std::fs::read_to_string(source)
-        .unwrap()
-        .replace("violation = \"acked-durable\"\nwithin_seeds = 5", "all_hold = true");
-    let path = dir.path().join("strict.toml");
-    std::fs::write(&path, text).unwrap();
+    let path = std::path::PathBuf::from(strict_counter(dir.path()));
     let output = logjam(&["run", path.to_str().unwrap(), "--seeds", "5"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
@@ -294,4 +289,85 @@ fn a_schedule_outside_its_scenario_is_refused_before_it_runs() {
         assert!(stderr.contains(path.to_str().unwrap()), "case {index} names no file: {stderr}");
         assert!(stdout(&output).is_empty(), "case {index} ran anyway");
     }
+}
+
+/// The volatile counter with its expected anomaly turned into a promise: every seed
+/// fails, so sweeps of it have failures to carry.
+fn strict_counter(dir: &Path) -> String {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/volatile-counter.toml");
+    let text = std::fs::read_to_string(source)
+        .unwrap()
+        .replace("violation = \"acked-durable\"\nwithin_seeds = 5", "all_hold = true");
+    let path = dir.join("strict.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn four_shards_merged_give_exactly_the_report_of_the_whole_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = strict_counter(dir.path());
+    for (scenario, seeds, code) in
+        [("scenarios/legacy-truncation.toml", "30", 0), (strict.as_str(), "13", 1)]
+    {
+        let whole = logjam(&["run", scenario, "--seeds", seeds]);
+        assert_eq!(whole.status.code(), Some(code));
+        let mut shards = Vec::new();
+        for k in 0..4 {
+            let shard = format!("{k}/4");
+            let output =
+                logjam(&["run", scenario, "--seeds", seeds, "--shard", &shard, "--jobs", "1"]);
+            let path = dir.path().join(format!("shard-{k}.jsonl"));
+            std::fs::write(&path, &output.stdout).unwrap();
+            shards.push(path.to_str().unwrap().to_owned());
+        }
+        let mut args = vec!["report", "merge"];
+        // In any order.
+        args.extend(shards.iter().rev().map(String::as_str));
+        let merged = logjam(&args);
+        assert_eq!(merged.status.code(), Some(code), "{}", String::from_utf8_lossy(&merged.stderr));
+        assert_eq!(stdout(&merged), stdout(&whole), "{scenario}");
+
+        // Missing, doubled or foreign shards are refused.
+        let three = logjam(&["report", "merge", &shards[0], &shards[1], &shards[2]]);
+        assert_eq!(three.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&three.stderr).contains("shards missing: 3/4"));
+        let twice = logjam(&["report", "merge", &shards[0], &shards[0]]);
+        assert_eq!(twice.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&twice.stderr).contains("given twice"));
+    }
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"schema\": \"logjam.shard.v1\", \"shard\": 0}\n").unwrap();
+    let output = logjam(&["report", "merge", broken.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.jsonl:1:") && stderr.contains("missing field"), "{stderr}");
+}
+
+#[test]
+fn a_time_budget_sweeps_from_a_random_start_and_writes_every_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = strict_counter(dir.path());
+    let failures = dir.path().join("failures");
+    let output = logjam(&[
+        "run",
+        &strict,
+        "--time-budget",
+        "1s",
+        "--jobs",
+        "1",
+        "--failures",
+        failures.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sweeping from seed "), "{stderr}");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&failures).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "no failure written: {stderr}");
+    // Each one replays as the failure it was.
+    let replay = logjam(&["replay", "--schedule", files[0].to_str().unwrap()]);
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("the bug is back"));
 }

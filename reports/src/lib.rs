@@ -110,7 +110,7 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
         sweep.start,
         sweep.held,
         sweep.expected_violations,
-        sweep.unexpected.len()
+        sweep.unexpected_total
     );
     if let Some(seed) = sweep.first_expected_seed {
         let _ = writeln!(
@@ -127,6 +127,10 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "  replay: {}{hash}", replay_command(scenario, failure.seed));
         let _ = writeln!(out, "  shrink: {}", shrink_command(scenario, failure.seed));
+    }
+    let unlisted = sweep.unexpected_total.saturating_sub(sweep.unexpected.len() as u64);
+    if unlisted > 0 {
+        let _ = writeln!(out, "... and {unlisted} more failing seeds, not listed");
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");

@@ -432,33 +432,56 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
 }
 
 /// A seed whose run broke the scenario's expectation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Unexpected {
     pub seed: u64,
     pub why: String,
     /// What `replay` of the seed must print again (none if the run panicked).
-    #[serde(serialize_with = "hex_option")]
+    #[serde(with = "hex_option")]
     pub trace_hash: Option<u64>,
 }
 
-fn hex_option<S: Serializer>(hash: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
-    match hash {
-        Some(hash) => hex(hash, serializer),
-        None => serializer.serialize_none(),
+/// `Option<u64>` as a 16-digit hex string (or null), both ways.
+mod hex_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(hash: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match hash {
+            Some(hash) => serializer.serialize_str(&format!("{hash:016x}")),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|text| u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
-/// A sweep's outcome against the scenario's expectation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Unexpected seeds a sweep keeps, the lowest first: a sweep's memory must not grow
+/// with its seed count, even when every seed fails. The rest are counted.
+pub const UNEXPECTED_KEPT_MAX: usize = 1_000;
+
+/// A sweep's outcome against the scenario's expectation. Built a seed at a time, in any
+/// order (`add`), and from disjoint parts (`merge`, for shards); `finish` judges it.
+/// Whatever the order, the finished result is the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SweepResult {
     pub scenario: String,
     pub path: String,
     pub start: u64,
+    /// Seeds run.
     pub seeds: u64,
     pub held: u64,
     pub expected_violations: u64,
-    /// Seeds whose runs broke the expectation, with why, in seed order.
+    /// Seeds whose runs broke the expectation, with why, in seed order (the lowest
+    /// `UNEXPECTED_KEPT_MAX` of them)...
     pub unexpected: Vec<Unexpected>,
+    /// ...and how many there were in all.
+    pub unexpected_total: u64,
     /// For a scenario that expects a violation: the first seed that showed it.
     pub first_expected_seed: Option<u64>,
     /// A scenario that expects a violation, which was not seen within its seeds.
@@ -466,52 +489,109 @@ pub struct SweepResult {
 }
 
 impl SweepResult {
-    /// Judges runs (in any order) of consecutive seeds from `start`.
-    pub fn judge(scenario: &Scenario, start: u64, runs: &[RunResult]) -> SweepResult {
-        let mut runs: Vec<&RunResult> = runs.iter().collect();
-        runs.sort_by_key(|run| run.seed);
-        let mut result = SweepResult {
+    /// An empty sweep of `scenario` whose seeds count from `start`.
+    pub fn new(scenario: &Scenario, start: u64) -> SweepResult {
+        SweepResult {
             scenario: scenario.name.clone(),
             path: scenario.path.clone(),
             start,
-            seeds: runs.len() as u64,
+            seeds: 0,
             held: 0,
             expected_violations: 0,
             unexpected: Vec::new(),
+            unexpected_total: 0,
             first_expected_seed: None,
             expected_violation_missing: None,
-        };
-        for run in runs {
-            match run.verdict(&scenario.expect) {
-                RunVerdict::Held => result.held += 1,
-                RunVerdict::ExpectedViolation => {
-                    result.expected_violations += 1;
-                    result.first_expected_seed.get_or_insert(run.seed);
-                }
-                RunVerdict::Unexpected(why) => {
-                    result.unexpected.push(Unexpected {
-                        seed: run.seed,
-                        why,
-                        trace_hash: Some(run.trace_hash),
-                    });
-                }
+        }
+    }
+
+    /// Counts one run.
+    pub fn add(&mut self, scenario: &Scenario, run: &RunResult) {
+        self.seeds += 1;
+        match run.verdict(&scenario.expect) {
+            RunVerdict::Held => self.held += 1,
+            RunVerdict::ExpectedViolation => {
+                self.expected_violations += 1;
+                self.first_expected_seed =
+                    Some(self.first_expected_seed.map_or(run.seed, |first| first.min(run.seed)));
+            }
+            RunVerdict::Unexpected(why) => {
+                self.push_unexpected(Unexpected {
+                    seed: run.seed,
+                    why,
+                    trace_hash: Some(run.trace_hash),
+                });
             }
         }
+    }
+
+    /// Counts one seed whose run panicked: an assertion fired, a found bug.
+    pub fn add_panic(&mut self, seed: u64, message: &str) {
+        self.seeds += 1;
+        let why = format!("panicked: {message}");
+        self.push_unexpected(Unexpected { seed, why, trace_hash: None });
+    }
+
+    fn push_unexpected(&mut self, failure: Unexpected) {
+        self.unexpected_total += 1;
+        self.unexpected.push(failure);
+        if self.unexpected.len() >= 2 * UNEXPECTED_KEPT_MAX {
+            self.keep_lowest_unexpected();
+        }
+    }
+
+    fn keep_lowest_unexpected(&mut self) {
+        self.unexpected.sort_by_key(|failure| failure.seed);
+        self.unexpected.truncate(UNEXPECTED_KEPT_MAX);
+    }
+
+    /// Adds a disjoint part of the same sweep (another shard's seeds).
+    pub fn merge(&mut self, part: SweepResult) {
+        debug_assert_eq!((&self.path, self.start), (&part.path, part.start));
+        self.seeds += part.seeds;
+        self.held += part.held;
+        self.expected_violations += part.expected_violations;
+        self.first_expected_seed = match (self.first_expected_seed, part.first_expected_seed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let total = self.unexpected_total + part.unexpected_total;
+        for failure in part.unexpected {
+            self.push_unexpected(failure);
+        }
+        self.unexpected_total = total;
+    }
+
+    /// Judges the counted seeds: failures in seed order, and for a scenario that
+    /// expects a violation, whether it showed within its budget.
+    pub fn finish(&mut self, scenario: &Scenario) {
+        self.keep_lowest_unexpected();
+        self.expected_violation_missing = None;
         if let Expect::Violation { invariant, within_seeds } = &scenario.expect {
+            let start = self.start;
             let seen_in_time =
-                result.first_expected_seed.is_some_and(|seed| seed - start < *within_seeds);
-            if !seen_in_time && result.seeds >= *within_seeds {
-                result.expected_violation_missing = Some(format!(
+                self.first_expected_seed.is_some_and(|seed| seed - start < *within_seeds);
+            if !seen_in_time && self.seeds >= *within_seeds {
+                self.expected_violation_missing = Some(format!(
                     "expected `{invariant}` to be violated within {within_seeds} seeds from {start}; it was not"
                 ));
             }
         }
+    }
+
+    /// Judges runs (in any order) of consecutive seeds from `start`.
+    pub fn judge(scenario: &Scenario, start: u64, runs: &[RunResult]) -> SweepResult {
+        let mut result = SweepResult::new(scenario, start);
+        for run in runs {
+            result.add(scenario, run);
+        }
+        result.finish(scenario);
         result
     }
 
     /// True when the sweep showed what the scenario expects.
     pub fn passed(&self) -> bool {
-        self.unexpected.is_empty() && self.expected_violation_missing.is_none()
+        self.unexpected_total == 0 && self.expected_violation_missing.is_none()
     }
 }
 
