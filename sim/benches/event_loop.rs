@@ -1,13 +1,16 @@
 //! The event loop's speed in delivered messages per second: ping-pong between two
-//! processes (faults off, then drop/duplicate/latency tail on) and an all-to-all
-//! broadcast among five. Run: `cargo bench -p logjam-sim --bench event_loop`.
+//! processes (faults off, then drop/duplicate/latency tail on), an all-to-all
+//! broadcast among five, and a replicated log (client, leader, two followers; 100-byte
+//! records, 1 or 16 appends in flight). Run: `cargo bench -p logjam-sim --bench
+//! event_loop` (add `-- replicated_log` for one group).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use logjam_sim::toy::{Broadcast, PingPong};
+use logjam_sim::toy::{Broadcast, PingPong, ReplicatedLog};
 use logjam_sim::{Latency, NetworkConfig, Process, World, WorldConfig};
 
 const PING_PONG_ROUNDS: u64 = 100_000;
 const BROADCAST_ROUNDS: u64 = 10_000;
+const LOG_APPENDS: u64 = 100_000;
 
 fn quiet_network() -> NetworkConfig {
     NetworkConfig { latency: Latency::uniform(100_000, 1_000_000), ..NetworkConfig::default() }
@@ -62,5 +65,21 @@ fn event_loop(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, event_loop);
+/// The toy replicated log on a quiet network: six messages per append (append,
+/// replicate to two followers, their two acknowledgements, the acknowledgement).
+fn replicated_log(c: &mut Criterion) {
+    let mut group = c.benchmark_group("replicated_log");
+    group.sample_size(10);
+    let config = WorldConfig { nodes: 4, network: quiet_network(), ..WorldConfig::default() };
+    for (name, in_flight_max) in [("in_flight_1", 1), ("in_flight_16", 16)] {
+        let factory = move |node| ReplicatedLog::new(node, LOG_APPENDS, in_flight_max);
+        let delivered = run(&config, factory);
+        assert_eq!(delivered, 6 * LOG_APPENDS);
+        group.throughput(Throughput::Elements(delivered));
+        group.bench_function(name, |b| b.iter(|| run(&config, factory)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, event_loop, replicated_log);
 criterion_main!(benches);
