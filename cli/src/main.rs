@@ -60,6 +60,9 @@ enum Command {
         /// Write each failing seed here: a schedule file to replay or shrink.
         #[arg(long, value_name = "DIR")]
         failures: Option<PathBuf>,
+        /// Write the sweep report (Markdown: failures, coverage, seeds to failure).
+        #[arg(long, value_name = "FILE.md", conflicts_with = "shard")]
+        report: Option<PathBuf>,
     },
     /// Run one seed (or a schedule file) and print its verdict and trace hash.
     Replay {
@@ -83,6 +86,9 @@ enum Command {
         /// Write the recorded history (JSON Lines, checkable with `logjam check`).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Write the run report (Markdown).
+        #[arg(long, value_name = "FILE.md")]
+        report: Option<PathBuf>,
     },
     /// Shrink a failing seed to a small schedule that fails the same way.
     Shrink {
@@ -125,6 +131,9 @@ enum ReportCommand {
         /// Print the sweep as JSON.
         #[arg(long)]
         json: bool,
+        /// Write the sweep report (Markdown).
+        #[arg(long, value_name = "FILE.md")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -136,7 +145,17 @@ const SEEDS_DEFAULT: u64 = 100;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario, seeds, start, jobs, json, shard, time_budget, failures } => {
+        Command::Run {
+            scenario,
+            seeds,
+            start,
+            jobs,
+            json,
+            shard,
+            time_budget,
+            failures,
+            report,
+        } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
             let budget_ns = match time_budget.as_deref().map(logjam_sim::time::parse_duration_ns) {
                 None => None,
@@ -170,15 +189,29 @@ fn main() -> ExitCode {
                 }
             }
             let slice = sweep::Slice { start, seeds, shard };
-            let options = SweepOptions { jobs, json, budget_ns, failures };
+            let options = SweepOptions { jobs, json, budget_ns, failures, report };
             run_sweep(&scenario, slice, &options)
         }
-        Command::Report { command: ReportCommand::Merge { shards, json } } => {
-            report_merge(&shards, json)
+        Command::Report { command: ReportCommand::Merge { shards, json, report } } => {
+            report_merge(&shards, json, report.as_deref())
         }
         Command::Check { history, json } => check(&history, json),
-        Command::Replay { scenario, seed, schedule, trace, trace_events, json, history } => {
-            let trace = trace.then_some(trace_events.max(1));
+        Command::Replay {
+            scenario,
+            seed,
+            schedule,
+            trace,
+            trace_events,
+            json,
+            history,
+            report,
+        } => {
+            let options = ReplayOptions {
+                trace_events: trace.then_some(trace_events.max(1)),
+                json,
+                history: history.as_deref(),
+                report: report.as_deref(),
+            };
             let (scenario, file) = match (&schedule, &scenario) {
                 (Some(path), scenario_path) => {
                     let Some((file, mut scenario)) = load_schedule(path) else {
@@ -205,7 +238,7 @@ fn main() -> ExitCode {
                 (None, Some(seed)) => Replayed::Seed(seed),
                 (None, None) => unreachable!("clap requires --seed without --schedule"),
             };
-            replay(&scenario, target, trace, json, history.as_deref())
+            replay(&scenario, target, &options)
         }
         Command::Shrink { scenario, seed, output, save_regression, max_runs, time_budget } => {
             let Some(scenario) = load(&scenario) else { return ExitCode::from(2) };
@@ -277,13 +310,17 @@ enum Replayed<'a> {
     Schedule(&'a PathBuf, &'a ScheduleFile),
 }
 
-fn replay(
-    scenario: &Scenario,
-    target: Replayed<'_>,
+/// What `replay` prints and writes besides the report on stdout.
+#[derive(Clone, Copy)]
+struct ReplayOptions<'a> {
     trace_events: Option<usize>,
     json: bool,
-    history_path: Option<&std::path::Path>,
-) -> ExitCode {
+    history: Option<&'a std::path::Path>,
+    report: Option<&'a std::path::Path>,
+}
+
+fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>) -> ExitCode {
+    let ReplayOptions { trace_events, json, history: history_path, report } = *options;
     let schedule = match &target {
         Replayed::Seed(seed) => schedule_for(scenario, *seed),
         Replayed::Schedule(_, file) => file.schedule.clone(),
@@ -307,6 +344,13 @@ fn replay(
             format!("cargo run --release -p logjam -- replay --schedule {}", path.display())
         }
     };
+    if let Some(path) = report {
+        let markdown =
+            logjam_reports::report::RunReport::new(scenario, &run, &replay_command).markdown();
+        if !write_report(path, &markdown) {
+            return ExitCode::from(2);
+        }
+    }
     if json {
         println!("{}", logjam_reports::run_json(scenario, &run, &replay_command));
     } else {
@@ -352,6 +396,18 @@ struct SweepOptions {
     json: bool,
     budget_ns: Option<u64>,
     failures: Option<PathBuf>,
+    report: Option<PathBuf>,
+}
+
+/// Writes a report file; false (after saying why) if it cannot.
+fn write_report(path: &std::path::Path, text: &str) -> bool {
+    match std::fs::write(path, text) {
+        Ok(()) => true,
+        Err(error) => {
+            eprintln!("logjam: {}: cannot write: {error}", path.display());
+            false
+        }
+    }
 }
 
 fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -> ExitCode {
@@ -379,6 +435,12 @@ fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -
     } else {
         print!("{}", logjam_reports::sweep_text(scenario, &result));
     }
+    if let Some(path) = &options.report {
+        let markdown = logjam_reports::report::SweepReport::new(scenario, &result).markdown();
+        if !write_report(path, &markdown) {
+            return ExitCode::from(2);
+        }
+    }
     eprintln!(
         "logjam: {} seeds in {elapsed_s:.2}s on {jobs} threads ({:.0} seeds/s)",
         result.seeds,
@@ -389,7 +451,7 @@ fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -
     if passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn report_merge(paths: &[PathBuf], json: bool) -> ExitCode {
+fn report_merge(paths: &[PathBuf], json: bool, report: Option<&std::path::Path>) -> ExitCode {
     let mut result = match sweep::merge(paths) {
         Ok(result) => result,
         Err(problem) => {
@@ -405,6 +467,12 @@ fn report_merge(paths: &[PathBuf], json: bool) -> ExitCode {
         println!("{}", logjam_reports::sweep_json(&scenario, &result));
     } else {
         print!("{}", logjam_reports::sweep_text(&scenario, &result));
+    }
+    if let Some(path) = report {
+        let markdown = logjam_reports::report::SweepReport::new(&scenario, &result).markdown();
+        if !write_report(path, &markdown) {
+            return ExitCode::from(2);
+        }
     }
     if result.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

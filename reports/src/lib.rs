@@ -7,6 +7,8 @@
 //! Architecture invariant: sits on top of `sim` and `model`; knows nothing of the CLI,
 //! and never runs a simulation itself.
 
+pub mod report;
+
 use std::fmt::Write;
 
 use logjam_sim::run::{RunResult, RunVerdict, SweepResult, replay_command};
@@ -107,10 +109,7 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     let _ = writeln!(
         out,
         "seeds {}..{end}: {} held, {} expected violations, {} unexpected",
-        sweep.start,
-        sweep.held,
-        sweep.expected_violations,
-        sweep.unexpected_total
+        sweep.start, sweep.held, sweep.expected_violations, sweep.unexpected_total
     );
     if let Some(seed) = sweep.first_expected_seed {
         let _ = writeln!(
@@ -134,6 +133,9 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");
+    }
+    for shortfall in &sweep.under_covered {
+        let _ = writeln!(out, "FAIL {shortfall}");
     }
     let _ = writeln!(out, "{}", if sweep.passed() { "PASS" } else { "FAIL" });
     out

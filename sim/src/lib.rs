@@ -15,6 +15,7 @@
 mod clock;
 pub mod cluster;
 mod config;
+pub mod coverage;
 mod disk;
 mod fault;
 mod limits;

@@ -13,8 +13,10 @@ use std::rc::Rc;
 use logjam_model as model;
 
 use crate::cluster::{self, ClusterSpec, Recorder};
+use crate::coverage;
 use crate::toy::GossipCounter;
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
+use std::collections::BTreeMap;
 
 /// After the quiet phase, how long in-flight client requests get to finish (longer than
 /// any client's request timeout).
@@ -147,6 +149,10 @@ pub struct RunResult {
     pub faults_scheduled: u64,
     pub simulated_ns: u64,
     pub stats: Stats,
+    /// How often the run reached each coverage item (`coverage::ITEMS`).
+    pub reached: coverage::Reached,
+    /// Client operations by kind and outcome ("send ok", "poll info", ...).
+    pub ops: BTreeMap<String, u64>,
 }
 
 /// A run judged against what the scenario expects.
@@ -260,6 +266,8 @@ fn result<P: crate::Process>(
         faults_scheduled: schedule.faults.len() as u64,
         simulated_ns: world.now_ns(),
         stats: world.stats().clone(),
+        reached: coverage::from_stats(world.stats()),
+        ops: BTreeMap::new(),
     };
     (result, world.trace().kept().cloned().collect())
 }
@@ -288,7 +296,15 @@ fn run_counter(
     world.run_until(schedule.chaos_ns + schedule.quiet_ns);
     let views: Vec<Option<Vec<u64>>> =
         (0..nodes as u32).map(|n| world.process(NodeId(n)).map(|p| p.view().to_vec())).collect();
-    result(scenario, schedule, &world, check_counter(&acked, &views), (ops_started, ops_skipped))
+    let (mut run, trace) = result(
+        scenario,
+        schedule,
+        &world,
+        check_counter(&acked, &views),
+        (ops_started, ops_skipped),
+    );
+    run.ops = BTreeMap::from([("increment ok".to_owned(), ops_started)]);
+    (run, trace)
 }
 
 fn run_cluster(
@@ -327,8 +343,13 @@ fn run_cluster(
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
+    let mut run = run;
     let (checks, history) = match recorder.finish(replicas) {
-        Ok(history) => (checks_of(&model::check(&history)), Some(history)),
+        Ok(history) => {
+            coverage::add_protocol(&mut run.reached, &history);
+            run.ops = coverage::ops_by_outcome(&history);
+            (checks_of(&model::check(&history)), Some(history))
+        }
         Err(problem) => {
             let check = Check {
                 invariant: "history-valid",
@@ -453,7 +474,9 @@ mod hex_option {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
         let text: Option<String> = Option::deserialize(deserializer)?;
         text.map(|text| u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom))
             .transpose()
@@ -486,7 +509,17 @@ pub struct SweepResult {
     pub first_expected_seed: Option<u64>,
     /// A scenario that expects a violation, which was not seen within its seeds.
     pub expected_violation_missing: Option<String>,
+    /// Runs that reached each coverage item at least once (panicked runs not counted).
+    pub coverage: BTreeMap<String, u64>,
+    /// The scenario's coverage minimums this sweep fell short of.
+    pub under_covered: Vec<String>,
+    /// Seeds that showed the expected violation, lowest first (at most
+    /// `EXPECTED_SEEDS_KEPT_MAX`): how many seeds a search needs to find it.
+    pub expected_seeds: Vec<u64>,
 }
+
+/// Expected-violation seeds a sweep keeps for its seeds-to-failure histogram.
+pub const EXPECTED_SEEDS_KEPT_MAX: usize = 10_000;
 
 impl SweepResult {
     /// An empty sweep of `scenario` whose seeds count from `start`.
@@ -502,18 +535,27 @@ impl SweepResult {
             unexpected_total: 0,
             first_expected_seed: None,
             expected_violation_missing: None,
+            coverage: coverage::ITEMS.iter().map(|(name, _)| ((*name).to_owned(), 0)).collect(),
+            under_covered: Vec::new(),
+            expected_seeds: Vec::new(),
         }
     }
 
     /// Counts one run.
     pub fn add(&mut self, scenario: &Scenario, run: &RunResult) {
         self.seeds += 1;
+        for (item, count) in &run.reached {
+            if *count > 0 {
+                *self.coverage.entry(item.clone()).or_insert(0) += 1;
+            }
+        }
         match run.verdict(&scenario.expect) {
             RunVerdict::Held => self.held += 1,
             RunVerdict::ExpectedViolation => {
                 self.expected_violations += 1;
                 self.first_expected_seed =
                     Some(self.first_expected_seed.map_or(run.seed, |first| first.min(run.seed)));
+                self.push_expected_seed(run.seed);
             }
             RunVerdict::Unexpected(why) => {
                 self.push_unexpected(Unexpected {
@@ -540,6 +582,14 @@ impl SweepResult {
         }
     }
 
+    fn push_expected_seed(&mut self, seed: u64) {
+        self.expected_seeds.push(seed);
+        if self.expected_seeds.len() >= 2 * EXPECTED_SEEDS_KEPT_MAX {
+            self.expected_seeds.sort_unstable();
+            self.expected_seeds.truncate(EXPECTED_SEEDS_KEPT_MAX);
+        }
+    }
+
     fn keep_lowest_unexpected(&mut self) {
         self.unexpected.sort_by_key(|failure| failure.seed);
         self.unexpected.truncate(UNEXPECTED_KEPT_MAX);
@@ -560,12 +610,21 @@ impl SweepResult {
             self.push_unexpected(failure);
         }
         self.unexpected_total = total;
+        for (item, runs) in part.coverage {
+            *self.coverage.entry(item).or_insert(0) += runs;
+        }
+        for seed in part.expected_seeds {
+            self.push_expected_seed(seed);
+        }
     }
 
     /// Judges the counted seeds: failures in seed order, and for a scenario that
     /// expects a violation, whether it showed within its budget.
     pub fn finish(&mut self, scenario: &Scenario) {
         self.keep_lowest_unexpected();
+        self.expected_seeds.sort_unstable();
+        self.expected_seeds.truncate(EXPECTED_SEEDS_KEPT_MAX);
+        self.under_covered = coverage::shortfalls(&scenario.coverage, &self.coverage, self.seeds);
         self.expected_violation_missing = None;
         if let Expect::Violation { invariant, within_seeds } = &scenario.expect {
             let start = self.start;
@@ -591,7 +650,23 @@ impl SweepResult {
 
     /// True when the sweep showed what the scenario expects.
     pub fn passed(&self) -> bool {
-        self.unexpected_total == 0 && self.expected_violation_missing.is_none()
+        self.unexpected_total == 0
+            && self.expected_violation_missing.is_none()
+            && self.under_covered.is_empty()
+    }
+
+    /// Seeds a search from a random start needs to find the expected violation: the
+    /// gaps between consecutive failing seeds (from the start to the first, then
+    /// between each), as a histogram of power-of-two buckets `(low, high, count)`.
+    pub fn seeds_to_failure(&self) -> Vec<(u64, u64, u64)> {
+        let mut buckets: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut previous = self.start;
+        for &seed in &self.expected_seeds {
+            let gap = seed - previous + 1;
+            *buckets.entry(gap.ilog2()).or_insert(0) += 1;
+            previous = seed + 1;
+        }
+        buckets.into_iter().map(|(log, count)| (1 << log, (2 << log) - 1, count)).collect()
     }
 }
 

@@ -13,6 +13,7 @@ use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
 use crate::cluster::ClusterSpec;
 use crate::config::{NODES_MAX, WorldConfig};
+use crate::coverage;
 use crate::fault::{Fault, Partition};
 use crate::limits::Limits;
 use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
@@ -21,6 +22,7 @@ use crate::time::{NS_PER_MS, NS_PER_US, format_duration_short, parse_duration_ns
 use logjam_broker::broker::TruncationRule;
 use logjam_broker::log::FlushPolicy;
 use logjam_broker::protocol::Acks;
+use std::collections::BTreeMap;
 
 /// A loaded, checked scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +49,8 @@ pub struct Scenario {
     pub crashes_max: u32,
     /// ...and the most whose disks may lose or corrupt synced data.
     pub disk_faults_max: u32,
+    /// Coverage a sweep must reach (`[coverage]`), else it fails as under-covered.
+    pub coverage: Vec<coverage::Requirement>,
 }
 
 /// The system a scenario runs: the replicated log, or the small gossip counter.
@@ -124,6 +128,9 @@ struct File {
     #[serde(default)]
     limits: LimitsFile,
     expect: Spanned<ExpectFile>,
+    /// Coverage minimums: item name to the share of a sweep's runs that must reach it.
+    #[serde(default)]
+    coverage: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -594,7 +601,24 @@ impl Source<'_> {
             System::LogCluster(spec) => (0..spec.brokers).map(NodeId).collect(),
             System::GossipCounter { .. } => servers.clone(),
         };
+        let mut coverage = Vec::new();
+        for (item, share) in &file.coverage {
+            if !coverage::is_item(item.get_ref()) {
+                let known: Vec<&str> = coverage::ITEMS.iter().map(|(name, _)| *name).collect();
+                let message = format!(
+                    "coverage.{}: unknown item; known: {}",
+                    item.get_ref(),
+                    known.join(", ")
+                );
+                return Err(self.error(Some(item.span()), message));
+            }
+            let min_per_mille = coverage::parse_percent(share.get_ref()).map_err(|problem| {
+                self.error(Some(share.span()), format!("coverage.{}: {problem}", item.get_ref()))
+            })?;
+            coverage.push(coverage::Requirement { item: item.get_ref().clone(), min_per_mille });
+        }
         Ok(Scenario {
+            coverage,
             disk_targets,
             name: file.name,
             about: file.about,

@@ -1,0 +1,213 @@
+//! Coverage: what a run reached (the faults that struck, the protocol events worth
+//! reaching) and what its clients did, so that a sweep can say how many runs reached
+//! each, and a scenario can demand a minimum: a green sweep must not hide that the
+//! faults never bit.
+
+use std::collections::BTreeMap;
+
+use logjam_model as model;
+
+use crate::Stats;
+
+/// Everything worth reaching, with what it means. A run counts how often it reached
+/// each; a sweep counts the runs that reached each at least once. Names are stable:
+/// scenario files and reports use them.
+pub const ITEMS: &[(&str, &str)] = &[
+    ("crash", "a server crashed"),
+    ("restart", "a server restarted and recovered from its disk"),
+    ("pause", "a server paused"),
+    ("partition", "the network was partitioned"),
+    ("clog", "a link was clogged"),
+    ("clock-jump", "a clock jumped forward"),
+    ("message-drop", "the network dropped a message at random"),
+    ("message-duplicate", "the network duplicated a message"),
+    (
+        "disk-fault",
+        "a disk fault struck (rot, bad sector, misdirected write, full disk, failed sync)",
+    ),
+    ("crash-lost-writes", "a crash lost or tore writes that were not yet synced"),
+    ("failed-sync", "a sync failed"),
+    ("halt", "a broker stopped itself on storage it could not trust"),
+    ("leader-election", "a partition got a new leader after its first"),
+    ("follower-truncation", "a replica cut its log by the protocol (epochs or the legacy rule)"),
+];
+
+/// Whether `name` is one of `ITEMS`.
+pub fn is_item(name: &str) -> bool {
+    ITEMS.iter().any(|(item, _)| *item == name)
+}
+
+/// What a run reached, by item (every item present, zero included).
+pub type Reached = BTreeMap<String, u64>;
+
+/// What the world's counters say a run reached.
+pub fn from_stats(stats: &Stats) -> Reached {
+    let mut reached: Reached = ITEMS.iter().map(|(name, _)| ((*name).to_owned(), 0)).collect();
+    let mut set = |name: &str, count: u64| {
+        debug_assert!(is_item(name), "{name} is not a coverage item");
+        reached.insert(name.to_owned(), count);
+    };
+    set("crash", stats.crashes);
+    set("pause", stats.pauses);
+    set("partition", stats.partitions);
+    set("clog", stats.clogs);
+    set("clock-jump", stats.clock_jumps);
+    set("message-drop", stats.dropped_random);
+    set("message-duplicate", stats.duplicated);
+    set("disk-fault", stats.disk_faults);
+    set("crash-lost-writes", stats.disk_writes_lost + stats.disk_writes_torn);
+    set("failed-sync", stats.syncs_failed);
+    set("halt", stats.halts);
+    reached
+}
+
+/// Adds what the history's protocol events say: elections after a partition's first
+/// leader, protocol truncations, restarts after each node's first start.
+pub fn add_protocol(reached: &mut Reached, history: &model::History) {
+    let mut first_epoch: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut started: BTreeMap<u32, ()> = BTreeMap::new();
+    let (mut elections, mut truncations, mut restarts) = (0, 0, 0);
+    for closing in history.closing() {
+        let model::Closing::Protocol(protocol) = closing else { continue };
+        match protocol.event {
+            model::ProtocolEvent::Leader { partition, epoch } => {
+                let first = *first_epoch.entry(partition).or_insert(epoch);
+                elections += u64::from(epoch > first);
+            }
+            model::ProtocolEvent::Truncate { .. } => truncations += 1,
+            model::ProtocolEvent::Restart => {
+                restarts += u64::from(started.insert(protocol.node, ()).is_some());
+            }
+            model::ProtocolEvent::Follower { .. } | model::ProtocolEvent::HighWatermark { .. } => {}
+        }
+    }
+    reached.insert("leader-election".to_owned(), elections);
+    reached.insert("follower-truncation".to_owned(), truncations);
+    reached.insert("restart".to_owned(), restarts);
+}
+
+/// What the clients did: operations by kind and outcome ("send ok", "poll info", ...),
+/// from the history (operations still pending at the end count as "pending").
+pub fn ops_by_outcome(history: &model::History) -> BTreeMap<String, u64> {
+    let mut ops = BTreeMap::new();
+    for (index, _) in history.ops().iter().enumerate() {
+        let name = history.invoke_of(index).op.name();
+        let outcome = match history.completion_of(index).map(|event| event.kind) {
+            Some(model::EventType::Ok) => "ok",
+            Some(model::EventType::Fail) => "fail",
+            Some(model::EventType::Info) => "info",
+            Some(model::EventType::Invoke) | None => "pending",
+        };
+        *ops.entry(format!("{name} {outcome}")).or_insert(0) += 1;
+    }
+    ops
+}
+
+/// A scenario's demand: at least `min_per_mille` of a sweep's runs reach `item`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub item: String,
+    pub min_per_mille: u32,
+}
+
+/// Runs of a sweep that reached each item, and the requirements it fell short of.
+pub fn shortfalls(
+    requirements: &[Requirement],
+    runs_reaching: &BTreeMap<String, u64>,
+    runs: u64,
+) -> Vec<String> {
+    requirements
+        .iter()
+        .filter_map(|requirement| {
+            let reached = runs_reaching.get(&requirement.item).copied().unwrap_or(0);
+            // At least min_per_mille / 1000 of the runs, rounded up: one run at least.
+            let needed = (runs * u64::from(requirement.min_per_mille)).div_ceil(1000).max(1);
+            (reached < needed).then(|| {
+                format!(
+                    "under-covered: `{}` reached in {reached} of {runs} runs; the scenario requires at least {} ({needed} runs)",
+                    requirement.item,
+                    per_mille_text(requirement.min_per_mille)
+                )
+            })
+        })
+        .collect()
+}
+
+/// "5%", "12.5%".
+pub fn per_mille_text(per_mille: u32) -> String {
+    if per_mille % 10 == 0 {
+        format!("{}%", per_mille / 10)
+    } else {
+        format!("{}.{}%", per_mille / 10, per_mille % 10)
+    }
+}
+
+/// Parses "5%" or "12.5%" (to a tenth of a percent) into per mille.
+pub fn parse_percent(text: &str) -> Result<u32, String> {
+    let number = text
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("`{text}`: write a percentage of runs, like \"5%\""))?;
+    let (whole, tenth) = match number.split_once('.') {
+        Some((whole, tenth)) if tenth.len() == 1 => (whole, tenth),
+        Some(_) => return Err(format!("`{text}`: at most one decimal, like \"12.5%\"")),
+        None => (number, "0"),
+    };
+    let parsed = whole.parse::<u32>().ok().zip(tenth.parse::<u32>().ok());
+    match parsed {
+        Some((whole, tenth)) if whole * 10 + tenth <= 1000 => Ok(whole * 10 + tenth),
+        _ => Err(format!("`{text}`: a percentage between 0% and 100%")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_parse_to_per_mille_or_say_what_is_wrong() {
+        let cases: &[(&str, Result<u32, &str>)] = &[
+            ("5%", Ok(50)),
+            ("12.5%", Ok(125)),
+            ("100%", Ok(1000)),
+            ("0%", Ok(0)),
+            ("5", Err("write a percentage")),
+            ("101%", Err("between 0% and 100%")),
+            ("1.25%", Err("at most one decimal")),
+            ("x%", Err("between 0% and 100%")),
+        ];
+        for (text, expected) in cases {
+            match (parse_percent(text), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+            if let Ok(per_mille) = parse_percent(text) {
+                assert_eq!(parse_percent(&per_mille_text(per_mille)), Ok(per_mille));
+            }
+        }
+    }
+
+    #[test]
+    fn a_requirement_not_met_is_named_with_the_numbers() {
+        let requirements = vec![
+            Requirement { item: "crash".to_owned(), min_per_mille: 500 },
+            Requirement { item: "follower-truncation".to_owned(), min_per_mille: 50 },
+        ];
+        let reaching: BTreeMap<String, u64> =
+            [("crash".to_owned(), 600), ("follower-truncation".to_owned(), 49)].into();
+        let short = shortfalls(&requirements, &reaching, 1000);
+        assert_eq!(
+            short,
+            vec![
+                "under-covered: `follower-truncation` reached in 49 of 1000 runs; the scenario requires at least 5% (50 runs)"
+            ]
+        );
+        // A small sweep needs at least one run.
+        assert_eq!(shortfalls(&requirements[1..], &BTreeMap::new(), 3).len(), 1);
+        assert!(
+            shortfalls(&requirements[1..], &[("follower-truncation".to_owned(), 1)].into(), 3)
+                .is_empty()
+        );
+    }
+}
