@@ -383,8 +383,8 @@ impl PartitionLog {
         max_bytes: usize,
     ) -> Result<Batches, LogError> {
         let mut batches = Vec::new();
-        self.read_with(storage, from_offset, max_bytes, |bytes, _| {
-            batches.push(batch::decode(bytes).expect("walk validated the batch"));
+        self.read_each(storage, from_offset, max_bytes, |bytes, header| {
+            batches.push(batch::decode_validated(&bytes, header));
         })?;
         Ok(batches)
     }
@@ -398,18 +398,21 @@ impl PartitionLog {
         max_bytes: usize,
     ) -> Result<Vec<(batch::BatchHeader, Vec<u8>)>, LogError> {
         let mut batches = Vec::new();
-        self.read_with(storage, from_offset, max_bytes, |bytes, header| {
-            batches.push((*header, bytes.to_vec()));
+        self.read_each(storage, from_offset, max_bytes, |bytes, header| {
+            batches.push((*header, bytes));
         })?;
         Ok(batches)
     }
 
-    fn read_with<S: Storage + ?Sized>(
+    /// Like `read`, but hands each batch as stored (validated, with its header) to
+    /// `take`, in order, instead of collecting them: for callers that look at the
+    /// records and keep nothing of the batch.
+    pub fn read_each<S: Storage + ?Sized>(
         &self,
         storage: &mut S,
         from_offset: u64,
         max_bytes: usize,
-        mut take: impl FnMut(&[u8], &batch::BatchHeader),
+        mut take: impl FnMut(Vec<u8>, &batch::BatchHeader),
     ) -> Result<(), LogError> {
         self.check_fenced()?;
         let (start, end) = (self.start_offset(), self.end_offset());
@@ -578,7 +581,7 @@ fn walk<S: Storage + ?Sized>(
     storage: &mut S,
     segment: &Segment,
     offset: u64,
-    mut visit: impl FnMut(&[u8], &batch::BatchHeader) -> Result<bool, LogError>,
+    mut visit: impl FnMut(Vec<u8>, &batch::BatchHeader) -> Result<bool, LogError>,
 ) -> Result<(), LogError> {
     let entry = segment.lookup(offset);
     let (mut position, mut expected) = (entry.position, entry.offset);
@@ -590,10 +593,11 @@ fn walk<S: Storage + ?Sized>(
             let problem = format!("batch has offset {}, expected {expected}", header.base_offset);
             return Err(corrupt(segment, position, problem));
         }
-        if !visit(&bytes, &header)? {
+        let size = bytes.len() as u64;
+        if !visit(bytes, &header)? {
             return Ok(());
         }
-        position += bytes.len() as u64;
+        position += size;
         expected = header.end_offset();
     }
     if expected != segment.end_offset {
