@@ -18,6 +18,7 @@
 //!   as a kernel's flusher would make them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
 use rand::Rng;
@@ -197,7 +198,9 @@ enum SyncTarget {
 struct SyncRequest {
     ticket: SyncTicket,
     target: SyncTarget,
-    path: String,
+    /// Shared with the requests before it for the same path (a log syncs its active
+    /// segment again and again): no copy of the name per sync.
+    path: Rc<str>,
     /// Changes with a sequence number below this are covered.
     seq_end: u64,
 }
@@ -228,6 +231,8 @@ pub struct SimDisk {
     files_unnamed: bool,
     /// The last name looked up and its file; forgotten at every change of names.
     last_lookup: Option<(String, u64)>,
+    /// The path of the last sync asked for, shared by the requests that name it.
+    last_sync_path: Option<Rc<str>>,
 }
 
 impl Default for SimDisk {
@@ -256,6 +261,7 @@ impl SimDisk {
             fail_next_sync: false,
             files_unnamed: false,
             last_lookup: None,
+            last_sync_path: None,
         }
     }
 
@@ -295,8 +301,8 @@ impl SimDisk {
     }
 
     /// Syncs asked for since the last call (the world schedules their completion).
-    pub(crate) fn take_requested(&mut self) -> Vec<SyncTicket> {
-        std::mem::take(&mut self.requested)
+    pub(crate) fn take_requested(&mut self) -> std::vec::Drain<'_, SyncTicket> {
+        self.requested.drain(..)
     }
 
     pub(crate) fn has_requested(&self) -> bool {
@@ -320,14 +326,14 @@ impl SimDisk {
                         file.pending_bytes -= change_bytes(&pending);
                     }
                     let detail = "sync failed; dirty pages dropped".to_owned();
-                    Err(StorageError::Io { path: request.path, offset: 0, detail })
+                    Err(StorageError::Io { path: request.path.to_string(), offset: 0, detail })
                 } else {
                     file.make_durable(covered);
                     Ok(())
                 }
             }
             SyncTarget::Dir => {
-                let changes = self.name_changes.entry(request.path.clone()).or_default();
+                let changes = self.name_changes.entry(request.path.to_string()).or_default();
                 let covered = changes.partition_point(|(seq, _)| *seq < request.seq_end);
                 for (_, change) in changes.drain(..covered) {
                     apply_name(&mut self.durable_names, &change);
@@ -335,7 +341,7 @@ impl SimDisk {
                 self.forget_unreachable_files();
                 Ok(())
             }
-            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path }),
+            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path.to_string() }),
         })
     }
 
@@ -590,8 +596,10 @@ impl Storage for SimDisk {
         }
         let first_sector = len / SECTOR_BYTES;
         let last_sector = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
-        for sector in first_sector..last_sector {
-            self.bad_sectors.remove(&(inode, sector)); // a rewritten sector is remapped
+        if !self.bad_sectors.is_empty() {
+            for sector in first_sector..last_sector {
+                self.bad_sectors.remove(&(inode, sector)); // a rewritten sector is remapped
+            }
         }
         if let Some(draw) = self.misdirect_next_write.take() {
             // The file grows, but the bytes land elsewhere: zeros where they belong, and
@@ -622,7 +630,7 @@ impl Storage for SimDisk {
         let content = &self.files[&inode].current;
         let start = (offset as usize).min(content.len());
         let end = (start + buf.len()).min(content.len());
-        if end > start {
+        if end > start && !self.bad_sectors.is_empty() {
             let (first, last) = (start as u64 / SECTOR_BYTES, (end as u64 - 1) / SECTOR_BYTES);
             if let Some(&(_, sector)) =
                 self.bad_sectors.range((inode, first)..=(inode, last)).next()
@@ -694,17 +702,26 @@ impl Storage for SimDisk {
     fn sync(&mut self, path: &str) -> SyncTicket {
         let ticket = SyncTicket(self.next_ticket);
         self.next_ticket += 1;
-        let target = match self.names.get(path) {
-            Some(&inode) => SyncTarget::File(inode),
+        // The remembered lookup answers as the name map would (it is forgotten at
+        // every change of names).
+        let known = match &self.last_lookup {
+            Some((last, inode)) if last == path => Some(*inode),
+            _ => self.names.get(path).copied(),
+        };
+        let target = match known {
+            Some(inode) => SyncTarget::File(inode),
             None if self.dirs.contains(path) => SyncTarget::Dir,
             None => SyncTarget::Missing,
         };
-        self.in_flight.push(SyncRequest {
-            ticket,
-            target,
-            path: path.to_owned(),
-            seq_end: self.next_seq,
-        });
+        let path = match &self.last_sync_path {
+            Some(last) if **last == *path => last.clone(),
+            _ => {
+                let shared: Rc<str> = Rc::from(path);
+                self.last_sync_path = Some(shared.clone());
+                shared
+            }
+        };
+        self.in_flight.push(SyncRequest { ticket, target, path, seq_end: self.next_seq });
         self.requested.push(ticket);
         ticket
     }
