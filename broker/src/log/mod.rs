@@ -384,7 +384,7 @@ impl PartitionLog {
     ) -> Result<Batches, LogError> {
         let mut batches = Vec::new();
         self.read_each(storage, from_offset, max_bytes, |bytes, header| {
-            batches.push(batch::decode_validated(&bytes, header));
+            batches.push(batch::decode_validated(bytes, header));
         })?;
         Ok(batches)
     }
@@ -398,8 +398,8 @@ impl PartitionLog {
         max_bytes: usize,
     ) -> Result<Vec<(batch::BatchHeader, Vec<u8>)>, LogError> {
         let mut batches = Vec::new();
-        self.read_each(storage, from_offset, max_bytes, |bytes, header| {
-            batches.push((*header, bytes));
+        self.read_with(storage, from_offset, max_bytes, |bytes, header| {
+            batches.push((*header, std::mem::take(bytes)));
         })?;
         Ok(batches)
     }
@@ -412,7 +412,19 @@ impl PartitionLog {
         storage: &mut S,
         from_offset: u64,
         max_bytes: usize,
-        mut take: impl FnMut(Vec<u8>, &batch::BatchHeader),
+        mut take: impl FnMut(&[u8], &batch::BatchHeader),
+    ) -> Result<(), LogError> {
+        self.read_with(storage, from_offset, max_bytes, |bytes, header| take(bytes, header))
+    }
+
+    /// `read_each` with the batch's buffer itself: `take` may keep it (leaving an empty
+    /// one), else it is reused for the next batch.
+    fn read_with<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        from_offset: u64,
+        max_bytes: usize,
+        mut take: impl FnMut(&mut Vec<u8>, &batch::BatchHeader),
     ) -> Result<(), LogError> {
         self.check_fenced()?;
         let (start, end) = (self.start_offset(), self.end_offset());
@@ -548,13 +560,14 @@ fn corrupt(segment: &Segment, position: u64, problem: String) -> LogError {
 }
 
 /// Reads the whole batch at `position` of the file at `path`, which holds valid data up
-/// to `file_end` (unvalidated bytes).
+/// to `file_end`, into `bytes` (unvalidated; the buffer is reused, its old contents gone).
 fn read_batch_at<S: Storage + ?Sized>(
     storage: &mut S,
     path: &str,
     position: u64,
     file_end: u64,
-) -> Result<Vec<u8>, LogError> {
+    bytes: &mut Vec<u8>,
+) -> Result<(), LogError> {
     let corrupt = |problem: String| LogError::Corrupt { path: path.to_owned(), position, problem };
     let mut head = [0u8; 12];
     if position + 12 > file_end {
@@ -569,9 +582,10 @@ fn read_batch_at<S: Storage + ?Sized>(
         return Err(corrupt(format!("batch of {size} bytes runs past the end at byte {file_end}")));
     }
     debug_assert!(size <= BATCH_BYTES_MAX);
-    let mut bytes = vec![0; size];
-    crate::storage::read_exact_at(storage, path, position, &mut bytes)?;
-    Ok(bytes)
+    bytes.clear();
+    bytes.resize(size, 0);
+    crate::storage::read_exact_at(storage, path, position, bytes)?;
+    Ok(())
 }
 
 /// Visits the batches of `segment` from the index entry at or before `offset`, each
@@ -581,12 +595,13 @@ fn walk<S: Storage + ?Sized>(
     storage: &mut S,
     segment: &Segment,
     offset: u64,
-    mut visit: impl FnMut(Vec<u8>, &batch::BatchHeader) -> Result<bool, LogError>,
+    mut visit: impl FnMut(&mut Vec<u8>, &batch::BatchHeader) -> Result<bool, LogError>,
 ) -> Result<(), LogError> {
     let entry = segment.lookup(offset);
     let (mut position, mut expected) = (entry.position, entry.offset);
+    let mut bytes = Vec::new();
     while position < segment.size_bytes {
-        let bytes = read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
+        read_batch_at(storage, &segment.log_path, position, segment.size_bytes, &mut bytes)?;
         let header =
             batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
         if header.base_offset != expected {
@@ -594,7 +609,7 @@ fn walk<S: Storage + ?Sized>(
             return Err(corrupt(segment, position, problem));
         }
         let size = bytes.len() as u64;
-        if !visit(bytes, &header)? {
+        if !visit(&mut bytes, &header)? {
             return Ok(());
         }
         position += size;

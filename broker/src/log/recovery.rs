@@ -337,12 +337,13 @@ fn scan<S: Storage + ?Sized>(
     segment.index.clear();
     segment.bytes_since_index = 0;
     let mut position = 0;
+    let mut bytes = Vec::new();
     while position < file_len {
         let problem = |problem: String| {
             Some(RecoveryProblem { path: segment.log_path.clone(), position, problem })
         };
-        let bytes = match read_batch_at(storage, &segment.log_path, position, file_len) {
-            Ok(bytes) => bytes,
+        match read_batch_at(storage, &segment.log_path, position, file_len, &mut bytes) {
+            Ok(()) => {}
             Err(LogError::Corrupt { problem: detail, .. }) => return problem(detail),
             Err(error) => return problem(error.to_string()),
         };
