@@ -28,6 +28,9 @@ use crate::rng::SimRng;
 
 pub const SECTOR_BYTES: u64 = 512;
 
+/// Names (and sync paths) a disk remembers the lookups of.
+const LOOKUPS_KEPT: usize = 4;
+
 /// How a node's disk behaves when nothing is injected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskConfig {
@@ -229,10 +232,14 @@ pub struct SimDisk {
     fail_next_sync: bool,
     /// A name was removed or renamed away since unreachable files were last dropped.
     files_unnamed: bool,
-    /// The last name looked up and its file; forgotten at every change of names.
-    last_lookup: Option<(String, u64)>,
-    /// The path of the last sync asked for, shared by the requests that name it.
-    last_sync_path: Option<Rc<str>>,
+    /// The last few names looked up and their files (a broker appends to one active
+    /// segment per partition, in turn); forgotten at every change of names.
+    lookups: Vec<(String, u64)>,
+    /// Which of `lookups` a miss replaces next.
+    lookup_victim: usize,
+    /// The paths of the last few syncs asked for, shared by the requests that name them.
+    sync_paths: Vec<Rc<str>>,
+    sync_path_victim: usize,
 }
 
 impl Default for SimDisk {
@@ -260,8 +267,10 @@ impl SimDisk {
             misdirect_next_write: None,
             fail_next_sync: false,
             files_unnamed: false,
-            last_lookup: None,
-            last_sync_path: None,
+            lookups: Vec::new(),
+            lookup_victim: 0,
+            sync_paths: Vec::new(),
+            sync_path_victim: 0,
         }
     }
 
@@ -405,7 +414,7 @@ impl SimDisk {
             }
         }
         self.names = self.durable_names.clone();
-        self.last_lookup = None;
+        self.lookups.clear();
         self.files_unnamed = true; // a crash can undo creates as well
         self.forget_unreachable_files();
         damage
@@ -475,33 +484,37 @@ impl SimDisk {
         }
     }
 
+    /// The file a name has, if the remembered lookups know it.
+    fn remembered(&self, path: &str) -> Option<u64> {
+        self.lookups.iter().find(|(name, _)| name == path).map(|&(_, inode)| inode)
+    }
+
     fn inode(&mut self, path: &str) -> Result<u64, StorageError> {
-        // The same file is asked for again and again (a log's active segment): one
-        // remembered lookup spares most searches of the name map.
-        if let Some((last, inode)) = &self.last_lookup {
-            if last == path {
-                return Ok(*inode);
-            }
+        // The same few files are asked for again and again (each log's active
+        // segment): remembered lookups spare most searches of the name map.
+        if let Some(inode) = self.remembered(path) {
+            return Ok(inode);
         }
         let inode = self
             .names
             .get(path)
             .copied()
             .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })?;
-        match &mut self.last_lookup {
-            // Reuses the remembered name's buffer: no allocation per miss.
-            Some((last, last_inode)) => {
-                last.clear();
-                last.push_str(path);
-                *last_inode = inode;
-            }
-            None => self.last_lookup = Some((path.to_owned(), inode)),
+        if self.lookups.len() < LOOKUPS_KEPT {
+            self.lookups.push((path.to_owned(), inode));
+        } else {
+            // Reuses the replaced name's buffer: no allocation per miss.
+            let (name, known) = &mut self.lookups[self.lookup_victim];
+            name.clear();
+            name.push_str(path);
+            *known = inode;
+            self.lookup_victim = (self.lookup_victim + 1) % LOOKUPS_KEPT;
         }
         Ok(inode)
     }
 
     fn change_name(&mut self, dir: &str, change: NameChange) {
-        self.last_lookup = None;
+        self.lookups.clear();
         if !matches!(change, NameChange::Create { .. }) {
             self.files_unnamed = true;
         }
@@ -702,22 +715,24 @@ impl Storage for SimDisk {
     fn sync(&mut self, path: &str) -> SyncTicket {
         let ticket = SyncTicket(self.next_ticket);
         self.next_ticket += 1;
-        // The remembered lookup answers as the name map would (it is forgotten at
+        // The remembered lookups answer as the name map would (they are forgotten at
         // every change of names).
-        let known = match &self.last_lookup {
-            Some((last, inode)) if last == path => Some(*inode),
-            _ => self.names.get(path).copied(),
-        };
+        let known = self.remembered(path).or_else(|| self.names.get(path).copied());
         let target = match known {
             Some(inode) => SyncTarget::File(inode),
             None if self.dirs.contains(path) => SyncTarget::Dir,
             None => SyncTarget::Missing,
         };
-        let path = match &self.last_sync_path {
-            Some(last) if **last == *path => last.clone(),
-            _ => {
+        let path = match self.sync_paths.iter().find(|known| ***known == *path) {
+            Some(known) => known.clone(),
+            None => {
                 let shared: Rc<str> = Rc::from(path);
-                self.last_sync_path = Some(shared.clone());
+                if self.sync_paths.len() < LOOKUPS_KEPT {
+                    self.sync_paths.push(shared.clone());
+                } else {
+                    self.sync_paths[self.sync_path_victim] = shared.clone();
+                    self.sync_path_victim = (self.sync_path_victim + 1) % LOOKUPS_KEPT;
+                }
                 shared
             }
         };
