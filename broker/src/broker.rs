@@ -167,6 +167,12 @@ impl Broker {
         self.events.drain(..)
     }
 
+    /// True if there are messages or events to drain: a caller that looks first spares
+    /// itself draining nothing after most inputs.
+    pub fn has_output(&self) -> bool {
+        !self.outbox.is_empty() || !self.events.is_empty()
+    }
+
     /// Why the broker stopped, if it did: its storage failed in a way that only a
     /// restart (recovery from disk) can answer.
     pub fn halted(&self) -> Option<&str> {

@@ -267,11 +267,13 @@ impl ClusterProcess {
         match &mut self.node {
             ClusterNode::Booting => {}
             ClusterNode::Broker(broker) => {
-                for event in broker.drain_events() {
-                    recorder.protocol(t_ns, me, protocol_event(event));
+                if broker.has_output() {
+                    for event in broker.drain_events() {
+                        recorder.protocol(t_ns, me, protocol_event(event));
+                    }
+                    send_all(ctx, broker.drain_outbox());
                 }
                 halted = broker.halted().is_some();
-                send_all(ctx, broker.drain_outbox());
             }
             ClusterNode::Controller(controller) => match controller {
                 Some(controller) => send_all(ctx, controller.drain_outbox()),
