@@ -588,6 +588,69 @@ fn read_batch_at<S: Storage + ?Sized>(
     Ok(())
 }
 
+/// Bytes read ahead by a walk over a segment: one read of up to `READ_AHEAD_BYTES` serves
+/// the batches inside it, where reading each batch costs two reads (its header, then
+/// all of it).
+#[derive(Default)]
+struct ReadAhead {
+    /// Where `bytes` start in the file.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The most a walk reads ahead at once.
+const READ_AHEAD_BYTES: u64 = 64 * 1024;
+
+impl ReadAhead {
+    /// The batch at `position` as `read_batch_at` reads it, when the bytes read ahead
+    /// hold all of it and it reads without error there.
+    fn batch_at(&self, position: u64, file_end: u64) -> Option<&[u8]> {
+        let from = usize::try_from(position.checked_sub(self.start)?).ok()?;
+        if position + 12 > file_end || from + 12 > self.bytes.len() {
+            return None;
+        }
+        let size = batch::peek_size(&self.bytes[from..from + 12]).ok()?;
+        if position + size as u64 > file_end || from + size > self.bytes.len() {
+            return None;
+        }
+        Some(&self.bytes[from..from + size])
+    }
+
+    /// `read_batch_at`, served from bytes read ahead where it can be. Storage reads
+    /// change nothing, and a read of a range that succeeds means a read of any part of
+    /// it succeeds with the same bytes: so a batch served from the bytes read ahead is
+    /// the batch `read_batch_at` would have read. Whatever may fail (a header or batch
+    /// past the end, a bad length, a failed or short read) is left to
+    /// `read_batch_at`, which fails as it always did.
+    fn read_batch_at<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        path: &str,
+        position: u64,
+        file_end: u64,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), LogError> {
+        if self.batch_at(position, file_end).is_none() && position < file_end {
+            let want = (file_end - position).min(READ_AHEAD_BYTES) as usize;
+            self.start = position;
+            self.bytes.clear();
+            self.bytes.resize(want, 0);
+            if !matches!(storage.read_at(path, position, &mut self.bytes), Ok(read) if read == want)
+            {
+                self.bytes.clear();
+            }
+        }
+        match self.batch_at(position, file_end) {
+            Some(batch) => {
+                bytes.clear();
+                bytes.extend_from_slice(batch);
+                Ok(())
+            }
+            None => read_batch_at(storage, path, position, file_end, bytes),
+        }
+    }
+}
+
 /// Visits the batches of `segment` from the index entry at or before `offset`, each
 /// validated and checked to follow the one before: a valid batch in the wrong place (a
 /// misdirected write) is corruption too. `visit` returns false to stop.
@@ -600,8 +663,9 @@ fn walk<S: Storage + ?Sized>(
     let entry = segment.lookup(offset);
     let (mut position, mut expected) = (entry.position, entry.offset);
     let mut bytes = Vec::new();
+    let mut ahead = ReadAhead::default();
     while position < segment.size_bytes {
-        read_batch_at(storage, &segment.log_path, position, segment.size_bytes, &mut bytes)?;
+        ahead.read_batch_at(storage, &segment.log_path, position, segment.size_bytes, &mut bytes)?;
         let header =
             batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
         if header.base_offset != expected {
