@@ -592,7 +592,7 @@ fn read_batch_at<S: Storage + ?Sized>(
 /// the batches inside it, where reading each batch costs two reads (its header, then
 /// all of it).
 #[derive(Default)]
-struct ReadAhead {
+pub(super) struct ReadAhead {
     /// Where `bytes` start in the file.
     start: u64,
     bytes: Vec<u8>,
@@ -622,7 +622,7 @@ impl ReadAhead {
     /// the batch `read_batch_at` would have read. Whatever may fail (a header or batch
     /// past the end, a bad length, a failed or short read) is left to
     /// `read_batch_at`, which fails as it always did.
-    fn read_batch_at<S: Storage + ?Sized>(
+    pub(super) fn read_batch_at<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
         path: &str,
