@@ -501,7 +501,7 @@ pub fn final_replicas(
                     // the history's text straight from the bytes.
                     log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
                         let base = header.base_offset;
-                        records.extend(batch::record_views(&bytes, header).enumerate().map(
+                        records.extend(batch::record_views(bytes, header).enumerate().map(
                             |(i, r)| {
                                 let key = String::from_utf8_lossy(r.key).into_owned();
                                 let value = String::from_utf8_lossy(r.value).into_owned();

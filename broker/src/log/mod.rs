@@ -665,7 +665,13 @@ fn walk<S: Storage + ?Sized>(
     let mut bytes = Vec::new();
     let mut ahead = ReadAhead::default();
     while position < segment.size_bytes {
-        ahead.read_batch_at(storage, &segment.log_path, position, segment.size_bytes, &mut bytes)?;
+        ahead.read_batch_at(
+            storage,
+            &segment.log_path,
+            position,
+            segment.size_bytes,
+            &mut bytes,
+        )?;
         let header =
             batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
         if header.base_offset != expected {
