@@ -256,25 +256,53 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 /// Validates and decodes the batch at the start of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<RecordBatch, BatchError> {
     let header = validate(bytes)?;
-    let batch = &bytes[..header.size_bytes];
-    let mut records = Vec::with_capacity(header.record_count as usize);
-    let mut at = HEADER_BYTES;
-    for _ in 0..header.record_count {
-        let timestamp_ns = u64_at(batch, at);
-        let key_len = u32_at(batch, at + 8) as usize;
-        let key = batch[at + 12..at + 12 + key_len].to_vec();
-        at += 12 + key_len;
-        let value_len = u32_at(batch, at) as usize;
-        let value = batch[at + 4..at + 4 + value_len].to_vec();
-        at += 4 + value_len;
-        records.push(Record { timestamp_ns, key, value });
-    }
-    Ok(RecordBatch {
+    Ok(decode_validated(bytes, &header))
+}
+
+/// Decodes a batch `validate` already accepted, with the header it returned: the same
+/// batch as `decode`, without computing the CRC a second time.
+pub fn decode_validated(bytes: &[u8], header: &BatchHeader) -> RecordBatch {
+    let records = record_views(bytes, header)
+        .map(|view| Record {
+            timestamp_ns: view.timestamp_ns,
+            key: view.key.to_vec(),
+            value: view.value.to_vec(),
+        })
+        .collect();
+    RecordBatch {
         base_offset: header.base_offset,
         leader_epoch: header.leader_epoch,
-        attributes: batch[17],
+        attributes: bytes[17],
         producer: header.producer,
         records,
+    }
+}
+
+/// One record of an encoded batch, borrowed from its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub timestamp_ns: u64,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// The records of a batch `validate` accepted (with the header it returned), in order,
+/// without copying them out.
+pub fn record_views<'a>(
+    bytes: &'a [u8],
+    header: &BatchHeader,
+) -> impl ExactSizeIterator<Item = RecordView<'a>> + 'a {
+    let batch = &bytes[..header.size_bytes];
+    let mut at = HEADER_BYTES;
+    (0..header.record_count as usize).map(move |_| {
+        let timestamp_ns = u64_at(batch, at);
+        let key_len = u32_at(batch, at + 8) as usize;
+        let key = &batch[at + 12..at + 12 + key_len];
+        at += 12 + key_len;
+        let value_len = u32_at(batch, at) as usize;
+        let value = &batch[at + 4..at + 4 + value_len];
+        at += 4 + value_len;
+        RecordView { timestamp_ns, key, value }
     })
 }
 

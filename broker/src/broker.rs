@@ -167,6 +167,12 @@ impl Broker {
         self.events.drain(..)
     }
 
+    /// True if there are messages or events to drain: a caller that looks first spares
+    /// itself draining nothing after most inputs.
+    pub fn has_output(&self) -> bool {
+        !self.outbox.is_empty() || !self.events.is_empty()
+    }
+
     /// Why the broker stopped, if it did: its storage failed in a way that only a
     /// restart (recovery from disk) can answer.
     pub fn halted(&self) -> Option<&str> {
@@ -208,12 +214,15 @@ impl Broker {
                 Msg::Heartbeat { broker: self.config.id, incarnation: self.incarnation };
             self.outbox.push((self.config.controller, heartbeat));
         }
-        let partitions: Vec<u32> = self.replicas.keys().copied().collect();
-        for partition in partitions {
+        // Ticking a replica never adds or removes one: walk the keys in order without
+        // collecting them.
+        let mut next = self.replicas.keys().next().copied();
+        while let Some(partition) = next {
             if let Err(error) = self.tick_replica(storage, now_ns, partition) {
                 self.halt(format!("partition {partition}: {error}"));
                 return;
             }
+            next = self.replicas.range(partition + 1..).next().map(|(&p, _)| p);
         }
     }
 
@@ -223,7 +232,7 @@ impl Broker {
         now_ns: u64,
         partition: u32,
     ) -> Result<(), LogError> {
-        let config = self.config.clone();
+        let config = &self.config;
         let broker_epoch = self.broker_epoch;
         let durable_acks = config.log.flush == FlushPolicy::EveryAppend;
         let correlation = self.next_correlation + 1;
@@ -247,6 +256,21 @@ impl Broker {
                 // Shrink: a member that has not caught up for too long. Grow: a replica
                 // that caught up to the high watermark.
                 let state = &replica.state;
+                // Whether the ISR changes at all, without building it: each follower's
+                // membership is decided on the current ISR alone (a shrink or grow only
+                // moves that follower), so a change is a shrink or a grow of one.
+                let changes = followers.iter().any(|(follower, progress)| {
+                    if state.isr.contains(follower) {
+                        now_ns.saturating_sub(progress.caught_up_ns) > config.replica_lag_max_ns
+                    } else {
+                        progress.log_end >= replica.high_watermark
+                            && progress.log_end >= replica.log.end_offset()
+                            && (!durable_acks || progress.durable >= replica.high_watermark)
+                    }
+                });
+                if !changes && isr_change_sent_ns.is_none() {
+                    return Ok(());
+                }
                 let mut isr = state.isr.clone();
                 for (&follower, progress) in followers.iter() {
                     let in_isr = isr.contains(&follower);
@@ -887,17 +911,20 @@ impl Broker {
         debug_assert!(!durable_acks || hw <= replica.log.recovery_point());
         replica.high_watermark = hw;
         self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            replica.pending.drain(..).partition(|p| p.end_offset <= hw);
-        replica.pending = waiting;
-        for pending in done {
+        // Answer the produces now committed, in arrival order; the rest keep waiting.
+        let outbox = &mut self.outbox;
+        replica.pending.retain(|pending| {
+            if pending.end_offset > hw {
+                return true;
+            }
             let msg = Msg::ProduceResponse {
                 partition,
                 correlation: pending.correlation,
                 result: Ok(pending.base_offset),
             };
-            self.outbox.push((pending.from, msg));
-        }
+            outbox.push((pending.from, msg));
+            false
+        });
     }
 }
 

@@ -465,14 +465,14 @@ impl Consumer {
 fn committed_records(data: &FetchData, from: u64) -> Vec<Polled> {
     let mut records = Vec::new();
     for bytes in &data.batches {
-        let Ok(batch) = crate::batch::decode(bytes) else { break };
-        for (i, record) in batch.records.into_iter().enumerate() {
-            let offset = batch.base_offset + i as u64;
+        let Ok(header) = crate::batch::validate(bytes) else { break };
+        for (i, record) in crate::batch::record_views(bytes, &header).enumerate() {
+            let offset = header.base_offset + i as u64;
             if offset >= from && offset < data.high_watermark {
                 records.push(Polled {
                     offset,
-                    key: String::from_utf8_lossy(&record.key).into_owned(),
-                    value: String::from_utf8_lossy(&record.value).into_owned(),
+                    key: String::from_utf8_lossy(record.key).into_owned(),
+                    value: String::from_utf8_lossy(record.value).into_owned(),
                 });
             }
         }

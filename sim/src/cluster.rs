@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use logjam_broker::batch;
 use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
 use logjam_broker::controller::{Controller, ControllerConfig};
@@ -266,11 +267,13 @@ impl ClusterProcess {
         match &mut self.node {
             ClusterNode::Booting => {}
             ClusterNode::Broker(broker) => {
-                for event in broker.drain_events() {
-                    recorder.protocol(t_ns, me, protocol_event(event));
+                if broker.has_output() {
+                    for event in broker.drain_events() {
+                        recorder.protocol(t_ns, me, protocol_event(event));
+                    }
+                    send_all(ctx, broker.drain_outbox());
                 }
                 halted = broker.halted().is_some();
-                send_all(ctx, broker.drain_outbox());
             }
             ClusterNode::Controller(controller) => match controller {
                 Some(controller) => send_all(ctx, controller.drain_outbox()),
@@ -296,7 +299,11 @@ impl ClusterProcess {
                         Outcome::Ok(records) => {
                             let records = records
                                 .into_iter()
-                                .map(|r| model::Record::new(r.offset, Some(&r.key), &r.value))
+                                .map(|r| model::Record {
+                                    offset: r.offset,
+                                    key: Some(r.key),
+                                    value: r.value,
+                                })
                                 .collect();
                             (model::EventType::Ok, records, None)
                         }
@@ -489,20 +496,21 @@ pub fn final_replicas(
                 .with_process(node, |process, ctx| {
                     let broker = process.broker().expect("a broker");
                     let log = broker.log(partition).expect("hosted");
-                    let batches = log.read(ctx.disk(), log.start_offset(), usize::MAX).ok()?;
-                    Some(
-                        batches
-                            .into_iter()
-                            .flat_map(|batch| {
-                                let base = batch.base_offset;
-                                batch.records.into_iter().enumerate().map(move |(i, r)| {
-                                    let key = String::from_utf8_lossy(&r.key).into_owned();
-                                    let value = String::from_utf8_lossy(&r.value).into_owned();
-                                    model::Record { offset: base + i as u64, key: Some(key), value }
-                                })
-                            })
-                            .collect::<Vec<_>>(),
-                    )
+                    let mut records = Vec::new();
+                    // Each batch is validated as it is read; its records are turned into
+                    // the history's text straight from the bytes.
+                    log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
+                        let base = header.base_offset;
+                        records.extend(batch::record_views(bytes, header).enumerate().map(
+                            |(i, r)| {
+                                let key = String::from_utf8_lossy(r.key).into_owned();
+                                let value = String::from_utf8_lossy(r.value).into_owned();
+                                model::Record { offset: base + i as u64, key: Some(key), value }
+                            },
+                        ));
+                    })
+                    .ok()?;
+                    Some(records)
                 })
                 .flatten();
             let Some(records) = records else { continue };

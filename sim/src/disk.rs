@@ -18,6 +18,7 @@
 //!   as a kernel's flusher would make them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
 use rand::Rng;
@@ -26,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::rng::SimRng;
 
 pub const SECTOR_BYTES: u64 = 512;
+
+/// Names (and sync paths) a disk remembers the lookups of.
+const LOOKUPS_KEPT: usize = 4;
 
 /// How a node's disk behaves when nothing is injected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,7 +201,9 @@ enum SyncTarget {
 struct SyncRequest {
     ticket: SyncTicket,
     target: SyncTarget,
-    path: String,
+    /// Shared with the requests before it for the same path (a log syncs its active
+    /// segment again and again): no copy of the name per sync.
+    path: Rc<str>,
     /// Changes with a sequence number below this are covered.
     seq_end: u64,
 }
@@ -226,8 +232,14 @@ pub struct SimDisk {
     fail_next_sync: bool,
     /// A name was removed or renamed away since unreachable files were last dropped.
     files_unnamed: bool,
-    /// The last name looked up and its file; forgotten at every change of names.
-    last_lookup: Option<(String, u64)>,
+    /// The last few names looked up and their files (a broker appends to one active
+    /// segment per partition, in turn); forgotten at every change of names.
+    lookups: Vec<(String, u64)>,
+    /// Which of `lookups` a miss replaces next.
+    lookup_victim: usize,
+    /// The paths of the last few syncs asked for, shared by the requests that name them.
+    sync_paths: Vec<Rc<str>>,
+    sync_path_victim: usize,
 }
 
 impl Default for SimDisk {
@@ -255,7 +267,10 @@ impl SimDisk {
             misdirect_next_write: None,
             fail_next_sync: false,
             files_unnamed: false,
-            last_lookup: None,
+            lookups: Vec::new(),
+            lookup_victim: 0,
+            sync_paths: Vec::new(),
+            sync_path_victim: 0,
         }
     }
 
@@ -295,8 +310,8 @@ impl SimDisk {
     }
 
     /// Syncs asked for since the last call (the world schedules their completion).
-    pub(crate) fn take_requested(&mut self) -> Vec<SyncTicket> {
-        std::mem::take(&mut self.requested)
+    pub(crate) fn take_requested(&mut self) -> std::vec::Drain<'_, SyncTicket> {
+        self.requested.drain(..)
     }
 
     pub(crate) fn has_requested(&self) -> bool {
@@ -320,14 +335,14 @@ impl SimDisk {
                         file.pending_bytes -= change_bytes(&pending);
                     }
                     let detail = "sync failed; dirty pages dropped".to_owned();
-                    Err(StorageError::Io { path: request.path, offset: 0, detail })
+                    Err(StorageError::Io { path: request.path.to_string(), offset: 0, detail })
                 } else {
                     file.make_durable(covered);
                     Ok(())
                 }
             }
             SyncTarget::Dir => {
-                let changes = self.name_changes.entry(request.path.clone()).or_default();
+                let changes = self.name_changes.entry(request.path.to_string()).or_default();
                 let covered = changes.partition_point(|(seq, _)| *seq < request.seq_end);
                 for (_, change) in changes.drain(..covered) {
                     apply_name(&mut self.durable_names, &change);
@@ -335,7 +350,7 @@ impl SimDisk {
                 self.forget_unreachable_files();
                 Ok(())
             }
-            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path }),
+            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path.to_string() }),
         })
     }
 
@@ -399,7 +414,7 @@ impl SimDisk {
             }
         }
         self.names = self.durable_names.clone();
-        self.last_lookup = None;
+        self.lookups.clear();
         self.files_unnamed = true; // a crash can undo creates as well
         self.forget_unreachable_files();
         damage
@@ -469,33 +484,37 @@ impl SimDisk {
         }
     }
 
+    /// The file a name has, if the remembered lookups know it.
+    fn remembered(&self, path: &str) -> Option<u64> {
+        self.lookups.iter().find(|(name, _)| name == path).map(|&(_, inode)| inode)
+    }
+
     fn inode(&mut self, path: &str) -> Result<u64, StorageError> {
-        // The same file is asked for again and again (a log's active segment): one
-        // remembered lookup spares most searches of the name map.
-        if let Some((last, inode)) = &self.last_lookup {
-            if last == path {
-                return Ok(*inode);
-            }
+        // The same few files are asked for again and again (each log's active
+        // segment): remembered lookups spare most searches of the name map.
+        if let Some(inode) = self.remembered(path) {
+            return Ok(inode);
         }
         let inode = self
             .names
             .get(path)
             .copied()
             .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })?;
-        match &mut self.last_lookup {
-            // Reuses the remembered name's buffer: no allocation per miss.
-            Some((last, last_inode)) => {
-                last.clear();
-                last.push_str(path);
-                *last_inode = inode;
-            }
-            None => self.last_lookup = Some((path.to_owned(), inode)),
+        if self.lookups.len() < LOOKUPS_KEPT {
+            self.lookups.push((path.to_owned(), inode));
+        } else {
+            // Reuses the replaced name's buffer: no allocation per miss.
+            let (name, known) = &mut self.lookups[self.lookup_victim];
+            name.clear();
+            name.push_str(path);
+            *known = inode;
+            self.lookup_victim = (self.lookup_victim + 1) % LOOKUPS_KEPT;
         }
         Ok(inode)
     }
 
     fn change_name(&mut self, dir: &str, change: NameChange) {
-        self.last_lookup = None;
+        self.lookups.clear();
         if !matches!(change, NameChange::Create { .. }) {
             self.files_unnamed = true;
         }
@@ -590,8 +609,10 @@ impl Storage for SimDisk {
         }
         let first_sector = len / SECTOR_BYTES;
         let last_sector = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
-        for sector in first_sector..last_sector {
-            self.bad_sectors.remove(&(inode, sector)); // a rewritten sector is remapped
+        if !self.bad_sectors.is_empty() {
+            for sector in first_sector..last_sector {
+                self.bad_sectors.remove(&(inode, sector)); // a rewritten sector is remapped
+            }
         }
         if let Some(draw) = self.misdirect_next_write.take() {
             // The file grows, but the bytes land elsewhere: zeros where they belong, and
@@ -622,7 +643,7 @@ impl Storage for SimDisk {
         let content = &self.files[&inode].current;
         let start = (offset as usize).min(content.len());
         let end = (start + buf.len()).min(content.len());
-        if end > start {
+        if end > start && !self.bad_sectors.is_empty() {
             let (first, last) = (start as u64 / SECTOR_BYTES, (end as u64 - 1) / SECTOR_BYTES);
             if let Some(&(_, sector)) =
                 self.bad_sectors.range((inode, first)..=(inode, last)).next()
@@ -694,17 +715,28 @@ impl Storage for SimDisk {
     fn sync(&mut self, path: &str) -> SyncTicket {
         let ticket = SyncTicket(self.next_ticket);
         self.next_ticket += 1;
-        let target = match self.names.get(path) {
-            Some(&inode) => SyncTarget::File(inode),
+        // The remembered lookups answer as the name map would (they are forgotten at
+        // every change of names).
+        let known = self.remembered(path).or_else(|| self.names.get(path).copied());
+        let target = match known {
+            Some(inode) => SyncTarget::File(inode),
             None if self.dirs.contains(path) => SyncTarget::Dir,
             None => SyncTarget::Missing,
         };
-        self.in_flight.push(SyncRequest {
-            ticket,
-            target,
-            path: path.to_owned(),
-            seq_end: self.next_seq,
-        });
+        let path = match self.sync_paths.iter().find(|known| ***known == *path) {
+            Some(known) => known.clone(),
+            None => {
+                let shared: Rc<str> = Rc::from(path);
+                if self.sync_paths.len() < LOOKUPS_KEPT {
+                    self.sync_paths.push(shared.clone());
+                } else {
+                    self.sync_paths[self.sync_path_victim] = shared.clone();
+                    self.sync_path_victim = (self.sync_path_victim + 1) % LOOKUPS_KEPT;
+                }
+                shared
+            }
+        };
+        self.in_flight.push(SyncRequest { ticket, target, path, seq_end: self.next_seq });
         self.requested.push(ticket);
         ticket
     }

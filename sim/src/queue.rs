@@ -4,31 +4,24 @@
 //! never moves a message. The sequence number breaks ties in insertion order, which makes
 //! the order total and therefore reproducible.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key {
-    time_ns: u64,
-    seq: u64,
-    slot: u32,
-}
+/// Bits of a key that hold the slot; the sequence number takes the 40 above them.
+const SLOT_BITS: u32 = 24;
+const SLOTS_MAX: usize = 1 << SLOT_BITS;
+const SEQ_MAX: u64 = 1 << (64 - SLOT_BITS);
 
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and we want the earliest event first.
-        (other.time_ns, other.seq).cmp(&(self.time_ns, self.seq))
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
+/// A key packed into one integer: time in the high 64 bits, then the sequence number,
+/// then the slot. Sequence numbers are unique, so the slot never decides the order:
+/// integer order is (time, sequence) order, compared in one go.
+fn key(time_ns: u64, seq: u64, slot: u32) -> u128 {
+    (u128::from(time_ns) << 64) | u128::from((seq << SLOT_BITS) | u64::from(slot))
 }
 
 pub(crate) struct EventQueue<E> {
-    heap: BinaryHeap<Key>,
+    /// Reversed: BinaryHeap is a max-heap and we want the earliest event first.
+    heap: BinaryHeap<Reverse<u128>>,
     slab: Vec<Option<E>>,
     free_slots: Vec<u32>,
     next_seq: u64,
@@ -52,26 +45,28 @@ impl<E> EventQueue<E> {
                 slot
             }
             None => {
-                let slot = u32::try_from(self.slab.len()).expect("event slab exceeds u32 slots");
+                assert!(self.slab.len() < SLOTS_MAX, "more than {SLOTS_MAX} events queued");
+                let slot = self.slab.len() as u32;
                 self.slab.push(Some(event));
                 slot
             }
         };
         let seq = self.next_seq;
+        assert!(seq < SEQ_MAX, "more than {SEQ_MAX} events queued in one run");
         self.next_seq += 1;
-        self.heap.push(Key { time_ns, seq, slot });
+        self.heap.push(Reverse(key(time_ns, seq, slot)));
     }
 
-    /// The earliest event and its time.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        let key = self.heap.pop()?;
-        let event = self.slab[key.slot as usize].take().expect("queued slot holds an event");
-        self.free_slots.push(key.slot);
-        Some((key.time_ns, event))
+        let Reverse(key) = self.heap.pop()?;
+        let slot = (key as u64 & (SLOTS_MAX as u64 - 1)) as u32;
+        let event = self.slab[slot as usize].take().expect("queued slot holds an event");
+        self.free_slots.push(slot);
+        Some(((key >> 64) as u64, event))
     }
 
     pub(crate) fn peek_time_ns(&self) -> Option<u64> {
-        self.heap.peek().map(|key| key.time_ns)
+        self.heap.peek().map(|Reverse(key)| (key >> 64) as u64)
     }
 
     #[cfg(test)]

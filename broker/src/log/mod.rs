@@ -383,8 +383,8 @@ impl PartitionLog {
         max_bytes: usize,
     ) -> Result<Batches, LogError> {
         let mut batches = Vec::new();
-        self.read_with(storage, from_offset, max_bytes, |bytes, _| {
-            batches.push(batch::decode(bytes).expect("walk validated the batch"));
+        self.read_each(storage, from_offset, max_bytes, |bytes, header| {
+            batches.push(batch::decode_validated(bytes, header));
         })?;
         Ok(batches)
     }
@@ -399,17 +399,32 @@ impl PartitionLog {
     ) -> Result<Vec<(batch::BatchHeader, Vec<u8>)>, LogError> {
         let mut batches = Vec::new();
         self.read_with(storage, from_offset, max_bytes, |bytes, header| {
-            batches.push((*header, bytes.to_vec()));
+            batches.push((*header, std::mem::take(bytes)));
         })?;
         Ok(batches)
     }
 
-    fn read_with<S: Storage + ?Sized>(
+    /// Like `read`, but hands each batch as stored (validated, with its header) to
+    /// `take`, in order, instead of collecting them: for callers that look at the
+    /// records and keep nothing of the batch.
+    pub fn read_each<S: Storage + ?Sized>(
         &self,
         storage: &mut S,
         from_offset: u64,
         max_bytes: usize,
         mut take: impl FnMut(&[u8], &batch::BatchHeader),
+    ) -> Result<(), LogError> {
+        self.read_with(storage, from_offset, max_bytes, |bytes, header| take(bytes, header))
+    }
+
+    /// `read_each` with the batch's buffer itself: `take` may keep it (leaving an empty
+    /// one), else it is reused for the next batch.
+    fn read_with<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        from_offset: u64,
+        max_bytes: usize,
+        mut take: impl FnMut(&mut Vec<u8>, &batch::BatchHeader),
     ) -> Result<(), LogError> {
         self.check_fenced()?;
         let (start, end) = (self.start_offset(), self.end_offset());
@@ -545,13 +560,14 @@ fn corrupt(segment: &Segment, position: u64, problem: String) -> LogError {
 }
 
 /// Reads the whole batch at `position` of the file at `path`, which holds valid data up
-/// to `file_end` (unvalidated bytes).
+/// to `file_end`, into `bytes` (unvalidated; the buffer is reused, its old contents gone).
 fn read_batch_at<S: Storage + ?Sized>(
     storage: &mut S,
     path: &str,
     position: u64,
     file_end: u64,
-) -> Result<Vec<u8>, LogError> {
+    bytes: &mut Vec<u8>,
+) -> Result<(), LogError> {
     let corrupt = |problem: String| LogError::Corrupt { path: path.to_owned(), position, problem };
     let mut head = [0u8; 12];
     if position + 12 > file_end {
@@ -566,9 +582,73 @@ fn read_batch_at<S: Storage + ?Sized>(
         return Err(corrupt(format!("batch of {size} bytes runs past the end at byte {file_end}")));
     }
     debug_assert!(size <= BATCH_BYTES_MAX);
-    let mut bytes = vec![0; size];
-    crate::storage::read_exact_at(storage, path, position, &mut bytes)?;
-    Ok(bytes)
+    bytes.clear();
+    bytes.resize(size, 0);
+    crate::storage::read_exact_at(storage, path, position, bytes)?;
+    Ok(())
+}
+
+/// Bytes read ahead by a walk over a segment: one read of up to `READ_AHEAD_BYTES` serves
+/// the batches inside it, where reading each batch costs two reads (its header, then
+/// all of it).
+#[derive(Default)]
+pub(super) struct ReadAhead {
+    /// Where `bytes` start in the file.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The most a walk reads ahead at once.
+const READ_AHEAD_BYTES: u64 = 64 * 1024;
+
+impl ReadAhead {
+    /// The batch at `position` as `read_batch_at` reads it, when the bytes read ahead
+    /// hold all of it and it reads without error there.
+    fn batch_at(&self, position: u64, file_end: u64) -> Option<&[u8]> {
+        let from = usize::try_from(position.checked_sub(self.start)?).ok()?;
+        if position + 12 > file_end || from + 12 > self.bytes.len() {
+            return None;
+        }
+        let size = batch::peek_size(&self.bytes[from..from + 12]).ok()?;
+        if position + size as u64 > file_end || from + size > self.bytes.len() {
+            return None;
+        }
+        Some(&self.bytes[from..from + size])
+    }
+
+    /// `read_batch_at`, served from bytes read ahead where it can be. Storage reads
+    /// change nothing, and a read of a range that succeeds means a read of any part of
+    /// it succeeds with the same bytes: so a batch served from the bytes read ahead is
+    /// the batch `read_batch_at` would have read. Whatever may fail (a header or batch
+    /// past the end, a bad length, a failed or short read) is left to
+    /// `read_batch_at`, which fails as it always did.
+    pub(super) fn read_batch_at<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        path: &str,
+        position: u64,
+        file_end: u64,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), LogError> {
+        if self.batch_at(position, file_end).is_none() && position < file_end {
+            let want = (file_end - position).min(READ_AHEAD_BYTES) as usize;
+            self.start = position;
+            self.bytes.clear();
+            self.bytes.resize(want, 0);
+            if !matches!(storage.read_at(path, position, &mut self.bytes), Ok(read) if read == want)
+            {
+                self.bytes.clear();
+            }
+        }
+        match self.batch_at(position, file_end) {
+            Some(batch) => {
+                bytes.clear();
+                bytes.extend_from_slice(batch);
+                Ok(())
+            }
+            None => read_batch_at(storage, path, position, file_end, bytes),
+        }
+    }
 }
 
 /// Visits the batches of `segment` from the index entry at or before `offset`, each
@@ -578,22 +658,31 @@ fn walk<S: Storage + ?Sized>(
     storage: &mut S,
     segment: &Segment,
     offset: u64,
-    mut visit: impl FnMut(&[u8], &batch::BatchHeader) -> Result<bool, LogError>,
+    mut visit: impl FnMut(&mut Vec<u8>, &batch::BatchHeader) -> Result<bool, LogError>,
 ) -> Result<(), LogError> {
     let entry = segment.lookup(offset);
     let (mut position, mut expected) = (entry.position, entry.offset);
+    let mut bytes = Vec::new();
+    let mut ahead = ReadAhead::default();
     while position < segment.size_bytes {
-        let bytes = read_batch_at(storage, &segment.log_path, position, segment.size_bytes)?;
+        ahead.read_batch_at(
+            storage,
+            &segment.log_path,
+            position,
+            segment.size_bytes,
+            &mut bytes,
+        )?;
         let header =
             batch::validate(&bytes).map_err(|e| corrupt(segment, position, e.to_string()))?;
         if header.base_offset != expected {
             let problem = format!("batch has offset {}, expected {expected}", header.base_offset);
             return Err(corrupt(segment, position, problem));
         }
-        if !visit(&bytes, &header)? {
+        let size = bytes.len() as u64;
+        if !visit(&mut bytes, &header)? {
             return Ok(());
         }
-        position += bytes.len() as u64;
+        position += size;
         expected = header.end_offset();
     }
     if expected != segment.end_offset {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::segment::{INDEX_SUFFIX, LOG_SUFFIX, Segment, parse_name};
 use super::{
-    LEADER_EPOCHS_FILE, LogConfig, LogError, PartitionLog, RECOVERY_POINT_FILE, read_batch_at,
+    LEADER_EPOCHS_FILE, LogConfig, LogError, PartitionLog, RECOVERY_POINT_FILE, ReadAhead,
     remove_segment_files,
 };
 use crate::batch::{self, HEADER_BYTES};
@@ -337,12 +337,14 @@ fn scan<S: Storage + ?Sized>(
     segment.index.clear();
     segment.bytes_since_index = 0;
     let mut position = 0;
+    let mut bytes = Vec::new();
+    let mut ahead = ReadAhead::default();
     while position < file_len {
         let problem = |problem: String| {
             Some(RecoveryProblem { path: segment.log_path.clone(), position, problem })
         };
-        let bytes = match read_batch_at(storage, &segment.log_path, position, file_len) {
-            Ok(bytes) => bytes,
+        match ahead.read_batch_at(storage, &segment.log_path, position, file_len, &mut bytes) {
+            Ok(()) => {}
             Err(LogError::Corrupt { problem: detail, .. }) => return problem(detail),
             Err(error) => return problem(error.to_string()),
         };
