@@ -371,3 +371,35 @@ fn a_time_budget_sweeps_from_a_random_start_and_writes_every_failure() {
     assert_eq!(replay.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&replay.stderr).contains("the bug is back"));
 }
+
+#[test]
+fn an_under_covered_sweep_fails_and_the_report_shows_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    // The smoke scenario injects no faults: demanding crashes cannot be met.
+    let text = std::fs::read_to_string(source).unwrap() + "\n[coverage]\ncrash = \"10%\"\n";
+    let path = dir.path().join("demanding.toml");
+    std::fs::write(&path, text).unwrap();
+    let report = dir.path().join("sweep.md");
+    let output = logjam(&[
+        "run",
+        path.to_str().unwrap(),
+        "--seeds",
+        "4",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "FAIL under-covered: `crash` reached in 0 of 4 runs; the scenario requires at least 10% (1 runs)"
+        ),
+        "{text}"
+    );
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(markdown.starts_with("# Sweep: smoke seeds 0..4"), "{markdown}");
+    assert!(markdown.contains("| `crash` | 0 | 0.0% | at least 10% |"), "{markdown}");
+    assert!(markdown.contains("| `leader-election` |"), "{markdown}");
+    assert!(markdown.contains("- FAIL under-covered"), "{markdown}");
+}

@@ -84,6 +84,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "t.toml:24:1: expect: say either",
     ),
     ("quiet = \"1s\"\n", "", "t.toml:20:1: missing field `quiet`"),
+    (
+        "all_hold = true",
+        "all_hold = true\n\n[coverage]\ncrash = \"5%\"\nfollower-truncaton = \"5%\"",
+        "t.toml:29:1: coverage.follower-truncaton: unknown item; known: crash, restart",
+    ),
+    (
+        "all_hold = true",
+        "all_hold = true\n\n[coverage]\ncrash = \"half\"",
+        "t.toml:28:9: coverage.crash: `half`: write a percentage of runs, like \"5%\"",
+    ),
     ("name = \"t\"", "name = ", "t.toml:2:8: invalid string"),
 ];
 
