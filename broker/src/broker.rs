@@ -51,10 +51,37 @@ pub struct BrokerConfig {
 /// What a broker reports for the history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BrokerEvent {
-    Leader { partition: u32, epoch: u32 },
-    Follower { partition: u32, epoch: u32 },
-    HighWatermark { partition: u32, offset: u64 },
-    Truncate { partition: u32, offset: u64 },
+    Leader {
+        partition: u32,
+        epoch: u32,
+    },
+    Follower {
+        partition: u32,
+        epoch: u32,
+    },
+    HighWatermark {
+        partition: u32,
+        offset: u64,
+    },
+    Truncate {
+        partition: u32,
+        offset: u64,
+    },
+    /// The controller's word changed the ISR of a partition this broker leads.
+    IsrChange {
+        partition: u32,
+        shrank: bool,
+        grew: bool,
+    },
+    /// Opening the log after a restart cut a torn or corrupt tail.
+    RecoveryCut {
+        partition: u32,
+        bytes: u64,
+    },
+    /// A request was refused for its stale (or future) leader epoch.
+    Fenced {
+        partition: u32,
+    },
 }
 
 /// Batches of one idempotent producer kept for duplicate detection (Kafka keeps 5).
@@ -463,6 +490,9 @@ impl Broker {
                         .end_offset_for_epoch(requested_epoch)
                         .unwrap_or((0, replica.log.start_offset()))
                 });
+                if let Err(code) = result {
+                    self.note_refusal(partition, code);
+                }
                 self.outbox.push((
                     from,
                     Msg::OffsetForLeaderEpochResponse { partition, correlation, result },
@@ -477,6 +507,13 @@ impl Broker {
         };
         if let Err(error) = result {
             self.halt(error.to_string());
+        }
+    }
+
+    /// A refusal for a stale or future epoch is fencing at work: reported for coverage.
+    fn note_refusal(&mut self, partition: u32, code: ErrorCode) {
+        if matches!(code, ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownLeaderEpoch) {
+            self.events.push(BrokerEvent::Fenced { partition });
         }
     }
 
@@ -520,11 +557,16 @@ impl Broker {
                 && state.partition_epoch > current.partition_epoch
             {
                 let replica = self.replicas.get_mut(&partition).expect("present");
-                replica.state = state;
                 if let Role::Leader { isr_change_sent_ns, proposed_isr, .. } = &mut replica.role {
                     *isr_change_sent_ns = None;
                     proposed_isr.clear();
+                    let shrank = replica.state.isr.iter().any(|m| !state.isr.contains(m));
+                    let grew = state.isr.iter().any(|m| !replica.state.isr.contains(m));
+                    if shrank || grew {
+                        self.events.push(BrokerEvent::IsrChange { partition, shrank, grew });
+                    }
                 }
+                replica.state = state;
                 self.maybe_advance_high_watermark(partition);
             }
         }
@@ -537,7 +579,11 @@ impl Broker {
         state: PartitionState,
     ) -> Result<Replica, LogError> {
         let dir = format!("p{}", state.partition);
-        let (mut log, _report) = PartitionLog::open(storage, &dir, self.config.log.clone())?;
+        let (mut log, report) = PartitionLog::open(storage, &dir, self.config.log.clone())?;
+        if report.truncated_bytes > 0 {
+            let (partition, bytes) = (state.partition, report.truncated_bytes);
+            self.events.push(BrokerEvent::RecoveryCut { partition, bytes });
+        }
         // Make what recovery kept durable, so the recovery point (and, with durable
         // acknowledgements, the high watermark) can reach the log end.
         log.flush(storage, 0)?;
@@ -631,6 +677,7 @@ impl Broker {
             }
         };
         if let Err(code) = self.leader_check(partition, leader_epoch) {
+            self.note_refusal(partition, code);
             respond(&mut self.outbox, Err(code));
             return Ok(());
         }
@@ -710,7 +757,10 @@ impl Broker {
         durable_offset: u64,
         max_bytes: u32,
     ) -> Result<FetchData, ErrorCode> {
-        self.leader_check(partition, Some(leader_epoch))?;
+        if let Err(code) = self.leader_check(partition, Some(leader_epoch)) {
+            self.note_refusal(partition, code);
+            return Err(code);
+        }
         let replica = self.replicas.get_mut(&partition).expect("checked");
         let (start, end) = (replica.log.start_offset(), replica.log.end_offset());
         // A follower ahead of the leader is told where the leader's log ends (as Kafka

@@ -6,6 +6,7 @@
 //! do the work and this module only carries their messages, syncs and events.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use logjam_broker::batch;
@@ -128,6 +129,8 @@ impl ClusterSpec {
 pub struct Recorder {
     builder: model::HistoryBuilder,
     protocol: Vec<model::Protocol>,
+    /// Protocol events outside the history, counted for coverage (`coverage::ITEMS`).
+    pub counted: BTreeMap<&'static str, u64>,
     /// A recording that broke the history's rules: a bug in the harness, reported.
     pub problems: Vec<String>,
 }
@@ -139,6 +142,7 @@ impl Recorder {
         Rc::new(RefCell::new(Recorder {
             builder: model::HistoryBuilder::new(header),
             protocol: Vec::new(),
+            counted: BTreeMap::new(),
             problems: Vec::new(),
         }))
     }
@@ -160,9 +164,40 @@ impl Recorder {
         self.protocol.push(model::Protocol { t_ns, node, event });
     }
 
+    /// A broker's event: into the history if the history has it, else counted.
+    fn broker_event(&mut self, t_ns: u64, node: u32, event: BrokerEvent) {
+        let mut count = |item: &'static str| *self.counted.entry(item).or_insert(0) += 1;
+        let event = match event {
+            BrokerEvent::Leader { partition, epoch } => {
+                model::ProtocolEvent::Leader { partition, epoch: u64::from(epoch) }
+            }
+            BrokerEvent::Follower { partition, epoch } => {
+                model::ProtocolEvent::Follower { partition, epoch: u64::from(epoch) }
+            }
+            BrokerEvent::HighWatermark { partition, offset } => {
+                model::ProtocolEvent::HighWatermark { partition, offset }
+            }
+            BrokerEvent::Truncate { partition, offset } => {
+                model::ProtocolEvent::Truncate { partition, offset }
+            }
+            BrokerEvent::IsrChange { shrank, grew, .. } => {
+                if shrank {
+                    count("isr-shrink");
+                }
+                if grew {
+                    count("isr-grow");
+                }
+                return;
+            }
+            BrokerEvent::RecoveryCut { .. } => return count("recovery-truncation"),
+            BrokerEvent::Fenced { .. } => return count("fencing-refusal"),
+        };
+        self.protocol(t_ns, node, event);
+    }
+
     /// Closes the history with the protocol events and the replicas' final logs.
     pub fn finish(self, replicas: Vec<model::Replica>) -> Result<model::History, String> {
-        let Recorder { mut builder, protocol, problems } = self;
+        let Recorder { mut builder, protocol, problems, counted: _ } = self;
         if let Some(problem) = problems.first() {
             return Err(problem.clone());
         }
@@ -269,7 +304,7 @@ impl ClusterProcess {
             ClusterNode::Broker(broker) => {
                 if broker.has_output() {
                     for event in broker.drain_events() {
-                        recorder.protocol(t_ns, me, protocol_event(event));
+                        recorder.broker_event(t_ns, me, event);
                     }
                     send_all(ctx, broker.drain_outbox());
                 }
@@ -334,23 +369,6 @@ impl ClusterProcess {
 fn send_all(ctx: &mut Context<'_, ClusterProcess>, outbox: impl Iterator<Item = (u32, Msg)>) {
     for (to, msg) in outbox {
         ctx.send(NodeId(to), msg);
-    }
-}
-
-fn protocol_event(event: BrokerEvent) -> model::ProtocolEvent {
-    match event {
-        BrokerEvent::Leader { partition, epoch } => {
-            model::ProtocolEvent::Leader { partition, epoch: u64::from(epoch) }
-        }
-        BrokerEvent::Follower { partition, epoch } => {
-            model::ProtocolEvent::Follower { partition, epoch: u64::from(epoch) }
-        }
-        BrokerEvent::HighWatermark { partition, offset } => {
-            model::ProtocolEvent::HighWatermark { partition, offset }
-        }
-        BrokerEvent::Truncate { partition, offset } => {
-            model::ProtocolEvent::Truncate { partition, offset }
-        }
     }
 }
 

@@ -30,6 +30,10 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("halt", "a broker stopped itself on storage it could not trust"),
     ("leader-election", "a partition got a new leader after its first"),
     ("follower-truncation", "a replica cut its log by the protocol (epochs or the legacy rule)"),
+    ("isr-shrink", "a lagging or lost follower left a partition's in-sync replicas"),
+    ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
+    ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
+    ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
 ];
 
 /// Whether `name` is one of `ITEMS`.
@@ -84,6 +88,15 @@ pub fn add_protocol(reached: &mut Reached, history: &model::History) {
     reached.insert("leader-election".to_owned(), elections);
     reached.insert("follower-truncation".to_owned(), truncations);
     reached.insert("restart".to_owned(), restarts);
+}
+
+/// Adds what the cluster counted outside the history (ISR changes, recovery cuts,
+/// fencing refusals).
+pub fn add_counted(reached: &mut Reached, counted: &BTreeMap<&'static str, u64>) {
+    for (item, count) in counted {
+        debug_assert!(is_item(item), "{item} is not a coverage item");
+        *reached.entry((*item).to_owned()).or_insert(0) += count;
+    }
 }
 
 /// What the clients did: operations by kind and outcome ("send ok", "poll info", ...),

@@ -344,6 +344,7 @@ fn run_cluster(
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
     let mut run = run;
+    coverage::add_counted(&mut run.reached, &recorder.counted);
     let (checks, history) = match recorder.finish(replicas) {
         Ok(history) => {
             coverage::add_protocol(&mut run.reached, &history);
