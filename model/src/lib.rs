@@ -22,6 +22,8 @@
 //! - [`ModelLog`] is the reference log for lockstep tests of the storage engine;
 //! - [`testkit`] generates valid histories (and mutations of them) from a seed, for
 //!   tests and benches.
+//! - [`es`] checks event-store runs: [`es::check`] judges an [`es::EsHistory`] (commands,
+//!   replicas' committed events, projection checkpoints) into an [`es::EsVerdict`].
 //!
 //! Architecture invariants of the checkers: a verdict is a pure function of the
 //! history (no clock, no randomness, no hash-map iteration); every checker is linear
@@ -30,6 +32,7 @@
 
 mod check;
 mod config;
+pub mod es;
 mod history;
 mod invariant;
 mod log;
