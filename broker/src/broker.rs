@@ -146,6 +146,11 @@ struct Replica {
     cut_unsynced: bool,
     producers: BTreeMap<i64, ProducerEntry>,
     pending: Vec<PendingProduce>,
+    /// A leader's records per key, for conditional appends: derived from its log (the
+    /// uncommitted tail included) at the first conditional append of a leadership, kept
+    /// up by its appends, dropped at every role change. Never trusted across lives or
+    /// roles. Bounded by the log (one entry per distinct key in it).
+    key_versions: Option<BTreeMap<Vec<u8>, u64>>,
 }
 
 const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
@@ -446,18 +451,24 @@ impl Broker {
                 self.broker_epoch = broker_epoch;
                 self.on_states(storage, now_ns, states)
             }
-            Msg::Produce { partition, correlation, leader_epoch, acks, producer, records } => self
-                .on_produce(
-                    storage,
-                    now_ns,
-                    from,
-                    partition,
-                    correlation,
-                    leader_epoch,
-                    acks,
-                    producer,
-                    records,
-                ),
+            Msg::Produce {
+                partition,
+                correlation,
+                leader_epoch,
+                acks,
+                producer,
+                records,
+                expected_version,
+            } => self.on_produce(
+                storage,
+                now_ns,
+                from,
+                partition,
+                correlation,
+                leader_epoch,
+                (acks, producer, expected_version),
+                records,
+            ),
             Msg::Fetch {
                 partition,
                 correlation,
@@ -605,6 +616,7 @@ impl Broker {
             cut_unsynced: true, // recovery may have cut, and the open flush is under way
             producers: BTreeMap::new(),
             pending: Vec::new(),
+            key_versions: None,
         };
         rebuild_producers(storage, &mut replica)?;
         Ok(replica)
@@ -620,6 +632,7 @@ impl Broker {
             state.leader_epoch,
             replica.state.leader_epoch
         );
+        replica.key_versions = None;
         for pending in replica.pending.drain(..) {
             let result = Err(ErrorCode::LeadershipLost);
             let msg = Msg::ProduceResponse { partition, correlation: pending.correlation, result };
@@ -665,8 +678,7 @@ impl Broker {
         partition: u32,
         correlation: u64,
         leader_epoch: Option<u32>,
-        acks: Acks,
-        producer: ProducerStamp,
+        (acks, producer, expected_version): (Acks, ProducerStamp, Option<u64>),
         records: Vec<batch::Record>,
     ) -> Result<(), LogError> {
         let min_isr = self.config.min_insync_replicas as usize;
@@ -721,7 +733,29 @@ impl Broker {
                 }
             }
         }
+        if let Some(expected) = expected_version {
+            let Some(key) = records.first().map(|record| record.key.clone()) else {
+                respond(&mut self.outbox, Err(ErrorCode::WrongExpectedVersion));
+                return Ok(());
+            };
+            if records.iter().any(|record| record.key != key) {
+                respond(&mut self.outbox, Err(ErrorCode::WrongExpectedVersion));
+                return Ok(());
+            }
+            if replica.key_versions.is_none() {
+                replica.key_versions = Some(key_versions(storage, &replica.log)?);
+            }
+            let versions = replica.key_versions.as_ref().expect("just built");
+            if versions.get(&key).copied().unwrap_or(0) != expected {
+                respond(&mut self.outbox, Err(ErrorCode::WrongExpectedVersion));
+                return Ok(());
+            }
+        }
         let epoch = replica.state.leader_epoch;
+        let keys: Vec<Vec<u8>> = match &replica.key_versions {
+            Some(_) => records.iter().map(|record| record.key.clone()).collect(),
+            None => Vec::new(),
+        };
         let appended = match replica.log.append(storage, now_ns, epoch, producer, records) {
             Ok(appended) => appended,
             Err(LogError::Storage(_)) | Err(LogError::Batch(_)) => {
@@ -731,6 +765,11 @@ impl Broker {
             Err(error) => return Err(error),
         };
         note_producer(replica, producer, count, appended.base_offset);
+        if let Some(versions) = &mut replica.key_versions {
+            for key in keys {
+                *versions.entry(key).or_insert(0) += 1;
+            }
+        }
         match acks {
             Acks::None => {}
             Acks::Leader => respond(&mut self.outbox, Ok(appended.base_offset)),
@@ -1022,6 +1061,26 @@ fn forget_producers_from(producers: &mut BTreeMap<i64, ProducerEntry>, offset: u
     for entry in producers.values_mut() {
         entry.batches.retain(|&(_, _, base)| base < offset);
     }
+}
+
+/// How many records each key has in the log, read from the log itself.
+fn key_versions<S: Storage + ?Sized>(
+    storage: &mut S,
+    log: &PartitionLog,
+) -> Result<BTreeMap<Vec<u8>, u64>, LogError> {
+    let mut versions = BTreeMap::new();
+    let mut offset = log.start_offset();
+    while offset < log.end_offset() {
+        let batches: Vec<RecordBatch> = log.read(storage, offset, 1 << 20)?;
+        let Some(last) = batches.last() else { break };
+        offset = last.end_offset();
+        for batch in batches {
+            for record in batch.records {
+                *versions.entry(record.key).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(versions)
 }
 
 /// Producer state is derived from the log, never trusted from memory alone.

@@ -36,8 +36,9 @@ pub struct ProducerConfig {
 struct Send {
     started_ns: u64,
     partition: u32,
-    key: String,
-    value: String,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    expected_version: Option<u64>,
     attempts: u32,
     /// Some attempt may have been appended (an error after append, or no answer).
     maybe_appended: bool,
@@ -59,6 +60,8 @@ pub struct Producer {
     next_correlation: u64,
     outbox: Vec<(NodeId, Msg)>,
     done: Vec<Outcome<u64>>,
+    /// The refusal that ended the last operation as `Fail`, if one did.
+    last_refusal: Option<ErrorCode>,
 }
 
 impl Producer {
@@ -75,7 +78,14 @@ impl Producer {
             next_correlation: 0,
             outbox: Vec::new(),
             done: Vec::new(),
+            last_refusal: None,
         }
+    }
+
+    /// The refusal that ended the last operation as `Fail` (e.g. `WrongExpectedVersion`
+    /// for a conditional send whose key moved on), if one did.
+    pub fn last_refusal(&self) -> Option<ErrorCode> {
+        self.last_refusal
     }
 
     pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, (NodeId, Msg)> {
@@ -99,13 +109,29 @@ impl Producer {
 
     /// Starts sending one record. The producer must be idle.
     pub fn send(&mut self, now_ns: u64, partition: u32, key: String, value: String) {
+        self.send_record(now_ns, partition, key.into_bytes(), value.into_bytes(), None);
+    }
+
+    /// Starts sending one record of any bytes, conditionally when `expected_version` is
+    /// given: the key must hold exactly that many records in the partition, or the
+    /// send fails (`WrongExpectedVersion`, nothing appended). The producer must be idle.
+    pub fn send_record(
+        &mut self,
+        now_ns: u64,
+        partition: u32,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected_version: Option<u64>,
+    ) {
         assert!(self.current.is_none(), "a producer runs one operation at a time");
         assert!(partition < self.config.partitions, "partition {partition} does not exist");
+        self.last_refusal = None;
         self.current = Some(Send {
             started_ns: now_ns,
             partition,
             key,
             value,
+            expected_version,
             attempts: 0,
             maybe_appended: false,
             sequence: None,
@@ -197,11 +223,8 @@ impl Producer {
         };
         let send = self.current.as_mut().expect("checked");
         send.attempts += 1;
-        let record = Record {
-            timestamp_ns: now_ns,
-            key: send.key.clone().into_bytes(),
-            value: send.value.clone().into_bytes(),
-        };
+        let record =
+            Record { timestamp_ns: now_ns, key: send.key.clone(), value: send.value.clone() };
         let acks = self.config.acks;
         self.outbox.push((
             leader,
@@ -212,6 +235,7 @@ impl Producer {
                 acks,
                 producer,
                 records: vec![record],
+                expected_version: send.expected_version,
             },
         ));
         if acks == Acks::None {
@@ -257,7 +281,19 @@ impl Producer {
                             self.leaders[send.partition as usize] = None;
                         }
                         if code == ErrorCode::OutOfOrderSequence && !send.maybe_appended {
+                            self.last_refusal = Some(code);
                             return self.finish(Outcome::Fail(format!("{code:?}")));
+                        }
+                        if code == ErrorCode::WrongExpectedVersion {
+                            // Definite for this attempt; an earlier one may have landed
+                            // (and moved the version itself).
+                            let outcome = if send.maybe_appended {
+                                Outcome::Info(format!("{code:?} after an unanswered attempt"))
+                            } else {
+                                self.last_refusal = Some(code);
+                                Outcome::Fail(format!("{code:?}"))
+                            };
+                            return self.finish(outcome);
                         }
                     }
                 }

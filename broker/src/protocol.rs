@@ -55,6 +55,9 @@ pub enum ErrorCode {
     StorageError,
     /// The leader lost leadership with the request pending: it may or may not commit.
     LeadershipLost,
+    /// A conditional append whose key has moved on (or whose records do not share one
+    /// key): nothing appended.
+    WrongExpectedVersion,
 }
 
 impl ErrorCode {
@@ -127,6 +130,9 @@ pub enum Msg {
         acks: Acks,
         producer: ProducerStamp,
         records: Vec<Record>,
+        /// Conditional append: the records' key (all records share it) must have
+        /// exactly this many records in the leader's log, or nothing is appended.
+        expected_version: Option<u64>,
     },
     ProduceResponse {
         partition: u32,
