@@ -4,5 +4,7 @@
 //! other crate of logjam. It knows nothing of the simulator or the model.
 
 pub mod aggregate;
+pub mod domains;
 pub mod envelope;
+pub mod schema;
 pub mod store;
