@@ -7,6 +7,7 @@
 //! Architecture invariant: sits on top of `sim` and `model`; knows nothing of the CLI,
 //! and never runs a simulation itself.
 
+pub mod html;
 pub mod report;
 
 use std::fmt::Write;
