@@ -1355,7 +1355,7 @@ fn text_fits(text: &str, px: f64, char_px: f64) -> bool {
 fn panel(out: &mut String, data: &Data, window: &Window) {
     let id = window.id;
     let top = AXIS_H + NET_H;
-    let height = top + data.lanes_h + 16.0;
+    let height = top + data.lanes_h + 27.0;
     let width = LABEL_W + window.width + MARGIN_R;
     let plot_x = LABEL_W;
     w!(
@@ -1472,14 +1472,23 @@ fn panel(out: &mut String, data: &Data, window: &Window) {
             }
         }
     }
+    // A label that would overlap the one before it goes on a second row.
+    let mut row_right = [f64::MIN; 2];
     for (x, text) in labels {
         // Near the right edge, the label goes to the left of its line.
-        let fits_right = x + 3.0 + text.chars().count() as f64 * 5.5 <= LABEL_W + window.width;
-        let (x, anchor) = if fits_right { (x + 3.0, "start") } else { (x - 3.0, "end") };
+        let width = text.chars().count() as f64 * 5.5;
+        let fits_right = x + 3.0 + width <= LABEL_W + window.width;
+        let (x, anchor, left) = if fits_right {
+            (x + 3.0, "start", x + 3.0)
+        } else {
+            (x - 3.0, "end", x - 3.0 - width)
+        };
+        let row = if left >= row_right[0] + 6.0 { 0 } else { 1 };
+        row_right[row] = left + width;
         w!(
             out,
             "<text class=\"sub\" x=\"{x:.1}\" y=\"{:.0}\" text-anchor=\"{anchor}\" fill=\"#0a7d32\">{text}</text>\n",
-            top + data.lanes_h + 12.0
+            top + data.lanes_h + 12.0 + row as f64 * 11.0
         );
     }
     if let Some(at) = data.limit_at.filter(|&at| at >= window.t0 && at <= window.t1) {
