@@ -4,7 +4,9 @@
 //! other crate of logjam. It knows nothing of the simulator or the model.
 
 pub mod aggregate;
+pub mod command;
 pub mod domains;
 pub mod envelope;
+pub mod log_store;
 pub mod schema;
 pub mod store;
