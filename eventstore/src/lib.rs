@@ -9,4 +9,5 @@ pub mod domains;
 pub mod envelope;
 pub mod log_store;
 pub mod schema;
+pub mod snapshot;
 pub mod store;

@@ -146,6 +146,8 @@ pub struct StreamFold<'s, A> {
     /// snapshot) and skipped, but only before the first event folded here.
     start_version: u64,
     last_offset: Option<u64>,
+    /// One past the highest stream version pushed, skipped records included.
+    records_end: u64,
 }
 
 impl<'s, A: Schema> StreamFold<'s, A> {
@@ -156,7 +158,14 @@ impl<'s, A: Schema> StreamFold<'s, A> {
     /// Starts from `state` at `version` (a snapshot): records of the stream with lower
     /// stream versions are skipped.
     pub fn from_state(stream: &'s str, state: A, version: u64) -> StreamFold<'s, A> {
-        StreamFold { stream, state, version, start_version: version, last_offset: None }
+        StreamFold {
+            stream,
+            state,
+            version,
+            start_version: version,
+            last_offset: None,
+            records_end: 0,
+        }
     }
 
     pub fn push_bytes(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FoldError> {
@@ -175,6 +184,7 @@ impl<'s, A: Schema> StreamFold<'s, A> {
         }
         self.last_offset = Some(offset);
         let found = envelope.stream_version;
+        self.records_end = self.records_end.max(found.saturating_add(1));
         if self.version == self.start_version && found < self.start_version {
             return Ok(());
         }
@@ -207,6 +217,12 @@ impl<'s, A: Schema> StreamFold<'s, A> {
 
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// One past the highest stream version pushed so far, skipped records included: a
+    /// fold from a snapshot checks the stream reached the snapshot.
+    pub fn records_end(&self) -> u64 {
+        self.records_end
     }
 
     pub fn finish(self) -> (A, u64) {

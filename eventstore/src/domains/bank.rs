@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use crate::aggregate::Aggregate;
 use crate::schema::{Schema, Upcaster, decode_payload};
+use crate::snapshot::Snapshotted;
 
 /// The stream of account `n`.
 pub fn account_stream(n: u64) -> String {
@@ -202,6 +203,10 @@ fn sub(balance: u64, amount: u64) -> u64 {
 impl Schema for Account {
     const SCHEMA_VERSION: u16 = 2;
     type Upcaster = BankUpcaster;
+}
+
+impl Snapshotted for Account {
+    const STATE_SCHEMA_VERSION: u16 = 1;
 }
 
 /// Schema 1 of the bank's events: before transfers, amounts were `u32`.

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::aggregate::Aggregate;
 use crate::schema::{NoUpcaster, Schema};
+use crate::snapshot::Snapshotted;
 
 /// The most distinct lines a cart holds: bounds the state and the read model.
 pub const CART_LINES_MAX: usize = 1_000;
@@ -134,6 +135,10 @@ impl Aggregate for Cart {
 impl Schema for Cart {
     const SCHEMA_VERSION: u16 = 1;
     type Upcaster = NoUpcaster<CartEvent>;
+}
+
+impl Snapshotted for Cart {
+    const STATE_SCHEMA_VERSION: u16 = 1;
 }
 
 #[cfg(test)]

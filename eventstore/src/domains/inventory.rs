@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::aggregate::Aggregate;
 use crate::schema::{NoUpcaster, Schema};
+use crate::snapshot::Snapshotted;
 
 /// The most live reservations one sku holds: bounds the state.
 pub const RESERVATIONS_MAX: usize = 10_000;
@@ -135,6 +136,10 @@ impl Aggregate for Inventory {
 impl Schema for Inventory {
     const SCHEMA_VERSION: u16 = 1;
     type Upcaster = NoUpcaster<InventoryEvent>;
+}
+
+impl Snapshotted for Inventory {
+    const STATE_SCHEMA_VERSION: u16 = 1;
 }
 
 #[cfg(test)]
