@@ -5,9 +5,37 @@
 //! own over the events' JSON, independent of the event store's domain code, so a bug
 //! there is not mirrored here.
 //!
-//! Status: the input and verdict types; the checkers follow.
+//! One module per concern, each reporting through `Findings`:
+//! - `streams`: stream-contiguity and duplicate-command, each replica's log alone;
+//! - `commands`: lost-update and replay-equivalence, each `Ok` command against the log;
+//! - `folds`: folds-agree and business-rules, the reference fold of every stream;
+//! - `money`: money-conservation and transfer-completion, bank transfers end to end;
+//! - `projections`: projection-equivalence, each checkpointed read model.
+//!
+//! `digest` indexes the history once for all of them; `domain` holds the reference
+//! folds. Whether an anomaly is a violation depends on what the setup promises
+//! ([`EsGuarantee`]): without expected versions, commands deciding on stale state (and
+//! what follows from it) are expected; on a lossy log, so are lost appends. Like the
+//! log checkers, a verdict is a pure function of the history, and nothing iterates a
+//! hash map.
+//!
+//! How a rule broken by an event in the log is judged: if the command that wrote it
+//! decided on an older version than it landed at, it missed updates (serial decisions,
+//! expected when appends use "any"); on a newer one, it folded events the log lost
+//! since (durability); on the same one, the store or the handler is wrong (integrity).
+//!
+//! What the checkers assume of a history: a command id names one command and its
+//! retries, and its events go to one stream (its record's); a stream lives in one
+//! partition; a checkpoint's offset is the next one to read.
 
+mod commands;
+mod digest;
+mod domain;
+mod folds;
 mod history;
+mod money;
+mod projections;
+mod streams;
 mod verdict;
 
 pub use history::{
@@ -21,7 +49,16 @@ use verdict::Findings;
 
 /// Checks every event-store invariant against a history.
 pub fn check(history: &EsHistory) -> EsVerdict {
-    let findings = Findings::new(promises(history));
+    let mut findings = Findings::new(promises(history));
+    let digest = digest::Digest::new(history);
+    streams::check_contiguity(&digest, &mut findings);
+    streams::check_duplicates(&digest, &mut findings);
+    commands::check_lost_updates(&digest, &mut findings);
+    commands::check_replay(&digest, &mut findings);
+    folds::check_folds_agree(&digest, &mut findings);
+    folds::check_business_rules(&digest, &mut findings);
+    let money = money::check(&digest, &mut findings);
+    projections::check(&digest, &mut findings);
     let (promises, checks, anomalies) = findings.into_parts();
     EsVerdict {
         domain: history.domain.clone(),
@@ -33,7 +70,7 @@ pub fn check(history: &EsHistory) -> EsVerdict {
         projections: history.projections.len() as u64,
         checks,
         anomalies,
-        money: None,
+        money,
     }
 }
 

@@ -269,7 +269,6 @@ pub(super) struct Findings {
     anomalies: Vec<EsAnomaly>,
 }
 
-#[allow(dead_code, reason = "the checkers that use it land in the next commit")]
 impl Findings {
     pub(super) fn new(promises: Vec<EsGuarantee>) -> Findings {
         let checks = EsInvariant::ALL
@@ -422,8 +421,14 @@ impl fmt::Display for EsVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "event store {}: {} commands, {} replica logs, {} projection checkpoints",
-            self.domain, self.commands, self.replica_logs, self.projections
+            "event store {}: {} {}, {} {}, {} {}",
+            self.domain,
+            self.commands,
+            plural(self.commands, "command", "commands"),
+            self.replica_logs,
+            plural(self.replica_logs, "replica log", "replica logs"),
+            self.projections,
+            plural(self.projections, "projection checkpoint", "projection checkpoints"),
         )?;
         let versions =
             if self.expected_versions { "expected versions" } else { "appends with any" };
@@ -477,17 +482,24 @@ impl fmt::Display for EsVerdict {
         writeln!(f)?;
         let (violations, expected) = (self.violation_count(), self.expected_count());
         if violations > 0 {
+            let checks = self.violated().len() as u64;
             write!(
                 f,
-                "verdict: VIOLATED: {violations} violations of {} checks",
-                self.violated().len()
+                "verdict: VIOLATED: {violations} {} of {checks} {}",
+                plural(violations, "violation", "violations"),
+                plural(checks, "check", "checks")
             )?;
         } else {
             write!(f, "verdict: holds: every promised invariant holds")?;
         }
         if expected > 0 {
-            write!(f, "; {expected} anomalies expected under this setup")?;
+            let anomalies = plural(expected, "anomaly", "anomalies");
+            write!(f, "; {expected} {anomalies} expected under this setup")?;
         }
         writeln!(f)
     }
+}
+
+fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
+    if count == 1 { one } else { many }
 }
