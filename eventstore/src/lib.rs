@@ -8,6 +8,7 @@ pub mod command;
 pub mod domains;
 pub mod envelope;
 pub mod log_store;
+pub mod projection;
 pub mod schema;
 pub mod snapshot;
 pub mod store;
