@@ -4,6 +4,7 @@
 //! other crate of logjam. It knows nothing of the simulator or the model.
 
 pub mod aggregate;
+pub mod cdc;
 pub mod command;
 pub mod domains;
 pub mod envelope;
