@@ -34,7 +34,6 @@ pub mod cdc;
 pub mod command;
 pub mod domains;
 pub mod envelope;
-pub mod log_store;
 pub mod projection;
 pub mod schema;
 pub mod snapshot;
