@@ -19,7 +19,9 @@ use logjam_broker::storage::{SyncResult, SyncTicket};
 use logjam_model as model;
 use rand::RngCore;
 
+use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::{Context, NodeId, Process, TimerId};
+use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 
 /// Brokers and the controller tick this often on their own clocks.
 pub const TICK_NS: u64 = 5_000_000;
@@ -39,8 +41,24 @@ pub struct ClusterSpec {
     pub flush: FlushPolicy,
     pub truncation: TruncationRule,
     pub idempotent: bool,
+    /// Producer processes: plain producers, or event-store clients when `es` is set.
     pub producers: u32,
     pub consumers: u32,
+    /// An event-store workload: the producer slots run event-store clients.
+    pub es: Option<EsSpec>,
+}
+
+/// The event-store workload on the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EsSpec {
+    /// The domain the clients run ("bank").
+    pub domain: String,
+    /// Aggregates (bank accounts) the commands pick from.
+    pub accounts: u32,
+    /// Appends carry the expected version (false: the weak setup, appends with `Any`).
+    pub expected_versions: bool,
+    /// Only deposits: contention on accounts without overdrafts or sagas.
+    pub deposits_only: bool,
 }
 
 impl ClusterSpec {
@@ -227,16 +245,19 @@ pub enum ClusterNode {
     Controller(Option<Controller>),
     Producer(ProducerNode),
     Consumer(Consumer),
+    EsClient(Box<EsClient>),
 }
 
 /// Builds the processes of a cluster world.
 pub fn factory(
     spec: ClusterSpec,
     recorder: SharedRecorder,
+    es_recorder: SharedEsRecorder,
 ) -> impl FnMut(NodeId) -> ClusterProcess + 'static {
     move |_| ClusterProcess {
         spec: spec.clone(),
         recorder: recorder.clone(),
+        es_recorder: es_recorder.clone(),
         node: ClusterNode::Booting,
         polling: true,
     }
@@ -245,6 +266,8 @@ pub fn factory(
 pub struct ClusterProcess {
     spec: ClusterSpec,
     recorder: SharedRecorder,
+    /// Commands recorded by event-store clients (empty without an event-store workload).
+    es_recorder: SharedEsRecorder,
     node: ClusterNode,
     /// Cleared at the end of a run so that in-flight polls can finish.
     polling: bool,
@@ -255,6 +278,21 @@ impl ClusterProcess {
         match &self.node {
             ClusterNode::Broker(broker) => Some(broker),
             _ => None,
+        }
+    }
+
+    /// Hands a unit of work to an event-store client; false if it is not one, or busy.
+    pub fn es_submit(&mut self, ctx: &mut Context<'_, Self>, work: Work) -> bool {
+        let ClusterNode::EsClient(client) = &mut self.node else { return false };
+        let taken = client.submit(ctx.now_ns(), work);
+        self.flush(ctx);
+        taken
+    }
+
+    /// An event-store client drops the work it has not started (the quiet phase).
+    pub fn es_drop_waiting_work(&mut self) {
+        if let ClusterNode::EsClient(client) = &mut self.node {
+            client.drop_waiting_work();
         }
     }
 
@@ -301,6 +339,7 @@ impl ClusterProcess {
         let mut halted = false;
         match &mut self.node {
             ClusterNode::Booting => {}
+            ClusterNode::EsClient(client) => send_all(ctx, client.drain_outbox().into_iter()),
             ClusterNode::Broker(broker) => {
                 if broker.has_output() {
                     for event in broker.drain_events() {
@@ -386,6 +425,21 @@ impl Process for ClusterProcess {
         } else if id == spec.brokers {
             // A controller whose disk fails to open stays down (halts) until restarted.
             ClusterNode::Controller(Controller::open(ctx.disk(), spec.controller_config()).ok())
+        } else if let (Some(es), true) = (&spec.es, id < spec.brokers + 1 + spec.producers) {
+            let config = LogStoreConfig {
+                controller: spec.brokers,
+                partitions: spec.partitions,
+                acks: spec.acks,
+                request_timeout_ns: 200_000_000,
+                retry_backoff_ns: 20_000_000,
+                attempts_max: 5,
+                delivery_timeout_ns: 2_000_000_000,
+                read_max_bytes: 256 * 1024,
+                check_versions: es.expected_versions,
+            };
+            let store = LogStore::new(config);
+            let client = EsClient::new(id, es.accounts, store, self.es_recorder.clone());
+            ClusterNode::EsClient(Box::new(client))
         } else if id < spec.brokers + 1 + spec.producers {
             let config = ProducerConfig {
                 controller: spec.brokers,
@@ -431,6 +485,7 @@ impl Process for ClusterProcess {
             ClusterNode::Controller(None) => {}
             ClusterNode::Producer(node) => node.producer.handle(now_ns, msg),
             ClusterNode::Consumer(consumer) => consumer.handle(now_ns, msg),
+            ClusterNode::EsClient(client) => client.handle(now_ns, msg),
         }
         self.flush(ctx);
     }
@@ -450,6 +505,7 @@ impl Process for ClusterProcess {
                 node.producer.tick(now_ns);
                 node.ticking = !node.producer.is_idle();
             }
+            ClusterNode::EsClient(client) => client.tick(now_ns),
             ClusterNode::Consumer(consumer) => {
                 consumer.tick(now_ns);
                 // A poll that timed out is recorded before the next one starts.

@@ -17,6 +17,7 @@ pub mod cluster;
 mod config;
 pub mod coverage;
 mod disk;
+pub mod es_client;
 mod fault;
 mod limits;
 pub mod nemesis;

@@ -14,6 +14,7 @@ use logjam_model as model;
 
 use crate::cluster::{self, ClusterSpec, Recorder};
 use crate::coverage;
+use crate::es_client::{SharedEsRecorder, Work, final_es_replicas};
 use crate::toy::GossipCounter;
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
 use std::collections::BTreeMap;
@@ -97,7 +98,10 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
                 System::LogCluster(spec) => TimedOp {
                     at_ns,
                     node: spec.producer(workload_rng.random_range(0..spec.producers)),
-                    partition: workload_rng.random_range(0..spec.partitions),
+                    // An event-store operation names the account it starts at.
+                    partition: workload_rng.random_range(
+                        0..spec.es.as_ref().map_or(spec.partitions, |es| es.accounts),
+                    ),
                 },
             };
             ops.push(op);
@@ -318,19 +322,37 @@ fn run_cluster(
         spec.model_config(scenario.crashes_max, scenario.disk_faults_max),
     );
     let recorder = Recorder::new(header);
+    let es_recorder: SharedEsRecorder = Rc::default();
+    let factory = cluster::factory(spec.clone(), recorder.clone(), es_recorder.clone());
     let mut world =
-        World::new(config, schedule.seed, cluster::factory(spec.clone(), recorder.clone()))
-            .expect("a loaded scenario holds a valid world");
+        World::new(config, schedule.seed, factory).expect("a loaded scenario holds a valid world");
     schedule_faults(&mut world, schedule);
     let (mut invoked, mut skipped) = (0, 0);
     for (index, op) in schedule.ops.iter().enumerate() {
         if world.run_until(op.at_ns).is_some() {
             break;
         }
-        let value = format!("v{index}");
-        match world.with_process(op.node, |process, ctx| process.send(ctx, op.partition, value)) {
+        let started = match &spec.es {
+            Some(es) => {
+                let hash = op_hash(schedule.seed, op);
+                let work = Work::of(op.partition, es.accounts, es.deposits_only, hash);
+                world.with_process(op.node, |process, ctx| process.es_submit(ctx, work))
+            }
+            None => {
+                let value = format!("v{index}");
+                world.with_process(op.node, |process, ctx| process.send(ctx, op.partition, value))
+            }
+        };
+        match started {
             Some(true) => invoked += 1,
-            _ => skipped += 1, // the producer is still busy with its last send
+            _ => skipped += 1, // the client is down, or still busy with its last operation
+        }
+    }
+    if spec.es.is_some() {
+        // The quiet phase gives work under way the time to finish; none starts anew.
+        world.run_until(schedule.chaos_ns);
+        for index in 0..spec.producers {
+            world.with_process(spec.producer(index), |process, _| process.es_drop_waiting_work());
         }
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns);
@@ -340,6 +362,7 @@ fn run_cluster(
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns + DRAIN_NS);
     let replicas = cluster::final_replicas(&mut world, spec);
+    let es_replicas = spec.es.as_ref().map(|_| final_es_replicas(&mut world, spec));
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
@@ -364,7 +387,69 @@ fn run_cluster(
             (vec![check], None)
         }
     };
+    let mut checks = checks;
+    if let (Some(es), Some(replicas)) = (&spec.es, es_replicas) {
+        // Event-store clients record commands, not sends and polls: of the log's own
+        // checks only those about replicas and the protocol apply.
+        checks.retain(|check| REPLICA_INVARIANTS.contains(&check.invariant));
+        let commands = Rc::try_unwrap(es_recorder).expect("the world is gone").into_inner();
+        let promises = spec.model_config(scenario.crashes_max, scenario.disk_faults_max).promises();
+        let es_history = model::es::EsHistory {
+            domain: es.domain.clone(),
+            expected_versions: es.expected_versions,
+            commands,
+            replicas,
+            projections: Vec::new(),
+            lossy_log: !promises.contains(&model::Guarantee::CommittedStable),
+        };
+        checks.extend(es_checks_of(&model::es::check(&es_history)));
+    }
     RunOutput { result: RunResult { checks, ..run }, trace, history }
+}
+
+/// The log checks that judge replicas and protocol events, not client operations.
+const REPLICA_INVARIANTS: &[&str] = &[
+    "replica-log-order",
+    "divergence",
+    "multiple-leaders",
+    "epoch-regression",
+    "hw-regression",
+    "truncation-below-hw",
+    "not-converged",
+    "history-valid",
+];
+
+/// An operation's own hash: what command it stands for, independent of its neighbours.
+fn op_hash(seed: u64, op: &TimedOp) -> u64 {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&op.at_ns.to_le_bytes());
+    bytes[8..12].copy_from_slice(&op.node.0.to_le_bytes());
+    bytes[12..16].copy_from_slice(&op.partition.to_le_bytes());
+    bytes[16..].copy_from_slice(&seed.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// The event-store verdict as the run's checks.
+fn es_checks_of(verdict: &model::es::EsVerdict) -> Vec<Check> {
+    verdict
+        .checks
+        .iter()
+        .map(|check| {
+            let anomaly =
+                verdict.anomalies.iter().find(|anomaly| anomaly.invariant == check.invariant);
+            Check {
+                invariant: check.invariant.name(),
+                checked: format!("{} {}", check.examined, check.unit),
+                holds: check.violations == 0,
+                expected_anomaly: check.violations == 0 && check.expected > 0,
+                witness: anomaly.map(|anomaly| anomaly.explanation.clone()),
+                witness_lines: anomaly
+                    .map(|anomaly| anomaly.witness.iter().map(|w| w.to_string()).collect())
+                    .unwrap_or_default(),
+                witness_span_ns: None,
+            }
+        })
+        .collect()
 }
 
 /// The model's verdict as the run's checks: one per invariant of the catalogue.

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
-use crate::cluster::ClusterSpec;
+use crate::cluster::{ClusterSpec, EsSpec};
 use crate::config::{NODES_MAX, WorldConfig};
 use crate::coverage;
 use crate::fault::{Fault, Partition};
@@ -131,13 +131,28 @@ struct File {
     /// Coverage minimums: item name to the share of a sweep's runs that must reach it.
     #[serde(default)]
     coverage: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// The event-store workload (system = "event-store").
+    eventstore: Option<Spanned<EventStoreFile>>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventStoreFile {
+    domain: Spanned<String>,
+    accounts: Option<Spanned<u32>>,
+    #[serde(default = "yes")]
+    expected_versions: bool,
+    /// Only deposits (no withdrawals or transfers): contention without overdrafts.
+    #[serde(default)]
+    deposits_only: bool,
+}
+
+#[derive(Clone, Copy, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum SystemName {
     GossipCounter,
     LogCluster,
+    EventStore,
 }
 
 #[derive(Deserialize)]
@@ -361,9 +376,15 @@ struct ExpectFile {
 pub const COUNTER_INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
 
 /// The invariants a scenario of `system` may name in `expect.violation`.
+/// Aggregates an event-store scenario may name.
+pub const ES_ACCOUNTS_MAX: u32 = 1_000;
+
 fn invariants(system: &System) -> Vec<&'static str> {
     match system {
         System::GossipCounter { .. } => COUNTER_INVARIANTS.to_vec(),
+        System::LogCluster(spec) if spec.es.is_some() => {
+            logjam_model::es::EsInvariant::ALL.iter().map(|i| i.name()).collect()
+        }
         System::LogCluster(_) => logjam_model::Invariant::ALL.iter().map(|i| i.name()).collect(),
     }
 }
@@ -637,6 +658,49 @@ impl Source<'_> {
         })
     }
 
+    /// The event-store workload: present exactly when the system is `event-store`.
+    fn event_store(&self, file: &File) -> Result<Option<EsSpec>, ScenarioError> {
+        let table = file.eventstore.as_ref();
+        match (file.system, table) {
+            (SystemName::EventStore, None) => Err(self.error(
+                None,
+                "eventstore: missing (an event-store system needs its domain)".into(),
+            )),
+            (SystemName::EventStore, Some(table)) => {
+                let es = table.get_ref();
+                if es.domain.get_ref() != "bank" {
+                    let message = format!(
+                        "eventstore.domain: `{}` is not a domain the simulator runs (bank)",
+                        es.domain.get_ref()
+                    );
+                    return Err(self.error(Some(es.domain.span()), message));
+                }
+                let accounts = match &es.accounts {
+                    Some(accounts) if !(2..=ES_ACCOUNTS_MAX).contains(accounts.get_ref()) => {
+                        let message = format!(
+                            "eventstore.accounts: {} is not between 2 and {ES_ACCOUNTS_MAX}",
+                            accounts.get_ref()
+                        );
+                        return Err(self.error(Some(accounts.span()), message));
+                    }
+                    Some(accounts) => *accounts.get_ref(),
+                    None => 4,
+                };
+                Ok(Some(EsSpec {
+                    domain: es.domain.get_ref().clone(),
+                    accounts,
+                    expected_versions: es.expected_versions,
+                    deposits_only: es.deposits_only,
+                }))
+            }
+            (_, Some(table)) => {
+                Err(self
+                    .error(Some(table.span()), "eventstore: only for system event-store".into()))
+            }
+            (_, None) => Ok(None),
+        }
+    }
+
     /// The system, its node count, and the nodes faults may strike.
     fn system(&self, file: &File) -> Result<(System, u32, Vec<NodeId>), ScenarioError> {
         let (cluster, workload) = (&file.cluster, &file.workload);
@@ -687,7 +751,7 @@ impl Source<'_> {
                 };
                 Ok((system, nodes, (0..nodes).map(NodeId).collect()))
             }
-            SystemName::LogCluster => {
+            SystemName::LogCluster | SystemName::EventStore => {
                 if let Some(field) = &cluster.nodes {
                     return refuse(
                         Some(field.span()),
@@ -758,6 +822,7 @@ impl Source<'_> {
                     idempotent: workload.idempotent.unwrap_or(true),
                     producers: positive("workload.producers", &workload.producers, 1)?,
                     consumers: workload.consumers.as_ref().map_or(1, |c| *c.get_ref()),
+                    es: self.event_store(file)?,
                 };
                 let nodes = spec.nodes();
                 if nodes > NODES_MAX {

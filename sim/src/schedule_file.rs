@@ -279,11 +279,21 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
                         op.node.0, producers.start, producers.end
                     ));
                 }
-                if op.partition >= spec.partitions {
-                    return Err(format!(
-                        "{place}: partition {} does not exist (the scenario has {})",
-                        op.partition, spec.partitions
-                    ));
+                match &spec.es {
+                    // An event-store operation names the account it starts at.
+                    Some(es) if op.partition >= es.accounts => {
+                        return Err(format!(
+                            "{place}: account {} does not exist (the scenario has {})",
+                            op.partition, es.accounts
+                        ));
+                    }
+                    None if op.partition >= spec.partitions => {
+                        return Err(format!(
+                            "{place}: partition {} does not exist (the scenario has {})",
+                            op.partition, spec.partitions
+                        ));
+                    }
+                    Some(_) | None => {}
                 }
             }
             System::GossipCounter { .. } => {

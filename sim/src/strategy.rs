@@ -332,7 +332,9 @@ fn ops(scenario: &Scenario) -> BoxedStrategy<Vec<TimedOp>> {
             .boxed(),
         System::LogCluster(spec) => {
             let spec = spec.clone();
-            (time, 0..spec.producers, 0..spec.partitions)
+            // An event-store operation names the account it starts at.
+            let targets = spec.es.as_ref().map_or(spec.partitions, |es| es.accounts);
+            (time, 0..spec.producers, 0..targets)
                 .prop_map(move |(at_ns, producer, partition)| TimedOp {
                     at_ns,
                     node: spec.producer(producer),
@@ -559,8 +561,9 @@ mod tests {
                     if !(0..spec.producers).any(|i| spec.producer(i) == op.node) {
                         return Err(format!("{op:?}: n{} is not a producer", op.node.0));
                     }
-                    if op.partition >= spec.partitions {
-                        return Err(format!("{op:?}: no such partition"));
+                    let targets = spec.es.as_ref().map_or(spec.partitions, |es| es.accounts);
+                    if op.partition >= targets {
+                        return Err(format!("{op:?}: no such partition or account"));
                     }
                 }
                 System::GossipCounter { .. } => {

@@ -58,7 +58,16 @@ pub(super) fn check_contiguity(digest: &Digest<'_>, findings: &mut Findings) {
     findings.examined(EsInvariant::StreamContiguity, streams_examined, "streams on replicas");
     for ((partition, stream, _, problem), (f, nodes)) in found {
         let event = digest.event(f.replica, f.at);
-        findings.found(EsInvariant::StreamContiguity, EsGuarantee::Integrity, Some(stream), || {
+        // Without expected versions the store does not number streams (each writer
+        // stamps the version it believed): repeats and gaps are what unchecked,
+        // concurrent decisions leave behind. Offsets out of order never are.
+        let guarantee = match problem {
+            Problem::Repeat | Problem::Gap { .. } if !digest.history.expected_versions => {
+                EsGuarantee::SerialDecisions
+            }
+            Problem::Order | Problem::Repeat | Problem::Gap { .. } => EsGuarantee::Integrity,
+        };
+        findings.found(EsInvariant::StreamContiguity, guarantee, Some(stream), || {
             let on = on_nodes(&nodes);
             let before = f.before.map(|b| digest.event(f.replica, b));
             let explanation = match (problem, before) {
