@@ -89,6 +89,10 @@ enum Command {
         /// Write the run report (Markdown).
         #[arg(long, value_name = "FILE.md")]
         report: Option<PathBuf>,
+        /// Write the run's timeline: one self-contained HTML file (lanes per node,
+        /// messages, faults, client operations, the witness and the invariants).
+        #[arg(long, value_name = "FILE.html")]
+        html: Option<PathBuf>,
     },
     /// Shrink a failing seed to a small schedule that fails the same way.
     Shrink {
@@ -205,12 +209,14 @@ fn main() -> ExitCode {
             json,
             history,
             report,
+            html,
         } => {
             let options = ReplayOptions {
                 trace_events: trace.then_some(trace_events.max(1)),
                 json,
                 history: history.as_deref(),
                 report: report.as_deref(),
+                html: html.as_deref(),
             };
             let (scenario, file) = match (&schedule, &scenario) {
                 (Some(path), scenario_path) => {
@@ -317,16 +323,18 @@ struct ReplayOptions<'a> {
     json: bool,
     history: Option<&'a std::path::Path>,
     report: Option<&'a std::path::Path>,
+    html: Option<&'a std::path::Path>,
 }
 
 fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>) -> ExitCode {
-    let ReplayOptions { trace_events, json, history: history_path, report } = *options;
+    let ReplayOptions { trace_events, json, history: history_path, report, html } = *options;
     let schedule = match &target {
         Replayed::Seed(seed) => schedule_for(scenario, *seed),
         Replayed::Schedule(_, file) => file.schedule.clone(),
     };
-    // With --trace, the whole trace is kept: the window around a witness may lie anywhere.
-    let kept_max = trace_events.map_or(0, |_| TRACE_KEPT_MAX);
+    // With --trace or --html, the whole trace is kept: the window around a witness may
+    // lie anywhere.
+    let kept_max = if trace_events.is_some() || html.is_some() { TRACE_KEPT_MAX } else { 0 };
     let RunOutput { result: run, trace, history } = run_full(scenario, &schedule, kept_max);
     if let Some(path) = history_path {
         let Some(history) = &history else {
@@ -348,6 +356,19 @@ fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>
         let markdown =
             logjam_reports::report::RunReport::new(scenario, &run, &replay_command).markdown();
         if !write_report(path, &markdown) {
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = html {
+        let page = logjam_reports::html::timeline(
+            scenario,
+            &schedule,
+            &run,
+            &trace,
+            history.as_ref(),
+            &replay_command,
+        );
+        if !write_report(path, &page) {
             return ExitCode::from(2);
         }
     }

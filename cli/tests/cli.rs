@@ -403,3 +403,18 @@ fn an_under_covered_sweep_fails_and_the_report_shows_coverage() {
     assert!(markdown.contains("| `leader-election` |"), "{markdown}");
     assert!(markdown.contains("- FAIL under-covered"), "{markdown}");
 }
+
+#[test]
+fn replay_writes_a_self_contained_html_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("timeline.html");
+    let schedule = "scenarios/regressions/unclean-election.json";
+    let output = logjam(&["replay", "--schedule", schedule, "--html", page.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..80.min(html.len())]);
+    for wanted in ["broker n0", "controller n3", "lost-write", "witness"] {
+        assert!(html.contains(wanted), "no `{wanted}` in the timeline");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"), "not self-contained");
+}
