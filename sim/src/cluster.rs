@@ -20,8 +20,10 @@ use logjam_model as model;
 use rand::RngCore;
 
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
+use crate::es_projection::ProjectionNode;
 use crate::{Context, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
+use logjam_eventstore::reader::ReaderConfig;
 
 /// Brokers and the controller tick this often on their own clocks.
 pub const TICK_NS: u64 = 5_000_000;
@@ -246,6 +248,9 @@ pub enum ClusterNode {
     Producer(ProducerNode),
     Consumer(Consumer),
     EsClient(Box<EsClient>),
+    /// An event-store projection (in the consumer slots of an event-store workload);
+    /// `None` while it cannot open (a halted one is crashed and restarted).
+    EsProjection(Box<ProjectionNode>),
 }
 
 /// Builds the processes of a cluster world.
@@ -340,6 +345,10 @@ impl ClusterProcess {
         match &mut self.node {
             ClusterNode::Booting => {}
             ClusterNode::EsClient(client) => send_all(ctx, client.drain_outbox().into_iter()),
+            ClusterNode::EsProjection(node) => {
+                halted = node.halted().is_some();
+                send_all(ctx, node.drain_outbox().into_iter());
+            }
             ClusterNode::Broker(broker) => {
                 if broker.has_output() {
                     for event in broker.drain_events() {
@@ -440,6 +449,21 @@ impl Process for ClusterProcess {
             let store = LogStore::new(config);
             let client = EsClient::new(id, es.accounts, store, self.es_recorder.clone());
             ClusterNode::EsClient(Box::new(client))
+        } else if spec.es.is_some() && id >= spec.brokers + 1 + spec.producers {
+            let index = id - (spec.brokers + 1 + spec.producers);
+            let reader = ReaderConfig {
+                controller: spec.brokers,
+                partition: index % spec.partitions,
+                max_bytes: 64 * 1024,
+                request_timeout_ns: 200_000_000,
+                poll_every_ns: 20_000_000,
+            };
+            let t_ns = ctx.global_now_ns();
+            let recorder = self.es_recorder.clone();
+            match ProjectionNode::open(ctx.disk(), id, reader, recorder, t_ns) {
+                Ok(node) => ClusterNode::EsProjection(Box::new(node)),
+                Err(_) => ClusterNode::Booting, // its disk cannot be read: it stays idle
+            }
         } else if id < spec.brokers + 1 + spec.producers {
             let config = ProducerConfig {
                 controller: spec.brokers,
@@ -486,6 +510,10 @@ impl Process for ClusterProcess {
             ClusterNode::Producer(node) => node.producer.handle(now_ns, msg),
             ClusterNode::Consumer(consumer) => consumer.handle(now_ns, msg),
             ClusterNode::EsClient(client) => client.handle(now_ns, msg),
+            ClusterNode::EsProjection(node) => {
+                let t_ns = ctx.global_now_ns();
+                node.handle(ctx.disk(), now_ns, t_ns, &msg)
+            }
         }
         self.flush(ctx);
     }
@@ -506,6 +534,7 @@ impl Process for ClusterProcess {
                 node.ticking = !node.producer.is_idle();
             }
             ClusterNode::EsClient(client) => client.tick(now_ns),
+            ClusterNode::EsProjection(node) => node.tick(now_ns),
             ClusterNode::Consumer(consumer) => {
                 consumer.tick(now_ns);
                 // A poll that timed out is recorded before the next one starts.
@@ -547,6 +576,7 @@ impl Process for ClusterProcess {
                     self.node = ClusterNode::Controller(None);
                 }
             }
+            ClusterNode::EsProjection(node) => node.on_synced(ctx.disk(), ticket, result),
             _ => {}
         }
         self.flush(ctx);

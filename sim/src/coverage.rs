@@ -34,6 +34,7 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
+    ("projection-restart", "an event-store projection restarted from its checkpoint"),
 ];
 
 /// Whether `name` is one of `ITEMS`.

@@ -23,8 +23,17 @@ pub const WORK_QUEUED_MAX: usize = 4;
 /// Times one saga step is retried with the same command id before it is given up.
 pub const STEP_RETRIES_MAX: u32 = 100;
 
-/// The commands every client of a run recorded.
-pub type SharedEsRecorder = Rc<RefCell<Vec<CommandRecord>>>;
+/// What the event-store processes of a run recorded: every client's commands and every
+/// projection's checkpoints.
+#[derive(Debug, Default)]
+pub struct EsRecording {
+    pub commands: Vec<CommandRecord>,
+    pub projections: Vec<logjam_model::es::ProjectionCheckpoint>,
+    /// Times each projection opened from its disk (the first is its boot).
+    pub projection_opens: std::collections::BTreeMap<u32, u64>,
+}
+
+pub type SharedEsRecorder = Rc<RefCell<EsRecording>>;
 
 /// One unit of work, drawn from a schedule's operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,7 +305,7 @@ impl EsClient {
             }
             other => (None, CommandOutcome::Fail { reason: describe(other) }),
         };
-        self.recorder.borrow_mut().push(CommandRecord {
+        self.recorder.borrow_mut().commands.push(CommandRecord {
             process: u64::from(self.node),
             invoke_ns: running.invoke_ns,
             complete_ns: now_ns,

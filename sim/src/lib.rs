@@ -18,6 +18,7 @@ mod config;
 pub mod coverage;
 mod disk;
 pub mod es_client;
+pub mod es_projection;
 mod fault;
 mod limits;
 pub mod nemesis;

@@ -392,14 +392,16 @@ fn run_cluster(
         // Event-store clients record commands, not sends and polls: of the log's own
         // checks only those about replicas and the protocol apply.
         checks.retain(|check| REPLICA_INVARIANTS.contains(&check.invariant));
-        let commands = Rc::try_unwrap(es_recorder).expect("the world is gone").into_inner();
+        let recording = Rc::try_unwrap(es_recorder).expect("the world is gone").into_inner();
+        let restarts: u64 = recording.projection_opens.values().map(|opens| opens - 1).sum();
+        run.reached.insert("projection-restart".to_owned(), restarts);
         let promises = spec.model_config(scenario.crashes_max, scenario.disk_faults_max).promises();
         let es_history = model::es::EsHistory {
             domain: es.domain.clone(),
             expected_versions: es.expected_versions,
-            commands,
+            commands: recording.commands,
             replicas,
-            projections: Vec::new(),
+            projections: recording.projections,
             lossy_log: !promises.contains(&model::Guarantee::CommittedStable),
         };
         checks.extend(es_checks_of(&model::es::check(&es_history)));

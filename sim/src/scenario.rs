@@ -831,8 +831,12 @@ impl Source<'_> {
                         format!("cluster: {nodes} nodes in all exceed {NODES_MAX}"),
                     );
                 }
-                let servers = spec.servers();
-                Ok((System::LogCluster(spec), nodes, servers))
+                let mut targets = spec.servers();
+                if spec.es.is_some() {
+                    // Event-store projections crash too: their checkpoints must survive it.
+                    targets.extend((0..spec.consumers).map(|index| spec.consumer(index)));
+                }
+                Ok((System::LogCluster(spec), nodes, targets))
             }
         }
     }

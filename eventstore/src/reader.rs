@@ -1,0 +1,167 @@
+//! `PartitionReader`: reads one partition's committed records in offset order, as a
+//! consumer, sans-IO over the broker's messages: it learns the leader from the
+//! controller, fetches from its position up to the high watermark, retries after a
+//! timeout or a refusal, and hands out `(offset, key, value)` records. Projections and
+//! CDC replicas sit on it.
+
+use logjam_broker::batch;
+use logjam_broker::protocol::{Msg, NodeId, PartitionState};
+
+/// Records handed out but not yet drained, at most: a reader that is not drained stops
+/// fetching.
+pub const BUFFERED_RECORDS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderConfig {
+    pub controller: NodeId,
+    pub partition: u32,
+    pub max_bytes: u32,
+    pub request_timeout_ns: u64,
+    /// How long to wait before fetching again after an empty answer or a refusal.
+    pub poll_every_ns: u64,
+}
+
+/// One record of the partition.
+pub type PartitionRecord = (u64, Vec<u8>, Vec<u8>);
+
+pub struct PartitionReader {
+    config: ReaderConfig,
+    leader: Option<(NodeId, u32)>,
+    metadata_in_flight: Option<(u64, u64)>,
+    in_flight: Option<(u64, u64)>,
+    next_offset: u64,
+    fetch_at_ns: u64,
+    next_correlation: u64,
+    outbox: Vec<(NodeId, Msg)>,
+    records: Vec<PartitionRecord>,
+}
+
+impl PartitionReader {
+    /// A reader at `from_offset` (where a projection's checkpoint says to resume).
+    pub fn new(config: ReaderConfig, from_offset: u64) -> PartitionReader {
+        PartitionReader {
+            config,
+            leader: None,
+            metadata_in_flight: None,
+            in_flight: None,
+            next_offset: from_offset,
+            fetch_at_ns: 0,
+            next_correlation: 0,
+            outbox: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The offset of the next record it will hand out.
+    pub fn position(&self) -> u64 {
+        self.next_offset
+    }
+
+    pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, (NodeId, Msg)> {
+        self.outbox.drain(..)
+    }
+
+    /// Records read since the last call, in offset order.
+    pub fn drain_records(&mut self) -> Vec<PartitionRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    fn correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+
+    /// The passing of time: asks for what comes next when nothing is in flight.
+    pub fn tick(&mut self, now_ns: u64) {
+        let timeout_ns = self.config.request_timeout_ns;
+        if self.in_flight.is_some_and(|(_, sent_ns)| now_ns >= sent_ns + timeout_ns) {
+            self.in_flight = None;
+            self.leader = None;
+        }
+        if self.in_flight.is_some()
+            || now_ns < self.fetch_at_ns
+            || self.records.len() >= BUFFERED_RECORDS_MAX
+        {
+            return;
+        }
+        let Some((leader, leader_epoch)) = self.leader else {
+            if self.metadata_in_flight.is_none_or(|(_, sent)| now_ns >= sent + timeout_ns) {
+                let correlation = self.correlation();
+                self.metadata_in_flight = Some((correlation, now_ns));
+                self.outbox.push((self.config.controller, Msg::Metadata { correlation }));
+            }
+            return;
+        };
+        let correlation = self.correlation();
+        self.in_flight = Some((correlation, now_ns));
+        self.outbox.push((
+            leader,
+            Msg::Fetch {
+                partition: self.config.partition,
+                correlation,
+                leader_epoch,
+                fetch_offset: self.next_offset,
+                replica: None,
+                durable_offset: 0,
+                max_bytes: self.config.max_bytes,
+            },
+        ));
+    }
+
+    /// A message; returns false if it was not for this reader. A batch that fails to
+    /// decode stops the read there (it is fetched again), never skipped.
+    pub fn handle(&mut self, now_ns: u64, msg: &Msg) -> bool {
+        match msg {
+            Msg::MetadataResponse { correlation, states }
+                if self.metadata_in_flight.is_some_and(|(c, _)| c == *correlation) =>
+            {
+                self.metadata_in_flight = None;
+                self.learn(states);
+                self.tick(now_ns);
+                true
+            }
+            Msg::FetchResponse { correlation, result, partition }
+                if *partition == self.config.partition
+                    && self.in_flight.is_some_and(|(c, _)| c == *correlation) =>
+            {
+                self.in_flight = None;
+                match result {
+                    Ok(data) => {
+                        let before = self.next_offset;
+                        'batches: for bytes in &data.batches {
+                            let Ok(batch) = batch::decode(bytes) else { break 'batches };
+                            for (index, record) in batch.records.iter().enumerate() {
+                                let offset = batch.base_offset + index as u64;
+                                if offset < self.next_offset {
+                                    continue;
+                                }
+                                if offset >= data.high_watermark {
+                                    break 'batches;
+                                }
+                                let (key, value) = (record.key.clone(), record.value.clone());
+                                self.records.push((offset, key, value));
+                                self.next_offset = offset + 1;
+                            }
+                        }
+                        if self.next_offset == before {
+                            self.fetch_at_ns = now_ns + self.config.poll_every_ns;
+                        }
+                    }
+                    Err(_) => {
+                        self.leader = None;
+                        self.fetch_at_ns = now_ns + self.config.poll_every_ns;
+                    }
+                }
+                self.tick(now_ns);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn learn(&mut self, states: &[PartitionState]) {
+        if let Some(state) = states.iter().find(|s| s.partition == self.config.partition) {
+            self.leader = state.leader.map(|leader| (leader, state.leader_epoch));
+        }
+    }
+}
