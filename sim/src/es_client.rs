@@ -12,9 +12,11 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use logjam_broker::protocol::Msg;
-use logjam_eventstore::command::{CommandLoop, Outcome, Step};
+use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
+use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
 use logjam_eventstore::log_store::LogStore;
+use logjam_eventstore::schema::Schema;
 use logjam_eventstore::store::StreamStore;
 use logjam_model::es::{CommandOutcome, CommandRecord};
 
@@ -38,16 +40,57 @@ pub type SharedEsRecorder = Rc<RefCell<EsRecording>>;
 /// One unit of work, drawn from a schedule's operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Work {
-    Deposit { account: u32, amount: u64 },
-    Withdraw { account: u32, amount: u64 },
-    Transfer { from: u32, to: u32, amount: u64 },
+    Deposit {
+        account: u32,
+        amount: u64,
+    },
+    Withdraw {
+        account: u32,
+        amount: u64,
+    },
+    Transfer {
+        from: u32,
+        to: u32,
+        amount: u64,
+    },
+    /// A shopping cart's command.
+    Cart {
+        cart: u32,
+        command: CartCommand,
+    },
+}
+
+/// The domains the simulator runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    Bank,
+    Cart,
+}
+
+impl Domain {
+    pub fn from_name(name: &str) -> Option<Domain> {
+        match name {
+            "bank" => Some(Domain::Bank),
+            "cart" => Some(Domain::Cart),
+            _ => None,
+        }
+    }
 }
 
 impl Work {
     /// The work an operation on `account` stands for, from a hash of the operation:
     /// each operation decides its own command, so dropping one (shrinking) leaves the
     /// others as they were.
-    pub fn of(account: u32, accounts: u32, deposits_only: bool, hash: u64) -> Work {
+    pub fn of(domain: Domain, account: u32, accounts: u32, deposits_only: bool, hash: u64) -> Work {
+        if domain == Domain::Cart {
+            let (sku, qty) = (((hash >> 8) % 5) as u32, 1 + ((hash >> 16) % 3) as u32);
+            let command = match hash % 20 {
+                0..=11 => CartCommand::AddItem { sku, qty },
+                12..=17 => CartCommand::RemoveItem { sku, qty },
+                _ => CartCommand::CheckOut,
+            };
+            return Work::Cart { cart: account, command };
+        }
         let amount = 1 + (hash >> 8) % 100;
         if deposits_only {
             return Work::Deposit { account, amount };
@@ -84,9 +127,106 @@ struct Running {
     maybe_landed: bool,
     invoke_ns: u64,
     stream: String,
-    command: BankCommand,
-    command_loop: CommandLoop<Account>,
+    command: serde_json::Value,
+    command_loop: DomainLoop,
     request: u64,
+}
+
+/// A command loop of one of the domains.
+enum DomainLoop {
+    Bank(CommandLoop<Account>),
+    Cart(CommandLoop<Cart>),
+}
+
+/// What a loop wants next, whatever its domain.
+enum Next {
+    Issue(Request),
+    Done(Ended),
+}
+
+/// How a command ended, whatever its domain.
+struct Ended {
+    /// Its events are in the stream (appended now, or by an earlier attempt).
+    applied: bool,
+    /// The domain refused it.
+    refused: bool,
+    /// It may or may not have landed.
+    indeterminate: bool,
+    decided_at_version: Option<u64>,
+    /// For `applied`: the first version and the events (none if an earlier attempt
+    /// appended them).
+    ok: Option<(u64, Vec<serde_json::Value>)>,
+    /// What happened, for a refusal or a failure.
+    reason: String,
+}
+
+impl DomainLoop {
+    fn start(&mut self) -> Next {
+        match self {
+            DomainLoop::Bank(command_loop) => next(command_loop.start()),
+            DomainLoop::Cart(command_loop) => next(command_loop.start()),
+        }
+    }
+
+    fn on_reply(&mut self, reply: logjam_eventstore::store::StoreReply) -> Next {
+        match self {
+            DomainLoop::Bank(command_loop) => next(command_loop.on_reply(reply)),
+            DomainLoop::Cart(command_loop) => next(command_loop.on_reply(reply)),
+        }
+    }
+}
+
+fn next<A: Schema>(step: Step<A>) -> Next
+where
+    A::Event: serde::Serialize,
+{
+    match step {
+        Step::Issue(request) => Next::Issue(request),
+        Step::Done(decision) => Next::Done(ended(decision.outcome)),
+    }
+}
+
+fn ended<A: Schema>(outcome: Outcome<A>) -> Ended
+where
+    A::Event: serde::Serialize,
+{
+    let json = |events: &[A::Event]| {
+        events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
+    };
+    let none = Ended {
+        applied: false,
+        refused: false,
+        indeterminate: false,
+        decided_at_version: None,
+        ok: None,
+        reason: String::new(),
+    };
+    match outcome {
+        Outcome::Appended { version, events, .. } => Ended {
+            applied: true,
+            decided_at_version: Some(version),
+            ok: Some((version, json(&events))),
+            ..none
+        },
+        Outcome::AlreadyApplied { first_version, .. } => Ended {
+            applied: true,
+            decided_at_version: Some(first_version),
+            ok: Some((first_version, Vec::new())),
+            ..none
+        },
+        Outcome::Refused { version, error, .. } => Ended {
+            refused: true,
+            decided_at_version: Some(version),
+            reason: format!("refused: {error}"),
+            ..none
+        },
+        Outcome::Indeterminate { reason } => Ended { indeterminate: true, reason, ..none },
+        Outcome::Conflict { current } => {
+            Ended { reason: format!("conflict: the stream held {current} events"), ..none }
+        }
+        Outcome::Failed { reason } => Ended { reason, ..none },
+        Outcome::Corrupt { error } => Ended { reason: format!("corrupt stream: {error}"), ..none },
+    }
 }
 
 pub struct EsClient {
@@ -124,6 +264,7 @@ impl EsClient {
             return false;
         }
         debug_assert!(match &work {
+            Work::Cart { cart, .. } => *cart < self.accounts,
             Work::Deposit { account, .. } | Work::Withdraw { account, .. } =>
                 *account < self.accounts,
             Work::Transfer { from, to, .. } =>
@@ -184,6 +325,20 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
+        if let Work::Cart { cart, command } = &work {
+            let stream = cart_stream(u64::from(*cart));
+            let json = serde_json::to_value(command).expect("commands serialize");
+            let command_loop =
+                DomainLoop::Cart(CommandLoop::new(&stream, command_id, command.clone()));
+            return self.launch(
+                now_ns,
+                (work, stage, transfer),
+                (command_id, retries, maybe_landed),
+                stream,
+                json,
+                command_loop,
+            );
+        }
         let (account, command) = match (&work, stage) {
             (Work::Deposit { account, amount }, _) => {
                 (*account, BankCommand::Deposit { amount: *amount })
@@ -210,12 +365,32 @@ impl EsClient {
             (Work::Transfer { from, amount, .. }, Stage::Refund) => {
                 (*from, BankCommand::Refund { transfer, amount: *amount })
             }
-            (Work::Transfer { .. }, Stage::Single) => unreachable!("a transfer is a saga"),
+            (Work::Transfer { .. }, Stage::Single) | (Work::Cart { .. }, _) => {
+                unreachable!("a transfer is a saga; a cart's work was taken above")
+            }
         };
         let stream = account_stream(u64::from(account));
-        let mut command_loop = CommandLoop::new(&stream, command_id, command.clone());
-        self.next_request += 1;
-        let request = self.next_request;
+        let json = serde_json::to_value(&command).expect("commands serialize");
+        let command_loop = DomainLoop::Bank(CommandLoop::new(&stream, command_id, command));
+        self.launch(
+            now_ns,
+            (work, stage, transfer),
+            (command_id, retries, maybe_landed),
+            stream,
+            json,
+            command_loop,
+        );
+    }
+
+    fn launch(
+        &mut self,
+        now_ns: u64,
+        (work, stage, transfer): (Work, Stage, u64),
+        (command_id, retries, maybe_landed): (u64, u32, bool),
+        stream: String,
+        command: serde_json::Value,
+        mut command_loop: DomainLoop,
+    ) {
         let step = command_loop.start();
         self.running = Some(Running {
             work,
@@ -228,22 +403,22 @@ impl EsClient {
             stream,
             command,
             command_loop,
-            request,
+            request: 0,
         });
         self.follow(now_ns, step);
     }
 
-    fn follow(&mut self, now_ns: u64, step: Step<Account>) {
+    fn follow(&mut self, now_ns: u64, step: Next) {
         match step {
-            Step::Issue(request) => {
+            Next::Issue(request) => {
                 let running = self.running.as_mut().expect("a command under way");
                 self.next_request += 1;
                 running.request = self.next_request;
                 request.issue(&mut self.store, now_ns, running.request);
             }
-            Step::Done(decision) => {
+            Next::Done(ended) => {
                 let running = self.running.take().expect("a command under way");
-                self.finish(now_ns, running, decision.outcome);
+                self.finish(now_ns, running, ended);
             }
         }
     }
@@ -268,55 +443,32 @@ impl EsClient {
     }
 
     /// Records how a command ended and moves its saga on.
-    fn finish(&mut self, now_ns: u64, running: Running, outcome: Outcome<Account>) {
-        let applied = matches!(outcome, Outcome::Appended { .. } | Outcome::AlreadyApplied { .. });
+    fn finish(&mut self, now_ns: u64, running: Running, ended: Ended) {
+        let applied = ended.applied;
         // Unknown: this attempt may have landed, or an earlier one under the same id may.
-        let unknown =
-            !applied && (running.maybe_landed || matches!(outcome, Outcome::Indeterminate { .. }));
-        let (decided_at_version, recorded) = match &outcome {
-            Outcome::Appended { version, events, .. } => (
-                Some(*version),
-                CommandOutcome::Ok {
-                    first_version: *version,
-                    events: events
-                        .iter()
-                        .map(|e| serde_json::to_value(e).expect("events serialize"))
-                        .collect(),
-                },
-            ),
-            Outcome::AlreadyApplied { first_version, .. } => (
-                Some(*first_version),
-                CommandOutcome::Ok { first_version: *first_version, events: Vec::new() },
-            ),
-            Outcome::Indeterminate { reason } => {
-                (None, CommandOutcome::Indeterminate { reason: reason.clone() })
-            }
-            other if unknown => (
-                None,
-                CommandOutcome::Indeterminate {
-                    reason: format!(
-                        "an earlier attempt may still land; this one: {}",
-                        describe(other)
-                    ),
-                },
-            ),
-            Outcome::Refused { version, error, .. } => {
-                (Some(*version), CommandOutcome::Rejected { reason: error.to_string() })
-            }
-            other => (None, CommandOutcome::Fail { reason: describe(other) }),
+        let unknown = !applied && (running.maybe_landed || ended.indeterminate);
+        let recorded = match ended.ok {
+            Some((first_version, events)) => CommandOutcome::Ok { first_version, events },
+            None if ended.indeterminate => CommandOutcome::Indeterminate { reason: ended.reason },
+            None if unknown => CommandOutcome::Indeterminate {
+                reason: format!("an earlier attempt may still land; this one: {}", ended.reason),
+            },
+            None if ended.refused => CommandOutcome::Rejected { reason: ended.reason },
+            None => CommandOutcome::Fail { reason: ended.reason },
         };
+        let decided_at_version = if unknown { None } else { ended.decided_at_version };
         self.recorder.borrow_mut().commands.push(CommandRecord {
             process: u64::from(self.node),
             invoke_ns: running.invoke_ns,
             complete_ns: now_ns,
             command_id: running.command_id,
             stream: running.stream.clone(),
-            command: serde_json::to_value(&running.command).expect("commands serialize"),
+            command: running.command.clone(),
             decided_at_version,
             outcome: recorded,
         });
         let definite_no = !applied && !unknown;
-        let refused = matches!(outcome, Outcome::Refused { .. }) && !unknown;
+        let refused = ended.refused && !unknown;
         let Running { work, stage, transfer, command_id, retries, .. } = running;
         let retry = retries < STEP_RETRIES_MAX;
         // A retry keeps the command id: the loop finds the command in the stream if an
@@ -350,23 +502,13 @@ impl EsClient {
     }
 }
 
-fn describe(outcome: &Outcome<Account>) -> String {
-    match outcome {
-        Outcome::Appended { .. } | Outcome::AlreadyApplied { .. } => "applied".to_owned(),
-        Outcome::Refused { error, .. } => format!("refused: {error}"),
-        Outcome::Conflict { current } => format!("conflict: the stream held {current} events"),
-        Outcome::Indeterminate { reason } => reason.clone(),
-        Outcome::Failed { reason } => reason.clone(),
-        Outcome::Corrupt { error } => format!("corrupt stream: {error}"),
-    }
-}
-
 /// Every up broker's committed events (below its high watermark), decoded, as the
 /// event-store history's replica logs. A record that does not decode is kept with the
 /// reason, so the checks see it instead of a silent gap.
 pub fn final_es_replicas(
     world: &mut crate::World<crate::cluster::ClusterProcess>,
     spec: &crate::cluster::ClusterSpec,
+    domain: Domain,
 ) -> Vec<logjam_model::es::ReplicaStreams> {
     use logjam_eventstore::envelope;
     use logjam_eventstore::schema::decode_event;
@@ -392,8 +534,14 @@ pub fn final_es_replicas(
                         let decoded = envelope::decode(&record.value)
                             .map_err(|error| error.to_string())
                             .and_then(|env| {
-                                decode_event::<Account>(&stream, offset, &env)
-                                    .map(|event| (env, event))
+                                let event = match domain {
+                                    Domain::Bank => decode_event::<Account>(&stream, offset, &env)
+                                        .map(|event| serde_json::to_value(&event)),
+                                    Domain::Cart => decode_event::<Cart>(&stream, offset, &env)
+                                        .map(|event| serde_json::to_value(&event)),
+                                };
+                                event
+                                    .map(|json| (env, json.expect("events serialize")))
                                     .map_err(|error| error.to_string())
                             });
                         let stored = match decoded {
@@ -402,7 +550,7 @@ pub fn final_es_replicas(
                                 stream,
                                 version: env.stream_version,
                                 command_id: env.command_id,
-                                event: serde_json::to_value(&event).expect("events serialize"),
+                                event,
                             },
                             Err(reason) => logjam_model::es::StoredEvent {
                                 offset,

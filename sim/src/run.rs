@@ -14,7 +14,7 @@ use logjam_model as model;
 
 use crate::cluster::{self, ClusterSpec, Recorder};
 use crate::coverage;
-use crate::es_client::{SharedEsRecorder, Work, final_es_replicas};
+use crate::es_client::{Domain, SharedEsRecorder, Work, final_es_replicas};
 use crate::toy::GossipCounter;
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
 use std::collections::BTreeMap;
@@ -335,7 +335,8 @@ fn run_cluster(
         let started = match &spec.es {
             Some(es) => {
                 let hash = op_hash(schedule.seed, op);
-                let work = Work::of(op.partition, es.accounts, es.deposits_only, hash);
+                let domain = Domain::from_name(&es.domain).expect("a checked scenario");
+                let work = Work::of(domain, op.partition, es.accounts, es.deposits_only, hash);
                 world.with_process(op.node, |process, ctx| process.es_submit(ctx, work))
             }
             None => {
@@ -362,7 +363,10 @@ fn run_cluster(
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns + DRAIN_NS);
     let replicas = cluster::final_replicas(&mut world, spec);
-    let es_replicas = spec.es.as_ref().map(|_| final_es_replicas(&mut world, spec));
+    let es_replicas = spec.es.as_ref().map(|es| {
+        let domain = Domain::from_name(&es.domain).expect("a checked scenario");
+        final_es_replicas(&mut world, spec, domain)
+    });
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();

@@ -139,7 +139,8 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct EventStoreFile {
     domain: Spanned<String>,
-    accounts: Option<Spanned<u32>>,
+    /// Aggregates the commands pick from (bank accounts, carts).
+    aggregates: Option<Spanned<u32>>,
     #[serde(default = "yes")]
     expected_versions: bool,
     /// Only deposits (no withdrawals or transfers): contention without overdrafts.
@@ -668,22 +669,29 @@ impl Source<'_> {
             )),
             (SystemName::EventStore, Some(table)) => {
                 let es = table.get_ref();
-                if es.domain.get_ref() != "bank" {
+                if crate::es_client::Domain::from_name(es.domain.get_ref()).is_none() {
                     let message = format!(
-                        "eventstore.domain: `{}` is not a domain the simulator runs (bank)",
+                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart)",
                         es.domain.get_ref()
                     );
                     return Err(self.error(Some(es.domain.span()), message));
                 }
-                let accounts = match &es.accounts {
-                    Some(accounts) if !(2..=ES_ACCOUNTS_MAX).contains(accounts.get_ref()) => {
+                let projections = file.workload.consumers.as_ref().map_or(0, |c| *c.get_ref());
+                if es.domain.get_ref() != "bank" && projections > 0 {
+                    let span = file.workload.consumers.as_ref().map(Spanned::span);
+                    let message =
+                        "workload.consumers: projections run only for the bank domain".into();
+                    return Err(self.error(span, message));
+                }
+                let accounts = match &es.aggregates {
+                    Some(aggregates) if !(2..=ES_ACCOUNTS_MAX).contains(aggregates.get_ref()) => {
                         let message = format!(
-                            "eventstore.accounts: {} is not between 2 and {ES_ACCOUNTS_MAX}",
-                            accounts.get_ref()
+                            "eventstore.aggregates: {} is not between 2 and {ES_ACCOUNTS_MAX}",
+                            aggregates.get_ref()
                         );
-                        return Err(self.error(Some(accounts.span()), message));
+                        return Err(self.error(Some(aggregates.span()), message));
                     }
-                    Some(accounts) => *accounts.get_ref(),
+                    Some(aggregates) => *aggregates.get_ref(),
                     None => 4,
                 };
                 Ok(Some(EsSpec {
