@@ -17,16 +17,16 @@
 
 use std::collections::VecDeque;
 
-use logjam_broker::batch;
 use logjam_broker::client::{Outcome, Producer, ProducerConfig};
-use logjam_broker::protocol::{Acks, ErrorCode, Msg, NodeId, PartitionState};
+use logjam_broker::protocol::{Acks, ErrorCode, Msg, NodeId};
 
 use crate::envelope::{self, Envelope};
+use crate::reader::{PartitionReader, ReaderConfig};
 use crate::store::{ExpectedVersion, StoreReply, StreamStore, check_stream_name};
 
 /// Requests waiting behind the one under way.
 pub const QUEUED_REQUESTS_MAX: usize = 64;
-/// Fetches one read may make (each up to `read_max_bytes`).
+/// Answers one read may take (each up to `read_max_bytes`).
 pub const READ_FETCHES_MAX: u32 = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,27 +62,26 @@ enum Request {
     Read { request: u64, stream: String },
 }
 
-/// A read under way: fetching the partition from the start.
+/// A read under way: the stream's partition read from offset 0 up to the high
+/// watermark its first answer reported.
 struct Reading {
     request: u64,
     stream: String,
-    partition: u32,
-    /// Set when the read only finds `current` for a refused append.
-    for_refusal: bool,
-    /// The version a refused append expected.
+    /// Set when the read only finds `current` for a refused append: the version the
+    /// refused append expected.
     refused_at: Option<u64>,
-    next_offset: u64,
-    high_watermark: Option<u64>,
+    reader: PartitionReader,
+    /// Read up to here: the high watermark of the first answer.
+    until: Option<u64>,
     events: Vec<(u64, Envelope)>,
-    fetches: u32,
-    in_flight: Option<(u64, u64)>,
-    retry_at_ns: u64,
+    /// Answers taken, bounded by `READ_FETCHES_MAX`.
+    answers: u32,
 }
 
 enum Current {
     Idle,
     Appending { request: u64, stream: String, expected: ExpectedVersion },
-    Reading(Reading),
+    Reading(Box<Reading>),
 }
 
 pub struct LogStore {
@@ -90,10 +89,6 @@ pub struct LogStore {
     producer: Producer,
     queue: VecDeque<Request>,
     current: Current,
-    leaders: Vec<Option<(NodeId, u32)>>,
-    metadata_in_flight: Option<(u64, u64)>,
-    next_correlation: u64,
-    outbox: Vec<(NodeId, Msg)>,
     completed: Vec<(u64, StoreReply)>,
 }
 
@@ -110,16 +105,10 @@ impl LogStore {
             delivery_timeout_ns: config.delivery_timeout_ns,
         });
         LogStore {
-            leaders: vec![None; config.partitions as usize],
             config,
             producer,
             queue: VecDeque::new(),
             current: Current::Idle,
-            metadata_in_flight: None,
-            // The producer numbers its own requests from 1; reads use the upper half so
-            // a response is never taken for the other's.
-            next_correlation: 1 << 62,
-            outbox: Vec::new(),
             completed: Vec::new(),
         }
     }
@@ -127,7 +116,9 @@ impl LogStore {
     /// Messages to send: the producer's and the reader's.
     pub fn drain_outbox(&mut self) -> Vec<(NodeId, Msg)> {
         let mut out: Vec<(NodeId, Msg)> = self.producer.drain_outbox().collect();
-        out.append(&mut self.outbox);
+        if let Current::Reading(reading) = &mut self.current {
+            out.extend(reading.reader.drain_outbox());
+        }
         out
     }
 
@@ -186,35 +177,40 @@ impl LogStore {
                         version,
                     );
                     self.current = Current::Appending { request, stream, expected };
-                    self.collect_producer();
+                    self.collect_producer(now_ns);
                 }
                 Request::Read { request, stream } => {
-                    self.begin_read(now_ns, request, stream, false);
+                    self.begin_read(now_ns, request, stream, None);
                 }
             }
         }
     }
 
-    fn begin_read(&mut self, now_ns: u64, request: u64, stream: String, for_refusal: bool) {
-        let partition = partition_of(&stream, self.config.partitions);
-        self.current = Current::Reading(Reading {
+    fn begin_read(&mut self, now_ns: u64, request: u64, stream: String, refused_at: Option<u64>) {
+        let config = ReaderConfig {
+            controller: self.config.controller,
+            partition: partition_of(&stream, self.config.partitions),
+            max_bytes: self.config.read_max_bytes,
+            request_timeout_ns: self.config.request_timeout_ns,
+            poll_every_ns: self.config.retry_backoff_ns,
+            // The producer numbers its own requests from 1: the reader's never collide.
+            correlation_base: 1 << 62,
+        };
+        let mut reader = PartitionReader::new(config, 0);
+        reader.tick(now_ns);
+        self.current = Current::Reading(Box::new(Reading {
             request,
             stream,
-            partition,
-            for_refusal,
-            refused_at: None,
-            next_offset: 0,
-            high_watermark: None,
+            refused_at,
+            reader,
+            until: None,
             events: Vec::new(),
-            fetches: 0,
-            in_flight: None,
-            retry_at_ns: now_ns,
-        });
-        self.step_read(now_ns);
+            answers: 0,
+        }));
     }
 
     /// The producer's outcome, if the append under way ended.
-    fn collect_producer(&mut self) {
+    fn collect_producer(&mut self, now_ns: u64) {
         let outcome = self.producer.drain_done().next();
         let Some(outcome) = outcome else { return };
         let Current::Appending { request, stream, expected } =
@@ -235,22 +231,11 @@ impl LogStore {
                 if self.producer.last_refusal() == Some(ErrorCode::WrongExpectedVersion) =>
             {
                 // Read the stream to say how many events it holds.
-                self.current = Current::Reading(Reading {
-                    request,
-                    partition: partition_of(&stream, self.config.partitions),
-                    stream,
-                    for_refusal: true,
-                    refused_at: match expected {
-                        ExpectedVersion::Exact(n) => Some(n),
-                        ExpectedVersion::NoStream | ExpectedVersion::Any => Some(0),
-                    },
-                    next_offset: 0,
-                    high_watermark: None,
-                    events: Vec::new(),
-                    fetches: 0,
-                    in_flight: None,
-                    retry_at_ns: 0,
-                });
+                let refused_at = match expected {
+                    ExpectedVersion::Exact(n) => n,
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                };
+                self.begin_read(now_ns, request, stream, Some(refused_at));
                 return;
             }
             Outcome::Fail(reason) => StoreReply::Failed { reason },
@@ -259,72 +244,24 @@ impl LogStore {
         self.completed.push((request, reply));
     }
 
-    fn correlation(&mut self) -> u64 {
-        self.next_correlation += 1;
-        self.next_correlation
-    }
-
-    fn step_read(&mut self, now_ns: u64) {
-        let timeout_ns = self.config.request_timeout_ns;
-        let Current::Reading(reading) = &mut self.current else { return };
-        if let Some((_, sent_ns)) = reading.in_flight {
-            if now_ns < sent_ns + timeout_ns {
-                return;
-            }
-            reading.in_flight = None;
-            self.leaders[reading.partition as usize] = None;
-        }
-        if now_ns < reading.retry_at_ns {
-            return;
-        }
-        if reading.fetches >= READ_FETCHES_MAX {
-            let reason = format!("no whole read in {READ_FETCHES_MAX} fetches");
-            return self.finish_read(Err(reason));
-        }
-        let partition = reading.partition;
-        let Some((leader, leader_epoch)) = self.leaders[partition as usize] else {
-            if self.metadata_in_flight.is_none_or(|(_, sent)| now_ns >= sent + timeout_ns) {
-                let correlation = self.correlation();
-                self.metadata_in_flight = Some((correlation, now_ns));
-                self.outbox.push((self.config.controller, Msg::Metadata { correlation }));
-            }
-            return;
-        };
-        let correlation = self.correlation();
-        let Current::Reading(reading) = &mut self.current else { unreachable!() };
-        reading.fetches += 1;
-        reading.in_flight = Some((correlation, now_ns));
-        let msg = Msg::Fetch {
-            partition,
-            correlation,
-            leader_epoch,
-            fetch_offset: reading.next_offset,
-            replica: None,
-            durable_offset: 0,
-            max_bytes: self.config.read_max_bytes,
-        };
-        self.outbox.push((leader, msg));
-    }
-
     fn finish_read(&mut self, result: Result<(), String>) {
         let Current::Reading(reading) = std::mem::replace(&mut self.current, Current::Idle) else {
             unreachable!("finishing a read");
         };
-        let reply = match (result, reading.for_refusal) {
-            (Ok(()), false) => StoreReply::Read { events: reading.events },
-            (Ok(()), true) => {
+        let reply = match (result, reading.refused_at) {
+            (Ok(()), None) => StoreReply::Read { events: reading.events },
+            (Ok(()), Some(expected)) => {
                 // A read sees committed events only; the leader refused because its log
                 // (uncommitted tail included) holds more than expected. So the stream
                 // holds at least `expected + 1`, whatever the committed read says.
                 let read = reading.events.len() as u64;
-                let expected = reading.refused_at.unwrap_or(0);
                 StoreReply::WrongExpectedVersion { current: read.max(expected + 1) }
             }
             // The append was refused for sure; only its `current` is unknown.
-            (Err(reason), true) => {
+            (Err(reason), Some(_)) => {
                 StoreReply::Failed { reason: format!("wrong expected version (then: {reason})") }
             }
-            (Err(reason), false) => StoreReply::Failed { reason },
+            (Err(reason), None) => StoreReply::Failed { reason },
         };
         self.completed.push((reading.request, reply));
     }
@@ -332,86 +269,54 @@ impl LogStore {
     /// The passing of time: retries and timeouts.
     pub fn tick(&mut self, now_ns: u64) {
         self.producer.tick(now_ns);
-        self.collect_producer();
-        self.step_read(now_ns);
+        self.collect_producer(now_ns);
+        if let Current::Reading(reading) = &mut self.current {
+            reading.reader.tick(now_ns);
+        }
         self.start_next(now_ns);
     }
 
     /// A message for this client.
     pub fn handle(&mut self, now_ns: u64, msg: Msg) {
-        match msg {
-            Msg::MetadataResponse { correlation, states }
-                if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) =>
-            {
-                self.metadata_in_flight = None;
-                self.learn(&states);
-                self.step_read(now_ns);
-            }
-            Msg::FetchResponse { correlation, result, .. } => {
-                let Current::Reading(reading) = &mut self.current else { return };
-                if reading.in_flight.is_none_or(|(c, _)| c != correlation) {
-                    return; // late or duplicated
-                }
-                reading.in_flight = None;
-                match result {
-                    Ok(data) => {
-                        let hw = *reading.high_watermark.get_or_insert(data.high_watermark);
-                        for bytes in &data.batches {
-                            let Ok(batch) = batch::decode(bytes) else {
-                                return self.finish_read(Err("a batch failed to decode".into()));
-                            };
-                            for (index, record) in batch.records.iter().enumerate() {
-                                let offset = batch.base_offset + index as u64;
-                                if offset < reading.next_offset || offset >= hw {
-                                    continue;
-                                }
-                                if record.key == reading.stream.as_bytes() {
-                                    match envelope::decode(&record.value) {
-                                        Ok(envelope) => reading.events.push((offset, envelope)),
-                                        Err(error) => {
-                                            let reason = format!(
-                                                "{} offset {offset}: {error}",
-                                                reading.stream
-                                            );
-                                            return self.finish_read(Err(reason));
-                                        }
-                                    }
-                                }
-                            }
-                            reading.next_offset = reading.next_offset.max(batch.end_offset());
-                        }
-                        if reading.next_offset >= hw {
-                            self.finish_read(Ok(()));
-                            self.start_next(now_ns);
-                            return;
-                        }
-                        if data.batches.is_empty() {
-                            // Nothing more yet below what we saw as committed: wait a bit.
-                            reading.retry_at_ns = now_ns + self.config.retry_backoff_ns;
-                        }
-                    }
-                    Err(_) => {
-                        let partition = reading.partition;
-                        reading.retry_at_ns = now_ns + self.config.retry_backoff_ns;
-                        self.leaders[partition as usize] = None;
-                    }
-                }
-                self.step_read(now_ns);
-            }
-            other => {
-                self.producer.handle(now_ns, other);
-                self.collect_producer();
-                self.start_next(now_ns);
-                self.step_read(now_ns);
+        if let Current::Reading(reading) = &mut self.current {
+            if reading.reader.handle(now_ns, &msg) {
+                self.on_read_progress(now_ns);
+                return;
             }
         }
+        self.producer.handle(now_ns, msg);
+        self.collect_producer(now_ns);
+        self.start_next(now_ns);
     }
 
-    fn learn(&mut self, states: &[PartitionState]) {
-        for state in states {
-            if let Some(slot) = self.leaders.get_mut(state.partition as usize) {
-                *slot = state.leader.map(|leader| (leader, state.leader_epoch));
+    /// Takes what the reader read; finishes the read once it reached the high
+    /// watermark of its first answer.
+    fn on_read_progress(&mut self, now_ns: u64) {
+        let Current::Reading(reading) = &mut self.current else { return };
+        reading.answers += 1;
+        for (offset, key, value) in reading.reader.drain_records() {
+            if key != reading.stream.as_bytes() {
+                continue;
             }
+            match envelope::decode(&value) {
+                Ok(envelope) => reading.events.push((offset, envelope)),
+                Err(error) => {
+                    let reason = format!("{} offset {offset}: {error}", reading.stream);
+                    return self.finish_read(Err(reason));
+                }
+            }
+        }
+        if reading.until.is_none() {
+            reading.until = reading.reader.high_watermark();
+        }
+        if reading.until.is_some_and(|until| reading.reader.position() >= until) {
+            self.finish_read(Ok(()));
+            return self.start_next(now_ns);
+        }
+        if reading.answers >= READ_FETCHES_MAX {
+            let reason = format!("no whole read in {READ_FETCHES_MAX} answers");
+            self.finish_read(Err(reason));
+            self.start_next(now_ns);
         }
     }
 }

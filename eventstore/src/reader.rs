@@ -19,6 +19,9 @@ pub struct ReaderConfig {
     pub request_timeout_ns: u64,
     /// How long to wait before fetching again after an empty answer or a refusal.
     pub poll_every_ns: u64,
+    /// Where its correlation ids start: a process that also sends other requests (a
+    /// producer numbers its own from 1) gives its reader a range of its own.
+    pub correlation_base: u64,
 }
 
 /// One record of the partition.
@@ -32,6 +35,8 @@ pub struct PartitionReader {
     next_offset: u64,
     fetch_at_ns: u64,
     next_correlation: u64,
+    /// The high watermark the last answer reported.
+    high_watermark: Option<u64>,
     outbox: Vec<(NodeId, Msg)>,
     records: Vec<PartitionRecord>,
 }
@@ -40,16 +45,22 @@ impl PartitionReader {
     /// A reader at `from_offset` (where a projection's checkpoint says to resume).
     pub fn new(config: ReaderConfig, from_offset: u64) -> PartitionReader {
         PartitionReader {
-            config,
             leader: None,
             metadata_in_flight: None,
             in_flight: None,
             next_offset: from_offset,
             fetch_at_ns: 0,
-            next_correlation: 0,
+            next_correlation: config.correlation_base,
+            high_watermark: None,
+            config,
             outbox: Vec::new(),
             records: Vec::new(),
         }
+    }
+
+    /// The high watermark the last answer reported (what is committed so far).
+    pub fn high_watermark(&self) -> Option<u64> {
+        self.high_watermark
     }
 
     /// The offset of the next record it will hand out.
@@ -127,6 +138,7 @@ impl PartitionReader {
                 self.in_flight = None;
                 match result {
                     Ok(data) => {
+                        self.high_watermark = Some(data.high_watermark);
                         let before = self.next_offset;
                         'batches: for bytes in &data.batches {
                             let Ok(batch) = batch::decode(bytes) else { break 'batches };

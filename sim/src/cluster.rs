@@ -457,6 +457,7 @@ impl Process for ClusterProcess {
                 max_bytes: 64 * 1024,
                 request_timeout_ns: 200_000_000,
                 poll_every_ns: 20_000_000,
+                correlation_base: 0,
             };
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();

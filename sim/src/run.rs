@@ -443,17 +443,9 @@ fn es_checks_of(verdict: &model::es::EsVerdict) -> Vec<Check> {
         .map(|check| {
             let anomaly =
                 verdict.anomalies.iter().find(|anomaly| anomaly.invariant == check.invariant);
-            Check {
-                invariant: check.invariant.name(),
-                checked: format!("{} {}", check.examined, check.unit),
-                holds: check.violations == 0,
-                expected_anomaly: check.violations == 0 && check.expected > 0,
-                witness: anomaly.map(|anomaly| anomaly.explanation.clone()),
-                witness_lines: anomaly
-                    .map(|anomaly| anomaly.witness.iter().map(|w| w.to_string()).collect())
-                    .unwrap_or_default(),
-                witness_span_ns: None,
-            }
+            let found = anomaly.map(|a| (a.explanation.clone(), lines(&a.witness)));
+            let counts = (check.examined, check.unit, check.violations, check.expected);
+            check_row(check.invariant.name(), counts, found, None)
         })
         .collect()
 }
@@ -470,19 +462,38 @@ fn checks_of(verdict: &model::Verdict) -> Vec<Check> {
             let witness_span_ns = times.fold(None, |span: Option<(u64, u64)>, t| {
                 Some(span.map_or((t, t), |(first, last)| (first.min(t), last.max(t))))
             });
-            Check {
-                invariant: check.invariant.name(),
-                checked: format!("{} {}", check.examined, check.unit),
-                holds: check.violations == 0,
-                expected_anomaly: check.violations == 0 && check.expected > 0,
-                witness: anomaly.map(|anomaly| anomaly.explanation.clone()),
-                witness_lines: anomaly
-                    .map(|anomaly| anomaly.witness.iter().map(|w| w.to_string()).collect())
-                    .unwrap_or_default(),
-                witness_span_ns,
-            }
+            let found = anomaly.map(|a| (a.explanation.clone(), lines(&a.witness)));
+            let counts = (check.examined, check.unit, check.violations, check.expected);
+            check_row(check.invariant.name(), counts, found, witness_span_ns)
         })
         .collect()
+}
+
+fn lines<W: std::fmt::Display>(witness: &[W]) -> Vec<String> {
+    witness.iter().map(|w| w.to_string()).collect()
+}
+
+/// One check of a verdict: (examined, unit, violations, expected) and the first
+/// anomaly's explanation and witness lines.
+fn check_row(
+    invariant: &'static str,
+    (examined, unit, violations, expected): (u64, &str, u64, u64),
+    found: Option<(String, Vec<String>)>,
+    witness_span_ns: Option<(u64, u64)>,
+) -> Check {
+    let (witness, witness_lines) = match found {
+        Some((explanation, lines)) => (Some(explanation), lines),
+        None => (None, Vec::new()),
+    };
+    Check {
+        invariant,
+        checked: format!("{examined} {unit}"),
+        holds: violations == 0,
+        expected_anomaly: violations == 0 && expected > 0,
+        witness,
+        witness_lines,
+        witness_span_ns,
+    }
 }
 
 fn witness_time_ns(witness: &model::Witness) -> Option<u64> {
