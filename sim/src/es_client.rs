@@ -15,6 +15,7 @@ use logjam_broker::protocol::Msg;
 use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
 use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
+use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
 use logjam_eventstore::log_store::LogStore;
 use logjam_eventstore::schema::Schema;
 use logjam_eventstore::store::StreamStore;
@@ -58,6 +59,11 @@ pub enum Work {
         cart: u32,
         command: CartCommand,
     },
+    /// A sku's inventory command.
+    Inventory {
+        sku: u32,
+        command: InventoryCommand,
+    },
 }
 
 /// The domains the simulator runs.
@@ -65,6 +71,7 @@ pub enum Work {
 pub enum Domain {
     Bank,
     Cart,
+    Inventory,
 }
 
 impl Domain {
@@ -72,6 +79,7 @@ impl Domain {
         match name {
             "bank" => Some(Domain::Bank),
             "cart" => Some(Domain::Cart),
+            "inventory" => Some(Domain::Inventory),
             _ => None,
         }
     }
@@ -82,6 +90,18 @@ impl Work {
     /// each operation decides its own command, so dropping one (shrinking) leaves the
     /// others as they were.
     pub fn of(domain: Domain, account: u32, accounts: u32, deposits_only: bool, hash: u64) -> Work {
+        if domain == Domain::Inventory {
+            // Orders are named by the operation, so a release names a reservation
+            // that may exist (made by an earlier operation with the same order).
+            let order = (hash >> 24) % 8;
+            let qty = 1 + ((hash >> 16) % 4) as u32;
+            let command = match hash % 10 {
+                0..=2 => InventoryCommand::Stock { qty: qty * 3 },
+                3..=7 => InventoryCommand::Reserve { order, qty },
+                _ => InventoryCommand::Release { order },
+            };
+            return Work::Inventory { sku: account, command };
+        }
         if domain == Domain::Cart {
             let (sku, qty) = (((hash >> 8) % 5) as u32, 1 + ((hash >> 16) % 3) as u32);
             let command = match hash % 20 {
@@ -136,6 +156,7 @@ struct Running {
 enum DomainLoop {
     Bank(CommandLoop<Account>),
     Cart(CommandLoop<Cart>),
+    Inventory(CommandLoop<Inventory>),
 }
 
 /// What a loop wants next, whatever its domain.
@@ -165,6 +186,7 @@ impl DomainLoop {
         match self {
             DomainLoop::Bank(command_loop) => next(command_loop.start()),
             DomainLoop::Cart(command_loop) => next(command_loop.start()),
+            DomainLoop::Inventory(command_loop) => next(command_loop.start()),
         }
     }
 
@@ -172,6 +194,7 @@ impl DomainLoop {
         match self {
             DomainLoop::Bank(command_loop) => next(command_loop.on_reply(reply)),
             DomainLoop::Cart(command_loop) => next(command_loop.on_reply(reply)),
+            DomainLoop::Inventory(command_loop) => next(command_loop.on_reply(reply)),
         }
     }
 }
@@ -265,6 +288,7 @@ impl EsClient {
         }
         debug_assert!(match &work {
             Work::Cart { cart, .. } => *cart < self.accounts,
+            Work::Inventory { sku, .. } => *sku < self.accounts,
             Work::Deposit { account, .. } | Work::Withdraw { account, .. } =>
                 *account < self.accounts,
             Work::Transfer { from, to, .. } =>
@@ -325,6 +349,20 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
+        if let Work::Inventory { sku, command } = &work {
+            let stream = sku_stream(u64::from(*sku));
+            let json = serde_json::to_value(command).expect("commands serialize");
+            let command_loop =
+                DomainLoop::Inventory(CommandLoop::new(&stream, command_id, command.clone()));
+            return self.launch(
+                now_ns,
+                (work, stage, transfer),
+                (command_id, retries, maybe_landed),
+                stream,
+                json,
+                command_loop,
+            );
+        }
         if let Work::Cart { cart, command } = &work {
             let stream = cart_stream(u64::from(*cart));
             let json = serde_json::to_value(command).expect("commands serialize");
@@ -365,7 +403,9 @@ impl EsClient {
             (Work::Transfer { from, amount, .. }, Stage::Refund) => {
                 (*from, BankCommand::Refund { transfer, amount: *amount })
             }
-            (Work::Transfer { .. }, Stage::Single) | (Work::Cart { .. }, _) => {
+            (Work::Transfer { .. }, Stage::Single)
+            | (Work::Cart { .. }, _)
+            | (Work::Inventory { .. }, _) => {
                 unreachable!("a transfer is a saga; a cart's work was taken above")
             }
         };
@@ -539,6 +579,10 @@ pub fn final_es_replicas(
                                         .map(|event| serde_json::to_value(&event)),
                                     Domain::Cart => decode_event::<Cart>(&stream, offset, &env)
                                         .map(|event| serde_json::to_value(&event)),
+                                    Domain::Inventory => {
+                                        decode_event::<Inventory>(&stream, offset, &env)
+                                            .map(|event| serde_json::to_value(&event))
+                                    }
                                 };
                                 event
                                     .map(|json| (env, json.expect("events serialize")))

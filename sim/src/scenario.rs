@@ -671,7 +671,7 @@ impl Source<'_> {
                 let es = table.get_ref();
                 if crate::es_client::Domain::from_name(es.domain.get_ref()).is_none() {
                     let message = format!(
-                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart)",
+                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart, inventory)",
                         es.domain.get_ref()
                     );
                     return Err(self.error(Some(es.domain.span()), message));
