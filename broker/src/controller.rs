@@ -56,6 +56,9 @@ pub struct Controller {
     /// Producer ids handed out but not yet durable: (client, correlation, id).
     waiting_ids: Vec<(NodeId, u64, i64)>,
     brokers: BTreeMap<NodeId, Liveness>,
+    /// Whether the brokers registered before this controller started were given their
+    /// session: a controller that just restarted has heard from nobody yet.
+    sessions_started: bool,
     /// Each broker's registration, durable with the metadata: its incarnation as last
     /// seen (so that a broker restarting while the controller was down is still
     /// noticed) and the broker epoch given to it, which grows at every restart.
@@ -122,6 +125,7 @@ impl Controller {
             durable_next_producer_id: 0,
             waiting_ids: Vec::new(),
             brokers: BTreeMap::new(),
+            sessions_started: false,
             registrations,
             durable_registrations: BTreeMap::new(),
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
@@ -139,6 +143,22 @@ impl Controller {
     /// The state the cluster has been told (durable).
     pub fn durable_states(&self) -> &[PartitionState] {
         &self.durable_states
+    }
+
+    /// At its first moment, a controller gives every broker its durable metadata knows
+    /// a full session, as if it had just heard from it: it has heard from nobody yet,
+    /// and taking them all for dead would shrink every ISR to whoever speaks first and
+    /// elect it, complete or not. (Found by cdc-disk-faults at 5,000 seeds: after a
+    /// controller restart the first broker to heartbeat, whose disk had rotted, became
+    /// the only ISR member and kept leading after its own restart, and the followers
+    /// cut committed records to its log.)
+    fn start_sessions(&mut self, now_ns: u64) {
+        if std::mem::replace(&mut self.sessions_started, true) {
+            return;
+        }
+        for &broker in self.registrations.keys() {
+            self.brokers.entry(broker).or_insert(Liveness { last_heartbeat_ns: now_ns });
+        }
     }
 
     fn alive(&self, broker: NodeId, now_ns: u64) -> bool {
@@ -197,6 +217,7 @@ impl Controller {
         storage: &mut S,
         now_ns: u64,
     ) -> Result<(), StorageError> {
+        self.start_sessions(now_ns);
         for partition in 0..self.config.partitions {
             let state = &self.states[partition as usize];
             let leader_ok = state.leader.is_some_and(|leader| self.alive(leader, now_ns));
@@ -250,6 +271,7 @@ impl Controller {
         from: NodeId,
         msg: Msg,
     ) -> Result<(), StorageError> {
+        self.start_sessions(now_ns);
         match msg {
             Msg::Heartbeat { broker, incarnation } => {
                 self.brokers.insert(broker, Liveness { last_heartbeat_ns: now_ns });

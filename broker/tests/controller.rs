@@ -229,3 +229,23 @@ fn unreadable_metadata_is_refused_not_replaced() {
     let error = Controller::open(&mut storage, config(false)).err().expect("opened over garbage");
     assert!(error.to_string().contains("controller/metadata.checkpoint"), "{error}");
 }
+
+#[test]
+fn a_restarted_controller_gives_every_registered_broker_a_session_before_it_elects() {
+    let mut h = Harness::new(false);
+    h.advance(MS, &ALL);
+    let before = h.state();
+    assert_eq!((before.leader, before.isr.clone()), (Some(0), vec![0, 1, 2]));
+    // The controller restarts long after it last heard from anyone; broker 2 is the
+    // first to speak. The others are not dead: they have not had a session yet.
+    h.now_ns += 10 * TIMEOUT_NS;
+    h.reopen();
+    h.advance(MS, &[(2, 12)]);
+    let after = h.state();
+    assert_eq!(after.leader, Some(0), "the leader was taken for dead: {after:?}");
+    assert_eq!(after.isr, vec![0, 1, 2], "the ISR shrank to whoever spoke first: {after:?}");
+    // A broker that stays silent for a whole session after the restart is dead.
+    h.advance(TIMEOUT_NS + MS, &[(1, 11), (2, 12)]);
+    let later = h.state();
+    assert_eq!((later.leader, later.isr.clone()), (Some(1), vec![1, 2]));
+}

@@ -461,7 +461,8 @@ impl Process for ClusterProcess {
             };
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();
-            match ProjectionNode::open(ctx.disk(), id, reader, recorder, t_ns) {
+            let tables = spec.es.as_ref().is_some_and(|es| es.domain == "table");
+            match ProjectionNode::open(ctx.disk(), id, tables, reader, recorder, t_ns) {
                 Ok(node) => ClusterNode::EsProjection(Box::new(node)),
                 Err(_) => ClusterNode::Booting, // its disk cannot be read: it stays idle
             }

@@ -16,6 +16,7 @@ use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
 use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
 use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
+use logjam_eventstore::domains::table::{RowCommand, Table, table_stream};
 use logjam_eventstore::log_store::LogStore;
 use logjam_eventstore::schema::Schema;
 use logjam_eventstore::store::StreamStore;
@@ -64,6 +65,11 @@ pub enum Work {
         sku: u32,
         command: InventoryCommand,
     },
+    /// A table row's change (its stream is published for change data capture).
+    Row {
+        table: u32,
+        command: RowCommand,
+    },
 }
 
 /// The domains the simulator runs.
@@ -72,6 +78,7 @@ pub enum Domain {
     Bank,
     Cart,
     Inventory,
+    Table,
 }
 
 impl Domain {
@@ -80,6 +87,7 @@ impl Domain {
             "bank" => Some(Domain::Bank),
             "cart" => Some(Domain::Cart),
             "inventory" => Some(Domain::Inventory),
+            "table" => Some(Domain::Table),
             _ => None,
         }
     }
@@ -90,6 +98,17 @@ impl Work {
     /// each operation decides its own command, so dropping one (shrinking) leaves the
     /// others as they were.
     pub fn of(domain: Domain, account: u32, accounts: u32, deposits_only: bool, hash: u64) -> Work {
+        if domain == Domain::Table {
+            // Few keys, so inserts, updates and deletes meet present and absent rows.
+            let key = (hash >> 8) % 6;
+            let value = 1 + ((hash >> 16) % 1000) as i64;
+            let command = match hash % 10 {
+                0..=3 => RowCommand::Insert { key, value },
+                4..=7 => RowCommand::Update { key, value },
+                _ => RowCommand::Delete { key },
+            };
+            return Work::Row { table: account, command };
+        }
         if domain == Domain::Inventory {
             // Orders are named by the operation, so a release names a reservation
             // that may exist (made by an earlier operation with the same order).
@@ -157,6 +176,7 @@ enum DomainLoop {
     Bank(CommandLoop<Account>),
     Cart(CommandLoop<Cart>),
     Inventory(CommandLoop<Inventory>),
+    Table(CommandLoop<Table>),
 }
 
 /// What a loop wants next, whatever its domain.
@@ -187,6 +207,7 @@ impl DomainLoop {
             DomainLoop::Bank(command_loop) => next(command_loop.start()),
             DomainLoop::Cart(command_loop) => next(command_loop.start()),
             DomainLoop::Inventory(command_loop) => next(command_loop.start()),
+            DomainLoop::Table(command_loop) => next(command_loop.start()),
         }
     }
 
@@ -195,6 +216,7 @@ impl DomainLoop {
             DomainLoop::Bank(command_loop) => next(command_loop.on_reply(reply)),
             DomainLoop::Cart(command_loop) => next(command_loop.on_reply(reply)),
             DomainLoop::Inventory(command_loop) => next(command_loop.on_reply(reply)),
+            DomainLoop::Table(command_loop) => next(command_loop.on_reply(reply)),
         }
     }
 }
@@ -289,6 +311,7 @@ impl EsClient {
         debug_assert!(match &work {
             Work::Cart { cart, .. } => *cart < self.accounts,
             Work::Inventory { sku, .. } => *sku < self.accounts,
+            Work::Row { table, .. } => *table < self.accounts,
             Work::Deposit { account, .. } | Work::Withdraw { account, .. } =>
                 *account < self.accounts,
             Work::Transfer { from, to, .. } =>
@@ -349,6 +372,20 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
+        if let Work::Row { table, command } = &work {
+            let stream = table_stream(u64::from(*table));
+            let json = serde_json::to_value(command).expect("commands serialize");
+            let command_loop =
+                DomainLoop::Table(CommandLoop::new(&stream, command_id, command.clone()));
+            return self.launch(
+                now_ns,
+                (work, stage, transfer),
+                (command_id, retries, maybe_landed),
+                stream,
+                json,
+                command_loop,
+            );
+        }
         if let Work::Inventory { sku, command } = &work {
             let stream = sku_stream(u64::from(*sku));
             let json = serde_json::to_value(command).expect("commands serialize");
@@ -405,7 +442,8 @@ impl EsClient {
             }
             (Work::Transfer { .. }, Stage::Single)
             | (Work::Cart { .. }, _)
-            | (Work::Inventory { .. }, _) => {
+            | (Work::Inventory { .. }, _)
+            | (Work::Row { .. }, _) => {
                 unreachable!("a transfer is a saga; a cart's work was taken above")
             }
         };
@@ -583,6 +621,8 @@ pub fn final_es_replicas(
                                         decode_event::<Inventory>(&stream, offset, &env)
                                             .map(|event| serde_json::to_value(&event))
                                     }
+                                    Domain::Table => decode_event::<Table>(&stream, offset, &env)
+                                        .map(|event| serde_json::to_value(&event)),
                                 };
                                 event
                                     .map(|json| (env, json.expect("events serialize")))

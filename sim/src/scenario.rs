@@ -262,6 +262,9 @@ struct CrashMenuFile {
 struct DiskMenuFile {
     kinds: Spanned<Vec<DiskFaultKind>>,
     every: DurRange,
+    /// Disk faults strike only this many brokers (the first ones), the fault budget the
+    /// checker is told; by default every broker's disk, so nothing durable is promised.
+    nodes: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -617,12 +620,28 @@ impl Source<'_> {
             faults.at.iter().filter(|entry| entry.get_ref().kind == ScriptedKind::Crash).count()
                 as u32
         };
-        let disk_faults_max = if faults.disk.is_some() { servers.len() as u32 } else { 0 };
-        let expect = self.expect(&file.expect, &system)?;
-        let disk_targets = match &system {
+        let mut disk_targets: Vec<NodeId> = match &system {
             System::LogCluster(spec) => (0..spec.brokers).map(NodeId).collect(),
             System::GossipCounter { .. } => servers.clone(),
         };
+        let disk_nodes = faults.disk.as_ref().and_then(|menu| menu.nodes.as_ref());
+        if let Some(nodes) = disk_nodes {
+            let count = *nodes.get_ref();
+            if count == 0 || count as usize > disk_targets.len() {
+                let message = format!(
+                    "faults.disk.nodes: {count} is not between 1 and {} (the brokers)",
+                    disk_targets.len()
+                );
+                return Err(self.error(Some(nodes.span()), message));
+            }
+            disk_targets.truncate(count as usize);
+        }
+        let disk_faults_max = match (&faults.disk, disk_nodes) {
+            (None, _) => 0,
+            (Some(_), Some(nodes)) => *nodes.get_ref(),
+            (Some(_), None) => servers.len() as u32,
+        };
+        let expect = self.expect(&file.expect, &system)?;
         let mut coverage = Vec::new();
         for (item, share) in &file.coverage {
             if !coverage::is_item(item.get_ref()) {
@@ -671,16 +690,17 @@ impl Source<'_> {
                 let es = table.get_ref();
                 if crate::es_client::Domain::from_name(es.domain.get_ref()).is_none() {
                     let message = format!(
-                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart, inventory)",
+                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart, inventory, table)",
                         es.domain.get_ref()
                     );
                     return Err(self.error(Some(es.domain.span()), message));
                 }
                 let projections = file.workload.consumers.as_ref().map_or(0, |c| *c.get_ref());
-                if es.domain.get_ref() != "bank" && projections > 0 {
+                if !["bank", "table"].contains(&es.domain.get_ref().as_str()) && projections > 0 {
                     let span = file.workload.consumers.as_ref().map(Spanned::span);
-                    let message =
-                        "workload.consumers: projections run only for the bank domain".into();
+                    let message = "workload.consumers: projections (and CDC replicas) run \
+                                   for the bank and table domains"
+                        .into();
                     return Err(self.error(span, message));
                 }
                 let accounts = match &es.aggregates {

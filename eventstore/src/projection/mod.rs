@@ -22,7 +22,7 @@ mod mem_storage;
 #[cfg(test)]
 mod tests;
 
-pub use read_models::{BankBalances, OpenCarts, StockAvailable};
+pub use read_models::{BankBalances, OpenCarts, StockAvailable, TableRows};
 
 use logjam_broker::checkpoint::{
     self, CHECKPOINT_BYTES_MAX, CheckpointError, CheckpointKind, CheckpointWriter,

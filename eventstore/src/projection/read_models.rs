@@ -1,5 +1,5 @@
 //! The example domains' read models: balances per account, open carts, available stock
-//! per sku. Each decodes events with the domain's schema (upcasting included) and
+//! per sku, and the rows of every table (a CDC replica). Each decodes events with the domain's schema (upcasting included) and
 //! refuses an event that breaks the domain's invariants.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +10,7 @@ use super::ReadModel;
 use crate::domains::bank::{Account, BankEvent};
 use crate::domains::cart::Cart;
 use crate::domains::inventory::Inventory;
+use crate::domains::table::Table;
 use crate::envelope::EnvelopeRef;
 use crate::schema::{FoldError, Schema, decode_event_ref};
 
@@ -124,5 +125,28 @@ impl ReadModel for StockAvailable {
     ) -> Result<(), FoldError> {
         let sku = self.skus.entry(stream.to_owned()).or_default();
         apply_checked(sku, stream, offset, envelope)
+    }
+}
+
+/// The replica of every table (`table-*`): its rows, materialized from the change
+/// stream (change data capture).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    pub tables: BTreeMap<String, Table>,
+}
+
+impl ReadModel for TableRows {
+    fn wants(stream: &str) -> bool {
+        stream.starts_with("table-")
+    }
+
+    fn apply(
+        &mut self,
+        stream: &str,
+        offset: u64,
+        envelope: EnvelopeRef<'_>,
+    ) -> Result<(), FoldError> {
+        let table = self.tables.entry(stream.to_owned()).or_default();
+        apply_checked(table, stream, offset, envelope)
     }
 }

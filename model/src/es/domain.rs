@@ -21,6 +21,8 @@ pub(super) enum Domain {
     Bank,
     Cart,
     Inventory,
+    /// A database table whose row changes are published (change data capture).
+    Table,
 }
 
 impl Domain {
@@ -29,6 +31,7 @@ impl Domain {
             "bank" => Some(Domain::Bank),
             "cart" => Some(Domain::Cart),
             "inventory" => Some(Domain::Inventory),
+            "table" => Some(Domain::Table),
             _ => None,
         }
     }
@@ -38,6 +41,7 @@ impl Domain {
             Domain::Bank => "bank",
             Domain::Cart => "cart",
             Domain::Inventory => "inventory",
+            Domain::Table => "table",
         }
     }
 
@@ -58,6 +62,7 @@ impl Domain {
             Domain::Bank => State::Bank(Account::default()),
             Domain::Cart => State::Cart(Cart::default()),
             Domain::Inventory => State::Inventory(Stock::default()),
+            Domain::Table => State::Table(Rows::default()),
         }
     }
 }
@@ -76,6 +81,9 @@ pub(super) enum Event {
     Stocked { qty: u32 },
     Reserved { order: u64, qty: u32 },
     Released { order: u64 },
+    RowInserted { key: u64, value: i64 },
+    RowUpdated { key: u64, value: i64 },
+    RowDeleted { key: u64 },
 }
 
 impl Event {
@@ -89,6 +97,9 @@ impl Event {
             Event::ItemAdded { .. } | Event::ItemRemoved { .. } | Event::CheckedOut => Domain::Cart,
             Event::Stocked { .. } | Event::Reserved { .. } | Event::Released { .. } => {
                 Domain::Inventory
+            }
+            Event::RowInserted { .. } | Event::RowUpdated { .. } | Event::RowDeleted { .. } => {
+                Domain::Table
             }
         }
     }
@@ -114,6 +125,9 @@ impl fmt::Display for Event {
             Event::Stocked { qty } => write!(f, "Stocked {qty}"),
             Event::Reserved { order, qty } => write!(f, "Reserved {qty} for order {order}"),
             Event::Released { order } => write!(f, "Released order {order}"),
+            Event::RowInserted { key, value } => write!(f, "RowInserted {key} = {value}"),
+            Event::RowUpdated { key, value } => write!(f, "RowUpdated {key} = {value}"),
+            Event::RowDeleted { key } => write!(f, "RowDeleted {key}"),
         }
     }
 }
@@ -165,6 +179,38 @@ pub(super) struct Cart {
     checked_out: Option<u64>,
 }
 
+/// A table's rows: key to value, and to the version that last wrote it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Rows {
+    rows: BTreeMap<u64, (i64, u64)>,
+}
+
+impl Rows {
+    fn judge(&self, event: &Event) -> Option<Broken> {
+        let present = |key: &u64| self.rows.get(key).map(|&(_, version)| version);
+        match event {
+            Event::RowInserted { key, .. } => present(key).map(|version| {
+                Broken::invariant(format!("{event}: key {key} is already present"), Some(version))
+            }),
+            Event::RowUpdated { key, .. } | Event::RowDeleted { key } => (present(key).is_none())
+                .then(|| Broken::invariant(format!("{event}: key {key} is absent"), None)),
+            _ => unreachable!("parsing keeps other domains' events out"),
+        }
+    }
+
+    fn mutate(&mut self, event: &Event, version: u64) {
+        match event {
+            Event::RowInserted { key, value } | Event::RowUpdated { key, value } => {
+                self.rows.insert(*key, (*value, version));
+            }
+            Event::RowDeleted { key } => {
+                self.rows.remove(key);
+            }
+            _ => unreachable!("parsing keeps other domains' events out"),
+        }
+    }
+}
+
 /// One sku's inventory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Stock {
@@ -187,10 +233,12 @@ pub(super) enum State {
     Bank(Account),
     Cart(Cart),
     Inventory(Stock),
+    Table(Rows),
 }
 
 /// A stream's state as a read model shows it: named quantities, zeros left out. Bank:
-/// `balance`; inventory: `available`; cart: one entry per sku, nothing once checked out.
+/// `balance`; inventory: `available`; cart: one entry per sku, nothing once checked out;
+/// table: one entry per row key.
 pub(super) type Projected = BTreeMap<String, i128>;
 
 impl State {
@@ -201,6 +249,7 @@ impl State {
             State::Bank(account) => account.mutate(event, version),
             State::Cart(cart) => cart.mutate(event, version),
             State::Inventory(stock) => stock.mutate(event, version),
+            State::Table(rows) => rows.mutate(event, version),
         }
         broken
     }
@@ -211,6 +260,7 @@ impl State {
             State::Bank(account) => account.judge(event),
             State::Cart(cart) => cart.judge(event),
             State::Inventory(stock) => stock.judge(event),
+            State::Table(rows) => rows.judge(event),
         }
     }
 
@@ -228,6 +278,11 @@ impl State {
             State::Inventory(stock) => {
                 shown.insert("available".to_string(), stock.stocked - stock.reserved_total());
             }
+            State::Table(rows) => {
+                shown.extend(
+                    rows.rows.iter().map(|(key, (value, _))| (key.to_string(), i128::from(*value))),
+                );
+            }
         }
         shown.retain(|_, quantity| *quantity != 0);
         shown
@@ -237,7 +292,7 @@ impl State {
     pub(super) fn balance(&self) -> i128 {
         match self {
             State::Bank(account) => account.balance,
-            State::Cart(_) | State::Inventory(_) => 0,
+            State::Cart(_) | State::Inventory(_) | State::Table(_) => 0,
         }
     }
 }
@@ -264,6 +319,14 @@ impl fmt::Display for State {
                 stock.reserved_total(),
                 stock.reserved.len()
             ),
+            State::Table(rows) => {
+                f.write_str("rows {")?;
+                for (i, (key, (value, _))) in rows.rows.iter().enumerate() {
+                    let comma = if i == 0 { "" } else { ", " };
+                    write!(f, "{comma}{key}: {value}")?;
+                }
+                f.write_str("}")
+            }
         }
     }
 }

@@ -185,6 +185,8 @@ fn cause(
 }
 
 /// A read model as the fold shows it: stream to its named quantities, zeros left out.
+/// Bank and inventory: stream to a number; cart: stream to {sku: quantity}; table (a
+/// CDC replica): stream to {key: value}.
 fn read_model(
     domain: Domain,
     model: &serde_json::Value,
@@ -200,9 +202,9 @@ fn read_model(
                 let name = if domain == Domain::Bank { "balance" } else { "available" };
                 projected.insert(name.to_string(), quantity(stream, value)?);
             }
-            Domain::Cart => {
+            Domain::Cart | Domain::Table => {
                 let Some(lines) = value.as_object() else {
-                    return Err(format!("{stream} is {value}, not an object of sku to quantity"));
+                    return Err(format!("{stream} is {value}, not an object of key to quantity"));
                 };
                 for (sku, qty) in lines {
                     projected.insert(sku.clone(), quantity(stream, qty)?);
@@ -232,7 +234,8 @@ fn show(domain: Domain, projected: &Projected) -> String {
             projected.values().next().copied().unwrap_or(0).to_string()
         }
         Domain::Cart if projected.is_empty() => "absent (empty or checked out)".to_string(),
-        Domain::Cart => {
+        Domain::Table if projected.is_empty() => "absent (no rows)".to_string(),
+        Domain::Cart | Domain::Table => {
             let lines: Vec<String> =
                 projected.iter().map(|(sku, qty)| format!("\"{sku}\": {qty}")).collect();
             format!("{{{}}}", lines.join(", "))
