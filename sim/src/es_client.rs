@@ -372,47 +372,41 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
-        if let Work::Row { table, command } = &work {
-            let stream = table_stream(u64::from(*table));
-            let json = serde_json::to_value(command).expect("commands serialize");
-            let command_loop =
-                DomainLoop::Table(CommandLoop::new(&stream, command_id, command.clone()));
-            return self.launch(
-                now_ns,
-                (work, stage, transfer),
-                (command_id, retries, maybe_landed),
-                stream,
-                json,
-                command_loop,
-            );
-        }
-        if let Work::Inventory { sku, command } = &work {
-            let stream = sku_stream(u64::from(*sku));
-            let json = serde_json::to_value(command).expect("commands serialize");
-            let command_loop =
-                DomainLoop::Inventory(CommandLoop::new(&stream, command_id, command.clone()));
-            return self.launch(
-                now_ns,
-                (work, stage, transfer),
-                (command_id, retries, maybe_landed),
-                stream,
-                json,
-                command_loop,
-            );
-        }
-        if let Work::Cart { cart, command } = &work {
-            let stream = cart_stream(u64::from(*cart));
-            let json = serde_json::to_value(command).expect("commands serialize");
-            let command_loop =
-                DomainLoop::Cart(CommandLoop::new(&stream, command_id, command.clone()));
-            return self.launch(
-                now_ns,
-                (work, stage, transfer),
-                (command_id, retries, maybe_landed),
-                stream,
-                json,
-                command_loop,
-            );
+        // A single command of a domain without sagas: its stream, its loop.
+        let single = match &work {
+            Work::Row { table, command } => Some((
+                table_stream(u64::from(*table)),
+                serde_json::to_value(command),
+                DomainLoop::Table(CommandLoop::new(
+                    &table_stream(u64::from(*table)),
+                    command_id,
+                    command.clone(),
+                )),
+            )),
+            Work::Inventory { sku, command } => Some((
+                sku_stream(u64::from(*sku)),
+                serde_json::to_value(command),
+                DomainLoop::Inventory(CommandLoop::new(
+                    &sku_stream(u64::from(*sku)),
+                    command_id,
+                    command.clone(),
+                )),
+            )),
+            Work::Cart { cart, command } => Some((
+                cart_stream(u64::from(*cart)),
+                serde_json::to_value(command),
+                DomainLoop::Cart(CommandLoop::new(
+                    &cart_stream(u64::from(*cart)),
+                    command_id,
+                    command.clone(),
+                )),
+            )),
+            Work::Deposit { .. } | Work::Withdraw { .. } | Work::Transfer { .. } => None,
+        };
+        if let Some((stream, json, command_loop)) = single {
+            let json = json.expect("commands serialize");
+            let ids = (command_id, retries, maybe_landed);
+            return self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
         }
         let (account, command) = match (&work, stage) {
             (Work::Deposit { account, amount }, _) => {
