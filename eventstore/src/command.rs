@@ -21,6 +21,7 @@ use std::fmt;
 use crate::aggregate::Aggregate;
 use crate::envelope::Envelope;
 use crate::schema::{FoldError, Schema, StreamFold, envelope_for};
+use crate::snapshot::{Snapshot, Snapshotted};
 use crate::store::{APPEND_EVENTS_MAX, ExpectedVersion, StoreReply, StreamStore};
 
 /// The most append attempts a command may make.
@@ -61,6 +62,8 @@ pub struct Decision<A: Aggregate> {
     pub appends: u32,
     /// Reads made.
     pub reads: u32,
+    /// Loads that started from a snapshot (and were checked against the full fold).
+    pub snapshot_loads: u32,
     pub outcome: Outcome<A>,
 }
 
@@ -107,6 +110,21 @@ pub struct CommandLoop<A: Schema> {
     /// it expected, and why its reply was indeterminate. Cleared once a load shows the
     /// stream past that version without this command's events.
     uncertain: Option<(u64, String)>,
+    /// Set by `with_snapshots`: turns a snapshot's payload into (state, version), and
+    /// compares two states.
+    snapshots: Option<(Restore<A>, Same<A>)>,
+    /// Loads that started from a snapshot.
+    snapshot_loads: u32,
+}
+
+/// A snapshot's payload as (state, version), or `None` if it cannot be used (a stale
+/// schema, bytes that do not decode: the stream is folded whole instead).
+type Restore<A> = fn(&[u8]) -> Option<(A, u64)>;
+/// Whether two states are equal.
+type Same<A> = fn(&A, &A) -> bool;
+
+fn restore_snapshot<A: Snapshotted>(bytes: &[u8]) -> Option<(A, u64)> {
+    Snapshot::decode(bytes).ok()?.restore::<A>().ok()
 }
 
 impl<A: Schema> CommandLoop<A> {
@@ -131,7 +149,21 @@ impl<A: Schema> CommandLoop<A> {
             reads: 0,
             phase: Phase::Loading,
             uncertain: None,
+            snapshots: None,
+            snapshot_loads: 0,
         }
+    }
+
+    /// Loads start from the newest snapshot the store brings back with the stream, and
+    /// fold only the tail after it. Every such load also folds the stream whole and
+    /// asserts the two agree: snapshot + tail must equal the full fold, and a
+    /// simulation that breaks it stops there.
+    pub fn with_snapshots(mut self) -> CommandLoop<A>
+    where
+        A: Snapshotted + PartialEq,
+    {
+        self.snapshots = Some((restore_snapshot::<A>, |a, b| a == b));
+        self
     }
 
     /// The first request: load the stream.
@@ -162,8 +194,8 @@ impl<A: Schema> CommandLoop<A> {
     }
 
     fn on_loaded(&mut self, reply: StoreReply) -> Step<A> {
-        let records = match reply {
-            StoreReply::Read { events } => events,
+        let (records, snapshot) = match reply {
+            StoreReply::Read { events, snapshot } => (events, snapshot),
             StoreReply::Indeterminate { .. } | StoreReply::Failed { .. } => return self.load(),
             other => panic!("a read answered with {other:?}"),
         };
@@ -177,7 +209,28 @@ impl<A: Schema> CommandLoop<A> {
                 first_version = Some(envelope.stream_version);
             }
         }
-        let (state, version) = fold.finish();
+        let (mut state, version) = fold.finish();
+        let restored = match (&self.snapshots, &snapshot) {
+            (Some((restore, same)), Some(bytes)) => restore(bytes).map(|s| (s, *same)),
+            _ => None,
+        };
+        // A snapshot ahead of the stream (the stream lost events it covers) is not used.
+        if let Some(((snapshot_state, at), same)) = restored.filter(|((_, at), _)| *at <= version) {
+            let mut tail = StreamFold::<A>::from_state(&self.stream, snapshot_state, at);
+            for (offset, envelope) in &records {
+                if let Err(error) = tail.push(*offset, envelope.as_ref()) {
+                    return self.end(Outcome::Corrupt { error });
+                }
+            }
+            let (from_snapshot, tail_version) = tail.finish();
+            assert!(
+                tail_version == version && same(&from_snapshot, &state),
+                "{}: snapshot at version {at} + tail is not the full fold",
+                self.stream
+            );
+            self.snapshot_loads += 1;
+            state = from_snapshot;
+        }
         if let Some(first_version) = first_version {
             return self.end(Outcome::AlreadyApplied { state, version, first_version });
         }
@@ -258,6 +311,7 @@ impl<A: Schema> CommandLoop<A> {
             command_id: self.command_id,
             appends: self.appends,
             reads: self.reads,
+            snapshot_loads: self.snapshot_loads,
             outcome,
         })
     }

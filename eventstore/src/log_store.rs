@@ -22,7 +22,9 @@ use logjam_broker::protocol::{Acks, ErrorCode, Msg, NodeId};
 
 use crate::envelope::{self, Envelope};
 use crate::reader::{PartitionReader, ReaderConfig};
-use crate::store::{ExpectedVersion, StoreReply, StreamStore, check_stream_name};
+use crate::store::{
+    ExpectedVersion, StoreReply, StreamStore, base_stream, check_stream_name, snapshot_stream,
+};
 
 /// Requests waiting behind the one under way.
 pub const QUEUED_REQUESTS_MAX: usize = 64;
@@ -48,7 +50,8 @@ pub struct LogStoreConfig {
 /// The partition a stream lives in: 64-bit FNV-1a of its name, so every client, every
 /// run and every machine agree.
 pub fn partition_of(stream: &str, partitions: u32) -> u32 {
-    (fnv1a(stream.as_bytes()) % u64::from(partitions.max(1))) as u32
+    // A stream's snapshots live next to it: one read finds both.
+    (fnv1a(base_stream(stream).as_bytes()) % u64::from(partitions.max(1))) as u32
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -74,6 +77,8 @@ struct Reading {
     /// Read up to here: the high watermark of the first answer.
     until: Option<u64>,
     events: Vec<(u64, Envelope)>,
+    /// The newest snapshot of the stream seen so far (its payload).
+    snapshot: Option<Vec<u8>>,
     /// Answers taken, bounded by `READ_FETCHES_MAX`.
     answers: u32,
 }
@@ -205,6 +210,7 @@ impl LogStore {
             reader,
             until: None,
             events: Vec::new(),
+            snapshot: None,
             answers: 0,
         }));
     }
@@ -249,7 +255,9 @@ impl LogStore {
             unreachable!("finishing a read");
         };
         let reply = match (result, reading.refused_at) {
-            (Ok(()), None) => StoreReply::Read { events: reading.events },
+            (Ok(()), None) => {
+                StoreReply::Read { events: reading.events, snapshot: reading.snapshot }
+            }
             (Ok(()), Some(expected)) => {
                 // A read sees committed events only; the leader refused because its log
                 // (uncommitted tail included) holds more than expected. So the stream
@@ -294,12 +302,17 @@ impl LogStore {
     fn on_read_progress(&mut self, now_ns: u64) {
         let Current::Reading(reading) = &mut self.current else { return };
         reading.answers += 1;
+        let snapshots = snapshot_stream(&reading.stream);
         for (offset, key, value) in reading.reader.drain_records() {
-            if key != reading.stream.as_bytes() {
+            let of_stream = key == reading.stream.as_bytes();
+            if !of_stream && key != snapshots.as_bytes() {
                 continue;
             }
             match envelope::decode(&value) {
-                Ok(envelope) => reading.events.push((offset, envelope)),
+                Ok(envelope) if of_stream => reading.events.push((offset, envelope)),
+                Ok(envelope) => reading.snapshot = Some(envelope.payload),
+                // A snapshot that does not decode is only not used: the stream folds whole.
+                Err(_) if !of_stream => {}
                 Err(error) => {
                     let reason = format!("{} offset {offset}: {error}", reading.stream);
                     return self.finish_read(Err(reason));

@@ -77,8 +77,9 @@ pub enum StoreReply {
     /// The append was not applied: the stream holds `current` events.
     WrongExpectedVersion { current: u64 },
     /// The stream's events in order, each with its log offset (or, for a store without
-    /// offsets, its position).
-    Read { events: Vec<(u64, Envelope)> },
+    /// offsets, its position), and the payload of the newest snapshot saved for it
+    /// (on `snapshot_stream(stream)`), if any.
+    Read { events: Vec<(u64, Envelope)>, snapshot: Option<Vec<u8>> },
     /// The append may or may not have been applied (or may be applied later).
     Indeterminate { reason: String },
     /// The request was definitely not applied.
@@ -100,6 +101,20 @@ pub trait StreamStore {
     fn read(&mut self, now_ns: u64, request: u64, stream: &str);
     /// The replies that completed since the last call, in completion order.
     fn drain_completed(&mut self) -> Vec<(u64, StoreReply)>;
+}
+
+/// Snapshots of a stream are records of their own stream, next to it (same partition on
+/// the log): `acct-3#snapshot`. A read of a stream brings back its newest snapshot.
+pub const SNAPSHOT_SUFFIX: &str = "#snapshot";
+
+/// The stream a stream's snapshots are saved on.
+pub fn snapshot_stream(stream: &str) -> String {
+    format!("{stream}{SNAPSHOT_SUFFIX}")
+}
+
+/// The stream a (snapshot) stream belongs to: what its placement is decided by.
+pub fn base_stream(stream: &str) -> &str {
+    stream.strip_suffix(SNAPSHOT_SUFFIX).unwrap_or(stream)
 }
 
 /// Why a stream name or an append is refused before it reaches the store.
@@ -228,7 +243,13 @@ impl StreamStore for InMemoryStore {
 
     fn read(&mut self, _now_ns: u64, request: u64, stream: &str) {
         let reply = match check_stream_name(stream) {
-            Ok(()) => StoreReply::Read { events: self.stream(stream) },
+            Ok(()) => {
+                let snapshot = self
+                    .stream(&snapshot_stream(stream))
+                    .pop()
+                    .map(|(_, envelope)| envelope.payload);
+                StoreReply::Read { events: self.stream(stream), snapshot }
+            }
             Err(reason) => StoreReply::Failed { reason },
         };
         self.completed.push((request, reply));
@@ -299,7 +320,10 @@ mod tests {
         store.read(0, 8, "nothing");
         assert_eq!(
             store.drain_completed(),
-            [(7, StoreReply::Read { events: read }), (8, StoreReply::Read { events: vec![] })]
+            [
+                (7, StoreReply::Read { events: read, snapshot: None }),
+                (8, StoreReply::Read { events: vec![], snapshot: None })
+            ]
         );
     }
 

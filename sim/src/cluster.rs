@@ -447,7 +447,8 @@ impl Process for ClusterProcess {
                 check_versions: es.expected_versions,
             };
             let store = LogStore::new(config);
-            let client = EsClient::new(id, es.accounts, store, self.es_recorder.clone());
+            let recorder = self.es_recorder.clone();
+            let client = EsClient::new(id, es.accounts, store, recorder, es.expected_versions);
             ClusterNode::EsClient(Box::new(client))
         } else if spec.es.is_some() && id >= spec.brokers + 1 + spec.producers {
             let index = id - (spec.brokers + 1 + spec.producers);

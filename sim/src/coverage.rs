@@ -35,6 +35,7 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
     ("projection-restart", "an event-store projection restarted from its checkpoint"),
+    ("snapshot-load", "an event-store command loaded its stream from a snapshot plus its tail"),
 ];
 
 /// Whether `name` is one of `ITEMS`.

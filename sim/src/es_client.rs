@@ -17,9 +17,11 @@ use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
 use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
 use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
 use logjam_eventstore::domains::table::{RowCommand, Table, table_stream};
+use logjam_eventstore::envelope::Envelope;
 use logjam_eventstore::log_store::LogStore;
-use logjam_eventstore::schema::Schema;
+use logjam_eventstore::snapshot::{Snapshot, Snapshotted};
 use logjam_eventstore::store::StreamStore;
+use logjam_eventstore::store::{ExpectedVersion, base_stream, snapshot_stream};
 use logjam_model::es::{CommandOutcome, CommandRecord};
 
 /// Operations waiting at a busy client.
@@ -35,6 +37,8 @@ pub struct EsRecording {
     pub projections: Vec<logjam_model::es::ProjectionCheckpoint>,
     /// Times each projection opened from its disk (the first is its boot).
     pub projection_opens: std::collections::BTreeMap<u32, u64>,
+    /// Command loads that started from a snapshot (each checked against the full fold).
+    pub snapshot_loads: u64,
 }
 
 pub type SharedEsRecorder = Rc<RefCell<EsRecording>>;
@@ -199,7 +203,16 @@ struct Ended {
     ok: Option<(u64, Vec<serde_json::Value>)>,
     /// What happened, for a refusal or a failure.
     reason: String,
+    /// Loads that started from a snapshot.
+    snapshot_loads: u32,
+    /// A snapshot of the state after an append that reached a multiple of
+    /// `SNAPSHOT_EVERY_EVENTS`: (version it covers, encoded snapshot).
+    snapshot: Option<Vec<u8>>,
 }
+
+/// A client saves a snapshot of a stream each time an append of its takes the stream
+/// to a multiple of this many events.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 8;
 
 impl DomainLoop {
     fn start(&mut self) -> Next {
@@ -221,17 +234,35 @@ impl DomainLoop {
     }
 }
 
-fn next<A: Schema>(step: Step<A>) -> Next
+fn next<A: Snapshotted>(step: Step<A>) -> Next
 where
     A::Event: serde::Serialize,
 {
     match step {
         Step::Issue(request) => Next::Issue(request),
-        Step::Done(decision) => Next::Done(ended(decision.outcome)),
+        Step::Done(decision) => {
+            let mut ended = ended(decision.outcome);
+            ended.snapshot_loads = decision.snapshot_loads;
+            Next::Done(ended)
+        }
     }
 }
 
-fn ended<A: Schema>(outcome: Outcome<A>) -> Ended
+/// The snapshot to save after `events` were appended at `version` on `state`, if they
+/// took the stream to a multiple of `SNAPSHOT_EVERY_EVENTS`.
+fn snapshot_after<A: Snapshotted>(state: &A, version: u64, events: &[A::Event]) -> Option<Vec<u8>> {
+    let end = version + events.len() as u64;
+    if events.is_empty() || end / SNAPSHOT_EVERY_EVENTS == version / SNAPSHOT_EVERY_EVENTS {
+        return None;
+    }
+    let mut after = state.clone();
+    for event in events {
+        after.apply(event);
+    }
+    Snapshot::take(&after, end).ok().map(|snapshot| snapshot.encode())
+}
+
+fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended
 where
     A::Event: serde::Serialize,
 {
@@ -245,12 +276,15 @@ where
         decided_at_version: None,
         ok: None,
         reason: String::new(),
+        snapshot_loads: 0,
+        snapshot: None,
     };
     match outcome {
-        Outcome::Appended { version, events, .. } => Ended {
+        Outcome::Appended { state, version, events } => Ended {
             applied: true,
             decided_at_version: Some(version),
             ok: Some((version, json(&events))),
+            snapshot: snapshot_after(&state, version, &events),
             ..none
         },
         Outcome::AlreadyApplied { first_version, .. } => Ended {
@@ -283,10 +317,20 @@ pub struct EsClient {
     next_command: u64,
     next_request: u64,
     recorder: SharedEsRecorder,
+    /// Save snapshots and load from them (with expected versions only: without, a
+    /// stream's versions are what each writer believed, and a snapshot could not be
+    /// matched to a prefix).
+    snapshots: bool,
 }
 
 impl EsClient {
-    pub fn new(node: u32, accounts: u32, store: LogStore, recorder: SharedEsRecorder) -> EsClient {
+    pub fn new(
+        node: u32,
+        accounts: u32,
+        store: LogStore,
+        recorder: SharedEsRecorder,
+        snapshots: bool,
+    ) -> EsClient {
         EsClient {
             node,
             accounts,
@@ -296,7 +340,15 @@ impl EsClient {
             next_command: 0,
             next_request: 0,
             recorder,
+            snapshots,
         }
+    }
+
+    fn configured<A: Snapshotted + PartialEq>(
+        &self,
+        command_loop: CommandLoop<A>,
+    ) -> CommandLoop<A> {
+        if self.snapshots { command_loop.with_snapshots() } else { command_loop }
     }
 
     pub fn is_idle(&self) -> bool {
@@ -377,29 +429,29 @@ impl EsClient {
             Work::Row { table, command } => Some((
                 table_stream(u64::from(*table)),
                 serde_json::to_value(command),
-                DomainLoop::Table(CommandLoop::new(
+                DomainLoop::Table(self.configured(CommandLoop::new(
                     &table_stream(u64::from(*table)),
                     command_id,
                     command.clone(),
-                )),
+                ))),
             )),
             Work::Inventory { sku, command } => Some((
                 sku_stream(u64::from(*sku)),
                 serde_json::to_value(command),
-                DomainLoop::Inventory(CommandLoop::new(
+                DomainLoop::Inventory(self.configured(CommandLoop::new(
                     &sku_stream(u64::from(*sku)),
                     command_id,
                     command.clone(),
-                )),
+                ))),
             )),
             Work::Cart { cart, command } => Some((
                 cart_stream(u64::from(*cart)),
                 serde_json::to_value(command),
-                DomainLoop::Cart(CommandLoop::new(
+                DomainLoop::Cart(self.configured(CommandLoop::new(
                     &cart_stream(u64::from(*cart)),
                     command_id,
                     command.clone(),
-                )),
+                ))),
             )),
             Work::Deposit { .. } | Work::Withdraw { .. } | Work::Transfer { .. } => None,
         };
@@ -443,7 +495,8 @@ impl EsClient {
         };
         let stream = account_stream(u64::from(account));
         let json = serde_json::to_value(&command).expect("commands serialize");
-        let command_loop = DomainLoop::Bank(CommandLoop::new(&stream, command_id, command));
+        let command_loop =
+            DomainLoop::Bank(self.configured(CommandLoop::new(&stream, command_id, command)));
         self.launch(
             now_ns,
             (work, stage, transfer),
@@ -516,6 +569,26 @@ impl EsClient {
 
     /// Records how a command ended and moves its saga on.
     fn finish(&mut self, now_ns: u64, running: Running, ended: Ended) {
+        self.recorder.borrow_mut().snapshot_loads += u64::from(ended.snapshot_loads);
+        if let Some(payload) = ended.snapshot.as_ref().filter(|_| self.snapshots) {
+            // Saved next to the stream; its reply is not waited for (a lost snapshot
+            // only means a longer fold).
+            let envelope = Envelope {
+                stream_version: 0,
+                command_id: 0,
+                schema_version: 1,
+                payload: payload.clone(),
+            };
+            self.next_request += 1;
+            let stream = snapshot_stream(&running.stream);
+            self.store.append(
+                now_ns,
+                self.next_request,
+                &stream,
+                ExpectedVersion::Any,
+                vec![envelope],
+            );
+        }
         let applied = ended.applied;
         // Unknown: this attempt may have landed, or an earlier one under the same id may.
         let unknown = !applied && (running.maybe_landed || ended.indeterminate);
@@ -603,6 +676,9 @@ pub fn final_es_replicas(
                             continue;
                         }
                         let stream = String::from_utf8_lossy(&record.key).into_owned();
+                        if base_stream(&stream) != stream {
+                            continue; // a snapshot, not an event
+                        }
                         let decoded = envelope::decode(&record.value)
                             .map_err(|error| error.to_string())
                             .and_then(|env| {

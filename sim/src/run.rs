@@ -399,6 +399,7 @@ fn run_cluster(
         let recording = Rc::try_unwrap(es_recorder).expect("the world is gone").into_inner();
         let restarts: u64 = recording.projection_opens.values().map(|opens| opens - 1).sum();
         run.reached.insert("projection-restart".to_owned(), restarts);
+        run.reached.insert("snapshot-load".to_owned(), recording.snapshot_loads);
         let promises = spec.model_config(scenario.crashes_max, scenario.disk_faults_max).promises();
         let es_history = model::es::EsHistory {
             domain: es.domain.clone(),

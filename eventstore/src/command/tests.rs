@@ -385,3 +385,61 @@ proptest! {
         }
     }
 }
+
+/// Deposits `amounts` on `STREAM` through the loop; returns the next request id.
+fn deposit_all(store: &mut InMemoryStore, amounts: &[u64]) -> u64 {
+    let mut next = 0;
+    for (i, &amount) in amounts.iter().enumerate() {
+        let command = BankCommand::Deposit { amount };
+        let decision = run_command(
+            store,
+            0,
+            &mut next,
+            CommandLoop::<Account>::new(STREAM, 100 + i as u64, command),
+        );
+        assert_eq!(decision.outcome.kind(), "appended");
+    }
+    next
+}
+
+/// Saves `state` at `version` as the stream's snapshot.
+fn save_snapshot(store: &mut InMemoryStore, state: &Account, version: u64) {
+    let payload = Snapshot::take(state, version).unwrap().encode();
+    let envelope = Envelope { stream_version: 0, command_id: 0, schema_version: 1, payload };
+    let snapshots = crate::store::snapshot_stream(STREAM);
+    store.append(0, u64::MAX, &snapshots, ExpectedVersion::Any, vec![envelope]);
+    store.drain_completed();
+}
+
+#[test]
+fn a_load_starts_from_the_newest_snapshot_and_matches_the_full_fold() {
+    let mut store = InMemoryStore::new();
+    let mut next = deposit_all(&mut store, &[5, 7, 11]);
+    let at_two = Account { balance: 12, ..Account::default() };
+    save_snapshot(&mut store, &at_two, 2);
+    let command = BankCommand::Withdraw { amount: 20 };
+    let looped = CommandLoop::<Account>::new(STREAM, 7, command).with_snapshots();
+    let decision = run_command(&mut store, 0, &mut next, looped);
+    assert_eq!(decision.snapshot_loads, 1);
+    match decision.outcome {
+        Outcome::Appended { state, version, .. } => assert_eq!((state.balance, version), (23, 3)),
+        other => panic!("{}", other.kind()),
+    }
+    // Without `with_snapshots` the snapshot is not used.
+    let command = BankCommand::Deposit { amount: 1 };
+    let decision =
+        run_command(&mut store, 0, &mut next, CommandLoop::<Account>::new(STREAM, 8, command));
+    assert_eq!(decision.snapshot_loads, 0);
+}
+
+#[test]
+#[should_panic(expected = "snapshot at version 2 + tail is not the full fold")]
+fn a_snapshot_that_disagrees_with_the_stream_stops_the_load() {
+    let mut store = InMemoryStore::new();
+    let mut next = deposit_all(&mut store, &[5, 7, 11]);
+    // A snapshot claiming a balance the first two deposits never made.
+    save_snapshot(&mut store, &Account { balance: 99, ..Account::default() }, 2);
+    let command = BankCommand::Deposit { amount: 1 };
+    let looped = CommandLoop::<Account>::new(STREAM, 9, command).with_snapshots();
+    run_command(&mut store, 0, &mut next, looped);
+}

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::aggregate::Aggregate;
 use crate::schema::{NoUpcaster, Schema};
+use crate::snapshot::Snapshotted;
 
 /// The most rows one table holds.
 pub const ROWS_MAX: usize = 10_000;
@@ -99,6 +100,10 @@ impl Aggregate for Table {
 impl Schema for Table {
     const SCHEMA_VERSION: u16 = 1;
     type Upcaster = NoUpcaster<RowEvent>;
+}
+
+impl Snapshotted for Table {
+    const STATE_SCHEMA_VERSION: u16 = 1;
 }
 
 #[cfg(test)]

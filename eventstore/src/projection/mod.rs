@@ -17,6 +17,8 @@
 
 mod read_models;
 
+use crate::store::base_stream;
+
 #[cfg(test)]
 mod mem_storage;
 #[cfg(test)]
@@ -166,7 +168,8 @@ impl<R: ReadModel> Projection<R> {
             return Ok(false);
         }
         let stream = std::str::from_utf8(key).map_err(|_| ProjectionError::BadKey { offset })?;
-        if R::wants(stream) {
+        // Snapshots sit next to their streams, under their own names: not events.
+        if R::wants(stream) && base_stream(stream) == stream {
             let envelope = decode_ref(value).map_err(|error| FoldError::Envelope {
                 stream: stream.to_owned(),
                 offset,
