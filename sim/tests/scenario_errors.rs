@@ -97,12 +97,71 @@ const CASES: &[(&str, &str, &str)] = &[
     ("name = \"t\"", "name = ", "t.toml:2:8: invalid string"),
 ];
 
+/// An event-store scenario, with disk faults on one broker.
+const GOOD_ES: &str = r#"
+name = "es"
+system = "event-store"
+
+[cluster]
+brokers = 3
+partitions = 2
+
+[eventstore]
+domain = "bank"
+aggregates = 4
+
+[workload]
+producers = 2
+consumers = 1
+
+[faults]
+disk = { kinds = ["bit-rot"], every = ["1s", "2s"], nodes = 1 }
+
+[phases]
+chaos = "5s"
+quiet = "1s"
+
+[expect]
+all_hold = true
+"#;
+
+/// The event-store and disk-budget fields, refused with their place.
+const CASES_ES: &[(&str, &str, &str)] = &[
+    (
+        "domain = \"bank\"",
+        "domain = \"ledger\"",
+        "t.toml:10:10: eventstore.domain: `ledger` is not a domain the simulator runs",
+    ),
+    ("aggregates = 4", "aggregates = 1", "t.toml:11:14: eventstore.aggregates: 1 is not between 2"),
+    (
+        "domain = \"bank\"",
+        "domain = \"cart\"",
+        "t.toml:15:13: workload.consumers: projections (and CDC replicas) run for the bank and table domains",
+    ),
+    ("nodes = 1 }", "nodes = 4 }", "t.toml:18:61: faults.disk.nodes: 4 is not between 1 and 3"),
+    ("aggregates = 4", "aggregates = 4\nrows = 3", "t.toml:12:1: unknown field `rows`"),
+    (
+        "system = \"event-store\"",
+        "system = \"log-cluster\"",
+        "t.toml:9:1: eventstore: only for system event-store",
+    ),
+    ("[eventstore]\ndomain = \"bank\"\naggregates = 4\n", "", "t.toml: eventstore: missing"),
+    (
+        "all_hold = true",
+        "violation = \"lost-write\"\nwithin_seeds = 5",
+        "t.toml:24:1: expect.violation: unknown invariant `lost-write`",
+    ),
+];
+
 #[test]
 fn bad_files_are_refused_with_the_place_and_the_problem() {
     assert!(Scenario::parse(GOOD, "t.toml").is_ok(), "{:?}", Scenario::parse(GOOD, "t.toml"));
-    for (from, to, expected) in CASES {
-        assert!(GOOD.contains(from), "case {from:?} does not match the good file");
-        let text = GOOD.replacen(from, to, 1);
+    assert!(Scenario::parse(GOOD_ES, "t.toml").is_ok(), "{:?}", Scenario::parse(GOOD_ES, "t.toml"));
+    let cases =
+        CASES.iter().map(|case| (GOOD, case)).chain(CASES_ES.iter().map(|case| (GOOD_ES, case)));
+    for (good, (from, to, expected)) in cases {
+        assert!(good.contains(from), "case {from:?} does not match the good file");
+        let text = good.replacen(from, to, 1);
         match Scenario::parse(&text, "t.toml") {
             Ok(_) => panic!("accepted {from:?} -> {to:?}"),
             Err(error) => {
