@@ -743,7 +743,16 @@ impl Broker {
                 return Ok(());
             }
             if replica.key_versions.is_none() {
-                replica.key_versions = Some(key_versions(storage, &replica.log)?);
+                match key_versions(storage, &replica.log) {
+                    Ok(versions) => replica.key_versions = Some(versions),
+                    // A batch it cannot read: this append cannot be checked, and is
+                    // refused; reads will report the damage.
+                    Err(LogError::Corrupt { .. }) => {
+                        respond(&mut self.outbox, Err(ErrorCode::StorageError));
+                        return Ok(());
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             let versions = replica.key_versions.as_ref().expect("just built");
             if versions.get(&key).copied().unwrap_or(0) != expected {

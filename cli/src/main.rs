@@ -389,7 +389,7 @@ fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>
         },
         Replayed::Schedule(path, file) => {
             let shown = path.display();
-            match schedule_file::judge(file, &run) {
+            match schedule_file::judge(file, scenario, &run) {
                 Ok(()) => {
                     eprintln!("logjam: {shown}: as expected ({})", expectation(file));
                     ExitCode::SUCCESS

@@ -67,10 +67,12 @@ pub fn run(
             #[allow(clippy::disallowed_methods)] // the budget is wall time, outside any run
             let over =
                 budget.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline);
-            let Some(seed) = slice.nth(next.fetch_add(1, Ordering::Relaxed)).filter(|_| !over)
-            else {
+            // Over budget: stop before taking a seed, so that every seed taken is run
+            // and the seeds run are consecutive (a later `--start --seeds` repeats them).
+            if over {
                 break;
-            };
+            }
+            let Some(seed) = slice.nth(next.fetch_add(1, Ordering::Relaxed)) else { break };
             // An assertion firing in simulation is a found bug: that seed fails, the
             // sweep goes on.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -266,7 +266,11 @@ fn a_schedule_outside_its_scenario_is_refused_before_it_runs() {
     // (edit of the good file, what the error must say)
     let crash = "\"kind\": \"crash\",\n          \"node\": ";
     type Edit<'a> = &'a dyn Fn(&str) -> String;
-    let cases: [(Edit, &str); 8] = [
+    let jump = "\"faults\": [\n      {\n        \"at_ns\": 1,\n        \"fault\": {\n          \"kind\": \"clock-jump\",\n          \"node\": 1,\n          \"forward_ns\": 18446744073709551615\n        }\n      },";
+    let twice = "\"faults\": [\n      {\n        \"at_ns\": 1,\n        \"fault\": {\n          \"kind\": \"partition\",\n          \"shape\": \"split\",\n          \"left\": [0, 0]\n        }\n      },";
+    let cases: [(Edit, &str); 10] = [
+        (&|t| t.replacen("\"faults\": [", jump, 1), "clock jump: 18446744073709551615 ns exceeds"),
+        (&|t| t.replacen("\"faults\": [", twice, 1), "partition: node 0 is listed twice"),
         (&|t| t.replacen("\"node\": 7", "\"node\": 70", 1), "node 70 is not a producer"),
         (&|t| t.replacen("\"partition\": 0", "\"partition\": 5", 1), "partition 5 does not exist"),
         (&|t| t.replacen(crash, &format!("{crash}9"), 1), "node n90 does not exist"),

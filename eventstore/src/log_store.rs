@@ -95,6 +95,9 @@ pub struct LogStore {
     queue: VecDeque<Request>,
     current: Current,
     completed: Vec<(u64, StoreReply)>,
+    /// Reads started: each read's correlation ids start at its own base, so a late
+    /// answer to an earlier read is never taken for the current one's.
+    reads_started: u64,
 }
 
 impl LogStore {
@@ -115,6 +118,7 @@ impl LogStore {
             queue: VecDeque::new(),
             current: Current::Idle,
             completed: Vec::new(),
+            reads_started: 0,
         }
     }
 
@@ -198,9 +202,12 @@ impl LogStore {
             max_bytes: self.config.read_max_bytes,
             request_timeout_ns: self.config.request_timeout_ns,
             poll_every_ns: self.config.retry_backoff_ns,
-            // The producer numbers its own requests from 1: the reader's never collide.
-            correlation_base: 1 << 62,
+            // The producer numbers its own requests from 1; each read gets 2^32 ids of
+            // its own above 2^62, so neither the producer's nor an earlier read's
+            // answers are taken for this read's.
+            correlation_base: (1 << 62) + (self.reads_started << 32),
         };
+        self.reads_started += 1;
         let mut reader = PartitionReader::new(config, 0);
         reader.tick(now_ns);
         self.current = Current::Reading(Box::new(Reading {

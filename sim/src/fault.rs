@@ -21,6 +21,10 @@ pub enum Partition {
     Split { left: Vec<NodeId> },
 }
 
+/// The longest clock jump or clog a fault may ask for (a day): far beyond any run,
+/// and far from overflowing a clock.
+pub const FAULT_SPAN_MAX_NS: u64 = 24 * 3600 * 1_000_000_000;
+
 /// One fault.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -90,11 +94,33 @@ impl Fault {
         }
     }
 
-    /// Refuses a fault that names a node the world does not have, or a bad probability.
+    /// Refuses a fault that names a node the world does not have, a node twice in one
+    /// list, a bad probability, or a clock jump or clog longer than `FAULT_SPAN_MAX_NS`.
     pub fn validate(&self, nodes: u32) -> Result<(), ConfigError> {
         let all = |what: &str, list: &[NodeId]| -> Result<(), ConfigError> {
-            list.iter().try_for_each(|&node| check_node(what, node, nodes))
+            list.iter().try_for_each(|&node| check_node(what, node, nodes))?;
+            let mut sorted = list.to_vec();
+            sorted.sort_unstable();
+            match sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+                Some(pair) => Err(ConfigError::Fault {
+                    what: what.to_owned(),
+                    problem: format!("node {} is listed twice", pair[0].0),
+                }),
+                None => Ok(()),
+            }
         };
+        let span = |what: &str, span_ns: u64| -> Result<(), ConfigError> {
+            if span_ns > FAULT_SPAN_MAX_NS {
+                let problem = format!("{span_ns} ns exceeds the {FAULT_SPAN_MAX_NS} ns limit");
+                return Err(ConfigError::Fault { what: what.to_owned(), problem });
+            }
+            Ok(())
+        };
+        match self {
+            Fault::ClockJump { forward_ns, .. } => span("clock jump", *forward_ns)?,
+            Fault::Clog { duration_ns, .. } => span("clog", *duration_ns)?,
+            _ => {}
+        }
         match self {
             Fault::Crash { node }
             | Fault::Restart { node }

@@ -525,7 +525,15 @@ impl Source<'_> {
                 let message = format!("faults.{what}.every: must be above zero");
                 return Err(self.error(Some(every.span()), message));
             }
-            Ok((every_ns, self.range(&format!("faults.{what}.{name}"), second)?))
+            let span_ns = self.range(&format!("faults.{what}.{name}"), second)?;
+            if span_ns[1] > crate::fault::FAULT_SPAN_MAX_NS {
+                let message = format!(
+                    "faults.{what}.{name}: at most {}",
+                    format_duration_short(crate::fault::FAULT_SPAN_MAX_NS)
+                );
+                return Err(self.error(Some(second.span()), message));
+            }
+            Ok((every_ns, span_ns))
         };
         let partition = match &faults.partition {
             None => None,
@@ -932,6 +940,9 @@ impl Source<'_> {
             return Err(self
                 .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
         }
+        fault
+            .validate(nodes)
+            .map_err(|error| self.error(Some(entry.span()), format!("faults.at: {error}")))?;
         Ok(vec![TimedFault { at_ns: scripted.time.0, fault }])
     }
 

@@ -170,8 +170,23 @@ impl ScheduleFile {
         Ok(file)
     }
 
-    /// Checks the schedule against the scenario: nodes, partitions and times it has.
+    /// Checks the schedule against the scenario: nodes, partitions and times it has;
+    /// and an expected anomaly must be one the scenario allows.
     pub fn check(&self, scenario: &Scenario) -> Result<(), String> {
+        if self.expect == Expectation::Anomaly {
+            let allowed = match &scenario.expect {
+                crate::scenario::Expect::Violation { invariant, .. } => Some(invariant),
+                crate::scenario::Expect::AllHold => None,
+            };
+            if allowed != Some(&self.anomaly) {
+                return Err(format!(
+                    "expect: `anomaly` `{}`, which scenario {} does not allow (it expects {})",
+                    self.anomaly,
+                    scenario.name,
+                    allowed.map_or("every invariant to hold".to_owned(), |i| format!("`{i}`"))
+                ));
+            }
+        }
         check_schedule(scenario, &self.schedule)
     }
 
@@ -335,10 +350,18 @@ fn list(nodes: &[NodeId]) -> String {
 }
 
 /// What a replayed schedule file showed, judged against what it expects.
-pub fn judge(file: &ScheduleFile, result: &RunResult) -> Result<(), String> {
+pub fn judge(file: &ScheduleFile, scenario: &Scenario, result: &RunResult) -> Result<(), String> {
     let kinds = anomalies(result);
     match file.expect {
-        Expectation::Anomaly if kinds.contains(&file.anomaly) => Ok(()),
+        // The allowed anomaly, and nothing the scenario does not allow.
+        Expectation::Anomaly if kinds.contains(&file.anomaly) => {
+            match result.verdict(&scenario.expect) {
+                crate::run::RunVerdict::Unexpected(why) => {
+                    Err(format!("`{}` showed, but so did something else: {why}", file.anomaly))
+                }
+                crate::run::RunVerdict::Held | crate::run::RunVerdict::ExpectedViolation => Ok(()),
+            }
+        }
         Expectation::Anomaly => Err(format!(
             "expected `{}` (allowed by this configuration) and it did not happen: the \
              harness lost its teeth (saw: {})",

@@ -27,7 +27,7 @@ fn every_regression_replays_as_expected() {
     for path in &files {
         let (file, scenario) = ScheduleFile::load(path).unwrap_or_else(|error| panic!("{error}"));
         let (run, _) = run_schedule(&scenario, &file.schedule, 0);
-        if let Err(problem) = schedule_file::judge(&file, &run) {
+        if let Err(problem) = schedule_file::judge(&file, &scenario, &run) {
             failures.push(format!(
                 "{}: {problem}\n  trace hash {:016x}; replay: cargo run --release -p logjam -- replay --schedule {}",
                 path.display(),
@@ -39,41 +39,61 @@ fn every_regression_replays_as_expected() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn the_judge_fails_a_regression_that_stops_showing_its_anomaly_or_a_bug_that_returns() {
-    // The smoke scenario holds on seed 0: as an "expected anomaly" file it must fail
-    // (lost teeth); as a "holds" file it passes.
-    let scenario = Scenario::load(&repo("scenarios/smoke.toml")).unwrap();
-    let schedule = schedule_for(&scenario, 0);
-    let (run, _) = run_schedule(&scenario, &schedule, 0);
-    let mut file = ScheduleFile {
+fn file_of(path: &str, schedule: logjam_sim::run::Schedule, expect: Expectation) -> ScheduleFile {
+    ScheduleFile {
         format: FORMAT.to_owned(),
-        scenario: "scenarios/smoke.toml".to_owned(),
+        scenario: path.to_owned(),
         anomaly: "lost-write".to_owned(),
-        expect: Expectation::Anomaly,
+        expect,
         note: String::new(),
         origin: None,
         schedule,
-    };
-    let lost = schedule_file::judge(&file, &run).unwrap_err();
-    assert!(lost.contains("lost its teeth"), "{lost}");
-    file.expect = Expectation::Holds;
-    assert_eq!(schedule_file::judge(&file, &run), Ok(()));
+    }
+}
 
-    // The same file once a run breaks an invariant the configuration promises: the
-    // bug is back.
+#[test]
+fn the_judge_fails_a_regression_that_loses_its_anomaly_shows_more_or_whose_bug_returns() {
+    // A weak configuration: acks=1 allows lost writes.
+    let path = "scenarios/acks-1-leader-crash.toml";
+    let weak = Scenario::load(&repo(path)).unwrap();
+    let runs: Vec<_> = (0..40).map(|seed| run_seed(&weak, seed, 0).0).collect();
+    let showing = runs.iter().find(|r| schedule_file::anomalies(r).contains(&"lost-write".into()));
+    let quiet = runs.iter().find(|r| schedule_file::anomalies(r).is_empty());
+    let (showing, quiet) = (showing.expect("a lost write"), quiet.expect("a quiet seed"));
+    let file = file_of(path, schedule_for(&weak, showing.seed), Expectation::Anomaly);
+    assert_eq!(file.check(&weak), Ok(()));
+    assert_eq!(schedule_file::judge(&file, &weak, showing), Ok(()), "the anomaly it expects");
+    let lost = schedule_file::judge(&file, &weak, quiet).unwrap_err();
+    assert!(lost.contains("lost its teeth"), "{lost}");
+    // The anomaly, and a broken promise besides: not as expected.
+    let mut more = showing.clone();
+    let check = more.checks.iter_mut().find(|c| c.invariant == "divergence").unwrap();
+    check.holds = false;
+    check.witness = Some("n0 and n1 disagree at offset 3".into());
+    let also = schedule_file::judge(&file, &weak, &more).unwrap_err();
+    assert!(also.contains("so did something else") && also.contains("divergence"), "{also}");
+
+    // A scenario that allows no anomaly refuses an "anomaly" file before it runs.
+    let smoke_path = "scenarios/smoke.toml";
+    let smoke = Scenario::load(&repo(smoke_path)).unwrap();
+    let schedule = schedule_for(&smoke, 0);
+    let refused = file_of(smoke_path, schedule.clone(), Expectation::Anomaly).check(&smoke);
+    assert!(refused.is_err_and(|why| why.contains("does not allow")));
+
+    // A fixed bug's file holds, and fails once the bug is back.
+    let file = file_of(smoke_path, schedule.clone(), Expectation::Holds);
+    let (run, _) = run_schedule(&smoke, &schedule, 0);
+    assert_eq!(schedule_file::judge(&file, &smoke, &run), Ok(()));
     let mut broken = run.clone();
     let check = broken.checks.iter_mut().find(|c| c.invariant == "lost-write").unwrap();
     check.holds = false;
     check.witness =
         Some("`v1` was acknowledged at offset 1, which n0 has committed without it".into());
-    let back = schedule_file::judge(&file, &broken);
+    let back = schedule_file::judge(&file, &smoke, &broken);
     assert!(
         back.as_ref().is_err_and(|why| why.contains("bug is back") && why.contains("v1")),
         "{back:?}"
     );
-    file.expect = Expectation::Anomaly;
-    assert_eq!(schedule_file::judge(&file, &broken), Ok(()), "the anomaly it expects");
 }
 
 #[test]
