@@ -473,8 +473,8 @@ fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -
 }
 
 fn report_merge(paths: &[PathBuf], json: bool, report: Option<&std::path::Path>) -> ExitCode {
-    let mut result = match sweep::merge(paths) {
-        Ok(result) => result,
+    let (mut result, digest) = match sweep::merge(paths) {
+        Ok(merged) => merged,
         Err(problem) => {
             eprintln!("logjam: {problem}");
             return ExitCode::from(2);
@@ -483,6 +483,13 @@ fn report_merge(paths: &[PathBuf], json: bool, report: Option<&std::path::Path>)
     let Some(scenario) = load(std::path::Path::new(&result.path)) else {
         return ExitCode::from(2);
     };
+    if sweep::scenario_digest(&result.path).as_deref() != Some(digest.as_str()) {
+        eprintln!(
+            "logjam: {}: the scenario file is not the one the shards ran (it changed since)",
+            result.path
+        );
+        return ExitCode::from(2);
+    }
     result.finish(&scenario);
     if json {
         println!("{}", logjam_reports::sweep_json(&scenario, &result));

@@ -184,8 +184,16 @@ struct ShardHeader {
     shards: u64,
     /// The whole sweep's seeds (`start..start + seeds`), not this shard's.
     seeds: u64,
+    /// xxh3-64 of the scenario file the shard ran: a merge refuses shards of another
+    /// version of the file, or a file edited since.
+    scenario_digest: String,
     /// The shard's tally (its failures follow, one per line).
     tally: SweepResult,
+}
+
+/// The digest a shard records of its scenario file (16 hex digits), if it can be read.
+pub fn scenario_digest(path: &str) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
 const SHARD_SCHEMA: &str = "logjam.shard.v1";
@@ -195,8 +203,15 @@ pub fn shard_jsonl(result: &SweepResult, slice: Slice) -> String {
     let (shard, shards) = slice.shard.expect("a shard");
     let mut tally = result.clone();
     let failures = std::mem::take(&mut tally.unexpected);
-    let header =
-        ShardHeader { schema: SHARD_SCHEMA.to_owned(), shard, shards, seeds: slice.seeds, tally };
+    let scenario_digest = scenario_digest(&tally.path).unwrap_or_default();
+    let header = ShardHeader {
+        schema: SHARD_SCHEMA.to_owned(),
+        shard,
+        shards,
+        seeds: slice.seeds,
+        scenario_digest,
+        tally,
+    };
     let mut out = serde_json::to_string(&header).expect("a shard header serializes");
     out.push('\n');
     for failure in failures {
@@ -210,14 +225,21 @@ pub fn shard_jsonl(result: &SweepResult, slice: Slice) -> String {
 /// judges it against its scenario), checking that they are the shards of one sweep,
 /// each exactly once, and that together they ran every seed. Errors name the file and
 /// line.
-pub fn merge(paths: &[PathBuf]) -> Result<SweepResult, String> {
+pub fn merge(paths: &[PathBuf]) -> Result<(SweepResult, String), String> {
     let mut merged: Option<SweepResult> = None;
-    let mut plan: Option<(String, u64, u64, u64)> = None; // path, start, seeds, shards
+    // path, start, seeds, shards, scenario digest
+    let mut plan: Option<(String, u64, u64, u64, String)> = None;
     let mut seen = std::collections::BTreeSet::new();
     for path in paths {
         let (header, failures) = read_shard(path)?;
         let shown = path.display();
-        let this = (header.tally.path.clone(), header.tally.start, header.seeds, header.shards);
+        let this = (
+            header.tally.path.clone(),
+            header.tally.start,
+            header.seeds,
+            header.shards,
+            header.scenario_digest.clone(),
+        );
         match &plan {
             None => plan = Some(this.clone()),
             Some(plan) if *plan != this => {
@@ -248,7 +270,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<SweepResult, String> {
             Some(merged) => merged.merge(part),
         }
     }
-    let (Some(merged), Some((_, _, seeds, shards))) = (merged, plan) else {
+    let (Some(merged), Some((_, _, seeds, shards, digest))) = (merged, plan) else {
         return Err("no shard files given".to_owned());
     };
     if seen.len() as u64 != shards {
@@ -259,7 +281,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<SweepResult, String> {
     if merged.seeds != seeds {
         return Err(format!("the shards ran {} seeds of the sweep's {seeds}", merged.seeds));
     }
-    Ok(merged)
+    Ok((merged, digest))
 }
 
 fn read_shard(path: &Path) -> Result<(ShardHeader, Vec<logjam_sim::run::Unexpected>), String> {

@@ -340,6 +340,24 @@ fn four_shards_merged_give_exactly_the_report_of_the_whole_sweep() {
         assert_eq!(twice.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&twice.stderr).contains("given twice"));
     }
+    // Shards of a scenario file edited since they ran are refused.
+    let mut args = vec!["report", "merge"];
+    let shards: Vec<String> = (0..4)
+        .map(|k| {
+            let output = logjam(&["run", &strict, "--seeds", "13", "--shard", &format!("{k}/4")]);
+            let path = dir.path().join(format!("again-{k}.jsonl"));
+            std::fs::write(&path, &output.stdout).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect();
+    args.extend(shards.iter().map(String::as_str));
+    let mut edited = std::fs::read_to_string(&strict).unwrap();
+    edited.push_str("\n# edited after the shards ran\n");
+    std::fs::write(&strict, edited).unwrap();
+    let stale = logjam(&args);
+    assert_eq!(stale.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("not the one the shards ran"));
+
     let broken = dir.path().join("broken.jsonl");
     std::fs::write(&broken, "{\"schema\": \"logjam.shard.v1\", \"shard\": 0}\n").unwrap();
     let output = logjam(&["report", "merge", broken.to_str().unwrap()]);
