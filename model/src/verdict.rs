@@ -283,26 +283,51 @@ impl fmt::Display for Verdict {
             }
         }
         writeln!(f)?;
-        let (violations, expected) = (self.violation_count(), self.expected_count());
-        if violations > 0 {
-            let invariants = self.violated().len() as u64;
-            write!(
-                f,
-                "verdict: VIOLATED: {violations} {} of {invariants} {}",
-                plural(violations, "violation", "violations"),
-                plural(invariants, "invariant", "invariants")
-            )?;
-        } else {
-            write!(f, "verdict: holds: every promised invariant holds")?;
-        }
-        if expected > 0 {
-            let anomalies = plural(expected, "anomaly", "anomalies");
-            write!(f, "; {expected} {anomalies} expected under this configuration")?;
-        }
-        writeln!(f)
+        let counts = (self.violation_count(), self.violated().len() as u64, self.expected_count());
+        write_summary(f, counts, ("invariant", "invariants"), "configuration")
     }
 }
 
-fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
+/// The last line of a verdict: how many promises broke in how many checks (`kind`), and
+/// how many anomalies the `setup` allows were seen. Shared by the log's and the event
+/// store's verdicts.
+pub(crate) fn write_summary(
+    f: &mut fmt::Formatter<'_>,
+    (violations, broken_checks, expected): (u64, u64, u64),
+    kind: (&'static str, &'static str),
+    setup: &str,
+) -> fmt::Result {
+    if violations > 0 {
+        write!(
+            f,
+            "verdict: VIOLATED: {violations} {} of {broken_checks} {}",
+            plural(violations, "violation", "violations"),
+            plural(broken_checks, kind.0, kind.1)
+        )?;
+    } else {
+        write!(f, "verdict: holds: every promised invariant holds")?;
+    }
+    if expected > 0 {
+        let anomalies = plural(expected, "anomaly", "anomalies");
+        write!(f, "; {expected} {anomalies} expected under this {setup}")?;
+    }
+    writeln!(f)
+}
+
+/// Counts one anomaly on a check: a violation if its guarantee was `promised`, else an
+/// expected one. Returns the judgement and whether the anomaly is kept (at most
+/// `ANOMALIES_KEPT_PER_INVARIANT` per check). Shared by both checkers.
+pub(crate) fn tally(promised: bool, violations: &mut u64, expected: &mut u64) -> (Judgement, bool) {
+    let kept = *violations + *expected < ANOMALIES_KEPT_PER_INVARIANT as u64;
+    if promised {
+        *violations += 1;
+        (Judgement::Violation, kept)
+    } else {
+        *expected += 1;
+        (Judgement::Expected, kept)
+    }
+}
+
+pub(crate) fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
     if count == 1 { one } else { many }
 }

@@ -1158,10 +1158,7 @@ fn header(out: &mut String, scenario: &Scenario, run: &RunResult, data: &Data, r
             "{} sent, {} delivered, {} dropped (random {}, partition {}, node down {}), {} duplicated, {} held by clogs",
             stats.sent,
             stats.delivered,
-            stats.dropped_random
-                + stats.dropped_partitioned
-                + stats.dropped_node_down
-                + stats.dropped_limit,
+            stats.dropped(),
             stats.dropped_random,
             stats.dropped_partitioned,
             stats.dropped_node_down,

@@ -39,10 +39,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
         "messages   {} sent, {} delivered, {} dropped (random {}, partition {}, node down {}), {} duplicated, {} reordered, {} held by clogs",
         stats.sent,
         stats.delivered,
-        stats.dropped_random
-            + stats.dropped_partitioned
-            + stats.dropped_node_down
-            + stats.dropped_limit,
+        stats.dropped(),
         stats.dropped_random,
         stats.dropped_partitioned,
         stats.dropped_node_down,

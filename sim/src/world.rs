@@ -67,6 +67,13 @@ pub struct Stats {
     pub halts: u64,
 }
 
+impl Stats {
+    /// Messages dropped, for every reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_random + self.dropped_partitioned + self.dropped_node_down + self.dropped_limit
+    }
+}
+
 pub(crate) struct Delivery<M> {
     from: NodeId,
     to: NodeId,

@@ -22,7 +22,7 @@ mod values;
 
 use crate::history::{Closing, History, Replica};
 use crate::invariant::{Guarantee, Invariant};
-use crate::verdict::{ANOMALIES_KEPT_PER_INVARIANT, Anomaly, Check, Judgement, Verdict, Witness};
+use crate::verdict::{Anomaly, Check, Verdict, Witness, tally};
 
 use digest::Digest;
 
@@ -90,18 +90,10 @@ impl<'h> Findings<'h> {
         partition: Option<u32>,
         describe: impl FnOnce() -> (String, Vec<Witness>),
     ) {
-        let judgement = if self.promises.contains(&guarantee) {
-            Judgement::Violation
-        } else {
-            Judgement::Expected
-        };
+        let promised = self.promises.contains(&guarantee);
         let check = self.slot(invariant);
-        let kept = check.violations + check.expected;
-        match judgement {
-            Judgement::Violation => check.violations += 1,
-            Judgement::Expected => check.expected += 1,
-        }
-        if kept < ANOMALIES_KEPT_PER_INVARIANT as u64 {
+        let (judgement, kept) = tally(promised, &mut check.violations, &mut check.expected);
+        if kept {
             let (explanation, mut witness) = describe();
             witness.sort_by_key(Witness::line);
             witness.dedup();

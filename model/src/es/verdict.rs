@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::history::{CommandRecord, ProjectionCheckpoint, StoredEvent};
 use crate::verdict::{
-    ANOMALIES_KEPT_PER_INVARIANT, ANOMALIES_SHOWN_PER_INVARIANT, Judgement, Status,
+    ANOMALIES_SHOWN_PER_INVARIANT, Judgement, Status, plural, tally, write_summary,
 };
 
 /// One event-store check. The order of the variants is the order of a verdict.
@@ -314,18 +314,10 @@ impl Findings {
         stream: Option<&str>,
         describe: impl FnOnce() -> (String, Vec<EsWitness>),
     ) {
-        let judgement = if self.promises.contains(&guarantee) {
-            Judgement::Violation
-        } else {
-            Judgement::Expected
-        };
+        let promised = self.promises.contains(&guarantee);
         let check = self.slot(invariant);
-        let kept = check.violations + check.expected;
-        match judgement {
-            Judgement::Violation => check.violations += 1,
-            Judgement::Expected => check.expected += 1,
-        }
-        if kept < ANOMALIES_KEPT_PER_INVARIANT as u64 {
+        let (judgement, kept) = tally(promised, &mut check.violations, &mut check.expected);
+        if kept {
             let (explanation, witness) = describe();
             self.anomalies.push(EsAnomaly {
                 invariant,
@@ -480,26 +472,7 @@ impl fmt::Display for EsVerdict {
             }
         }
         writeln!(f)?;
-        let (violations, expected) = (self.violation_count(), self.expected_count());
-        if violations > 0 {
-            let checks = self.violated().len() as u64;
-            write!(
-                f,
-                "verdict: VIOLATED: {violations} {} of {checks} {}",
-                plural(violations, "violation", "violations"),
-                plural(checks, "check", "checks")
-            )?;
-        } else {
-            write!(f, "verdict: holds: every promised invariant holds")?;
-        }
-        if expected > 0 {
-            let anomalies = plural(expected, "anomaly", "anomalies");
-            write!(f, "; {expected} {anomalies} expected under this setup")?;
-        }
-        writeln!(f)
+        let counts = (self.violation_count(), self.violated().len() as u64, self.expected_count());
+        write_summary(f, counts, ("check", "checks"), "setup")
     }
-}
-
-fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
-    if count == 1 { one } else { many }
 }
