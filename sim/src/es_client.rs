@@ -424,87 +424,67 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
-        // A single command of a domain without sagas: its stream, its loop.
-        let single = match &work {
-            Work::Row { table, command } => Some((
+        let account = |n: &u32| account_stream(u64::from(*n));
+        let (stream, json, command_loop) = match (&work, stage) {
+            (Work::Row { table, command }, _) => self.prepare(
                 table_stream(u64::from(*table)),
-                serde_json::to_value(command),
-                DomainLoop::Table(self.configured(CommandLoop::new(
-                    &table_stream(u64::from(*table)),
-                    command_id,
-                    command.clone(),
-                ))),
-            )),
-            Work::Inventory { sku, command } => Some((
+                command_id,
+                command.clone(),
+                DomainLoop::Table,
+            ),
+            (Work::Inventory { sku, command }, _) => self.prepare(
                 sku_stream(u64::from(*sku)),
-                serde_json::to_value(command),
-                DomainLoop::Inventory(self.configured(CommandLoop::new(
-                    &sku_stream(u64::from(*sku)),
-                    command_id,
-                    command.clone(),
-                ))),
-            )),
-            Work::Cart { cart, command } => Some((
+                command_id,
+                command.clone(),
+                DomainLoop::Inventory,
+            ),
+            (Work::Cart { cart, command }, _) => self.prepare(
                 cart_stream(u64::from(*cart)),
-                serde_json::to_value(command),
-                DomainLoop::Cart(self.configured(CommandLoop::new(
-                    &cart_stream(u64::from(*cart)),
-                    command_id,
-                    command.clone(),
-                ))),
-            )),
-            Work::Deposit { .. } | Work::Withdraw { .. } | Work::Transfer { .. } => None,
-        };
-        if let Some((stream, json, command_loop)) = single {
-            let json = json.expect("commands serialize");
-            let ids = (command_id, retries, maybe_landed);
-            return self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
-        }
-        let (account, command) = match (&work, stage) {
-            (Work::Deposit { account, amount }, _) => {
-                (*account, BankCommand::Deposit { amount: *amount })
-            }
-            (Work::Withdraw { account, amount }, _) => {
-                (*account, BankCommand::Withdraw { amount: *amount })
-            }
-            (Work::Transfer { from, to, amount }, Stage::Debit) => (
-                *from,
-                BankCommand::Debit {
-                    transfer,
-                    to: account_stream(u64::from(*to)),
-                    amount: *amount,
-                },
+                command_id,
+                command.clone(),
+                DomainLoop::Cart,
             ),
-            (Work::Transfer { from, to, amount }, Stage::Credit) => (
-                *to,
-                BankCommand::Credit {
-                    transfer,
-                    from: account_stream(u64::from(*from)),
-                    amount: *amount,
-                },
-            ),
+            (Work::Deposit { account: n, amount }, _) => {
+                let command = BankCommand::Deposit { amount: *amount };
+                self.prepare(account(n), command_id, command, DomainLoop::Bank)
+            }
+            (Work::Withdraw { account: n, amount }, _) => {
+                let command = BankCommand::Withdraw { amount: *amount };
+                self.prepare(account(n), command_id, command, DomainLoop::Bank)
+            }
+            (Work::Transfer { from, to, amount }, Stage::Debit) => {
+                let command = BankCommand::Debit { transfer, to: account(to), amount: *amount };
+                self.prepare(account(from), command_id, command, DomainLoop::Bank)
+            }
+            (Work::Transfer { from, to, amount }, Stage::Credit) => {
+                let command =
+                    BankCommand::Credit { transfer, from: account(from), amount: *amount };
+                self.prepare(account(to), command_id, command, DomainLoop::Bank)
+            }
             (Work::Transfer { from, amount, .. }, Stage::Refund) => {
-                (*from, BankCommand::Refund { transfer, amount: *amount })
+                let command = BankCommand::Refund { transfer, amount: *amount };
+                self.prepare(account(from), command_id, command, DomainLoop::Bank)
             }
-            (Work::Transfer { .. }, Stage::Single)
-            | (Work::Cart { .. }, _)
-            | (Work::Inventory { .. }, _)
-            | (Work::Row { .. }, _) => {
-                unreachable!("a transfer is a saga; a cart's work was taken above")
-            }
+            (Work::Transfer { .. }, Stage::Single) => unreachable!("a transfer is a saga"),
         };
-        let stream = account_stream(u64::from(account));
+        let ids = (command_id, retries, maybe_landed);
+        self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
+    }
+
+    /// A command's stream, its JSON for the history, and its loop in `domain`.
+    fn prepare<A: Snapshotted + PartialEq>(
+        &self,
+        stream: String,
+        command_id: u64,
+        command: A::Command,
+        domain: fn(CommandLoop<A>) -> DomainLoop,
+    ) -> (String, serde_json::Value, DomainLoop)
+    where
+        A::Command: serde::Serialize,
+    {
         let json = serde_json::to_value(&command).expect("commands serialize");
-        let command_loop =
-            DomainLoop::Bank(self.configured(CommandLoop::new(&stream, command_id, command)));
-        self.launch(
-            now_ns,
-            (work, stage, transfer),
-            (command_id, retries, maybe_landed),
-            stream,
-            json,
-            command_loop,
-        );
+        let command_loop = domain(self.configured(CommandLoop::new(&stream, command_id, command)));
+        (stream, json, command_loop)
     }
 
     fn launch(
