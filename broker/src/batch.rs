@@ -149,11 +149,22 @@ pub struct BatchHeader {
     pub leader_epoch: u32,
     pub record_count: u32,
     pub producer: ProducerStamp,
+    pub attributes: u8,
 }
 
 impl BatchHeader {
     pub fn end_offset(&self) -> u64 {
         self.base_offset + u64::from(self.record_count)
+    }
+
+    /// Part of a transaction (data or its marker).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTRIBUTE_TRANSACTIONAL != 0
+    }
+
+    /// A transaction marker, not data.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTRIBUTE_CONTROL != 0
     }
 }
 
@@ -250,6 +261,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         leader_epoch: u32_at(batch, 18),
         record_count,
         producer: producer_at(batch),
+        attributes: batch[17],
     })
 }
 
@@ -272,7 +284,7 @@ pub fn decode_validated(bytes: &[u8], header: &BatchHeader) -> RecordBatch {
     RecordBatch {
         base_offset: header.base_offset,
         leader_epoch: header.leader_epoch,
-        attributes: bytes[17],
+        attributes: header.attributes,
         producer: header.producer,
         records,
     }

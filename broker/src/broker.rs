@@ -12,13 +12,14 @@
 //! follower truncates by asking the leader where its latest epoch ends (KIP-101/279),
 //! or, under the legacy rule, to its own high watermark.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::batch::{self, ProducerStamp, RecordBatch};
 use crate::checkpoint::{self, CheckpointKind, CheckpointWriter};
 use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
-use crate::protocol::{Acks, ErrorCode, FetchData, Msg, NodeId, PartitionState};
+use crate::protocol::{Acks, ErrorCode, FetchData, Isolation, Msg, NodeId, PartitionState};
 use crate::storage::{Storage, SyncResult, SyncTicket, join};
+use crate::txn::{self, Marker, PartitionTxns, TxnProtocol};
 
 /// How a replica that becomes a follower finds where its log diverges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct BrokerConfig {
     pub pending_produce_max: usize,
     /// The high watermark checkpoint is written at most this often.
     pub hw_checkpoint_every_ns: u64,
+    /// The transaction coordinator, asked to verify a producer's first transactional
+    /// batch on a partition (KIP-890); `None` when the cluster has none.
+    pub txn_coordinator: Option<NodeId>,
+    pub txn_protocol: TxnProtocol,
 }
 
 /// What a broker reports for the history.
@@ -82,6 +87,15 @@ pub enum BrokerEvent {
     Fenced {
         partition: u32,
     },
+    /// A produce or marker was refused for its stale producer epoch (a zombie fenced).
+    ProducerFenced {
+        partition: u32,
+    },
+    /// A transaction marker was written (as leader).
+    TxnMarker {
+        partition: u32,
+        commit: bool,
+    },
 }
 
 /// Batches of one idempotent producer kept for duplicate detection (Kafka keeps 5).
@@ -109,6 +123,31 @@ struct PendingProduce {
     correlation: u64,
     base_offset: u64,
     end_offset: u64,
+    /// A transaction marker (answered with `WriteTxnMarkerResponse`), not a produce.
+    marker: bool,
+}
+
+impl PendingProduce {
+    fn answer(&self, partition: u32, result: Result<u64, ErrorCode>) -> (NodeId, Msg) {
+        let correlation = self.correlation;
+        let msg = if self.marker {
+            Msg::WriteTxnMarkerResponse { correlation, partition, result: result.map(|_| ()) }
+        } else {
+            Msg::ProduceResponse { partition, correlation, result }
+        };
+        (self.from, msg)
+    }
+}
+
+/// A transactional produce waiting for the coordinator to verify its transaction.
+struct ParkedProduce {
+    from: NodeId,
+    correlation: u64,
+    leader_epoch: Option<u32>,
+    acks: Acks,
+    producer: ProducerStamp,
+    records: Vec<batch::Record>,
+    parked_ns: u64,
 }
 
 enum Role {
@@ -146,6 +185,15 @@ struct Replica {
     cut_unsynced: bool,
     producers: BTreeMap<i64, ProducerEntry>,
     pending: Vec<PendingProduce>,
+    /// Open and aborted transactions, derived from the log like `producers`.
+    txns: PartitionTxns,
+    /// (producer id, epoch) the coordinator confirmed in an ongoing transaction holding
+    /// this partition; a producer's entry goes at its next marker, all at a role change.
+    txn_verified: BTreeSet<(i64, i16)>,
+    /// Verifications asked for and not yet answered, with when they were asked.
+    txn_verifying: BTreeMap<(i64, i16), u64>,
+    /// Produces waiting for a verification; at most `pending_produce_max`.
+    parked: Vec<ParkedProduce>,
     /// A leader's records per key, for conditional appends: derived from its log (the
     /// uncommitted tail included) at the first conditional append of a leadership, kept
     /// up by its appends, dropped at every role change. Never trusted across lives or
@@ -270,6 +318,11 @@ impl Broker {
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
         replica.log.poll(storage, now_ns)?;
+        // A verification never answered is asked again by the produce's retry; a parked
+        // produce that old has been given up on by its producer.
+        let timeout = config.request_timeout_ns;
+        replica.txn_verifying.retain(|_, sent| now_ns < *sent + timeout);
+        replica.parked.retain(|parked| now_ns < parked.parked_ns + timeout);
         // The high watermark checkpoint only saves work at a restart (a lower one is
         // safe), so it is written at most every `hw_checkpoint_every_ns`, as Kafka does.
         if replica.high_watermark > replica.hw_written
@@ -364,7 +417,7 @@ impl Broker {
                     let hw = replica.high_watermark;
                     if hw < replica.log.end_offset() {
                         let new_end = replica.log.truncate_to(storage, hw)?;
-                        forget_producers_from(&mut replica.producers, new_end);
+                        forget_from(storage, replica, new_end)?;
                         replica.cut_unsynced = true;
                         replica.log.flush(storage, now_ns)?;
                         self.events.push(BrokerEvent::Truncate { partition, offset: new_end });
@@ -459,6 +512,7 @@ impl Broker {
                 producer,
                 records,
                 expected_version,
+                transactional,
             } => self.on_produce(
                 storage,
                 now_ns,
@@ -466,9 +520,31 @@ impl Broker {
                 partition,
                 correlation,
                 leader_epoch,
-                (acks, producer, expected_version),
+                (acks, producer, expected_version, transactional),
                 records,
             ),
+            Msg::WriteTxnMarker {
+                correlation,
+                partition,
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+            } => self.on_txn_marker(
+                storage,
+                now_ns,
+                (from, correlation, partition),
+                ProducerStamp { producer_id, producer_epoch, base_sequence: -1 },
+                Marker { commit, coordinator_epoch },
+            ),
+            Msg::VerifyTxnResponse { partition, producer_id, producer_epoch, verified, .. } => self
+                .on_txn_verified(
+                    storage,
+                    now_ns,
+                    partition,
+                    (producer_id, producer_epoch),
+                    verified,
+                ),
             Msg::Fetch {
                 partition,
                 correlation,
@@ -477,6 +553,7 @@ impl Broker {
                 replica,
                 durable_offset,
                 max_bytes,
+                isolation,
             } => {
                 let result = self.on_fetch(
                     storage,
@@ -486,7 +563,7 @@ impl Broker {
                     fetch_offset,
                     replica,
                     durable_offset,
-                    max_bytes,
+                    (max_bytes, isolation),
                 );
                 self.outbox.push((from, Msg::FetchResponse { partition, correlation, result }));
                 Ok(())
@@ -616,6 +693,10 @@ impl Broker {
             cut_unsynced: true, // recovery may have cut, and the open flush is under way
             producers: BTreeMap::new(),
             pending: Vec::new(),
+            txns: PartitionTxns::default(),
+            txn_verified: BTreeSet::new(),
+            txn_verifying: BTreeMap::new(),
+            parked: Vec::new(),
             key_versions: None,
         };
         rebuild_producers(storage, &mut replica)?;
@@ -634,10 +715,15 @@ impl Broker {
         );
         replica.key_versions = None;
         for pending in replica.pending.drain(..) {
-            let result = Err(ErrorCode::LeadershipLost);
-            let msg = Msg::ProduceResponse { partition, correlation: pending.correlation, result };
-            self.outbox.push((pending.from, msg));
+            self.outbox.push(pending.answer(partition, Err(ErrorCode::LeadershipLost)));
         }
+        for parked in replica.parked.drain(..) {
+            let result = Err(ErrorCode::NotLeader); // never appended
+            let msg = Msg::ProduceResponse { partition, correlation: parked.correlation, result };
+            self.outbox.push((parked.from, msg));
+        }
+        replica.txn_verified.clear();
+        replica.txn_verifying.clear();
         let epoch = state.leader_epoch;
         replica.role = match state.leader {
             Some(leader) if leader == id => {
@@ -678,9 +764,11 @@ impl Broker {
         partition: u32,
         correlation: u64,
         leader_epoch: Option<u32>,
-        (acks, producer, expected_version): (Acks, ProducerStamp, Option<u64>),
+        (acks, producer, expected_version, transactional): (Acks, ProducerStamp, Option<u64>, bool),
         records: Vec<batch::Record>,
     ) -> Result<(), LogError> {
+        let protocol = self.config.txn_protocol;
+        let coordinator = self.config.txn_coordinator;
         let min_isr = self.config.min_insync_replicas as usize;
         let pending_max = self.config.pending_produce_max;
         let respond = |outbox: &mut Vec<(NodeId, Msg)>, result| {
@@ -702,6 +790,18 @@ impl Broker {
             respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
             return Ok(());
         }
+        // A producer epoch older than one this partition has seen: a newer producer with
+        // the same transactional id, or a transaction already ended, fenced it.
+        if producer.producer_id >= 0
+            && replica
+                .producers
+                .get(&producer.producer_id)
+                .is_some_and(|entry| producer.producer_epoch < entry.epoch)
+        {
+            self.events.push(BrokerEvent::ProducerFenced { partition });
+            respond(&mut self.outbox, Err(ErrorCode::ProducerFenced));
+            return Ok(());
+        }
         // Idempotence: a retry of a batch we hold gets its first answer back.
         let count = records.len() as i32;
         if producer.producer_id >= 0 {
@@ -720,6 +820,7 @@ impl Broker {
                                 correlation,
                                 base_offset: base,
                                 end_offset: end,
+                                marker: false,
                             });
                         }
                         return Ok(());
@@ -732,6 +833,61 @@ impl Broker {
                     }
                 }
             }
+        }
+        let open = replica.txns.open(producer.producer_id);
+        if transactional {
+            if producer.producer_id < 0 || expected_version.is_some() {
+                respond(&mut self.outbox, Err(ErrorCode::InvalidTxnState));
+                return Ok(());
+            }
+            if open.is_some_and(|txn| txn.producer_epoch != producer.producer_epoch) {
+                // The older transaction's marker has not landed yet.
+                respond(&mut self.outbox, Err(ErrorCode::ConcurrentTransactions));
+                return Ok(());
+            }
+            let key = (producer.producer_id, producer.producer_epoch);
+            if protocol == TxnProtocol::Kip890
+                && open.is_none()
+                && !replica.txn_verified.contains(&key)
+            {
+                // KIP-890: the first batch of a transaction here waits until the
+                // coordinator confirms the transaction holds this partition; the
+                // client's word is not enough (a late produce of an ended transaction
+                // would otherwise open a new one).
+                let Some(coordinator) = coordinator else {
+                    respond(&mut self.outbox, Err(ErrorCode::InvalidTxnState));
+                    return Ok(());
+                };
+                if replica.parked.len() >= pending_max {
+                    respond(&mut self.outbox, Err(ErrorCode::ConcurrentTransactions));
+                    return Ok(());
+                }
+                replica.parked.push(ParkedProduce {
+                    from,
+                    correlation,
+                    leader_epoch,
+                    acks,
+                    producer,
+                    records,
+                    parked_ns: now_ns,
+                });
+                if !replica.txn_verifying.contains_key(&key) {
+                    replica.txn_verifying.insert(key, now_ns);
+                    self.next_correlation += 1;
+                    let msg = Msg::VerifyTxn {
+                        correlation: self.next_correlation,
+                        partition,
+                        producer_id: key.0,
+                        producer_epoch: key.1,
+                    };
+                    self.outbox.push((coordinator, msg));
+                }
+                return Ok(());
+            }
+        } else if open.is_some() {
+            // Kafka refuses a plain batch from a producer with a transaction open here.
+            respond(&mut self.outbox, Err(ErrorCode::InvalidTxnState));
+            return Ok(());
         }
         if let Some(expected) = expected_version {
             let Some(key) = records.first().map(|record| record.key.clone()) else {
@@ -765,15 +921,24 @@ impl Broker {
             Some(_) => records.iter().map(|record| record.key.clone()).collect(),
             None => Vec::new(),
         };
-        let appended = match replica.log.append(storage, now_ns, epoch, producer, records) {
-            Ok(appended) => appended,
-            Err(LogError::Storage(_)) | Err(LogError::Batch(_)) => {
-                respond(&mut self.outbox, Err(ErrorCode::StorageError));
-                return Ok(());
-            }
-            Err(error) => return Err(error),
-        };
-        note_producer(replica, producer, count, appended.base_offset);
+        let attributes = if transactional { txn::DATA_ATTRIBUTES } else { 0 };
+        let appended =
+            match replica.log.append_with(storage, now_ns, epoch, attributes, producer, records) {
+                Ok(appended) => appended,
+                Err(LogError::Storage(_)) | Err(LogError::Batch(_)) => {
+                    respond(&mut self.outbox, Err(ErrorCode::StorageError));
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+        note_producer(replica, producer, count, appended.base_offset, false);
+        if transactional {
+            replica.txns.note_data(
+                producer.producer_id,
+                producer.producer_epoch,
+                appended.base_offset,
+            );
+        }
         if let Some(versions) = &mut replica.key_versions {
             for key in keys {
                 *versions.entry(key).or_insert(0) += 1;
@@ -787,9 +952,135 @@ impl Broker {
                 correlation,
                 base_offset: appended.base_offset,
                 end_offset: appended.end_offset,
+                marker: false,
             }),
         }
         self.maybe_advance_high_watermark(partition);
+        Ok(())
+    }
+
+    /// The coordinator ends a producer's transaction on this partition: a control batch,
+    /// answered once it is committed.
+    fn on_txn_marker<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        (from, correlation, partition): (NodeId, u64, u32),
+        producer: ProducerStamp,
+        marker: Marker,
+    ) -> Result<(), LogError> {
+        let protocol = self.config.txn_protocol;
+        let pending_max = self.config.pending_produce_max;
+        let respond = |outbox: &mut Vec<(NodeId, Msg)>, result| {
+            outbox.push((from, Msg::WriteTxnMarkerResponse { correlation, partition, result }));
+        };
+        if let Err(code) = self.leader_check(partition, None) {
+            self.note_refusal(partition, code);
+            respond(&mut self.outbox, Err(code));
+            return Ok(());
+        }
+        let replica = self.replicas.get_mut(&partition).expect("checked");
+        let pid = producer.producer_id;
+        if replica.producers.get(&pid).is_some_and(|entry| producer.producer_epoch < entry.epoch) {
+            self.events.push(BrokerEvent::ProducerFenced { partition });
+            respond(&mut self.outbox, Err(ErrorCode::ProducerFenced));
+            return Ok(());
+        }
+        // KIP-890: a transaction is ended by a marker of a higher epoch than its data.
+        // One that is not higher belongs to an earlier transaction, already ended here
+        // (its partitions were all marked before this one could begin): a late copy.
+        if protocol == TxnProtocol::Kip890
+            && replica
+                .txns
+                .open(pid)
+                .is_some_and(|txn| producer.producer_epoch <= txn.producer_epoch)
+        {
+            respond(&mut self.outbox, Ok(()));
+            return Ok(());
+        }
+        if replica.pending.len() >= pending_max {
+            respond(&mut self.outbox, Err(ErrorCode::ConcurrentTransactions));
+            return Ok(());
+        }
+        let epoch = replica.state.leader_epoch;
+        let record = marker.record(now_ns);
+        let appended = match replica.log.append_with(
+            storage,
+            now_ns,
+            epoch,
+            txn::MARKER_ATTRIBUTES,
+            producer,
+            vec![record],
+        ) {
+            Ok(appended) => appended,
+            Err(LogError::Storage(_)) | Err(LogError::Batch(_)) => {
+                respond(&mut self.outbox, Err(ErrorCode::StorageError));
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        note_producer(replica, producer, 1, appended.base_offset, true);
+        replica.txns.note_marker(pid, marker, appended.base_offset);
+        replica.txn_verified.retain(|&(verified, _)| verified != pid);
+        replica.pending.push(PendingProduce {
+            from,
+            correlation,
+            base_offset: appended.base_offset,
+            end_offset: appended.end_offset,
+            marker: true,
+        });
+        self.events.push(BrokerEvent::TxnMarker { partition, commit: marker.commit });
+        self.maybe_advance_high_watermark(partition);
+        Ok(())
+    }
+
+    /// The coordinator's word on a producer's transaction: the produces waiting for it
+    /// go ahead (checked again from the start) or are refused.
+    fn on_txn_verified<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+        key: (i64, i16),
+        verified: bool,
+    ) -> Result<(), LogError> {
+        let Some(replica) = self.replicas.get_mut(&partition) else { return Ok(()) };
+        if !matches!(replica.role, Role::Leader { .. }) {
+            return Ok(());
+        }
+        replica.txn_verifying.remove(&key);
+        let mut waiting = Vec::new();
+        let mut index = 0;
+        while index < replica.parked.len() {
+            let parked = &replica.parked[index];
+            if (parked.producer.producer_id, parked.producer.producer_epoch) == key {
+                waiting.push(replica.parked.remove(index));
+            } else {
+                index += 1;
+            }
+        }
+        if verified {
+            replica.txn_verified.insert(key);
+        }
+        for parked in waiting {
+            if verified {
+                self.on_produce(
+                    storage,
+                    now_ns,
+                    parked.from,
+                    partition,
+                    parked.correlation,
+                    parked.leader_epoch,
+                    (parked.acks, parked.producer, None, true),
+                    parked.records,
+                )?;
+            } else if parked.acks != Acks::None {
+                let result = Err(ErrorCode::InvalidTxnState);
+                let msg =
+                    Msg::ProduceResponse { partition, correlation: parked.correlation, result };
+                self.outbox.push((parked.from, msg));
+            }
+        }
         Ok(())
     }
 
@@ -803,7 +1094,7 @@ impl Broker {
         fetch_offset: u64,
         follower: Option<(NodeId, u64)>,
         durable_offset: u64,
-        max_bytes: u32,
+        (max_bytes, isolation): (u32, Isolation),
     ) -> Result<FetchData, ErrorCode> {
         if let Err(code) = self.leader_check(partition, Some(leader_epoch)) {
             self.note_refusal(partition, code);
@@ -831,8 +1122,14 @@ impl Broker {
                 }
             }
         }
-        // Consumers see only what is committed.
-        let limit = if follower.is_some() { end } else { replica.high_watermark };
+        // Consumers see only what is committed; `read_committed` ones only what is
+        // decided.
+        let last_stable = replica.txns.last_stable_offset(replica.high_watermark);
+        let limit = match (follower, isolation) {
+            (Some(_), _) => end,
+            (None, Isolation::ReadUncommitted) => replica.high_watermark,
+            (None, Isolation::ReadCommitted) => last_stable,
+        };
         let mut batches = Vec::new();
         if fetch_offset < limit && !follower_ahead {
             let read = match replica.log.read_encoded(storage, fetch_offset, max_bytes as usize) {
@@ -851,12 +1148,20 @@ impl Broker {
                     .map(|(_, bytes)| bytes),
             );
         }
+        let aborted = match (follower, isolation) {
+            (None, Isolation::ReadCommitted) if fetch_offset < limit => {
+                replica.txns.aborted_between(fetch_offset, limit)
+            }
+            _ => Vec::new(),
+        };
         let data = FetchData {
             leader_epoch: replica.state.leader_epoch,
             batches,
             high_watermark: replica.high_watermark,
             log_start_offset: start,
             log_end_offset: end,
+            last_stable_offset: last_stable,
+            aborted,
         };
         if follower.is_some() {
             self.maybe_advance_high_watermark(partition);
@@ -889,7 +1194,7 @@ impl Broker {
         if data.log_end_offset < replica.log.end_offset() {
             // Our log runs past the leader's: what is beyond was never committed by it.
             let new_end = replica.log.truncate_to(storage, data.log_end_offset)?;
-            forget_producers_from(&mut replica.producers, new_end);
+            forget_from(storage, replica, new_end)?;
             replica.cut_unsynced = true;
             replica.log.flush(storage, now_ns)?;
             replica.high_watermark = replica.high_watermark.min(new_end);
@@ -914,7 +1219,14 @@ impl Broker {
                 Err(error) => return Err(error),
             };
             let count = (appended.end_offset - appended.base_offset) as i32;
-            note_producer(replica, appended.producer, count, appended.base_offset);
+            let control = appended.attributes & batch::ATTRIBUTE_CONTROL != 0;
+            note_producer(replica, appended.producer, count, appended.base_offset, control);
+            if appended.attributes & batch::ATTRIBUTE_TRANSACTIONAL != 0 {
+                // Validated by the append: decoding cannot fail.
+                if let Ok(decoded) = batch::decode(bytes) {
+                    replica.txns.note_batch(&decoded);
+                }
+            }
         }
         let hw = data.high_watermark.min(replica.log.end_offset());
         debug_assert!(
@@ -960,7 +1272,7 @@ impl Broker {
         *truncated = true;
         if cut < replica.log.end_offset() {
             let new_end = replica.log.truncate_to(storage, cut)?;
-            forget_producers_from(&mut replica.producers, new_end);
+            forget_from(storage, replica, new_end)?;
             replica.cut_unsynced = true;
             replica.log.flush(storage, now_ns)?;
             if replica.high_watermark > new_end {
@@ -1015,12 +1327,7 @@ impl Broker {
             if pending.end_offset > hw {
                 return true;
             }
-            let msg = Msg::ProduceResponse {
-                partition,
-                correlation: pending.correlation,
-                result: Ok(pending.base_offset),
-            };
-            outbox.push((pending.from, msg));
+            outbox.push(pending.answer(partition, Ok(pending.base_offset)));
             false
         });
     }
@@ -1042,16 +1349,28 @@ fn fetch(
         replica: Some((id, broker_epoch)),
         durable_offset: log.recovery_point(),
         max_bytes,
+        isolation: Isolation::ReadUncommitted,
     }
 }
 
-fn note_producer(replica: &mut Replica, producer: ProducerStamp, count: i32, base_offset: u64) {
+/// A batch of `producer` at `base_offset`. A marker (`control`) carries the epoch the
+/// transaction ended with, which fences anything older, but no sequence numbers.
+fn note_producer(
+    replica: &mut Replica,
+    producer: ProducerStamp,
+    count: i32,
+    base_offset: u64,
+    control: bool,
+) {
     if producer.producer_id < 0 {
         return;
     }
     let entry = replica.producers.entry(producer.producer_id).or_default();
     if entry.epoch != producer.producer_epoch {
         *entry = ProducerEntry { epoch: producer.producer_epoch, batches: VecDeque::new() };
+    }
+    if control {
+        return;
     }
     entry.batches.push_back((
         producer.base_sequence,
@@ -1070,6 +1389,34 @@ fn forget_producers_from(producers: &mut BTreeMap<i64, ProducerEntry>, offset: u
     for entry in producers.values_mut() {
         entry.batches.retain(|&(_, _, base)| base < offset);
     }
+}
+
+/// After a cut at `offset`: producer entries forget the removed batches, and the
+/// transactions are read again from what the log still holds (a cut may reopen a
+/// transaction whose marker it removed).
+fn forget_from<S: Storage + ?Sized>(
+    storage: &mut S,
+    replica: &mut Replica,
+    offset: u64,
+) -> Result<(), LogError> {
+    forget_producers_from(&mut replica.producers, offset);
+    replica.txn_verified.clear();
+    if !replica.txns.seen_any() {
+        return Ok(());
+    }
+    replica.txns.clear();
+    let mut at = replica.log.start_offset();
+    while at < replica.log.end_offset() {
+        let batches: Vec<RecordBatch> = match replica.log.read(storage, at, 1 << 20) {
+            Ok(batches) => batches,
+            Err(LogError::Corrupt { .. }) => return Ok(()), // reads will report it
+            Err(error) => return Err(error),
+        };
+        let Some(last) = batches.last() else { break };
+        at = last.end_offset();
+        batches.iter().for_each(|batch| replica.txns.note_batch(batch));
+    }
+    Ok(())
 }
 
 /// How many records each key has in the log, read from the log itself.
@@ -1107,8 +1454,11 @@ fn rebuild_producers<S: Storage + ?Sized>(
         };
         let Some(last) = batches.last() else { break };
         offset = last.end_offset();
-        for batch in batches {
-            note_producer(replica, batch.producer, batch.records.len() as i32, batch.base_offset);
+        for decoded in batches {
+            let control = decoded.attributes & batch::ATTRIBUTE_CONTROL != 0;
+            let count = decoded.records.len() as i32;
+            note_producer(replica, decoded.producer, count, decoded.base_offset, control);
+            replica.txns.note_batch(&decoded);
         }
     }
     Ok(())

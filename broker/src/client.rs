@@ -8,7 +8,7 @@
 //! may not have been written: a timeout, or an error after the append).
 
 use crate::batch::{ProducerStamp, Record};
-use crate::protocol::{Acks, ErrorCode, FetchData, Msg, NodeId, PartitionState};
+use crate::protocol::{Acks, ErrorCode, FetchData, Isolation, Msg, NodeId, PartitionState};
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +236,7 @@ impl Producer {
                 producer,
                 records: vec![record],
                 expected_version: send.expected_version,
+                transactional: false,
             },
         ));
         if acks == Acks::None {
@@ -318,6 +319,7 @@ pub struct ConsumerConfig {
     pub partitions: Vec<u32>,
     pub request_timeout_ns: u64,
     pub max_bytes: u32,
+    pub isolation: Isolation,
 }
 
 /// A record as a consumer saw it.
@@ -405,6 +407,7 @@ impl Consumer {
             replica: None,
             durable_offset: 0,
             max_bytes: self.config.max_bytes,
+            isolation: self.config.isolation,
         };
         self.outbox.push((leader, msg));
         true
@@ -424,13 +427,20 @@ impl Consumer {
         }
     }
 
-    fn finish(&mut self, index: usize, outcome: Outcome<Vec<Polled>>, reset_to: Option<u64>) {
+    /// Ends the poll of partition `index`; `next` is where the next poll starts (past
+    /// what this one read, markers and aborted records included).
+    fn finish(
+        &mut self,
+        index: usize,
+        outcome: Outcome<Vec<Polled>>,
+        next: Option<u64>,
+        reset_to: Option<u64>,
+    ) {
         let partition = self.config.partitions[index];
         let from = self.positions[index];
-        if let Outcome::Ok(records) = &outcome {
-            if let Some(last) = records.last() {
-                self.positions[index] = last.offset + 1;
-            }
+        if let Some(next) = next {
+            debug_assert!(next >= from, "a poll never moves a consumer back");
+            self.positions[index] = next;
         }
         if let Some(position) = reset_to {
             self.positions[index] = position;
@@ -445,7 +455,7 @@ impl Consumer {
                 self.in_flight = None;
                 self.leaders[index] = None;
                 // A read changes nothing: a poll without an answer simply failed.
-                self.finish(index, Outcome::Fail("no answer".to_owned()), None);
+                self.finish(index, Outcome::Fail("no answer".to_owned()), None, None);
             }
         }
     }
@@ -473,8 +483,9 @@ impl Consumer {
                 self.in_flight = None;
                 match result {
                     Ok(data) => {
-                        let records = committed_records(&data, self.positions[index]);
-                        self.finish(index, Outcome::Ok(records), None);
+                        let from = self.positions[index];
+                        let (records, next) = visible_records(&data, from, self.config.isolation);
+                        self.finish(index, Outcome::Ok(records), Some(next), None);
                     }
                     Err(ErrorCode::OffsetOutOfRange) => {
                         // What we read is gone (truncated) or was never there: seek to
@@ -483,12 +494,13 @@ impl Consumer {
                         self.finish(
                             index,
                             Outcome::Fail("offset out of range".to_owned()),
+                            None,
                             Some(0),
                         );
                     }
                     Err(code) => {
                         self.leaders[index] = None;
-                        self.finish(index, Outcome::Fail(format!("{code:?}")), None);
+                        self.finish(index, Outcome::Fail(format!("{code:?}")), None, None);
                     }
                 }
             }
@@ -497,14 +509,28 @@ impl Consumer {
     }
 }
 
-/// The records at or after `from` and below the high watermark.
-fn committed_records(data: &FetchData, from: u64) -> Vec<Polled> {
+/// The records a consumer at `from` may see in a fetch's answer, and where its next
+/// poll starts. `read_uncommitted`: everything below the high watermark. `read_committed`:
+/// below the last stable offset, without the records of aborted transactions (each
+/// aborted transaction of the answer covers its producer's transactional batches from
+/// its first offset up to its marker). Markers are never records.
+pub fn visible_records(data: &FetchData, from: u64, isolation: Isolation) -> (Vec<Polled>, u64) {
+    let limit = visible_limit(data, isolation);
     let mut records = Vec::new();
+    let mut next = from;
     for bytes in &data.batches {
         let Ok(header) = crate::batch::validate(bytes) else { break };
+        if header.base_offset >= limit {
+            break;
+        }
+        let hidden = is_hidden(data, &header, isolation);
         for (i, record) in crate::batch::record_views(bytes, &header).enumerate() {
             let offset = header.base_offset + i as u64;
-            if offset >= from && offset < data.high_watermark {
+            if offset < from || offset >= limit {
+                continue;
+            }
+            next = offset + 1;
+            if !hidden {
                 records.push(Polled {
                     offset,
                     key: String::from_utf8_lossy(record.key).into_owned(),
@@ -513,5 +539,31 @@ fn committed_records(data: &FetchData, from: u64) -> Vec<Polled> {
             }
         }
     }
-    records
+    (records, next)
+}
+
+/// Where a consumer's view of a fetch ends: the high watermark, or for
+/// `read_committed` the last stable offset.
+pub fn visible_limit(data: &FetchData, isolation: Isolation) -> u64 {
+    match isolation {
+        Isolation::ReadUncommitted => data.high_watermark,
+        Isolation::ReadCommitted => data.last_stable_offset.min(data.high_watermark),
+    }
+}
+
+/// Whether a batch of a fetch is not for the consumer: a marker, or (`read_committed`)
+/// a batch of an aborted transaction, one its producer wrote from the transaction's
+/// first offset up to its marker.
+pub fn is_hidden(
+    data: &FetchData,
+    header: &crate::batch::BatchHeader,
+    isolation: Isolation,
+) -> bool {
+    let aborted = isolation == Isolation::ReadCommitted
+        && header.is_transactional()
+        && data.aborted.iter().any(|txn| {
+            txn.producer_id == header.producer.producer_id
+                && (txn.first_offset..=txn.last_offset).contains(&header.base_offset)
+        });
+    header.is_control() || aborted
 }

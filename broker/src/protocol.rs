@@ -58,6 +58,15 @@ pub enum ErrorCode {
     /// A conditional append whose key has moved on (or whose records do not share one
     /// key): nothing appended.
     WrongExpectedVersion,
+    /// The producer epoch is older than one the receiver has seen for this producer id:
+    /// a newer producer (or a finished transaction) fenced it. Nothing appended.
+    ProducerFenced,
+    /// The request does not fit the transaction's state (a produce to a partition the
+    /// coordinator does not hold in an ongoing transaction, a commit of a transaction
+    /// the coordinator aborted): nothing done.
+    InvalidTxnState,
+    /// The coordinator is finishing the transaction or still loading: try again later.
+    ConcurrentTransactions,
 }
 
 impl ErrorCode {
@@ -65,6 +74,25 @@ impl ErrorCode {
     pub fn definitely_not_appended(self) -> bool {
         !matches!(self, ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::LeadershipLost)
     }
+}
+
+/// What a consumer may read (Kafka's `isolation.level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// Everything below the high watermark, aborted transactions included.
+    ReadUncommitted,
+    /// Only below the last stable offset, without the records of aborted transactions.
+    ReadCommitted,
+}
+
+/// A transaction of one producer on one partition that ended in an abort: its records
+/// lie in `[first_offset, last_offset]` (the marker's offset), and a `read_committed`
+/// consumer drops them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: u64,
+    pub last_offset: u64,
 }
 
 /// What a fetch returns.
@@ -77,6 +105,10 @@ pub struct FetchData {
     pub log_start_offset: u64,
     /// The leader's log end: a follower whose log runs past it must cut back to it.
     pub log_end_offset: u64,
+    /// Below it every transaction is decided (at most the high watermark).
+    pub last_stable_offset: u64,
+    /// For `read_committed` fetches: the aborted transactions that overlap the batches.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// Everything nodes say to each other.
@@ -133,6 +165,8 @@ pub enum Msg {
         /// Conditional append: the records' key (all records share it) must have
         /// exactly this many records in the leader's log, or nothing is appended.
         expected_version: Option<u64>,
+        /// Part of the producer's ongoing transaction.
+        transactional: bool,
     },
     ProduceResponse {
         partition: u32,
@@ -149,6 +183,7 @@ pub enum Msg {
         replica: Option<(NodeId, u64)>,
         durable_offset: u64,
         max_bytes: u32,
+        isolation: Isolation,
     },
     FetchResponse {
         partition: u32,
@@ -167,5 +202,75 @@ pub enum Msg {
         partition: u32,
         correlation: u64,
         result: Result<(u32, u64), ErrorCode>,
+    },
+    /// A transactional producer asks the transaction coordinator for its producer id
+    /// and epoch. A new epoch fences every earlier producer with the same id; an
+    /// ongoing transaction of theirs is aborted first.
+    InitTxn {
+        correlation: u64,
+        txn_id: String,
+    },
+    InitTxnResponse {
+        correlation: u64,
+        result: Result<(i64, i16), ErrorCode>,
+    },
+    /// The producer will write to these partitions in its ongoing transaction (the
+    /// first add begins one).
+    AddPartitionsToTxn {
+        correlation: u64,
+        txn_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<u32>,
+    },
+    AddPartitionsToTxnResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
+    },
+    /// Commit (or abort) the ongoing transaction. The answer carries the producer epoch
+    /// for the next transaction: one higher under KIP-890, the same under the legacy
+    /// protocol.
+    EndTxn {
+        correlation: u64,
+        txn_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    },
+    EndTxnResponse {
+        correlation: u64,
+        result: Result<i16, ErrorCode>,
+    },
+    /// A partition leader asks the coordinator whether the producer has an ongoing
+    /// transaction in this epoch that holds the partition, before it accepts the
+    /// first transactional batch (KIP-890 part 1: the client is not trusted).
+    VerifyTxn {
+        correlation: u64,
+        partition: u32,
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+    VerifyTxnResponse {
+        correlation: u64,
+        partition: u32,
+        producer_id: i64,
+        producer_epoch: i16,
+        verified: bool,
+    },
+    /// The coordinator ends a transaction on a partition: the leader appends a control
+    /// batch (commit or abort) stamped with `producer_epoch`, and answers once it is
+    /// committed.
+    WriteTxnMarker {
+        correlation: u64,
+        partition: u32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: u32,
+    },
+    WriteTxnMarkerResponse {
+        correlation: u64,
+        partition: u32,
+        result: Result<(), ErrorCode>,
     },
 }

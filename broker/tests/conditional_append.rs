@@ -8,6 +8,7 @@ use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
 use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{Acks, ErrorCode, Msg, PartitionState};
 use logjam_broker::storage::FsStorage;
+use logjam_broker::txn::TxnProtocol;
 
 const CONTROLLER: u32 = 9;
 const CLIENT: u32 = 5;
@@ -30,6 +31,8 @@ fn config() -> BrokerConfig {
         fetch_max_bytes: 1 << 20,
         pending_produce_max: 100,
         hw_checkpoint_every_ns: 500_000_000,
+        txn_coordinator: None,
+        txn_protocol: TxnProtocol::Kip890,
     }
 }
 
@@ -70,6 +73,7 @@ fn produce(
             })
             .collect(),
         expected_version,
+        transactional: false,
     }
 }
 

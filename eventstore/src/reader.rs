@@ -5,7 +5,8 @@
 //! CDC replicas sit on it.
 
 use logjam_broker::batch;
-use logjam_broker::protocol::{Msg, NodeId, PartitionState};
+use logjam_broker::client;
+use logjam_broker::protocol::{Isolation, Msg, NodeId, PartitionState};
 
 /// Records handed out but not yet drained, at most: a reader that is not drained stops
 /// fetching.
@@ -115,6 +116,7 @@ impl PartitionReader {
                 replica: None,
                 durable_offset: 0,
                 max_bytes: self.config.max_bytes,
+                isolation: Isolation::ReadCommitted,
             },
         ));
     }
@@ -140,18 +142,25 @@ impl PartitionReader {
                     Ok(data) => {
                         self.high_watermark = Some(data.high_watermark);
                         let before = self.next_offset;
+                        // Only what is decided, without aborted transactions or
+                        // markers: their offsets are passed over.
+                        let limit = client::visible_limit(data, Isolation::ReadCommitted);
                         'batches: for bytes in &data.batches {
-                            let Ok(batch) = batch::decode(bytes) else { break 'batches };
+                            let Ok(header) = batch::validate(bytes) else { break 'batches };
+                            let hidden = client::is_hidden(data, &header, Isolation::ReadCommitted);
+                            let batch = batch::decode_validated(bytes, &header);
                             for (index, record) in batch.records.iter().enumerate() {
                                 let offset = batch.base_offset + index as u64;
                                 if offset < self.next_offset {
                                     continue;
                                 }
-                                if offset >= data.high_watermark {
+                                if offset >= limit {
                                     break 'batches;
                                 }
-                                let (key, value) = (record.key.clone(), record.value.clone());
-                                self.records.push((offset, key, value));
+                                if !hidden {
+                                    let (key, value) = (record.key.clone(), record.value.clone());
+                                    self.records.push((offset, key, value));
+                                }
                                 self.next_offset = offset + 1;
                             }
                         }

@@ -81,6 +81,7 @@ pub struct Appended {
     pub base_offset: u64,
     pub end_offset: u64,
     pub producer: ProducerStamp,
+    pub attributes: u8,
 }
 
 /// Batches read from the log, decoded.
@@ -191,10 +192,24 @@ impl PartitionLog {
         producer: ProducerStamp,
         records: Vec<Record>,
     ) -> Result<Appended, LogError> {
+        self.append_with(storage, now_ns, leader_epoch, 0, producer, records)
+    }
+
+    /// Appends records as one batch with the given attributes (transactional data, or a
+    /// transaction marker), as the leader of `leader_epoch`.
+    pub fn append_with<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        leader_epoch: u32,
+        attributes: u8,
+        producer: ProducerStamp,
+        records: Vec<Record>,
+    ) -> Result<Appended, LogError> {
         let batch = RecordBatch {
             base_offset: self.end_offset(),
             leader_epoch,
-            attributes: 0,
+            attributes,
             producer,
             records,
         };
@@ -265,6 +280,7 @@ impl PartitionLog {
             base_offset: header.base_offset,
             end_offset: header.end_offset(),
             producer: header.producer,
+            attributes: header.attributes,
         })
     }
 

@@ -1,0 +1,699 @@
+//! The transaction coordinator, sans-IO.
+//!
+//! It owns every transactional id's state (producer id, epoch, state, partitions) and
+//! keeps it on its own partition, a `PartitionLog` of state records (key: the
+//! transactional id; value: the state), read back in full when it starts. Nothing is
+//! answered before the record that decided it is durable, so a coordinator that crashes
+//! never forgets a transaction a producer or a partition leader was told about.
+//!
+//! The protocol, as Kafka runs it after KIP-890:
+//! - `InitTxn` gives the producer id and a new epoch, fencing every earlier producer
+//!   with the same transactional id; an ongoing transaction of theirs is aborted first
+//!   (the new producer retries while the abort completes).
+//! - `AddPartitionsToTxn` begins a transaction or adds partitions to it. Partition
+//!   leaders ask (`VerifyTxn`) before they accept a producer's first transactional batch.
+//! - `EndTxn` moves the transaction to prepare-commit (or abort), durably, answers, and
+//!   writes a marker to every partition; when all are written the state is complete.
+//!   Under KIP-890 the epoch is bumped at that moment and markers carry the new epoch,
+//!   so a produce or marker of the ended transaction that arrives late is fenced.
+//! - A transaction open longer than `txn_timeout_ns` is aborted by the coordinator.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::batch::{ProducerStamp, Record};
+use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::protocol::{ErrorCode, Msg, NodeId};
+use crate::storage::{Storage, SyncResult, SyncTicket};
+use crate::txn::TxnProtocol;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    pub id: NodeId,
+    pub controller: NodeId,
+    pub protocol: TxnProtocol,
+    pub partitions: u32,
+    /// A transaction open longer than this is aborted.
+    pub txn_timeout_ns: u64,
+    /// A marker or metadata request unanswered this long is sent again.
+    pub request_timeout_ns: u64,
+    /// Transactional ids it keeps; a new one beyond this is refused.
+    pub txn_ids_max: usize,
+    pub log: LogConfig,
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    const ALL: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn preparing(self) -> Option<bool> {
+        match self {
+            TxnState::PrepareCommit => Some(true),
+            TxnState::PrepareAbort => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// One transactional id's state: what the log records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnEntry {
+    pub producer_id: i64,
+    /// The epoch a producer must present now.
+    pub producer_epoch: i16,
+    /// The epoch the last ended (or ending) transaction ran under: a retried `EndTxn`
+    /// of it still gets its answer after the bump.
+    pub last_epoch: i16,
+    pub state: TxnState,
+    pub partitions: BTreeSet<u32>,
+}
+
+impl TxnEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(15 + 4 * self.partitions.len());
+        bytes.extend_from_slice(&self.producer_id.to_le_bytes());
+        bytes.extend_from_slice(&self.producer_epoch.to_le_bytes());
+        bytes.extend_from_slice(&self.last_epoch.to_le_bytes());
+        bytes.push(self.state.code());
+        bytes.extend_from_slice(&(self.partitions.len() as u16).to_le_bytes());
+        for partition in &self.partitions {
+            bytes.extend_from_slice(&partition.to_le_bytes());
+        }
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<TxnEntry> {
+        let (head, rest) = bytes.split_at_checked(15)?;
+        let producer_id = i64::from_le_bytes(head[0..8].try_into().ok()?);
+        let producer_epoch = i16::from_le_bytes(head[8..10].try_into().ok()?);
+        let last_epoch = i16::from_le_bytes(head[10..12].try_into().ok()?);
+        let state = *TxnState::ALL.get(usize::from(head[12]))?;
+        let count = usize::from(u16::from_le_bytes(head[13..15].try_into().ok()?));
+        if rest.len() != 4 * count {
+            return None;
+        }
+        let partitions =
+            rest.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect();
+        Some(TxnEntry { producer_id, producer_epoch, last_epoch, state, partitions })
+    }
+}
+
+/// Producer ids the coordinator hands out start here, apart from the controller's.
+pub const PRODUCER_ID_BASE: i64 = 1 << 40;
+const STATE_DIR: &str = "txn-state";
+/// Answers waiting for the state to be durable, at most.
+const WAITING_MAX: usize = 4096;
+
+/// A marker on its way to one partition.
+#[derive(Clone, Copy, Debug)]
+struct MarkerSend {
+    /// Correlation and when it was sent, while it is in flight.
+    in_flight: Option<(u64, u64)>,
+}
+
+/// What a coordinator reports for the history and coverage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorEvent {
+    /// A transaction timed out and is being aborted.
+    TimedOut,
+    /// A producer was fenced by a newer one with the same transactional id.
+    Fenced,
+    /// A transaction completed (every marker written).
+    Completed { commit: bool },
+}
+
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    /// Bumped at every start: stamped into markers, as Kafka's coordinator epoch.
+    coordinator_epoch: u32,
+    log: PartitionLog,
+    txns: BTreeMap<String, TxnEntry>,
+    by_producer: BTreeMap<i64, String>,
+    /// When each ongoing transaction began (since this start: a restart gives every
+    /// open one a full timeout again).
+    started_ns: BTreeMap<String, u64>,
+    markers: BTreeMap<String, BTreeMap<u32, MarkerSend>>,
+    markers_in_flight: BTreeMap<u64, (String, u32)>,
+    leaders: BTreeMap<u32, NodeId>,
+    metadata_in_flight: Option<(u64, u64)>,
+    next_producer_id: i64,
+    next_correlation: u64,
+    /// Answers held until the log is durable to this offset.
+    waiting: Vec<(u64, NodeId, Msg)>,
+    outbox: Vec<(NodeId, Msg)>,
+    events: Vec<CoordinatorEvent>,
+    halted: Option<String>,
+}
+
+impl Coordinator {
+    /// Starts, reading every transaction's state back from its log. A prepared
+    /// transaction goes on writing its markers; an ongoing one gets a new timeout.
+    pub fn open<S: Storage + ?Sized>(
+        storage: &mut S,
+        config: CoordinatorConfig,
+        now_ns: u64,
+    ) -> Result<Coordinator, LogError> {
+        let (log, _report) = PartitionLog::open(storage, STATE_DIR, config.log.clone())?;
+        let coordinator_epoch = log.latest_epoch().map_or(1, |epoch| epoch + 1);
+        let mut txns = BTreeMap::new();
+        let mut offset = log.start_offset();
+        while offset < log.end_offset() {
+            let batches = log.read(storage, offset, 1 << 20)?;
+            let Some(last) = batches.last() else { break };
+            offset = last.end_offset();
+            for batch in batches {
+                let corrupt = |problem: &str| LogError::Corrupt {
+                    path: STATE_DIR.to_owned(),
+                    position: batch.base_offset,
+                    problem: problem.to_owned(),
+                };
+                for record in batch.records.iter() {
+                    let txn_id = String::from_utf8(record.key.clone())
+                        .map_err(|_| corrupt("a transactional id is not UTF-8"))?;
+                    let entry = TxnEntry::decode(&record.value)
+                        .ok_or_else(|| corrupt("a transaction state does not decode"))?;
+                    txns.insert(txn_id, entry);
+                }
+            }
+        }
+        let mut coordinator = Coordinator {
+            coordinator_epoch,
+            log,
+            by_producer: txns.iter().map(|(id, e)| (e.producer_id, id.clone())).collect(),
+            next_producer_id: txns
+                .values()
+                .map(|e| e.producer_id + 1)
+                .max()
+                .unwrap_or(PRODUCER_ID_BASE),
+            started_ns: BTreeMap::new(),
+            markers: BTreeMap::new(),
+            markers_in_flight: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            metadata_in_flight: None,
+            next_correlation: 0,
+            waiting: Vec::new(),
+            outbox: Vec::new(),
+            events: Vec::new(),
+            halted: None,
+            txns,
+            config,
+        };
+        let ids: Vec<String> = coordinator.txns.keys().cloned().collect();
+        for txn_id in ids {
+            let entry = &coordinator.txns[&txn_id];
+            match entry.state {
+                TxnState::Ongoing => {
+                    coordinator.started_ns.insert(txn_id, now_ns);
+                }
+                TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                    let sends = entry
+                        .partitions
+                        .iter()
+                        .map(|&p| (p, MarkerSend { in_flight: None }))
+                        .collect();
+                    coordinator.markers.insert(txn_id, sends);
+                }
+                _ => {}
+            }
+        }
+        coordinator.log.flush(storage, now_ns)?;
+        Ok(coordinator)
+    }
+
+    pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, (NodeId, Msg)> {
+        self.outbox.drain(..)
+    }
+
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, CoordinatorEvent> {
+        self.events.drain(..)
+    }
+
+    /// Why it stopped, if its storage failed (the caller crashes it).
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    pub fn txn(&self, txn_id: &str) -> Option<&TxnEntry> {
+        self.txns.get(txn_id)
+    }
+
+    pub fn owns(&self, ticket: SyncTicket) -> bool {
+        self.log.owns(ticket)
+    }
+
+    pub fn on_synced<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        ticket: SyncTicket,
+        result: SyncResult,
+    ) {
+        if let Err(error) = self.log.on_synced(storage, ticket, result) {
+            self.halted.get_or_insert(error.to_string());
+            return;
+        }
+        let durable = self.log.recovery_point();
+        let outbox = &mut self.outbox;
+        self.waiting.retain(|(end, to, msg)| {
+            if *end > durable {
+                return true;
+            }
+            outbox.push((*to, msg.clone()));
+            false
+        });
+    }
+
+    fn correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+
+    /// Writes a transaction's new state to the log; answers given after this wait for it.
+    fn persist<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        txn_id: &str,
+        entry: TxnEntry,
+    ) -> Result<(), LogError> {
+        let record =
+            Record { timestamp_ns: now_ns, key: txn_id.as_bytes().to_vec(), value: entry.encode() };
+        let epoch = self.coordinator_epoch;
+        self.log.append(storage, now_ns, epoch, ProducerStamp::NONE, vec![record])?;
+        self.log.flush(storage, now_ns)?;
+        self.by_producer.insert(entry.producer_id, txn_id.to_owned());
+        self.txns.insert(txn_id.to_owned(), entry);
+        Ok(())
+    }
+
+    /// Answers once everything written so far is durable.
+    fn answer(&mut self, to: NodeId, msg: Msg) {
+        let end = self.log.end_offset();
+        if end <= self.log.recovery_point() {
+            self.outbox.push((to, msg));
+        } else if self.waiting.len() < WAITING_MAX {
+            self.waiting.push((end, to, msg));
+        } // else: dropped; the asker retries
+    }
+
+    /// Ends the ongoing transaction of `txn_id`: prepare, durably, then markers.
+    fn end<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        txn_id: &str,
+        commit: bool,
+        fence: bool,
+    ) -> Result<(), LogError> {
+        let mut entry = self.txns[txn_id].clone();
+        debug_assert_eq!(entry.state, TxnState::Ongoing);
+        entry.last_epoch = entry.producer_epoch;
+        // KIP-890 bumps the epoch at every end; a fencing end (a timeout, a new
+        // producer) bumps it under either protocol.
+        if fence || self.config.protocol == TxnProtocol::Kip890 {
+            entry.producer_epoch = entry
+                .producer_epoch
+                .checked_add(1)
+                .expect("producer epochs are bounded by the run");
+        }
+        entry.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        let sends = entry.partitions.iter().map(|&p| (p, MarkerSend { in_flight: None })).collect();
+        self.started_ns.remove(txn_id);
+        self.persist(storage, now_ns, txn_id, entry)?;
+        self.markers.insert(txn_id.to_owned(), sends);
+        self.send_markers(now_ns);
+        Ok(())
+    }
+
+    /// The passing of time: timeouts, marker retries.
+    pub fn tick<S: Storage + ?Sized>(&mut self, storage: &mut S, now_ns: u64) {
+        if self.halted.is_some() {
+            return;
+        }
+        if let Err(error) = self.tick_inner(storage, now_ns) {
+            self.halted.get_or_insert(error.to_string());
+        }
+    }
+
+    fn tick_inner<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+    ) -> Result<(), LogError> {
+        self.log.poll(storage, now_ns)?;
+        let timeout = self.config.txn_timeout_ns;
+        let expired: Vec<String> = self
+            .started_ns
+            .iter()
+            .filter(|&(_, &started)| now_ns >= started + timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for txn_id in expired {
+            self.events.push(CoordinatorEvent::TimedOut);
+            self.end(storage, now_ns, &txn_id, false, true)?;
+        }
+        self.send_markers(now_ns);
+        Ok(())
+    }
+
+    /// Sends every marker that is due and whose partition leader is known.
+    fn send_markers(&mut self, now_ns: u64) {
+        let timeout = self.config.request_timeout_ns;
+        let mut need_metadata = false;
+        let mut sends = Vec::new();
+        for (txn_id, partitions) in &mut self.markers {
+            let entry = &self.txns[txn_id];
+            let commit = entry.state.preparing().expect("markers only while preparing");
+            for (&partition, send) in partitions.iter_mut() {
+                if send.in_flight.is_some_and(|(_, sent)| now_ns < sent + timeout) {
+                    continue;
+                }
+                let Some(&leader) = self.leaders.get(&partition) else {
+                    need_metadata = true;
+                    continue;
+                };
+                sends.push((txn_id.clone(), partition, leader, entry.producer_id, commit));
+                send.in_flight = Some((0, now_ns));
+            }
+        }
+        for (txn_id, partition, leader, producer_id, commit) in sends {
+            let correlation = self.correlation();
+            let producer_epoch = self.txns[&txn_id].producer_epoch;
+            if let Some(send) = self.markers.get_mut(&txn_id).and_then(|m| m.get_mut(&partition)) {
+                send.in_flight = Some((correlation, now_ns));
+            }
+            self.markers_in_flight.insert(correlation, (txn_id, partition));
+            let msg = Msg::WriteTxnMarker {
+                correlation,
+                partition,
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch: self.coordinator_epoch,
+            };
+            self.outbox.push((leader, msg));
+        }
+        if need_metadata && self.metadata_in_flight.is_none_or(|(_, sent)| now_ns >= sent + timeout)
+        {
+            let correlation = self.correlation();
+            self.metadata_in_flight = Some((correlation, now_ns));
+            self.outbox.push((self.config.controller, Msg::Metadata { correlation }));
+        }
+    }
+
+    pub fn handle<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        from: NodeId,
+        msg: Msg,
+    ) {
+        if self.halted.is_some() {
+            return;
+        }
+        if let Err(error) = self.handle_inner(storage, now_ns, from, msg) {
+            self.halted.get_or_insert(error.to_string());
+        }
+    }
+
+    fn handle_inner<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        from: NodeId,
+        msg: Msg,
+    ) -> Result<(), LogError> {
+        match msg {
+            Msg::InitTxn { correlation, txn_id } => {
+                let result = self.on_init(storage, now_ns, &txn_id)?;
+                self.answer(from, Msg::InitTxnResponse { correlation, result });
+            }
+            Msg::AddPartitionsToTxn {
+                correlation,
+                txn_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+            } => {
+                let result = self.on_add(
+                    storage,
+                    now_ns,
+                    &txn_id,
+                    (producer_id, producer_epoch),
+                    &partitions,
+                )?;
+                self.answer(from, Msg::AddPartitionsToTxnResponse { correlation, result });
+            }
+            Msg::EndTxn { correlation, txn_id, producer_id, producer_epoch, commit } => {
+                let result =
+                    self.on_end(storage, now_ns, &txn_id, (producer_id, producer_epoch), commit)?;
+                self.answer(from, Msg::EndTxnResponse { correlation, result });
+            }
+            Msg::VerifyTxn { correlation, partition, producer_id, producer_epoch } => {
+                let verified = self
+                    .by_producer
+                    .get(&producer_id)
+                    .and_then(|txn_id| self.txns.get(txn_id))
+                    .is_some_and(|entry| {
+                        entry.producer_epoch == producer_epoch
+                            && entry.state == TxnState::Ongoing
+                            && entry.partitions.contains(&partition)
+                    });
+                let msg = Msg::VerifyTxnResponse {
+                    correlation,
+                    partition,
+                    producer_id,
+                    producer_epoch,
+                    verified,
+                };
+                self.answer(from, msg);
+            }
+            Msg::MetadataResponse { correlation, states }
+                if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) =>
+            {
+                self.metadata_in_flight = None;
+                for state in states {
+                    match state.leader {
+                        Some(leader) => self.leaders.insert(state.partition, leader),
+                        None => self.leaders.remove(&state.partition),
+                    };
+                }
+                self.send_markers(now_ns);
+            }
+            Msg::WriteTxnMarkerResponse { correlation, partition, result } => {
+                let Some((txn_id, expected)) = self.markers_in_flight.remove(&correlation) else {
+                    return Ok(());
+                };
+                debug_assert_eq!(expected, partition);
+                let Some(partitions) = self.markers.get_mut(&txn_id) else { return Ok(()) };
+                match result {
+                    // Fenced: the partition already holds a later epoch's marker.
+                    Ok(()) | Err(ErrorCode::ProducerFenced) => {
+                        partitions.remove(&partition);
+                    }
+                    Err(_) => {
+                        self.leaders.remove(&partition);
+                        if let Some(send) = partitions.get_mut(&partition) {
+                            send.in_flight = None;
+                        }
+                    }
+                }
+                if partitions.is_empty() {
+                    self.markers.remove(&txn_id);
+                    let mut entry = self.txns[&txn_id].clone();
+                    let commit = entry.state.preparing().expect("markers only while preparing");
+                    entry.state =
+                        if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+                    entry.partitions.clear();
+                    self.events.push(CoordinatorEvent::Completed { commit });
+                    self.persist(storage, now_ns, &txn_id, entry)?;
+                } else {
+                    self.send_markers(now_ns);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_init<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        txn_id: &str,
+    ) -> Result<Result<(i64, i16), ErrorCode>, LogError> {
+        let Some(entry) = self.txns.get(txn_id).cloned() else {
+            if self.txns.len() >= self.config.txn_ids_max {
+                return Ok(Err(ErrorCode::ConcurrentTransactions));
+            }
+            let producer_id = self.next_producer_id;
+            self.next_producer_id += 1;
+            let entry = TxnEntry {
+                producer_id,
+                producer_epoch: 0,
+                last_epoch: -1,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+            };
+            self.persist(storage, now_ns, txn_id, entry)?;
+            return Ok(Ok((producer_id, 0)));
+        };
+        match entry.state {
+            TxnState::Ongoing => {
+                // Fence the old producer: abort its transaction with a bumped epoch; the
+                // new one asks again once the markers are written.
+                self.events.push(CoordinatorEvent::Fenced);
+                self.end(storage, now_ns, txn_id, false, true)?;
+                Ok(Err(ErrorCode::ConcurrentTransactions))
+            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                Ok(Err(ErrorCode::ConcurrentTransactions))
+            }
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                let producer_epoch =
+                    entry.producer_epoch.checked_add(1).expect("epochs are bounded by the run");
+                let producer_id = entry.producer_id;
+                let next = TxnEntry {
+                    producer_epoch,
+                    last_epoch: entry.producer_epoch,
+                    state: TxnState::Empty,
+                    partitions: BTreeSet::new(),
+                    ..entry
+                };
+                self.persist(storage, now_ns, txn_id, next)?;
+                Ok(Ok((producer_id, producer_epoch)))
+            }
+        }
+    }
+
+    /// The producer's id and epoch against the entry's: fenced if older.
+    fn check_producer(entry: Option<&TxnEntry>, (id, epoch): (i64, i16)) -> Result<(), ErrorCode> {
+        let entry = entry.ok_or(ErrorCode::InvalidTxnState)?;
+        if entry.producer_id != id || epoch < entry.producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if epoch > entry.producer_epoch {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    fn on_add<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        txn_id: &str,
+        producer: (i64, i16),
+        partitions: &[u32],
+    ) -> Result<Result<(), ErrorCode>, LogError> {
+        let entry = self.txns.get(txn_id);
+        if let Err(code) = Self::check_producer(entry, producer) {
+            return Ok(Err(code));
+        }
+        if partitions.iter().any(|&p| p >= self.config.partitions) {
+            return Ok(Err(ErrorCode::InvalidTxnState));
+        }
+        let mut entry = entry.expect("checked").clone();
+        match entry.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Ok(Err(ErrorCode::ConcurrentTransactions));
+            }
+            TxnState::Ongoing if partitions.iter().all(|p| entry.partitions.contains(p)) => {
+                return Ok(Ok(())); // a retry: answered once its record is durable
+            }
+            TxnState::Ongoing => {}
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                entry.state = TxnState::Ongoing;
+                entry.partitions.clear();
+                self.started_ns.insert(txn_id.to_owned(), now_ns);
+            }
+        }
+        entry.partitions.extend(partitions.iter().copied());
+        self.persist(storage, now_ns, txn_id, entry)?;
+        Ok(Ok(()))
+    }
+
+    fn on_end<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        txn_id: &str,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Result<Result<i16, ErrorCode>, LogError> {
+        let Some(entry) = self.txns.get(txn_id) else { return Ok(Err(ErrorCode::InvalidTxnState)) };
+        let ending = match entry.state {
+            TxnState::PrepareCommit | TxnState::CompleteCommit => Some(true),
+            TxnState::PrepareAbort | TxnState::CompleteAbort => Some(false),
+            _ => None,
+        };
+        // A retry of the end that was already decided: the same answer.
+        if entry.producer_id == producer.0 && entry.last_epoch == producer.1 {
+            if let Some(decided) = ending {
+                return Ok(if decided == commit {
+                    Ok(entry.producer_epoch)
+                } else {
+                    Err(ErrorCode::InvalidTxnState)
+                });
+            }
+        }
+        if let Err(code) = Self::check_producer(Some(entry), producer) {
+            return Ok(Err(code));
+        }
+        match entry.state {
+            TxnState::Ongoing => {
+                self.end(storage, now_ns, txn_id, commit, false)?;
+                Ok(Ok(self.txns[txn_id].producer_epoch))
+            }
+            // Nothing was added: nothing to end.
+            TxnState::Empty => Ok(Ok(entry.producer_epoch)),
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                Ok(Err(ErrorCode::ConcurrentTransactions))
+            }
+            TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                Ok(Err(ErrorCode::InvalidTxnState))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_damage_is_refused() {
+        let entry = TxnEntry {
+            producer_id: PRODUCER_ID_BASE + 3,
+            producer_epoch: 7,
+            last_epoch: 6,
+            state: TxnState::PrepareAbort,
+            partitions: [0, 2, 5].into_iter().collect(),
+        };
+        let bytes = entry.encode();
+        assert_eq!(TxnEntry::decode(&bytes), Some(entry));
+        assert_eq!(TxnEntry::decode(&bytes[..bytes.len() - 1]), None);
+        let mut bad_state = bytes.clone();
+        bad_state[12] = 9;
+        assert_eq!(TxnEntry::decode(&bad_state), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! Transactions end to end on real files, without a network: one broker leading two
+//! partitions, the transaction coordinator, a transactional producer and consumers,
+//! wired by a router that can hold a message back (a late produce).
+//!
+//! The KIP-890 defence is shown both ways: under KIP-890 a produce of an aborted
+//! transaction that arrives late is fenced; under the legacy protocol the same late
+//! produce opens a transaction nobody will end (the last stable offset hangs), or, when
+//! the producer writes to that partition again, passes for the next transaction's
+//! batch and is committed with it.
+
+use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
+use logjam_broker::client::{Consumer, ConsumerConfig, Outcome};
+use logjam_broker::coordinator::{Coordinator, CoordinatorConfig};
+use logjam_broker::log::{FlushPolicy, LogConfig};
+use logjam_broker::protocol::{Isolation, Msg, NodeId, PartitionState};
+use logjam_broker::storage::FsStorage;
+use logjam_broker::txn::TxnProtocol;
+use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
+
+const BROKER: NodeId = 0;
+const PRODUCER: NodeId = 5;
+const CONSUMER: NodeId = 6;
+const COORDINATOR: NodeId = 8;
+const CONTROLLER: NodeId = 9;
+const MS: u64 = 1_000_000;
+
+fn log_config(flush: FlushPolicy) -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 1 << 20,
+        index_interval_bytes: 4096,
+        flush,
+        verify_on_open: true,
+    }
+}
+
+fn states() -> Vec<PartitionState> {
+    (0..2)
+        .map(|partition| PartitionState {
+            partition,
+            replicas: vec![BROKER],
+            leader: Some(BROKER),
+            leader_epoch: 1,
+            isr: vec![BROKER],
+            partition_epoch: 1,
+        })
+        .collect()
+}
+
+struct Cluster {
+    now_ns: u64,
+    broker: Broker,
+    broker_disk: FsStorage,
+    coordinator: Coordinator,
+    coordinator_disk: FsStorage,
+    producer: TxnProducer,
+    consumers: Vec<Consumer>,
+    /// Produces to this partition are held back instead of delivered, while set.
+    hold_produces_to: Option<u32>,
+    held: Vec<(NodeId, NodeId, Msg)>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Cluster {
+    fn new(protocol: TxnProtocol) -> Cluster {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut broker_disk = FsStorage::new(dirs.0.path());
+        let mut coordinator_disk = FsStorage::new(dirs.1.path());
+        let mut broker = Broker::new(
+            BrokerConfig {
+                id: BROKER,
+                controller: CONTROLLER,
+                min_insync_replicas: 1,
+                truncation: TruncationRule::LeaderEpoch,
+                log: log_config(FlushPolicy::Never),
+                replica_lag_max_ns: 300 * MS,
+                heartbeat_every_ns: 50 * MS,
+                request_timeout_ns: 100 * MS,
+                fetch_max_bytes: 1 << 20,
+                pending_produce_max: 100,
+                hw_checkpoint_every_ns: 500 * MS,
+                txn_coordinator: Some(COORDINATOR),
+                txn_protocol: protocol,
+            },
+            1,
+        );
+        let ack = Msg::HeartbeatAck { states: states(), registration: Some((1, 1)) };
+        broker.handle(&mut broker_disk, 0, CONTROLLER, ack);
+        broker.drain_outbox().for_each(drop);
+        let coordinator = Coordinator::open(
+            &mut coordinator_disk,
+            CoordinatorConfig {
+                id: COORDINATOR,
+                controller: CONTROLLER,
+                protocol,
+                partitions: 2,
+                txn_timeout_ns: 1_000 * MS,
+                request_timeout_ns: 100 * MS,
+                txn_ids_max: 16,
+                log: log_config(FlushPolicy::EveryAppend),
+            },
+            0,
+        )
+        .unwrap();
+        let producer = TxnProducer::new(TxnProducerConfig {
+            controller: CONTROLLER,
+            coordinator: COORDINATOR,
+            partitions: 2,
+            txn_id: "t".to_owned(),
+            request_timeout_ns: 100 * MS,
+            retry_backoff_ns: 10 * MS,
+            attempts_max: 3,
+            delivery_timeout_ns: 250 * MS,
+        });
+        let consumers = [Isolation::ReadCommitted, Isolation::ReadUncommitted]
+            .into_iter()
+            .map(|isolation| {
+                Consumer::new(ConsumerConfig {
+                    controller: CONTROLLER,
+                    partitions: vec![0, 1],
+                    request_timeout_ns: 100 * MS,
+                    max_bytes: 1 << 20,
+                    isolation,
+                })
+            })
+            .collect();
+        let mut cluster = Cluster {
+            now_ns: 0,
+            broker,
+            broker_disk,
+            coordinator,
+            coordinator_disk,
+            producer,
+            consumers,
+            hold_produces_to: None,
+            held: Vec::new(),
+            _dirs: dirs,
+        };
+        cluster.settle();
+        cluster
+    }
+
+    /// Delivers everything in flight (but what is held back) until all is quiet.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut sent: Vec<(NodeId, NodeId, Msg)> = Vec::new();
+            sent.extend(self.broker.drain_outbox().map(|(to, m)| (BROKER, to, m)));
+            sent.extend(self.coordinator.drain_outbox().map(|(to, m)| (COORDINATOR, to, m)));
+            sent.extend(self.producer.drain_outbox().map(|(to, m)| (PRODUCER, to, m)));
+            for (i, consumer) in self.consumers.iter_mut().enumerate() {
+                let from = CONSUMER + 10 * i as u32;
+                sent.extend(consumer.drain_outbox().map(|(to, m)| (from, to, m)));
+            }
+            for (ticket, result) in self.coordinator_disk.take_completed() {
+                self.coordinator.on_synced(&mut self.coordinator_disk, ticket, result);
+            }
+            for (ticket, result) in self.broker_disk.take_completed() {
+                self.broker.on_synced(&mut self.broker_disk, ticket, result);
+            }
+            if sent.is_empty() {
+                return;
+            }
+            for (from, to, msg) in sent {
+                if let (Msg::Produce { partition, .. }, Some(held)) = (&msg, self.hold_produces_to)
+                {
+                    if *partition == held {
+                        self.held.push((from, to, msg));
+                        continue;
+                    }
+                }
+                self.deliver(from, to, msg);
+            }
+        }
+        panic!("the cluster never quietened");
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        let now = self.now_ns;
+        match to {
+            BROKER => self.broker.handle(&mut self.broker_disk, now, from, msg),
+            COORDINATOR => self.coordinator.handle(&mut self.coordinator_disk, now, from, msg),
+            PRODUCER => self.producer.handle(now, msg),
+            CONTROLLER => {
+                if let Msg::Metadata { correlation } = msg {
+                    let answer = Msg::MetadataResponse { correlation, states: states() };
+                    self.deliver(CONTROLLER, from, answer);
+                }
+            }
+            consumer => self.consumers[((consumer - CONSUMER) / 10) as usize].handle(now, msg),
+        }
+        assert_eq!(self.broker.halted(), None);
+        assert_eq!(self.coordinator.halted(), None);
+    }
+
+    /// Lets time pass in steps, ticking everyone.
+    fn advance(&mut self, by_ns: u64) {
+        let end = self.now_ns + by_ns;
+        while self.now_ns < end {
+            self.now_ns += 10 * MS;
+            let now = self.now_ns;
+            self.broker.tick(&mut self.broker_disk, now);
+            self.coordinator.tick(&mut self.coordinator_disk, now);
+            self.producer.tick(now);
+            self.consumers.iter_mut().for_each(|c| c.tick(now));
+            self.settle();
+        }
+    }
+
+    fn init(&mut self) {
+        self.producer.init(self.now_ns);
+        self.advance(100 * MS);
+        let outcomes: Vec<_> = self.producer.drain_init().collect();
+        assert_eq!(outcomes, vec![Outcome::Ok(())]);
+    }
+
+    fn transact(&mut self, records: &[(u32, &str)]) -> Outcome<Vec<u64>> {
+        let records = records
+            .iter()
+            .map(|&(partition, value)| TxnRecord {
+                partition,
+                key: b"k".to_vec(),
+                value: value.as_bytes().to_vec(),
+            })
+            .collect();
+        self.producer.transact(self.now_ns, records);
+        for _ in 0..200 {
+            self.advance(10 * MS);
+            if let Some(outcome) = self.producer.drain_txn().next() {
+                return outcome;
+            }
+        }
+        panic!("the transaction never ended");
+    }
+
+    /// Every value consumer `index` reads, per partition, from where it stands.
+    fn read(&mut self, index: usize) -> [Vec<String>; 2] {
+        let mut values = [Vec::new(), Vec::new()];
+        for _ in 0..20 {
+            while !self.consumers[index].poll(self.now_ns) {
+                self.advance(10 * MS);
+            }
+            self.settle();
+            for result in self.consumers[index].drain_done().collect::<Vec<_>>() {
+                if let Outcome::Ok(records) = &result.outcome {
+                    let partition = result.partition as usize;
+                    values[partition].extend(records.iter().map(|r| r.value.clone()));
+                }
+            }
+        }
+        values
+    }
+
+    fn last_stable_offset(&mut self, partition: u32) -> u64 {
+        let fetch = Msg::Fetch {
+            partition,
+            correlation: 1,
+            leader_epoch: 1,
+            fetch_offset: 0,
+            replica: None,
+            durable_offset: 0,
+            max_bytes: 1 << 20,
+            isolation: Isolation::ReadCommitted,
+        };
+        self.broker.handle(&mut self.broker_disk, self.now_ns, CONSUMER, fetch);
+        let answer = self.broker.drain_outbox().find_map(|(_, msg)| match msg {
+            Msg::FetchResponse { result: Ok(data), .. } => Some(data),
+            _ => None,
+        });
+        let data = answer.expect("the leader answers");
+        data.last_stable_offset
+    }
+}
+
+#[test]
+fn committed_is_seen_whole_and_aborted_only_by_read_uncommitted() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    assert!(matches!(cluster.transact(&[(0, "a"), (1, "b")]), Outcome::Ok(_)));
+    // A transaction whose batch to p1 is never acknowledged is aborted.
+    cluster.hold_produces_to = Some(1);
+    let outcome = cluster.transact(&[(0, "c"), (1, "d")]);
+    assert!(matches!(outcome, Outcome::Fail(_)), "{outcome:?}");
+    cluster.held.clear(); // lost in the network
+    cluster.hold_produces_to = None;
+    assert!(matches!(cluster.transact(&[(0, "e"), (1, "f")]), Outcome::Ok(_)));
+    let [p0, p1] = cluster.read(0);
+    assert_eq!(p0, ["a", "e"], "read_committed drops the aborted c");
+    assert_eq!(p1, ["b", "f"]);
+    assert_eq!(cluster.read(1)[0], ["a", "c", "e"], "read_uncommitted sees it");
+}
+
+#[test]
+fn an_open_transaction_holds_the_stable_offset_until_its_marker() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    assert!(matches!(cluster.transact(&[(0, "a")]), Outcome::Ok(_)));
+    let stable = cluster.last_stable_offset(0);
+    assert_eq!(stable, 2, "a record and its marker");
+    // A transaction left open (its producer goes silent) holds the stable offset
+    // until the coordinator's timeout aborts it.
+    cluster.hold_produces_to = Some(0);
+    cluster.producer.transact(
+        cluster.now_ns,
+        vec![TxnRecord { partition: 0, key: b"k".to_vec(), value: b"b".to_vec() }],
+    );
+    cluster.advance(30 * MS); // added, its batch in flight
+    cluster.hold_produces_to = None;
+    // The producer dies; its batch arrives after.
+    cluster.producer = TxnProducer::new(TxnProducerConfig {
+        controller: CONTROLLER,
+        coordinator: COORDINATOR,
+        partitions: 2,
+        txn_id: "other".to_owned(),
+        request_timeout_ns: 100 * MS,
+        retry_backoff_ns: 10 * MS,
+        attempts_max: 3,
+        delivery_timeout_ns: 250 * MS,
+    });
+    let (from, to, msg) = cluster.held.remove(0);
+    cluster.deliver(from, to, msg);
+    cluster.settle();
+    assert_eq!(cluster.last_stable_offset(0), 2, "b is undecided");
+    cluster.advance(1_200 * MS);
+    assert_eq!(cluster.last_stable_offset(0), 4, "the timeout aborted it");
+    assert_eq!(cluster.read(0)[0], ["a"]);
+}
+
+/// A late produce of an aborted transaction: fenced under KIP-890; under the legacy
+/// protocol it opens a transaction that hangs, or joins the next one.
+#[test]
+fn a_late_produce_of_an_aborted_transaction() {
+    for protocol in [TxnProtocol::Kip890, TxnProtocol::Legacy] {
+        for next_writes_there in [false, true] {
+            let mut cluster = Cluster::new(protocol);
+            cluster.init();
+            cluster.hold_produces_to = Some(1);
+            let outcome = cluster.transact(&[(0, "a"), (1, "late")]);
+            assert!(matches!(outcome, Outcome::Fail(_)), "{outcome:?}");
+            cluster.hold_produces_to = None;
+            // The first attempt arrives now, after the abort's markers.
+            let (from, to, msg) = cluster.held.remove(0);
+            cluster.held.clear();
+            cluster.deliver(from, to, msg);
+            cluster.settle();
+            let next: &[(u32, &str)] =
+                if next_writes_there { &[(0, "b"), (1, "c")] } else { &[(0, "b")] };
+            let outcome = cluster.transact(next);
+            cluster.advance(2_000 * MS);
+            let what = format!("{protocol:?}, next writes there: {next_writes_there}");
+            match (protocol, next_writes_there) {
+                (TxnProtocol::Kip890, _) => {
+                    assert!(matches!(outcome, Outcome::Ok(_)), "{what}: {outcome:?}");
+                    let [_, read] = cluster.read(0);
+                    let want: &[&str] = if next_writes_there { &["c"] } else { &[] };
+                    assert_eq!(read, want, "{what}: the late produce was fenced");
+                    let stable = cluster.last_stable_offset(1);
+                    assert!(stable > 0 || !next_writes_there, "{what}");
+                }
+                (TxnProtocol::Legacy, false) => {
+                    assert!(matches!(outcome, Outcome::Ok(_)), "{what}: {outcome:?}");
+                    assert_eq!(
+                        cluster.last_stable_offset(1),
+                        1,
+                        "{what}: the late batch opened a transaction that never ends"
+                    );
+                }
+                (TxnProtocol::Legacy, true) => {
+                    assert!(matches!(outcome, Outcome::Ok(_)), "{what}: {outcome:?}");
+                    // The next transaction's batch reused the sequence of the late one
+                    // and was taken for its retry: the aborted record is committed,
+                    // and the acknowledged c is nowhere.
+                    assert_eq!(cluster.read(0)[1], ["late"], "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_new_producer_with_the_same_id_fences_the_old_one() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    cluster.hold_produces_to = Some(0);
+    cluster.producer.transact(
+        cluster.now_ns,
+        vec![TxnRecord { partition: 0, key: b"k".to_vec(), value: b"zombie".to_vec() }],
+    );
+    cluster.advance(20 * MS);
+    let zombie = std::mem::replace(
+        &mut cluster.producer,
+        TxnProducer::new(TxnProducerConfig {
+            controller: CONTROLLER,
+            coordinator: COORDINATOR,
+            partitions: 2,
+            txn_id: "t".to_owned(),
+            request_timeout_ns: 100 * MS,
+            retry_backoff_ns: 10 * MS,
+            attempts_max: 10,
+            delivery_timeout_ns: 250 * MS,
+        }),
+    );
+    cluster.hold_produces_to = None;
+    cluster.init(); // fences the zombie: its transaction is aborted
+    let held = std::mem::take(&mut cluster.held);
+    for (from, to, msg) in held {
+        cluster.deliver(from, to, msg);
+    }
+    cluster.settle();
+    drop(zombie);
+    assert!(matches!(cluster.transact(&[(0, "fresh")]), Outcome::Ok(_)));
+    assert_eq!(cluster.read(0)[0], ["fresh"], "the zombie's record never becomes visible");
+}
