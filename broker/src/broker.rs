@@ -268,6 +268,22 @@ impl Broker {
         self.replicas.get(&partition).map(|replica| replica.high_watermark)
     }
 
+    /// Below it every transaction of the partition is decided (at most the high
+    /// watermark).
+    pub fn last_stable_offset(&self, partition: u32) -> Option<u64> {
+        self.replicas
+            .get(&partition)
+            .map(|replica| replica.txns.last_stable_offset(replica.high_watermark))
+    }
+
+    /// The partition's aborted transactions, in log order.
+    pub fn aborted_txns(&self, partition: u32) -> Vec<crate::protocol::AbortedTxn> {
+        self.replicas
+            .get(&partition)
+            .map(|replica| replica.txns.aborted_between(0, u64::MAX))
+            .unwrap_or_default()
+    }
+
     pub fn log(&self, partition: u32) -> Option<&PartitionLog> {
         self.replicas.get(&partition).map(|replica| &replica.log)
     }

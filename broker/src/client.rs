@@ -374,6 +374,10 @@ impl Consumer {
         self.outbox.drain(..)
     }
 
+    pub fn isolation(&self) -> Isolation {
+        self.config.isolation
+    }
+
     pub fn drain_done(&mut self) -> std::vec::Drain<'_, PollResult> {
         self.done.drain(..)
     }

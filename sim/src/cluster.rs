@@ -2,8 +2,9 @@
 //! their `SimDisk`s, producers and consumers that record the model's history.
 //!
 //! Node layout: brokers `0..brokers`, then the controller, then the producers, then the
-//! consumers. Every process ticks on a timer; the sans-IO state machines of `broker`
-//! do the work and this module only carries their messages, syncs and events.
+//! consumers, then (with transactions) the transaction coordinator. Every process ticks
+//! on a timer; the sans-IO state machines of `broker` do the work and this module only
+//! carries their messages, syncs and events.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,9 +14,12 @@ use logjam_broker::batch;
 use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
 use logjam_broker::controller::{Controller, ControllerConfig};
+use logjam_broker::coordinator::{Coordinator, CoordinatorConfig, CoordinatorEvent};
 use logjam_broker::log::{FlushPolicy, LogConfig};
-use logjam_broker::protocol::{Acks, Msg};
+use logjam_broker::protocol::{Acks, Isolation, Msg};
 use logjam_broker::storage::{SyncResult, SyncTicket};
+use logjam_broker::txn::TxnProtocol;
+use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
 use rand::RngCore;
 
@@ -48,6 +52,21 @@ pub struct ClusterSpec {
     pub consumers: u32,
     /// An event-store workload: the producer slots run event-store clients.
     pub es: Option<EsSpec>,
+    /// Transactions: the producer slots run transactional producers, and a transaction
+    /// coordinator joins the servers.
+    pub txn: Option<TxnSpec>,
+}
+
+/// The transactional workload on the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnSpec {
+    pub protocol: TxnProtocol,
+    /// The coordinator aborts a transaction open longer than this.
+    pub timeout_ns: u64,
+    /// Records per transaction, each to another partition (at most the partitions).
+    pub partitions_per_txn: u32,
+    /// The last this many consumers read uncommitted (the others read committed).
+    pub read_uncommitted: u32,
 }
 
 /// The event-store workload on the cluster.
@@ -76,14 +95,30 @@ impl ClusterSpec {
         NodeId(self.brokers + 1 + self.producers + index)
     }
 
-    pub fn nodes(&self) -> u32 {
-        self.brokers + 1 + self.producers + self.consumers
+    /// The transaction coordinator, after every client (so that a cluster without
+    /// transactions keeps its node numbers).
+    pub fn coordinator(&self) -> Option<NodeId> {
+        self.txn.as_ref().map(|_| NodeId(self.brokers + 1 + self.producers + self.consumers))
     }
 
-    /// The nodes that run the system (brokers and the controller): the ones process,
-    /// clock and disk faults strike.
+    pub fn nodes(&self) -> u32 {
+        self.brokers + 1 + self.producers + self.consumers + u32::from(self.txn.is_some())
+    }
+
+    /// The nodes that run the system (brokers, the controller, the transaction
+    /// coordinator): the ones process, clock and disk faults strike.
     pub fn servers(&self) -> Vec<NodeId> {
-        (0..=self.brokers).map(NodeId).collect()
+        (0..=self.brokers).map(NodeId).chain(self.coordinator()).collect()
+    }
+
+    /// How consumer `index` reads.
+    pub fn isolation(&self, index: u32) -> Isolation {
+        let uncommitted = self.txn.as_ref().map_or(0, |txn| txn.read_uncommitted);
+        if index + uncommitted >= self.consumers {
+            Isolation::ReadUncommitted
+        } else {
+            Isolation::ReadCommitted
+        }
     }
 
     /// The configuration as the model's history header states it.
@@ -107,6 +142,10 @@ impl ClusterSpec {
             },
             idempotent: self.idempotent,
             fault_budget: model::FaultBudget { crashes_max, disk_faults_max },
+            transactions: match self.txn.as_ref().map(|txn| txn.protocol) {
+                None | Some(TxnProtocol::Kip890) => model::Transactions::Kip890,
+                Some(TxnProtocol::Legacy) => model::Transactions::PreKip890,
+            },
         }
     }
 
@@ -130,6 +169,27 @@ impl ClusterSpec {
             fetch_max_bytes: 256 * 1024,
             pending_produce_max: 10_000,
             hw_checkpoint_every_ns: 500_000_000,
+            txn_coordinator: self.coordinator().map(|node| node.0),
+            txn_protocol: self.txn.as_ref().map_or(TxnProtocol::Kip890, |txn| txn.protocol),
+        }
+    }
+
+    fn coordinator_config(&self, txn: &TxnSpec, id: u32) -> CoordinatorConfig {
+        CoordinatorConfig {
+            id,
+            controller: self.brokers,
+            protocol: txn.protocol,
+            partitions: self.partitions,
+            txn_timeout_ns: txn.timeout_ns,
+            request_timeout_ns: 100_000_000,
+            txn_ids_max: self.producers as usize,
+            log: LogConfig {
+                segment_bytes_max: 8 << 20,
+                index_interval_bytes: 4096,
+                // Its state is answered only once durable.
+                flush: FlushPolicy::EveryAppend,
+                verify_on_open: true,
+            },
         }
     }
 
@@ -153,6 +213,9 @@ pub struct Recorder {
     pub counted: BTreeMap<&'static str, u64>,
     /// A recording that broke the history's rules: a bug in the harness, reported.
     pub problems: Vec<String>,
+    /// The operation each transactional producer has under way: a crash ends it as
+    /// indeterminate when the producer starts again.
+    under_way: BTreeMap<u32, model::Op>,
 }
 
 pub type SharedRecorder = Rc<RefCell<Recorder>>;
@@ -164,7 +227,37 @@ impl Recorder {
             protocol: Vec::new(),
             counted: BTreeMap::new(),
             problems: Vec::new(),
+            under_way: BTreeMap::new(),
         }))
+    }
+
+    fn count(&mut self, item: &'static str) {
+        *self.counted.entry(item).or_insert(0) += 1;
+    }
+
+    /// A transactional producer begins an operation.
+    fn invoke(&mut self, t_ns: u64, process: u32, op: model::Op) {
+        self.under_way.insert(process, op.clone());
+        self.event(t_ns, process, model::EventType::Invoke, op, None);
+    }
+
+    /// A transactional producer's operation ended; `op` carries its results.
+    fn complete<T>(&mut self, t_ns: u64, process: u32, outcome: &Outcome<T>, op: model::Op) {
+        self.under_way.remove(&process);
+        let (kind, error) = match outcome {
+            Outcome::Ok(_) => (model::EventType::Ok, None),
+            Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
+            Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
+        };
+        self.event(t_ns, process, kind, op, error);
+    }
+
+    /// A producer that crashed starts again: what it had under way is indeterminate.
+    fn restarted(&mut self, t_ns: u64, process: u32) {
+        if let Some(op) = self.under_way.remove(&process) {
+            let error = Some("the producer crashed".to_owned());
+            self.event(t_ns, process, model::EventType::Info, op, error);
+        }
     }
 
     fn event(
@@ -211,13 +304,15 @@ impl Recorder {
             }
             BrokerEvent::RecoveryCut { .. } => return count("recovery-truncation"),
             BrokerEvent::Fenced { .. } => return count("fencing-refusal"),
+            BrokerEvent::ProducerFenced { .. } => return count("producer-fenced"),
+            BrokerEvent::TxnMarker { .. } => return count("txn-marker"),
         };
         self.protocol(t_ns, node, event);
     }
 
     /// Closes the history with the protocol events and the replicas' final logs.
     pub fn finish(self, replicas: Vec<model::Replica>) -> Result<model::History, String> {
-        let Recorder { mut builder, protocol, problems, counted: _ } = self;
+        let Recorder { mut builder, protocol, problems, .. } = self;
         if let Some(problem) = problems.first() {
             return Err(problem.clone());
         }
@@ -239,6 +334,14 @@ pub struct ProducerNode {
     ticking: bool,
 }
 
+/// A transactional producer process: one operation (init or transaction) at a time.
+pub struct TxnProducerNode {
+    producer: TxnProducer,
+    /// The transaction under way, as invoked (its completion adds the offsets).
+    txn: Option<Vec<model::MicroOp>>,
+    ticking: bool,
+}
+
 /// One process of the cluster world.
 pub enum ClusterNode {
     /// Built at `start` (a broker's incarnation is drawn then).
@@ -246,6 +349,8 @@ pub enum ClusterNode {
     Broker(Broker),
     Controller(Option<Controller>),
     Producer(ProducerNode),
+    TxnProducer(Box<TxnProducerNode>),
+    Coordinator(Option<Box<Coordinator>>),
     Consumer(Consumer),
     EsClient(Box<EsClient>),
     /// An event-store projection (in the consumer slots of an event-store workload);
@@ -336,6 +441,52 @@ impl ClusterProcess {
         true
     }
 
+    /// Starts a transaction writing `value` to each of `partitions`, if the producer is
+    /// idle and holds its transactional id; an idle one without it takes it instead.
+    /// False if no transaction started.
+    pub fn transact(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        partitions: &[u32],
+        value: String,
+    ) -> bool {
+        let ClusterNode::TxnProducer(node) = &mut self.node else { return false };
+        if !node.producer.is_idle() {
+            return false;
+        }
+        let (t_ns, me, now_ns) = (ctx.global_now_ns(), ctx.node().0, ctx.now_ns());
+        let txn_id = node.producer.txn_id().to_owned();
+        let started = if node.producer.ids().is_none() {
+            self.recorder.borrow_mut().invoke(t_ns, me, model::Op::Init { txn_id });
+            node.producer.init(now_ns);
+            false
+        } else {
+            let ops: Vec<model::MicroOp> = partitions
+                .iter()
+                .map(|&p| model::MicroOp::send(p, Some(&format!("k{p}")), value.clone()))
+                .collect();
+            let records = partitions
+                .iter()
+                .map(|&partition| TxnRecord {
+                    partition,
+                    key: format!("k{partition}").into_bytes(),
+                    value: value.clone().into_bytes(),
+                })
+                .collect();
+            let op = model::Op::Txn { txn_id, ops: ops.clone() };
+            self.recorder.borrow_mut().invoke(t_ns, me, op);
+            node.txn = Some(ops);
+            node.producer.transact(now_ns, records);
+            true
+        };
+        if !node.ticking && !node.producer.is_idle() {
+            node.ticking = true;
+            ctx.set_timer(CLIENT_TICK_NS, ());
+        }
+        self.flush(ctx);
+        started
+    }
+
     /// Sends what the state machine produced and records what it reported.
     fn flush(&mut self, ctx: &mut Context<'_, Self>) {
         let t_ns = ctx.global_now_ns();
@@ -362,6 +513,41 @@ impl ClusterProcess {
                 Some(controller) => send_all(ctx, controller.drain_outbox()),
                 None => halted = true,
             },
+            ClusterNode::Coordinator(coordinator) => match coordinator {
+                Some(coordinator) => {
+                    for event in coordinator.drain_events() {
+                        recorder.count(match event {
+                            CoordinatorEvent::TimedOut => "txn-timeout",
+                            CoordinatorEvent::Fenced => "producer-fenced",
+                            CoordinatorEvent::Completed { commit: true } => "txn-commit",
+                            CoordinatorEvent::Completed { commit: false } => "txn-abort",
+                        });
+                    }
+                    halted = coordinator.halted().is_some();
+                    send_all(ctx, coordinator.drain_outbox());
+                }
+                None => halted = true,
+            },
+            ClusterNode::TxnProducer(node) => {
+                let txn_id = node.producer.txn_id().to_owned();
+                for outcome in node.producer.drain_init() {
+                    let op = model::Op::Init { txn_id: txn_id.clone() };
+                    recorder.complete(t_ns, me, &outcome, op);
+                }
+                for outcome in node.producer.drain_txn() {
+                    let mut ops = node.txn.take().expect("a transaction was under way");
+                    if let Outcome::Ok(offsets) = &outcome {
+                        for (op, &at) in ops.iter_mut().zip(offsets) {
+                            if let model::MicroOp::Send { offset, .. } = op {
+                                *offset = Some(at);
+                            }
+                        }
+                    }
+                    let op = model::Op::Txn { txn_id: txn_id.clone(), ops };
+                    recorder.complete(t_ns, me, &outcome, op);
+                }
+                send_all(ctx, node.producer.drain_outbox());
+            }
             ClusterNode::Producer(node) => {
                 for outcome in node.producer.drain_done() {
                     let (partition, key, value) =
@@ -377,6 +563,7 @@ impl ClusterProcess {
                 send_all(ctx, node.producer.drain_outbox());
             }
             ClusterNode::Consumer(consumer) => {
+                let isolation = model_isolation(consumer.isolation());
                 for poll in consumer.drain_done() {
                     let (kind, records, error) = match poll.outcome {
                         Outcome::Ok(records) => {
@@ -393,8 +580,12 @@ impl ClusterProcess {
                         Outcome::Fail(why) => (model::EventType::Fail, Vec::new(), Some(why)),
                         Outcome::Info(why) => (model::EventType::Info, Vec::new(), Some(why)),
                     };
-                    let op =
-                        model::Op::Poll { partition: poll.partition, from: poll.from, records };
+                    let op = model::Op::Poll {
+                        partition: poll.partition,
+                        from: poll.from,
+                        records,
+                        isolation,
+                    };
                     recorder.event(t_ns, me, kind, op, error);
                     if poll.reset_to.is_some() {
                         // The consumer seeks back: an assign in the history's terms.
@@ -414,9 +605,27 @@ impl ClusterProcess {
     }
 }
 
+fn model_isolation(isolation: Isolation) -> model::Isolation {
+    match isolation {
+        Isolation::ReadCommitted => model::Isolation::ReadCommitted,
+        Isolation::ReadUncommitted => model::Isolation::ReadUncommitted,
+    }
+}
+
 fn send_all(ctx: &mut Context<'_, ClusterProcess>, outbox: impl Iterator<Item = (u32, Msg)>) {
     for (to, msg) in outbox {
         ctx.send(NodeId(to), msg);
+    }
+}
+
+impl ClusterProcess {
+    /// Servers tick often; clients only time out requests and start polls.
+    fn tick_ns(&self, node: NodeId) -> u64 {
+        if node.0 <= self.spec.brokers || Some(node) == self.spec.coordinator() {
+            TICK_NS
+        } else {
+            CLIENT_TICK_NS
+        }
     }
 }
 
@@ -434,6 +643,29 @@ impl Process for ClusterProcess {
         } else if id == spec.brokers {
             // A controller whose disk fails to open stays down (halts) until restarted.
             ClusterNode::Controller(Controller::open(ctx.disk(), spec.controller_config()).ok())
+        } else if let (Some(txn), true) = (&spec.txn, Some(NodeId(id)) == spec.coordinator()) {
+            let config = spec.coordinator_config(txn, id);
+            let now_ns = ctx.now_ns();
+            ClusterNode::Coordinator(Coordinator::open(ctx.disk(), config, now_ns).ok().map(Box::new))
+        } else if let (Some(_), true) = (&spec.txn, id < spec.brokers + 1 + spec.producers) {
+            let index = id - (spec.brokers + 1);
+            let t_ns = ctx.global_now_ns();
+            self.recorder.borrow_mut().restarted(t_ns, id);
+            let config = TxnProducerConfig {
+                controller: spec.brokers,
+                coordinator: spec.coordinator().expect("transactions have one").0,
+                partitions: spec.partitions,
+                txn_id: format!("t{index}"),
+                request_timeout_ns: 200_000_000,
+                retry_backoff_ns: 20_000_000,
+                attempts_max: 5,
+                delivery_timeout_ns: 2_000_000_000,
+            };
+            ClusterNode::TxnProducer(Box::new(TxnProducerNode {
+                producer: TxnProducer::new(config),
+                txn: None,
+                ticking: false,
+            }))
         } else if let (Some(es), true) = (&spec.es, id < spec.brokers + 1 + spec.producers) {
             let config = LogStoreConfig {
                 controller: spec.brokers,
@@ -484,17 +716,18 @@ impl Process for ClusterProcess {
                 ticking: false,
             })
         } else {
+            let index = id - (spec.brokers + 1 + spec.producers);
             let config = ConsumerConfig {
                 controller: spec.brokers,
                 partitions: (0..spec.partitions).collect(),
                 request_timeout_ns: 200_000_000,
                 max_bytes: 64 * 1024,
+                isolation: spec.isolation(index),
             };
             ClusterNode::Consumer(Consumer::new(config))
         };
-        if !matches!(self.node, ClusterNode::Producer(_)) {
-            let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
-            ctx.set_timer(tick_ns, ());
+        if !matches!(self.node, ClusterNode::Producer(_) | ClusterNode::TxnProducer(_)) {
+            ctx.set_timer(self.tick_ns(ctx.node()), ());
         }
         self.flush(ctx);
     }
@@ -511,6 +744,11 @@ impl Process for ClusterProcess {
             }
             ClusterNode::Controller(None) => {}
             ClusterNode::Producer(node) => node.producer.handle(now_ns, msg),
+            ClusterNode::TxnProducer(node) => node.producer.handle(now_ns, msg),
+            ClusterNode::Coordinator(Some(coordinator)) => {
+                coordinator.handle(ctx.disk(), now_ns, from.0, msg)
+            }
+            ClusterNode::Coordinator(None) => {}
             ClusterNode::Consumer(consumer) => consumer.handle(now_ns, msg),
             ClusterNode::EsClient(client) => client.handle(now_ns, msg),
             ClusterNode::EsProjection(node) => {
@@ -536,6 +774,12 @@ impl Process for ClusterProcess {
                 node.producer.tick(now_ns);
                 node.ticking = !node.producer.is_idle();
             }
+            ClusterNode::TxnProducer(node) => {
+                node.producer.tick(now_ns);
+                node.ticking = !node.producer.is_idle();
+            }
+            ClusterNode::Coordinator(Some(coordinator)) => coordinator.tick(ctx.disk(), now_ns),
+            ClusterNode::Coordinator(None) => {}
             ClusterNode::EsClient(client) => client.tick(now_ns),
             ClusterNode::EsProjection(node) => node.tick(now_ns),
             ClusterNode::Consumer(consumer) => {
@@ -545,7 +789,8 @@ impl Process for ClusterProcess {
                 let ClusterNode::Consumer(consumer) = &mut self.node else { unreachable!() };
                 if let Some((partition, from)) = consumer.next_poll().filter(|_| self.polling) {
                     if consumer.poll(now_ns) {
-                        let op = model::Op::Poll { partition, from, records: Vec::new() };
+                        let isolation = model_isolation(consumer.isolation());
+                        let op = model::Op::Poll { partition, from, records: Vec::new(), isolation };
                         let (t_ns, me) = (ctx.global_now_ns(), ctx.node().0);
                         self.recorder.borrow_mut().event(
                             t_ns,
@@ -560,11 +805,11 @@ impl Process for ClusterProcess {
         }
         let rearm = match &self.node {
             ClusterNode::Producer(node) => node.ticking,
+            ClusterNode::TxnProducer(node) => node.ticking,
             _ => true,
         };
         if rearm {
-            let tick_ns = if ctx.node().0 <= self.spec.brokers { TICK_NS } else { CLIENT_TICK_NS };
-            ctx.set_timer(tick_ns, ());
+            ctx.set_timer(self.tick_ns(ctx.node()), ());
         }
         self.flush(ctx);
     }
@@ -580,6 +825,9 @@ impl Process for ClusterProcess {
                 }
             }
             ClusterNode::EsProjection(node) => node.on_synced(ctx.disk(), ticket, result),
+            ClusterNode::Coordinator(Some(coordinator)) if coordinator.owns(ticket) => {
+                coordinator.on_synced(ctx.disk(), ticket, result)
+            }
             _ => {}
         }
         self.flush(ctx);
@@ -603,11 +851,25 @@ pub fn final_replicas(
                 .with_process(node, |process, ctx| {
                     let broker = process.broker().expect("a broker");
                     let log = broker.log(partition).expect("hosted");
+                    let aborted_txns = broker.aborted_txns(partition);
                     let mut records = Vec::new();
+                    let mut aborted = Vec::new();
                     // Each batch is validated as it is read; its records are turned into
-                    // the history's text straight from the bytes.
+                    // the history's text straight from the bytes. Markers are not
+                    // records: their offsets stay empty.
                     log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
+                        if header.is_control() {
+                            return;
+                        }
                         let base = header.base_offset;
+                        let of_aborted = header.is_transactional()
+                            && aborted_txns.iter().any(|txn| {
+                                txn.producer_id == header.producer.producer_id
+                                    && (txn.first_offset..=txn.last_offset).contains(&base)
+                            });
+                        if of_aborted {
+                            aborted.extend(base..base + u64::from(header.record_count));
+                        }
                         records.extend(batch::record_views(bytes, header).enumerate().map(
                             |(i, r)| {
                                 let key = String::from_utf8_lossy(r.key).into_owned();
@@ -617,17 +879,24 @@ pub fn final_replicas(
                         ));
                     })
                     .ok()?;
-                    Some(records)
+                    Some((records, aborted))
                 })
                 .flatten();
-            let Some(records) = records else { continue };
+            let Some((records, aborted)) = records else { continue };
             let broker = world.process(node).and_then(ClusterProcess::broker).expect("still up");
             let log = broker.log(partition).expect("hosted");
+            let high_watermark = broker.high_watermark(partition).unwrap_or(0);
+            let last_stable_offset = broker.last_stable_offset(partition).unwrap_or(0);
             replicas.push(model::Replica {
                 node: id,
                 partition,
                 log_start_offset: log.start_offset(),
-                high_watermark: broker.high_watermark(partition).unwrap_or(0),
+                high_watermark,
+                // Stated only when it says something (a history without transactions
+                // reads as it always did).
+                last_stable_offset: (last_stable_offset < high_watermark)
+                    .then_some(last_stable_offset),
+                aborted,
                 records,
             });
         }

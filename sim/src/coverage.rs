@@ -36,6 +36,11 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
     ("projection-restart", "an event-store projection restarted from its checkpoint"),
     ("snapshot-load", "an event-store command loaded its stream from a snapshot plus its tail"),
+    ("txn-commit", "a transaction committed: every partition got its commit marker"),
+    ("txn-abort", "a transaction aborted: every partition got its abort marker"),
+    ("txn-timeout", "the coordinator aborted a transaction its producer left open too long"),
+    ("txn-marker", "a partition leader wrote a transaction marker"),
+    ("producer-fenced", "a producer or marker of an older producer epoch was refused (a zombie)"),
 ];
 
 /// Whether `name` is one of `ITEMS`.

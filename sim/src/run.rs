@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use logjam_model as model;
 
-use crate::cluster::{self, ClusterSpec, Recorder};
+use crate::cluster::{self, ClusterSpec, Recorder, TxnSpec};
 use crate::coverage;
 use crate::es_client::{Domain, SharedEsRecorder, Work, final_es_replicas};
 use crate::toy::GossipCounter;
@@ -341,7 +341,16 @@ fn run_cluster(
             }
             None => {
                 let value = format!("v{index}");
-                world.with_process(op.node, |process, ctx| process.send(ctx, op.partition, value))
+                match &spec.txn {
+                    Some(txn) => {
+                        let partitions = txn_partitions(spec.partitions, txn, op, schedule.seed);
+                        world.with_process(op.node, |process, ctx| {
+                            process.transact(ctx, &partitions, value)
+                        })
+                    }
+                    None => world
+                        .with_process(op.node, |process, ctx| process.send(ctx, op.partition, value)),
+                }
             }
         };
         match started {
@@ -427,6 +436,21 @@ const REPLICA_INVARIANTS: &[&str] = &[
 ];
 
 /// An operation's own hash: what command it stands for, independent of its neighbours.
+/// The partitions a transaction writes: the operation's own, then others picked by the
+/// operation's hash, all distinct.
+fn txn_partitions(partitions: u32, txn: &TxnSpec, op: &TimedOp, seed: u64) -> Vec<u32> {
+    let mut hash = op_hash(seed, op);
+    let mut chosen = vec![op.partition];
+    while (chosen.len() as u32) < txn.partitions_per_txn {
+        // From a drawn partition, the first one not yet taken.
+        let start = (hash % u64::from(partitions)) as u32;
+        hash = hash.rotate_left(17);
+        let free = (0..partitions).map(|d| (start + d) % partitions).find(|p| !chosen.contains(p));
+        chosen.push(free.expect("partitions_per_txn is at most the partitions"));
+    }
+    chosen
+}
+
 fn op_hash(seed: u64, op: &TimedOp) -> u64 {
     let mut bytes = [0u8; 24];
     bytes[..8].copy_from_slice(&op.at_ns.to_le_bytes());

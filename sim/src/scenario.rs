@@ -11,17 +11,18 @@ use toml::Spanned;
 
 use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
-use crate::cluster::{ClusterSpec, EsSpec};
+use crate::cluster::{ClusterSpec, EsSpec, TxnSpec};
 use crate::config::{NODES_MAX, WorldConfig};
 use crate::coverage;
 use crate::fault::{Fault, Partition};
 use crate::limits::Limits;
 use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
 use crate::network::{Latency, NetworkConfig};
-use crate::time::{NS_PER_MS, NS_PER_US, format_duration_short, parse_duration_ns};
+use crate::time::{NS_PER_MS, NS_PER_S, NS_PER_US, format_duration_short, parse_duration_ns};
 use logjam_broker::broker::TruncationRule;
 use logjam_broker::log::FlushPolicy;
 use logjam_broker::protocol::Acks;
+use logjam_broker::txn::TxnProtocol;
 use std::collections::BTreeMap;
 
 /// A loaded, checked scenario.
@@ -133,6 +134,33 @@ struct File {
     coverage: BTreeMap<Spanned<String>, Spanned<String>>,
     /// The event-store workload (system = "event-store").
     eventstore: Option<Spanned<EventStoreFile>>,
+    /// Transactions (system = "log-cluster"): producers write every operation as one
+    /// transaction across partitions.
+    transactions: Option<Spanned<TransactionsFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionsFile {
+    /// "kip-890" (default) or "pre-kip-890" (the legacy protocol).
+    #[serde(default)]
+    protocol: TxnProtocolFile,
+    /// The coordinator aborts a transaction open this long (default 1s).
+    timeout: Option<Spanned<Dur>>,
+    /// Partitions each transaction writes to (default 2, at most the partitions).
+    partitions_per_txn: Option<Spanned<u32>>,
+    /// How many of the consumers read uncommitted (default 0).
+    #[serde(default)]
+    read_uncommitted: Option<Spanned<u32>>,
+}
+
+#[derive(Clone, Copy, Default, Deserialize)]
+enum TxnProtocolFile {
+    #[default]
+    #[serde(rename = "kip-890")]
+    Kip890,
+    #[serde(rename = "pre-kip-890")]
+    PreKip890,
 }
 
 #[derive(Deserialize)]
@@ -737,6 +765,51 @@ impl Source<'_> {
         }
     }
 
+    /// The transactional workload: only for a log cluster without an event store.
+    fn transactions(
+        &self,
+        file: &File,
+        partitions: u32,
+        consumers: u32,
+    ) -> Result<Option<TxnSpec>, ScenarioError> {
+        let Some(table) = &file.transactions else { return Ok(None) };
+        if !matches!(file.system, SystemName::LogCluster) {
+            let message = "transactions: only for system log-cluster".into();
+            return Err(self.error(Some(table.span()), message));
+        }
+        let txn = table.get_ref();
+        let timeout_ns = txn.timeout.as_ref().map_or(NS_PER_S, |t| t.get_ref().0);
+        if timeout_ns == 0 {
+            let span = txn.timeout.as_ref().map(Spanned::span);
+            return Err(self.error(span, "transactions.timeout: must be above zero".into()));
+        }
+        let partitions_per_txn = txn.partitions_per_txn.as_ref().map_or(2.min(partitions), |p| *p.get_ref());
+        if !(1..=partitions).contains(&partitions_per_txn) {
+            let span = txn.partitions_per_txn.as_ref().map(Spanned::span);
+            let message = format!(
+                "transactions.partitions_per_txn: {partitions_per_txn} is not between 1 and the partitions ({partitions})"
+            );
+            return Err(self.error(span, message));
+        }
+        let read_uncommitted = txn.read_uncommitted.as_ref().map_or(0, |r| *r.get_ref());
+        if read_uncommitted > consumers {
+            let span = txn.read_uncommitted.as_ref().map(Spanned::span);
+            let message = format!(
+                "transactions.read_uncommitted: {read_uncommitted} exceeds the consumers ({consumers})"
+            );
+            return Err(self.error(span, message));
+        }
+        Ok(Some(TxnSpec {
+            protocol: match txn.protocol {
+                TxnProtocolFile::Kip890 => TxnProtocol::Kip890,
+                TxnProtocolFile::PreKip890 => TxnProtocol::Legacy,
+            },
+            timeout_ns,
+            partitions_per_txn,
+            read_uncommitted,
+        }))
+    }
+
     /// The system, its node count, and the nodes faults may strike.
     fn system(&self, file: &File) -> Result<(System, u32, Vec<NodeId>), ScenarioError> {
         let (cluster, workload) = (&file.cluster, &file.workload);
@@ -859,7 +932,10 @@ impl Source<'_> {
                     producers: positive("workload.producers", &workload.producers, 1)?,
                     consumers: workload.consumers.as_ref().map_or(1, |c| *c.get_ref()),
                     es: self.event_store(file)?,
+                    txn: None,
                 };
+                let txn = self.transactions(file, spec.partitions, spec.consumers)?;
+                let spec = ClusterSpec { txn, ..spec };
                 let nodes = spec.nodes();
                 if nodes > NODES_MAX {
                     return refuse(
@@ -871,6 +947,12 @@ impl Source<'_> {
                 if spec.es.is_some() {
                     // Event-store projections crash too: their checkpoints must survive it.
                     targets.extend((0..spec.consumers).map(|index| spec.consumer(index)));
+                }
+                if spec.txn.is_some() {
+                    // Transactional producers crash and come back (their late messages are
+                    // zombies'), and their links clog (a late produce or commit).
+                    targets.extend((0..spec.producers).map(|index| spec.producer(index)));
+                    targets.sort_unstable();
                 }
                 Ok((System::LogCluster(spec), nodes, targets))
             }
