@@ -56,6 +56,29 @@ pub enum Truncation {
     HighWatermark,
 }
 
+/// The transaction protocol between producers, the coordinator and partition leaders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transactions {
+    /// KIP-890: the producer epoch is bumped for every transaction and partition
+    /// leaders verify a partition was added before accepting transactional data, so a
+    /// late produce cannot join the next transaction.
+    #[default]
+    #[serde(rename = "kip-890")]
+    Kip890,
+    /// The legacy protocol: one epoch per producer session and partitions added without
+    /// verification, so a late (retried) produce can land in, or be deduplicated into,
+    /// the next transaction (a hanging or wrongly committed transaction; an
+    /// acknowledged send that vanishes).
+    #[serde(rename = "pre-kip-890")]
+    PreKip890,
+}
+
+impl Transactions {
+    fn is_default(&self) -> bool {
+        *self == Transactions::default()
+    }
+}
+
 /// The faults the run was allowed to inject: the budget a durability promise is made
 /// within. A crash loses a replica's unsynced writes; a disk fault can lose synced ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +111,10 @@ pub struct Config {
     pub idempotent: bool,
     #[serde(default)]
     pub fault_budget: FaultBudget,
+    /// The transaction protocol. Written only when weaker than the default, so the
+    /// header of a history without transactions reads as it always did.
+    #[serde(default, skip_serializing_if = "Transactions::is_default")]
+    pub transactions: Transactions,
 }
 
 fn min_insync_replicas_default() -> u32 {
@@ -109,6 +136,7 @@ impl Default for Config {
             truncation: Truncation::LeaderEpoch,
             idempotent: idempotent_default(),
             fault_budget: FaultBudget::default(),
+            transactions: Transactions::Kip890,
         }
     }
 }
@@ -134,18 +162,24 @@ impl Config {
     ///   acknowledgement means only the leader has the record.
     /// - `no-duplicates` needs `committed-stable` and idempotent producers (a retry
     ///   without a sequence number can land twice).
-    /// - `integrity` and `liveness` are promised by every configuration.
+    /// - `transactional` needs the KIP-890 protocol; the legacy one also gives up
+    ///   `acked-durable` (a late produce deduplicated into the next transaction makes
+    ///   an acknowledged send vanish when that transaction aborts).
+    /// - `integrity` and `liveness` are promised by every configuration;
+    ///   `read-committed-only` by none.
     pub fn promises(&self) -> Vec<Guarantee> {
         let clean = !self.unclean_leader_election && self.truncation == Truncation::LeaderEpoch;
         let holders_min = if self.acks == Acks::All { self.min_insync_replicas } else { 1 };
         let committed_stable = clean && self.replicas_lossy_max() < holders_min;
-        let acked_durable = committed_stable && self.acks == Acks::All;
+        let kip_890 = self.transactions == Transactions::Kip890;
+        let acked_durable = committed_stable && self.acks == Acks::All && kip_890;
         let no_duplicates = committed_stable && self.idempotent;
         let mut promises = Vec::with_capacity(Guarantee::ALL.len());
         for (guarantee, promised) in [
             (Guarantee::AckedDurable, acked_durable),
             (Guarantee::CommittedStable, committed_stable),
             (Guarantee::NoDuplicates, no_duplicates),
+            (Guarantee::Transactional, kip_890),
             (Guarantee::Integrity, true),
             (Guarantee::Liveness, true),
         ] {
@@ -186,7 +220,17 @@ impl fmt::Display for Truncation {
     }
 }
 
+impl fmt::Display for Transactions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transactions::Kip890 => "kip-890",
+            Transactions::PreKip890 => "pre-kip-890",
+        })
+    }
+}
+
 impl fmt::Display for Config {
+    /// The default transaction protocol is left out, as in the header.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -200,7 +244,11 @@ impl fmt::Display for Config {
             self.idempotent,
             self.fault_budget.crashes_max,
             self.fault_budget.disk_faults_max,
-        )
+        )?;
+        if !self.transactions.is_default() {
+            write!(f, " transactions={}", self.transactions)?;
+        }
+        Ok(())
     }
 }
 
@@ -215,43 +263,62 @@ mod tests {
 
     #[test]
     fn the_strongest_configuration_promises_everything() {
-        assert_eq!(promises("{}"), Guarantee::ALL.iter().map(|g| g.name()).collect::<Vec<_>>());
+        let promisable = Guarantee::ALL.iter().filter(|g| g.promisable());
+        assert_eq!(promises("{}"), promisable.map(|g| g.name()).collect::<Vec<_>>());
         assert_eq!(serde_json::from_str::<Config>("{}").unwrap(), Config::default());
     }
 
     #[test]
     fn each_weakening_gives_up_what_it_is_known_to() {
-        let all = ["acked-durable", "committed-stable", "no-duplicates", "integrity", "liveness"];
+        let all = [
+            "acked-durable",
+            "committed-stable",
+            "no-duplicates",
+            "transactional",
+            "integrity",
+            "liveness",
+        ];
         let weaker = [
-            (r#"{"acks":"1"}"#, vec!["committed-stable", "no-duplicates", "integrity", "liveness"]),
-            (r#"{"acks":"0"}"#, vec!["committed-stable", "no-duplicates", "integrity", "liveness"]),
-            (r#"{"unclean_leader_election":true}"#, vec!["integrity", "liveness"]),
-            (r#"{"truncation":"high-watermark"}"#, vec!["integrity", "liveness"]),
+            (
+                r#"{"acks":"1"}"#,
+                vec!["committed-stable", "no-duplicates", "transactional", "integrity", "liveness"],
+            ),
+            (
+                r#"{"acks":"0"}"#,
+                vec!["committed-stable", "no-duplicates", "transactional", "integrity", "liveness"],
+            ),
+            (r#"{"unclean_leader_election":true}"#, vec!["transactional", "integrity", "liveness"]),
+            (r#"{"truncation":"high-watermark"}"#, vec!["transactional", "integrity", "liveness"]),
             (
                 r#"{"idempotent":false}"#,
-                vec!["acked-durable", "committed-stable", "integrity", "liveness"],
+                vec!["acked-durable", "committed-stable", "transactional", "integrity", "liveness"],
+            ),
+            // The legacy transaction protocol: a late produce joins the next transaction.
+            (
+                r#"{"transactions":"pre-kip-890"}"#,
+                vec!["committed-stable", "no-duplicates", "integrity", "liveness"],
             ),
             // Replication alone covers one crash with two in-sync replicas...
             (r#"{"flush":"never","fault_budget":{"crashes_max":1}}"#, all.to_vec()),
             // ...but not two, nor one with a single in-sync replica.
             (
                 r#"{"flush":"never","fault_budget":{"crashes_max":2}}"#,
-                vec!["integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness"],
             ),
             (
                 r#"{"flush":{"every_ms":100},"min_insync_replicas":1,"fault_budget":{"crashes_max":1}}"#,
-                vec!["integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness"],
             ),
             // Syncing every batch makes crashes harmless; disk faults still count.
             (r#"{"min_insync_replicas":1,"fault_budget":{"crashes_max":3}}"#, all.to_vec()),
             (
                 r#"{"min_insync_replicas":1,"fault_budget":{"disk_faults_max":1}}"#,
-                vec!["integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness"],
             ),
             // With acks=1 one lossy replica is too many even with min.insync.replicas=3.
             (
                 r#"{"acks":"1","min_insync_replicas":3,"fault_budget":{"disk_faults_max":1}}"#,
-                vec!["integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness"],
             ),
         ];
         for (json, expected) in weaker {

@@ -84,6 +84,24 @@ catalogue! {
     /// Nothing is read whose send definitely failed.
     AbortedRead = "aborted-read", Client, Integrity,
         "no record is read whose send definitely failed";
+    /// Nothing of a transaction that definitely aborted is visible to read_committed.
+    TxnAbortedRead = "txn-aborted-read", Client, Transactional,
+        "no record of an aborted transaction is read at read_committed or in the final read_committed view";
+    /// What a read_uncommitted poll may see: records of open or aborted transactions.
+    DirtyRead = "dirty-read", Client, ReadCommittedOnly,
+        "a read_uncommitted poll sees only records of committed transactions (never promised)";
+    /// read_committed reads stop at the last stable offset.
+    ReadPastLso = "read-past-lso", Client, Transactional,
+        "a read_committed poll returns only records below the last stable offset, of decided transactions";
+    /// A transaction's sends become visible all together or not at all.
+    AtomicVisibility = "atomic-visibility", Client, Transactional,
+        "a transaction's sends are all in the final read_committed view or none are, and no reader sees part of one";
+    /// A fenced producer's later transactions never take effect.
+    ZombieWrite = "zombie-write", Client, Transactional,
+        "a transaction invoked after another process took its transactional id never becomes visible";
+    /// Consume-transform-produce processes every input once.
+    ExactlyOnce = "exactly-once", Client, Transactional,
+        "the input ranges committed by committed transactions of a group tile its input without overlaps or gaps";
     /// A consumer never reads backwards or the same offset twice between assigns.
     NonmonotonicPoll = "nonmonotonic-poll", Client, CommittedStable,
         "a consumer's reads of a partition move strictly forward between assigns";
@@ -123,6 +141,9 @@ catalogue! {
     /// Replicas end identical.
     NotConverged = "not-converged", Liveness, Liveness,
         "after the quiet phase every replica of a partition holds the same log and high watermark";
+    /// Every transaction is decided once faults heal.
+    HangingTransaction = "hanging-transaction", Liveness, Liveness,
+        "after the quiet phase no partition's last stable offset is below its high watermark";
 }
 
 impl fmt::Display for Invariant {
@@ -161,11 +182,19 @@ pub enum Guarantee {
     CommittedStable,
     /// A send lands at most once.
     NoDuplicates,
+    /// Transactions are atomic and isolated at read_committed (KIP-890): nothing of an
+    /// aborted or undecided transaction is read, all or none of a committed one is
+    /// visible, fenced producers write nothing, offsets commit with their outputs.
+    Transactional,
     /// Nothing is made up: no record that was never sent, no aborted record, one leader
     /// per epoch, well-formed logs. No configuration gives this up.
     Integrity,
     /// Once faults heal, operations finish and replicas converge.
     Liveness,
+    /// A read_uncommitted poll sees only committed transactional data. No
+    /// configuration promises it, and a header cannot state it: `dirty-read` is always
+    /// the expected price of reading uncommitted.
+    ReadCommittedOnly,
 }
 
 impl Guarantee {
@@ -174,8 +203,10 @@ impl Guarantee {
         Guarantee::AckedDurable,
         Guarantee::CommittedStable,
         Guarantee::NoDuplicates,
+        Guarantee::Transactional,
         Guarantee::Integrity,
         Guarantee::Liveness,
+        Guarantee::ReadCommittedOnly,
     ];
 
     /// The kebab-case name.
@@ -184,9 +215,16 @@ impl Guarantee {
             Guarantee::AckedDurable => "acked-durable",
             Guarantee::CommittedStable => "committed-stable",
             Guarantee::NoDuplicates => "no-duplicates",
+            Guarantee::Transactional => "transactional",
             Guarantee::Integrity => "integrity",
             Guarantee::Liveness => "liveness",
+            Guarantee::ReadCommittedOnly => "read-committed-only",
         }
+    }
+
+    /// Whether any system may promise it (a header stating one that is not is refused).
+    pub fn promisable(self) -> bool {
+        self != Guarantee::ReadCommittedOnly
     }
 }
 

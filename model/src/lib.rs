@@ -40,11 +40,11 @@ pub mod testkit;
 mod verdict;
 
 pub use check::check;
-pub use config::{Acks, Config, FaultBudget, Flush, Truncation};
+pub use config::{Acks, Config, FaultBudget, Flush, Transactions, Truncation};
 pub use history::{
     Closing, EVENTS_MAX, Event, EventType, FORMAT_VERSION, Header, History, HistoryBuilder,
-    HistoryError, LINE_BYTES_MAX, OFFSET_MAX, Op, OpSpan, Problem, Protocol, ProtocolEvent, Record,
-    Replica, event_json, parse_history, parse_history_str, protocol_json,
+    HistoryError, Isolation, LINE_BYTES_MAX, MicroOp, OFFSET_MAX, Op, OpSpan, Problem, Protocol,
+    ProtocolEvent, Record, Replica, event_json, parse_history, parse_history_str, protocol_json,
 };
 pub use invariant::{Guarantee, Invariant, Level, UnknownName};
 pub use log::{LogError, ModelLog, PartitionLog, Slice};

@@ -11,6 +11,9 @@ const HEADER: &str = r#"{"v":1,"system":"s","config":{}}"#;
 const SEND_A: &str = r#"{"i":0,"t_ns":10,"process":0,"type":"invoke","f":"send","partition":0,"key":"k","value":"a"}"#;
 const SEND_A_OK: &str = r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"send","partition":0,"key":"k","value":"a","offset":0}"#;
 
+const TXN: &str = r#"{"i":0,"t_ns":10,"process":0,"type":"invoke","f":"txn","txn_id":"tx","ops":[{"f":"send","partition":0,"key":"k","value":"t1"},{"f":"poll","partition":1,"from":0},{"f":"commit-offset","group":"g","partition":2,"from":5,"to":9}]}"#;
+const TXN_OK: &str = r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"txn","txn_id":"tx","ops":[{"f":"send","partition":0,"key":"k","value":"t1","offset":4},{"f":"poll","partition":1,"from":0,"records":[]},{"f":"commit-offset","group":"g","partition":2,"from":5,"to":9}]}"#;
+
 /// Parses with both entry points, which must agree.
 fn parse(text: &str) -> Result<logjam_model::History, HistoryError> {
     let from_str = parse_history_str(text);
@@ -50,8 +53,8 @@ fn each_bad_input_names_its_line_and_problem() {
         (lines(&[HEADER, "", SEND_A]), "line 2: empty line"),
         (lines(&[HEADER, r#"{"type":"commit","node":1}"#]), "line 2: unknown line type `commit`"),
         (
-            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"txn"}"#]),
-            "line 2: unknown operation `txn`",
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe"}"#]),
+            "line 2: unknown operation `subscribe`",
         ),
         (
             lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"f":"send"}"#]),
@@ -181,6 +184,135 @@ fn each_bad_input_names_its_line_and_problem() {
         (
             lines(&[HEADER, SEND_A, &SEND_A_OK.replace(r#""type":"ok""#, r#""type":"info""#)]),
             "line 3: `offset` does not belong on a send info",
+        ),
+        // Transactions.
+        (
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"txn","ops":[]}"#]),
+            "line 2: a txn invoke has no `txn_id`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                TXN,
+                &TXN_OK.replace(r#""value":"t1","offset":4"#, r#""value":"t9","offset":4"#),
+            ]),
+            "line 3: ok does not match its invoke on line 2: ops[0]: value `t9` vs `t1`",
+        ),
+        (
+            lines(&[HEADER, TXN, &TXN_OK.replace(r#","to":9"#, r#","to":8"#)]),
+            "line 3: ok does not match its invoke on line 2: ops[2]: range [5, 8) vs [5, 9)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                TXN,
+                &TXN_OK
+                    .replace(r#""f":"poll","#, r#""f":"send","value":"z","#)
+                    .replace(r#""from":0,"records":[]"#, r#""offset":1"#),
+            ]),
+            "line 3: ok does not match its invoke on line 2: ops[1]: send vs poll",
+        ),
+        (
+            lines(&[
+                HEADER,
+                TXN,
+                &TXN_OK.replace(r#",{"f":"poll","partition":1,"from":0,"records":[]}"#, ""),
+            ]),
+            "line 3: ok does not match its invoke on line 2: 2 ops vs 3",
+        ),
+        (
+            lines(&[HEADER, &TXN.replace(r#""f":"poll""#, r#""f":"peek""#)]),
+            "line 2: unknown micro-op `peek` in a txn invoke's ops[1] (send, poll or commit-offset)",
+        ),
+        (
+            lines(&[HEADER, &TXN.replace(r#""value":"t1""#, r#""value":"t1","offset":3"#)]),
+            "line 2: `offset` does not belong on a txn invoke's ops[0] (send)",
+        ),
+        (
+            lines(&[HEADER, &TXN.replace(r#""value":"t1""#, r#""value":"t1","colour":3"#)]),
+            "line 2: malformed line: unknown field `colour`",
+        ),
+        (
+            lines(&[HEADER, &TXN.replace(r#""from":5,"to":9"#, r#""from":9,"to":5"#)]),
+            "line 2: ops[2] (commit-offset) of a txn invoke commits from 9 past to 5",
+        ),
+        (
+            lines(&[
+                HEADER,
+                &TXN.replace(r#""partition":1,"from":0"#, r#""partition":0,"value":"t1""#),
+            ]),
+            "line 2: `value` does not belong on a txn invoke's ops[1] (poll)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                &TXN.replace(
+                    r#"{"f":"poll","partition":1,"from":0}"#,
+                    r#"{"f":"send","partition":0,"value":"t1"}"#,
+                ),
+            ]),
+            "line 2: value `t1` was already sent to partition 0 on line 2: values must be unique per partition",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SEND_A,
+                SEND_A_OK,
+                &TXN.replace(r#""i":0,"t_ns":10"#, r#""i":2,"t_ns":30"#)
+                    .replace(r#""t1""#, r#""a""#),
+            ]),
+            "line 4: value `a` was already sent to partition 0 on line 2: values must be unique per partition",
+        ),
+        (
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"init"}"#]),
+            "line 2: an init invoke has no `txn_id`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"init","txn_id":"x","partition":0}"#,
+            ]),
+            "line 2: `partition` does not belong on an init invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0,"isolation":"snapshot"}"#,
+            ]),
+            "line 2: unknown isolation `snapshot` (read_committed or read_uncommitted)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"poll","partition":0,"from":0,"isolation":"read_uncommitted"}"#,
+                r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"records":[]}"#,
+            ]),
+            "line 3: ok does not match its invoke on line 2: isolation read_committed vs read_uncommitted",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":2,"last_stable_offset":3,"records":[[0,null,"a"],[1,null,"b"]]}"#,
+            ]),
+            "line 2: last_stable_offset 3 exceeds high_watermark 2",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":3,"aborted":[1],"records":[[0,null,"a"],[2,null,"b"]]}"#,
+            ]),
+            "line 2: aborted offset 1 is not the offset of a record in `records`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":3,"aborted":[2,0],"records":[[0,null,"a"],[2,null,"b"]]}"#,
+            ]),
+            "line 2: aborted offset 0 after 2: aborted offsets must increase",
+        ),
+        (
+            lines(&[r#"{"v":1,"system":"s","promises":["integrity","read-committed-only"]}"#]),
+            "line 1: no system can promise `read-committed-only`",
         ),
     ];
     for (text, expected) in cases {
@@ -368,4 +500,63 @@ fn a_history_built_in_memory_is_held_to_the_same_rules() {
     builder.invoke(30, 1, send("b", None)).expect("a fresh value");
     let history = builder.finish().expect("a pending send is allowed (and judged still-pending)");
     assert_eq!(parse(&history.to_jsonl()).expect("round trip"), history);
+}
+
+#[test]
+fn transactional_lines_round_trip() {
+    use logjam_model::{
+        Closing, Config, EventType, Header, HistoryBuilder, Isolation, MicroOp, Op, Record,
+        Replica, Transactions,
+    };
+    let config = Config { transactions: Transactions::PreKip890, ..Config::default() };
+    let mut builder = HistoryBuilder::new(Header::new("s", config));
+    builder.invoke(1, 0, Op::Init { txn_id: "tx".into() }).expect("init");
+    builder.event(2, 0, EventType::Ok, Op::Init { txn_id: "tx".into() }, None).expect("init ok");
+    let ops = vec![
+        MicroOp::send(0, Some("k"), "t1"),
+        MicroOp::poll(1, 0),
+        MicroOp::commit_offset("g", 2, 5, 9),
+    ];
+    builder.invoke(3, 0, Op::txn("tx", ops.clone())).expect("txn");
+    let mut done = ops;
+    done[0] =
+        MicroOp::Send { partition: 0, key: Some("k".into()), value: "t1".into(), offset: Some(0) };
+    done[1] = MicroOp::Poll { partition: 1, from: 0, records: vec![Record::new(0, None, "x")] };
+    builder.event(4, 0, EventType::Ok, Op::txn("tx", done), None).expect("txn ok");
+    let read = |records| Op::Poll {
+        partition: 0,
+        from: 0,
+        records,
+        isolation: Isolation::ReadUncommitted,
+    };
+    builder.invoke(5, 1, read(vec![])).expect("poll");
+    builder
+        .event(6, 1, EventType::Ok, read(vec![Record::new(0, Some("k"), "t1")]), None)
+        .expect("poll ok");
+    let replica = Replica {
+        node: 0,
+        partition: 0,
+        log_start_offset: 0,
+        high_watermark: 4,
+        last_stable_offset: Some(2),
+        aborted: vec![2],
+        records: vec![Record::new(0, Some("k"), "t1"), Record::new(2, Some("k"), "t2")],
+    };
+    builder.closing(Closing::Replica(replica)).expect("replica");
+    let history = builder.finish().expect("valid");
+    let text = history.to_jsonl();
+    assert!(text.contains(r#""transactions":"pre-kip-890""#), "{text}");
+    assert!(text.contains(r#""isolation":"read_uncommitted""#), "{text}");
+    assert!(text.contains(r#""last_stable_offset":2,"aborted":[2]"#), "{text}");
+    assert!(
+        text.contains(r#"{"f":"commit-offset","group":"g","partition":2,"from":5,"to":9}"#),
+        "{text}"
+    );
+    assert_eq!(parse(&text).expect("round trip"), history);
+    // Defaults are left out, so a history without transactions reads as it always did.
+    let plain = lines(&[HEADER, SEND_A, SEND_A_OK]);
+    assert_eq!(
+        parse(&plain).expect("valid").to_jsonl().lines().skip(1).collect::<Vec<_>>(),
+        [SEND_A, SEND_A_OK]
+    );
 }

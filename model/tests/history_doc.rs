@@ -28,6 +28,18 @@ fn the_documented_example_gets_the_documented_verdict() {
 }
 
 #[test]
+fn the_documented_transactional_example_is_judged_as_shown() {
+    let jsonl = blocks("jsonl-txn");
+    assert_eq!(jsonl.len(), 1, "one transactional example");
+    let history =
+        parse_history_str(&jsonl[0]).unwrap_or_else(|e| panic!("HISTORY.md txn example: {e}"));
+    let verdict = check(&history);
+    assert!(verdict.holds(), "{verdict}");
+    assert_eq!(verdict.expected(), vec![Invariant::DirtyRead], "{verdict}");
+    assert_eq!(format!("{}\n", verdict.anomalies[0]), blocks("text-txn")[0]);
+}
+
+#[test]
 fn the_documented_lost_write_is_reported_as_shown() {
     let (header, mut events, mut closing) = example().into_parts();
     // The variant the page describes: a later v4 acknowledged at offset 3, and final

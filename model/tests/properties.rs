@@ -42,6 +42,7 @@ fn config() -> impl Strategy<Value = Config> {
             truncation,
             idempotent,
             fault_budget: FaultBudget { crashes_max, disk_faults_max },
+            transactions: Default::default(),
         },
     )
 }

@@ -1897,6 +1897,12 @@ fn op_text(history: &model::History, bar: &OpBar) -> (String, String) {
             format!("poll p{partition}@{from}"),
         ),
         model::Op::Assign { partitions } => (format!("assign {partitions:?}"), "assign".to_owned()),
+        model::Op::Init { txn_id } => {
+            (format!("init transactional id {txn_id}"), "init".to_owned())
+        }
+        model::Op::Txn { txn_id, ops } => {
+            (format!("transaction {txn_id} of {} operations", ops.len()), format!("txn {txn_id}"))
+        }
     };
     let (result, short_result) = match done {
         None => ("still pending at the end".to_owned(), "pending".to_owned()),

@@ -9,10 +9,17 @@
 //! Values are named by dense ids: a sent value's id is its send's position among the
 //! history's sends (in invocation order); values read but never sent get the ids after
 //! those.
+//!
+//! Transactions are flattened here, once, for every checker: each send micro-op is a
+//! `Send` with its transaction's outcome and events, each poll micro-op a `PollView`
+//! (read_committed) of its transaction. The final log is the reference replica's
+//! records below its high watermark that no aborted transaction wrote; the final
+//! read_committed *view* is the part of it below the last stable offset.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
-use crate::history::{Closing, EventType, History, Op, Record};
+use crate::history::{Closing, EventType, History, Isolation, Op, Record};
 
 /// How a send ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,10 +30,12 @@ pub(crate) enum Outcome {
     Pending,
 }
 
-/// A send operation, indexed by its value id.
+/// A send (plain, or a send micro-op of a transaction), indexed by its value id.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Send<'h> {
     pub op: u32,
+    /// The transaction it belongs to (an index into `Digest::txns`).
+    pub txn: Option<u32>,
     pub invoke: u32,
     pub completion: Option<u32>,
     pub outcome: Outcome,
@@ -38,14 +47,54 @@ pub(crate) struct Send<'h> {
     pub ack_offset: Option<u64>,
 }
 
+/// An ok poll (plain, or a poll micro-op of an ok transaction) and what it read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PollView<'h> {
+    /// The completion event (the ok poll or the ok txn).
+    pub event: u32,
+    pub invoke: u32,
+    pub process: u64,
+    pub part: u32,
+    pub from: u64,
+    pub records: &'h [Record],
+    pub isolation: Isolation,
+}
+
+/// A transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct TxnView<'h> {
+    pub op: u32,
+    pub invoke: u32,
+    pub completion: Option<u32>,
+    pub outcome: Outcome,
+    pub process: u64,
+    pub txn_id: &'h str,
+    /// The value ids of its sends (consecutive: a transaction's sends are indexed
+    /// together when it is invoked).
+    pub sends: Range<u32>,
+    /// The completion of another process's `init` of the same id, the latest one before
+    /// this transaction was invoked, if that process held the id then: the transaction
+    /// came from a fenced producer.
+    pub fenced_by: Option<u32>,
+}
+
+impl TxnView<'_> {
+    /// The event that shows how it ended (its invocation while it is pending).
+    pub fn last_event(&self) -> u32 {
+        self.completion.unwrap_or(self.invoke)
+    }
+}
+
 /// Who claims that a value sits at an offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Source {
     /// An acknowledged send (the op).
     Ack { op: u32 },
-    /// A record returned by an ok poll (the op, and the record's position in it).
-    Read { op: u32, record: u32 },
-    /// A committed record of the reference replica (its closing line and position).
+    /// A record returned by an ok poll (its index in `Digest::polls`, and the record's
+    /// position in it).
+    Read { poll: u32, record: u32 },
+    /// A committed record of the reference replica that no aborted transaction wrote
+    /// (its closing line and position).
     Final { closing: u32, record: u32 },
 }
 
@@ -68,15 +117,18 @@ impl Claim<'_> {
     }
 }
 
-/// What the claims say about one value.
+/// What the claims say about one value. Reads at read_uncommitted prove nothing
+/// about commitment, so only read_committed reads count here.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ValueFacts {
-    /// Some ok poll returned it.
+    /// Some ok read_committed poll returned it.
     pub read: bool,
-    /// The reference replica holds it below its high watermark.
+    /// The reference replica holds it below its high watermark, not aborted.
     pub in_final: bool,
-    /// The lowest offset it was observed at (by a read or the final log), and the
-    /// claim that shows it.
+    /// ...and below its last stable offset: in the final read_committed view.
+    pub in_view: bool,
+    /// The lowest offset it was observed at (by a read_committed read or the final
+    /// log), and the claim that shows it.
     pub landed: Option<(u64, u32)>,
 }
 
@@ -94,6 +146,10 @@ pub(crate) struct Digest<'h> {
     pub reference: Vec<Option<u32>>,
     /// Sends by value id.
     pub sends: Vec<Send<'h>>,
+    /// Ok polls, plain and in transactions, in operation order.
+    pub polls: Vec<PollView<'h>>,
+    /// Transactions, in invocation order.
+    pub txns: Vec<TxnView<'h>>,
     /// Per value id (sent ones first, then values never sent).
     pub facts: Vec<ValueFacts>,
     /// Every claim, sorted.
@@ -111,11 +167,15 @@ impl<'h> Digest<'h> {
             replica_problems: Vec::new(),
             reference: Vec::new(),
             sends: Vec::new(),
+            polls: Vec::new(),
+            txns: Vec::new(),
             facts: Vec::new(),
             claims: Vec::new(),
         };
         digest.index_replicas();
+        digest.index_txns();
         digest.index_sends();
+        digest.index_polls();
         digest.collect_claims();
         digest.collect_facts();
         digest
@@ -130,13 +190,21 @@ impl<'h> Digest<'h> {
         self.partitions[part as usize]
     }
 
-    /// The ok poll's completion event and what it read, for a poll op.
-    pub fn poll(&self, op: u32) -> (usize, u64, &'h [Record]) {
-        let completion =
-            self.history.ops()[op as usize].completion.expect("an ok poll has completed");
-        match &self.history.events()[completion as usize].op {
-            Op::Poll { from, records, .. } => (completion as usize, *from, records),
-            _ => unreachable!("op {op} is a poll"),
+    /// The end of the final read_committed view of a dense partition: the reference
+    /// replica's last stable offset (0 without a reference replica).
+    pub fn view_end(&self, part: u32) -> u64 {
+        self.reference_replica(part).map_or(0, |(_, replica)| replica.last_stable())
+    }
+
+    /// Whether a claim is a read_committed observation: the final log, or a record an
+    /// ok read_committed poll returned.
+    pub fn read_committed(&self, claim: &Claim) -> bool {
+        match claim.source {
+            Source::Ack { .. } => false,
+            Source::Read { poll, .. } => {
+                self.polls[poll as usize].isolation == Isolation::ReadCommitted
+            }
+            Source::Final { .. } => true,
         }
     }
 
@@ -158,7 +226,7 @@ impl<'h> Digest<'h> {
     pub fn observed_from(&self, claim: &Claim) -> u64 {
         match claim.source {
             Source::Ack { .. } => unreachable!("an acknowledgement is not an observation"),
-            Source::Read { op, .. } => self.history.ops()[op as usize].invoke as u64,
+            Source::Read { poll, .. } => self.polls[poll as usize].invoke as u64,
             Source::Final { .. } => u64::MAX,
         }
     }
@@ -167,7 +235,7 @@ impl<'h> Digest<'h> {
     pub fn observed_by(&self, claim: &Claim) -> u64 {
         match claim.source {
             Source::Ack { .. } => unreachable!("an acknowledgement is not an observation"),
-            Source::Read { op, .. } => self.poll(op).0 as u64,
+            Source::Read { poll, .. } => self.polls[poll as usize].event as u64,
             Source::Final { .. } => u64::MAX,
         }
     }
@@ -178,7 +246,9 @@ impl<'h> Digest<'h> {
             Source::Ack { op } => self
                 .witness
                 .event(self.history.ops()[op as usize].completion.expect("acknowledged") as usize),
-            Source::Read { op, .. } => self.witness.event(self.poll(op).0),
+            Source::Read { poll, .. } => {
+                self.witness.event(self.polls[poll as usize].event as usize)
+            }
             Source::Final { closing, .. } => {
                 self.witness.replica_at(closing as usize, claim.offset)
             }
@@ -193,9 +263,11 @@ impl<'h> Digest<'h> {
 
     fn index_replicas(&mut self) {
         self.reference = vec![None; self.partitions.len()];
+        let transactional =
+            self.history.events().iter().any(|event| matches!(event.op, Op::Txn { .. }));
         for (closing, line) in self.history.closing().iter().enumerate() {
             let Closing::Replica(replica) = line else { continue };
-            let problem = replica_problem(replica);
+            let problem = replica_problem(replica, transactional);
             if problem.is_none() {
                 let part = self.part(replica.partition) as usize;
                 let better = match self.reference[part] {
@@ -215,42 +287,106 @@ impl<'h> Digest<'h> {
         }
     }
 
+    /// Transactions in invocation order, and which came from a fenced producer: one
+    /// sweep in event order keeps the holder of each transactional id (the process of
+    /// its latest ok `init`).
+    fn index_txns(&mut self) {
+        let history = self.history;
+        let mut holders: BTreeMap<&'h str, (u64, u32)> = BTreeMap::new();
+        let mut txns = Vec::new();
+        for (index, event) in history.events().iter().enumerate() {
+            match (&event.op, event.kind) {
+                (Op::Init { txn_id }, EventType::Ok) => {
+                    holders.insert(txn_id, (event.process, index as u32));
+                }
+                (Op::Txn { txn_id, .. }, EventType::Invoke) => {
+                    let op = history.op_of_event(index);
+                    let span = history.ops()[op];
+                    let fenced_by = holders
+                        .get(txn_id.as_str())
+                        .filter(|&&(holder, _)| holder != event.process)
+                        .map(|&(_, init)| init);
+                    txns.push(TxnView {
+                        op: op as u32,
+                        invoke: span.invoke,
+                        completion: span.completion,
+                        outcome: outcome_of(history, span.completion),
+                        process: event.process,
+                        txn_id,
+                        sends: 0..0,
+                        fenced_by,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.txns = txns;
+    }
+
     fn index_sends(&mut self) {
         let history = self.history;
-        let sends: Vec<Send<'h>> = history
-            .sends()
-            .iter()
-            .map(|&op| {
-                let span = history.ops()[op as usize];
-                let invoke = &history.events()[span.invoke as usize];
-                let Op::Send { partition, key, value, .. } = &invoke.op else {
-                    unreachable!("the value index holds sends")
-                };
-                let completion = span.completion.map(|c| &history.events()[c as usize]);
-                let outcome = match completion.map(|event| event.kind) {
-                    None => Outcome::Pending,
-                    Some(EventType::Ok) => Outcome::Ok,
-                    Some(EventType::Fail) => Outcome::Fail,
-                    Some(EventType::Info) => Outcome::Info,
-                    Some(EventType::Invoke) => unreachable!("a completion is not an invoke"),
-                };
-                let ack_offset = match completion.map(|event| &event.op) {
-                    Some(Op::Send { offset, .. }) => *offset,
-                    _ => None,
-                };
-                Send {
-                    op,
-                    invoke: span.invoke,
-                    completion: span.completion,
-                    outcome,
-                    part: self.part(*partition),
-                    key: key.as_deref(),
-                    value,
-                    ack_offset,
+        let mut txn_of_op: BTreeMap<u32, u32> = BTreeMap::new();
+        for (index, txn) in self.txns.iter().enumerate() {
+            txn_of_op.insert(txn.op, index as u32);
+        }
+        let mut sends = Vec::with_capacity(history.sends().len());
+        for (id, at) in history.sends().iter().enumerate() {
+            let span = history.ops()[at.op as usize];
+            let invoke = &history.events()[span.invoke as usize];
+            let send = nth_send(&invoke.op, at.micro);
+            let completion = span.completion.map(|c| &history.events()[c as usize]);
+            let outcome = outcome_of(history, span.completion);
+            let ack_offset = match (outcome, completion) {
+                (Outcome::Ok, Some(completion)) => nth_send(&completion.op, at.micro).offset,
+                _ => None,
+            };
+            let txn = at.micro.map(|_| txn_of_op[&at.op]);
+            if let Some(txn) = txn {
+                let range = &mut self.txns[txn as usize].sends;
+                if range.start == range.end {
+                    *range = id as u32..id as u32;
                 }
-            })
-            .collect();
+                debug_assert_eq!(range.end, id as u32, "a transaction's sends are consecutive");
+                range.end = id as u32 + 1;
+            }
+            sends.push(Send {
+                op: at.op,
+                txn,
+                invoke: span.invoke,
+                completion: span.completion,
+                outcome,
+                part: self.part(send.partition),
+                key: send.key,
+                value: send.value,
+                ack_offset,
+            });
+        }
         self.sends = sends;
+    }
+
+    /// Every ok poll, plain or in an ok transaction, flattened in operation order.
+    fn index_polls(&mut self) {
+        let history = self.history;
+        let mut polls = Vec::new();
+        for span in history.ops() {
+            let Some(completion) = span.completion else { continue };
+            let event = &history.events()[completion as usize];
+            if event.kind != EventType::Ok {
+                continue;
+            }
+            for poll in event.op.polls() {
+                polls.push(PollView {
+                    event: completion,
+                    invoke: span.invoke,
+                    process: event.process,
+                    part: self.part(poll.partition),
+                    from: poll.from,
+                    records: poll.records,
+                    isolation: poll.isolation,
+                });
+            }
+        }
+        self.polls = polls;
     }
 
     /// The id of a sent value.
@@ -259,7 +395,6 @@ impl<'h> Digest<'h> {
     }
 
     fn collect_claims(&mut self) {
-        let history = self.history;
         let mut claims = Vec::new();
         for (id, send) in self.sends.iter().enumerate() {
             if let (Outcome::Ok, Some(offset)) = (send.outcome, send.ack_offset) {
@@ -284,19 +419,10 @@ impl<'h> Digest<'h> {
             });
             claims.push(Claim { part, offset: record.offset, value, source, record: Some(record) });
         };
-        for (op, span) in history.ops().iter().enumerate() {
-            let Some(completion) = span.completion else { continue };
-            let event = &history.events()[completion as usize];
-            if let (EventType::Ok, Op::Poll { partition, records, .. }) = (event.kind, &event.op) {
-                let part = self.part(*partition);
-                for (index, record) in records.iter().enumerate() {
-                    push(
-                        &mut claims,
-                        part,
-                        record,
-                        Source::Read { op: op as u32, record: index as u32 },
-                    );
-                }
+        for (index, poll) in self.polls.iter().enumerate() {
+            for (position, record) in poll.records.iter().enumerate() {
+                let source = Source::Read { poll: index as u32, record: position as u32 };
+                push(&mut claims, poll.part, record, source);
             }
         }
         for part in 0..self.partitions.len() as u32 {
@@ -304,6 +430,7 @@ impl<'h> Digest<'h> {
             for (index, record) in replica.records.iter().enumerate() {
                 if record.offset >= replica.log_start_offset
                     && record.offset < replica.high_watermark
+                    && !replica.is_aborted(record.offset)
                 {
                     let source = Source::Final { closing: closing as u32, record: index as u32 };
                     push(&mut claims, part, record, source);
@@ -326,12 +453,20 @@ impl<'h> Digest<'h> {
     }
 
     fn collect_facts(&mut self) {
+        let view_ends: Vec<u64> =
+            (0..self.partitions.len() as u32).map(|part| self.view_end(part)).collect();
         for (index, claim) in self.claims.iter().enumerate() {
+            if !self.read_committed(claim) {
+                continue;
+            }
             let facts = &mut self.facts[claim.value as usize];
             match claim.source {
                 Source::Ack { .. } => continue,
                 Source::Read { .. } => facts.read = true,
-                Source::Final { .. } => facts.in_final = true,
+                Source::Final { .. } => {
+                    facts.in_final = true;
+                    facts.in_view |= claim.offset < view_ends[claim.part as usize];
+                }
             }
             // Claims are in offset order, so the first observation is the lowest.
             facts.landed.get_or_insert((claim.offset, index as u32));
@@ -374,16 +509,32 @@ fn sort_claims(claims: &mut Vec<Claim<'_>>, partitions: usize) {
     }
 }
 
+/// How an operation ended, from its completion event.
+fn outcome_of(history: &History, completion: Option<u32>) -> Outcome {
+    match completion.map(|event| history.events()[event as usize].kind) {
+        None => Outcome::Pending,
+        Some(EventType::Ok) => Outcome::Ok,
+        Some(EventType::Fail) => Outcome::Fail,
+        Some(EventType::Info) => Outcome::Info,
+        Some(EventType::Invoke) => unreachable!("a completion is not an invoke"),
+    }
+}
+
+/// The send a `SendAt` names inside an operation (the op itself, or a micro-op).
+fn nth_send(op: &Op, micro: Option<u32>) -> crate::history::SendArgs<'_> {
+    match (op, micro) {
+        (Op::Txn { ops, .. }, Some(micro)) => {
+            ops[micro as usize].send_args().expect("the send index holds send micro-ops")
+        }
+        _ => op.sends().next().expect("the send index holds sends"),
+    }
+}
+
 /// Every partition mentioned by an operation, a replica or a protocol event.
 fn partitions(history: &History) -> Vec<u32> {
     let mut partitions = BTreeSet::new();
     for event in history.events() {
-        match &event.op {
-            Op::Send { partition, .. } | Op::Poll { partition, .. } => {
-                partitions.insert(*partition);
-            }
-            Op::Assign { partitions: assigned } => partitions.extend(assigned.iter().copied()),
-        }
+        partitions.extend(event.op.partitions());
     }
     for line in history.closing() {
         match line {
@@ -401,8 +552,15 @@ fn partitions(history: &History) -> Vec<u32> {
 }
 
 /// What makes a replica's log malformed, if anything: offsets that do not strictly
-/// increase, records below the log start, a high watermark outside the log.
-fn replica_problem(replica: &crate::history::Replica) -> Option<(u64, String)> {
+/// increase, records below the log start, a high watermark outside the log. With
+/// transactions, control markers occupy offsets without being records, so the high
+/// watermark may pass the last record (`transactional`: the history has any).
+fn replica_problem(
+    replica: &crate::history::Replica,
+    transactional: bool,
+) -> Option<(u64, String)> {
+    let markers =
+        transactional || replica.last_stable_offset.is_some() || !replica.aborted.is_empty();
     let first = replica.records.first();
     if let Some(first) = first.filter(|first| first.offset < replica.log_start_offset) {
         return Some((
@@ -420,7 +578,7 @@ fn replica_problem(replica: &crate::history::Replica) -> Option<(u64, String)> {
         ));
     }
     let log_end_offset = replica.log_end_offset();
-    if replica.high_watermark > log_end_offset {
+    if replica.high_watermark > log_end_offset && !markers {
         return Some((
             replica.high_watermark,
             format!(

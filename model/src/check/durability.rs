@@ -15,7 +15,6 @@
 
 use super::Findings;
 use super::digest::{Digest, Outcome};
-use crate::history::Op;
 use crate::invariant::{Guarantee, Invariant};
 
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
@@ -57,13 +56,31 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                 continue;
             }
             if offset < replica.high_watermark {
-                findings.found(Invariant::LostWrite, Guarantee::AckedDurable, Some(partition), || {
-                    let explanation = format!(
-                        "`{}` was acknowledged at offset {offset}, which n{} has committed without it",
-                        send.value, replica.node
-                    );
-                    (explanation, vec![digest.witness.event(acked), digest.witness.replica_at(closing, offset)])
-                });
+                findings.found(
+                    Invariant::LostWrite,
+                    Guarantee::AckedDurable,
+                    Some(partition),
+                    || {
+                        // A late produce deduplicated into an aborted transaction: still there,
+                        // but aborted (the legacy transaction protocol's loss).
+                        let how = if replica.is_aborted(offset) {
+                            "holds only as a record of an aborted transaction"
+                        } else {
+                            "has committed without it"
+                        };
+                        let explanation = format!(
+                            "`{}` was acknowledged at offset {offset}, which n{} {how}",
+                            send.value, replica.node
+                        );
+                        (
+                            explanation,
+                            vec![
+                                digest.witness.event(acked),
+                                digest.witness.replica_at(closing, offset),
+                            ],
+                        )
+                    },
+                );
                 continue;
             }
         }
@@ -73,7 +90,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                     "`{}` was acknowledged at offset {offset}, but a poll read across that offset without it",
                     send.value
                 );
-                (explanation, vec![digest.witness.event(acked), digest.witness.event(digest.poll(poll).0)])
+                (explanation, vec![digest.witness.event(acked), digest.witness.event(digest.polls[poll as usize].event as usize)])
             });
             continue;
         }
@@ -90,21 +107,20 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
 /// Which offsets ok polls read across: per partition, each poll's span from its start
 /// to its last record, sorted by start, with the running furthest reach.
 struct Coverage {
-    /// Per dense partition: (span start, furthest end so far, the poll reaching it).
+    /// Per dense partition: (span start, furthest end so far, the poll reaching it, an
+    /// index into `Digest::polls`).
     spans: Vec<Vec<(u64, u64, u32)>>,
 }
 
 impl Coverage {
     fn new(digest: &Digest<'_>) -> Coverage {
         let mut spans = vec![Vec::new(); digest.partitions.len()];
-        for (op, span) in digest.history.ops().iter().enumerate() {
-            let Some(completion) = span.completion else { continue };
-            let event = &digest.history.events()[completion as usize];
-            // Only an ok poll has records.
-            let Op::Poll { partition, from, records } = &event.op else { continue };
-            let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
-            let start = (*from).min(first.offset);
-            spans[digest.part(*partition) as usize].push((start, last.offset, op as u32));
+        for (index, poll) in digest.polls.iter().enumerate() {
+            let (Some(first), Some(last)) = (poll.records.first(), poll.records.last()) else {
+                continue;
+            };
+            let start = poll.from.min(first.offset);
+            spans[poll.part as usize].push((start, last.offset, index as u32));
         }
         for spans in &mut spans {
             spans.sort_unstable();

@@ -1,9 +1,11 @@
-//! still-pending and not-converged: is everything finished and equal at the end?
+//! still-pending, not-converged and hanging-transaction: is everything finished and
+//! equal at the end?
 //!
 //! A history is judged after its quiet phase (faults healed), so every operation must
 //! have completed and every replica of a partition must hold the same log and high
 //! watermark as the reference replica. Replicas already reported as diverged are not
-//! reported again here.
+//! reported again here. Every transaction must be decided: a reference replica whose
+//! last stable offset is below its high watermark has one left hanging.
 
 use super::Findings;
 use super::digest::Digest;
@@ -19,8 +21,8 @@ pub(super) fn check(digest: &Digest<'_>, diverged: &[bool], findings: &mut Findi
         }
         let invoke = history.invoke_of(op);
         let partition = match &invoke.op {
-            Op::Send { partition, .. } | Op::Poll { partition, .. } => Some(*partition),
-            Op::Assign { .. } => None,
+            Op::Assign { .. } | Op::Init { .. } => None,
+            op => op.partitions().next(),
         };
         findings.found(Invariant::StillPending, Guarantee::Liveness, partition, || {
             let explanation =
@@ -82,4 +84,26 @@ pub(super) fn check(digest: &Digest<'_>, diverged: &[bool], findings: &mut Findi
         );
     }
     findings.examined(Invariant::NotConverged, compared, "replica logs");
+}
+
+/// hanging-transaction: a partition's reference replica ends with an undecided
+/// transaction (its last stable offset below its high watermark).
+pub(super) fn check_hanging(digest: &Digest<'_>, findings: &mut Findings<'_>) {
+    let mut judged = 0;
+    for part in 0..digest.partitions.len() as u32 {
+        let Some((closing, replica)) = digest.reference_replica(part) else { continue };
+        judged += 1;
+        let lso = replica.last_stable();
+        if lso >= replica.high_watermark {
+            continue;
+        }
+        findings.found(Invariant::HangingTransaction, Guarantee::Liveness, Some(replica.partition), || {
+            let explanation = format!(
+                "n{} ends with last stable offset {lso} below its high watermark {}: a transaction left undecided",
+                replica.node, replica.high_watermark
+            );
+            (explanation, vec![digest.witness.replica_at(closing, lso)])
+        });
+    }
+    findings.examined(Invariant::HangingTransaction, judged, "partitions");
 }

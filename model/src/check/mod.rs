@@ -9,16 +9,20 @@
 //! binary searches, ordered maps keyed by process or node. Nothing iterates a hash map,
 //! so the verdict is a pure function of the history.
 
+mod atomic;
 mod digest;
 mod duplicate;
 mod durability;
+mod exactly_once;
 mod liveness;
 mod offsets;
 mod polls;
 mod protocol;
 mod replicas;
 mod sends;
+mod txn_reads;
 mod values;
+mod zombie;
 
 use crate::history::{Closing, History, Replica};
 use crate::invariant::{Guarantee, Invariant};
@@ -32,6 +36,10 @@ pub fn check(history: &History) -> Verdict {
     let mut findings = Findings::new(history, header.promises());
     let digest = Digest::new(history);
     values::check(&digest, &mut findings);
+    txn_reads::check(&digest, &mut findings);
+    atomic::check(&digest, &mut findings);
+    zombie::check(&digest, &mut findings);
+    exactly_once::check(&digest, &mut findings);
     duplicate::check(&digest, &mut findings);
     offsets::check(&digest, &mut findings);
     durability::check(&digest, &mut findings);
@@ -39,6 +47,7 @@ pub fn check(history: &History) -> Verdict {
     sends::check(&digest, &mut findings);
     let diverged = replicas::check(&digest, &mut findings);
     liveness::check(&digest, &diverged, &mut findings);
+    liveness::check_hanging(&digest, &mut findings);
     protocol::check(&digest, &mut findings);
 
     findings.into_verdict(&digest)
@@ -90,7 +99,7 @@ impl<'h> Findings<'h> {
         partition: Option<u32>,
         describe: impl FnOnce() -> (String, Vec<Witness>),
     ) {
-        let promised = self.promises.contains(&guarantee);
+        let promised = guarantee.promisable() && self.promises.contains(&guarantee);
         let check = self.slot(invariant);
         let (judgement, kept) = tally(promised, &mut check.violations, &mut check.expected);
         if kept {

@@ -58,7 +58,10 @@ fn judge_offset<'h>(
                     (explanation, vec![digest.claim_witness(read), digest.witness.replica_at(closing, offset)])
                 });
             }
-        } else if offset >= replica.log_start_offset && !has_final {
+        } else if offset >= replica.log_start_offset
+            && !has_final
+            && !holds_aborted(replica, offset, read_value)
+        {
             findings.found(Invariant::CommittedReadChanged, Guarantee::CommittedStable, Some(partition), || {
                 let explanation = format!(
                     "`{read_value}` was read at offset {offset}, where the final log of n{} holds nothing",
@@ -145,4 +148,15 @@ fn changed_after_read<'g, 'h>(
         };
         candidate.filter(|&(from, _)| from > done).map(|(_, later)| (read, later))
     })
+}
+
+/// Whether the replica still holds `value` at `offset`, as a record of an aborted
+/// transaction: the read saw it before the abort (or at read_uncommitted), and the
+/// transactional checks judge that, not this one.
+fn holds_aborted(replica: &crate::history::Replica, offset: u64, value: &str) -> bool {
+    replica.is_aborted(offset)
+        && replica
+            .records
+            .binary_search_by_key(&offset, |record| record.offset)
+            .is_ok_and(|at| replica.records[at].value == value)
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use super::Findings;
 use super::digest::{Digest, Outcome};
-use crate::history::{EventType, Op};
+use crate::history::EventType;
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
 
@@ -65,51 +65,56 @@ impl Highest {
 
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let history = digest.history;
-    let mut value_of_op = vec![u32::MAX; history.ops().len()];
-    for (value, send) in digest.sends.iter().enumerate() {
-        value_of_op[send.op as usize] = value as u32;
+    // A transaction's sends have consecutive value ids, so an op's first is enough.
+    let mut first_value_of_op = vec![u32::MAX; history.ops().len()];
+    for (value, send) in digest.sends.iter().enumerate().rev() {
+        first_value_of_op[send.op as usize] = value as u32;
     }
     let mut highest = vec![Highest::default(); digest.partitions.len()];
     let mut last_acked: BTreeMap<(u64, u32), Acked> = BTreeMap::new();
     let mut landed_sends = 0;
     for (index, event) in history.events().iter().enumerate() {
-        let Op::Send { offset, .. } = &event.op else { continue };
-        let value = value_of_op[history.op_of_event(index)];
-        let send = &digest.sends[value as usize];
-        match event.kind {
-            EventType::Invoke => {
-                let Some((landed, evidence)) = landing(digest, value) else { continue };
-                landed_sends += 1;
-                if let Some(earlier) =
-                    last_acked.get(&(event.process, send.part)).filter(|a| landed < a.offset)
-                {
-                    findings.found(Invariant::NonmonotonicSend, Guarantee::AckedDurable, Some(digest.partition_id(send.part)), || {
-                        let explanation = format!(
-                            "process {} sent `{}` after a send acknowledged at offset {}, but it landed at offset {landed}",
-                            event.process, send.value, earlier.offset
-                        );
-                        (explanation, vec![digest.witness.event(earlier.event), digest.witness.event(index), evidence.witness(digest)])
-                    });
+        let first = first_value_of_op[history.op_of_event(index)];
+        // Plain sends, and a transaction's sends at its invocation and commit.
+        for (nth, args) in event.op.sends().enumerate() {
+            let value = first + nth as u32;
+            let send = &digest.sends[value as usize];
+            match event.kind {
+                EventType::Invoke => {
+                    let Some((landed, evidence)) = landing(digest, value) else { continue };
+                    landed_sends += 1;
+                    if let Some(earlier) =
+                        last_acked.get(&(event.process, send.part)).filter(|a| landed < a.offset)
+                    {
+                        findings.found(Invariant::NonmonotonicSend, Guarantee::AckedDurable, Some(digest.partition_id(send.part)), || {
+                            let explanation = format!(
+                                "process {} sent `{}` after a send acknowledged at offset {}, but it landed at offset {landed}",
+                                event.process, send.value, earlier.offset
+                            );
+                            (explanation, vec![digest.witness.event(earlier.event), digest.witness.event(index), evidence.witness(digest)])
+                        });
+                    }
+                    if let Some(earlier) = highest[send.part as usize]
+                        .not_of(event.process)
+                        .filter(|a| landed < a.offset)
+                    {
+                        findings.found(Invariant::RealtimeOrder, Guarantee::AckedDurable, Some(digest.partition_id(send.part)), || {
+                            let explanation = format!(
+                                "`{}` was sent after process {} had a send acknowledged at offset {}, but it landed at offset {landed}",
+                                send.value, earlier.process, earlier.offset
+                            );
+                            (explanation, vec![digest.witness.event(earlier.event), digest.witness.event(index), evidence.witness(digest)])
+                        });
+                    }
                 }
-                if let Some(earlier) =
-                    highest[send.part as usize].not_of(event.process).filter(|a| landed < a.offset)
-                {
-                    findings.found(Invariant::RealtimeOrder, Guarantee::AckedDurable, Some(digest.partition_id(send.part)), || {
-                        let explanation = format!(
-                            "`{}` was sent after process {} had a send acknowledged at offset {}, but it landed at offset {landed}",
-                            send.value, earlier.process, earlier.offset
-                        );
-                        (explanation, vec![digest.witness.event(earlier.event), digest.witness.event(index), evidence.witness(digest)])
-                    });
+                EventType::Ok => {
+                    let Some(offset) = args.offset else { continue };
+                    let acked = Acked { offset, process: event.process, event: index };
+                    highest[send.part as usize].add(acked);
+                    last_acked.insert((event.process, send.part), acked);
                 }
+                EventType::Fail | EventType::Info => {}
             }
-            EventType::Ok => {
-                let Some(offset) = *offset else { continue };
-                let acked = Acked { offset, process: event.process, event: index };
-                highest[send.part as usize].add(acked);
-                last_acked.insert((event.process, send.part), acked);
-            }
-            EventType::Fail | EventType::Info => {}
         }
     }
     findings.examined(Invariant::NonmonotonicSend, landed_sends, "sends that landed");

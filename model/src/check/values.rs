@@ -3,6 +3,8 @@
 //! A record read, or held committed by the final log, must come from a send of that
 //! value, with that key, invoked before the read completed (phantom), and that send
 //! must not have definitely failed (aborted-read, Jepsen's G1a). One anomaly per value.
+//! A record of a failed *transaction* is judged by `txn_reads` instead: what counts
+//! there depends on the isolation of the read.
 
 use super::Findings;
 use super::digest::{Digest, Outcome, Source};
@@ -61,7 +63,10 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                 });
             }
         }
-        if send.outcome == Outcome::Fail && !std::mem::replace(&mut aborted_reported[value], true) {
+        if send.outcome == Outcome::Fail
+            && send.txn.is_none()
+            && !std::mem::replace(&mut aborted_reported[value], true)
+        {
             findings.found(Invariant::AbortedRead, Guarantee::Integrity, Some(partition), || {
                 let failed = send.completion.expect("a failed send completed") as usize;
                 let explanation =

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use super::parse::{HistoryError, Problem};
 use super::values::ValueIndex;
 use super::{
-    Closing, EVENTS_MAX, Event, EventType, Header, History, OFFSET_MAX, Op, OpSpan, Protocol,
-    ProtocolEvent, Record,
+    Closing, EVENTS_MAX, Event, EventType, Header, History, MicroOp, OFFSET_MAX, Op, OpSpan,
+    Protocol, ProtocolEvent, Record, Replica, SendAt,
 };
 
 pub(crate) struct Validator {
@@ -26,8 +26,9 @@ pub(crate) struct Validator {
     /// The line of each replica's final log, by (node, partition).
     replica_lines: BTreeMap<(u32, u32), u64>,
     closing_first_line: Option<u64>,
-    /// Ops that are sends, in invocation order, and their (partition, value) index.
-    sends: Vec<u32>,
+    /// Every send (plain or in a transaction), in invocation order, and their
+    /// (partition, value) index.
+    sends: Vec<SendAt>,
     value_index: ValueIndex,
 }
 
@@ -135,7 +136,7 @@ impl Validator {
                 }
                 offset_in_range(line, "offset", *offset)
             }
-            Op::Send { offset: None, .. } | Op::Assign { .. } => Ok(()),
+            Op::Send { offset: None, .. } | Op::Assign { .. } | Op::Init { .. } => Ok(()),
             Op::Poll { from, records, .. } => {
                 if !records.is_empty() && event.kind != EventType::Ok {
                     return Err(invalid(
@@ -146,6 +147,10 @@ impl Validator {
                 offset_in_range(line, "from", *from)?;
                 records_in_range(line, records)
             }
+            Op::Txn { ops, .. } => ops
+                .iter()
+                .enumerate()
+                .try_for_each(|(index, micro)| check_micro(line, event.kind, index, micro)),
         }
     }
 
@@ -164,39 +169,68 @@ impl Validator {
             ));
         }
         let op = self.ops.len() as u32;
-        if let Op::Send { partition, value, .. } = &event.op {
-            self.index_send(line, *partition, value, op)?;
-        }
+        // Every value first, so a refused invocation leaves nothing indexed.
+        let sent: Vec<(SendAt, u32, &str)> = match &event.op {
+            Op::Send { partition, value, .. } => {
+                vec![(SendAt { op, micro: None }, *partition, value.as_str())]
+            }
+            Op::Txn { ops, .. } => ops
+                .iter()
+                .enumerate()
+                .filter_map(|(index, micro)| match micro {
+                    MicroOp::Send { partition, value, .. } => {
+                        Some((SendAt { op, micro: Some(index as u32) }, *partition, value.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.check_unsent(line, &sent)?;
         self.ops.push(OpSpan { invoke: self.events.len() as u32, completion: None });
+        for (at, partition, value) in sent {
+            self.index_send(partition, value, at, &event.op);
+        }
         self.pending.insert(event.process, op);
         Ok(op)
     }
 
     /// Values must be unique per partition: a value is how reads name its send.
-    fn index_send(
-        &mut self,
-        line: u64,
-        partition: u32,
-        value: &str,
-        op: u32,
-    ) -> Result<(), HistoryError> {
+    fn check_unsent(&self, line: u64, sent: &[(SendAt, u32, &str)]) -> Result<(), HistoryError> {
         let (events, ops, sends) = (&self.events, &self.ops, &self.sends);
         let key_of = |position: u32| send_key(events, ops, sends, position);
-        match self.value_index.insert(partition, value, sends.len() as u32, key_of) {
-            Ok(()) => {
-                self.sends.push(op);
-                Ok(())
-            }
-            Err(first) => {
-                let first_line = self.ops[self.sends[first as usize] as usize].invoke as u64 + 2;
-                Err(invalid(
-                    line,
-                    format!(
-                        "value `{value}` was already sent to partition {partition} on line {first_line}: values must be unique per partition"
-                    ),
-                ))
-            }
+        let mut in_this_op = std::collections::BTreeSet::new();
+        for &(_, partition, value) in sent {
+            let first_line = match self.value_index.get(partition, value, &key_of) {
+                Some(first) => self.ops[self.sends[first as usize].op as usize].invoke as u64 + 2,
+                None if !in_this_op.insert((partition, value)) => line,
+                None => continue,
+            };
+            return Err(invalid(
+                line,
+                format!(
+                    "value `{value}` was already sent to partition {partition} on line {first_line}: values must be unique per partition"
+                ),
+            ));
         }
+        Ok(())
+    }
+
+    /// Indexes a send known to be new; `pending` is the operation being invoked (not in
+    /// `events` yet), whose earlier sends the index may need to read back.
+    fn index_send(&mut self, partition: u32, value: &str, at: SendAt, pending: &Op) {
+        let (events, ops, sends) = (&self.events, &self.ops, &self.sends);
+        let key_of = |position: u32| {
+            let held = sends[position as usize];
+            if held.op == at.op {
+                send_key_of(pending, held)
+            } else {
+                send_key(events, ops, sends, position)
+            }
+        };
+        let inserted = self.value_index.insert(partition, value, sends.len() as u32, key_of);
+        debug_assert!(inserted.is_ok(), "checked by check_unsent");
+        self.sends.push(at);
     }
 
     fn complete(&mut self, line: u64, event: &Event) -> Result<u32, HistoryError> {
@@ -205,6 +239,8 @@ impl Validator {
         };
         let invoke = &self.events[self.ops[op as usize].invoke as usize];
         if let Some(mismatch) = mismatch(&invoke.op, &event.op) {
+            // Still pending: the history is refused, but the validator stays consistent.
+            self.pending.insert(event.process, op);
             return Err(invalid(
                 line,
                 format!(
@@ -239,6 +275,7 @@ impl Validator {
                 offset_in_range(line, "log_start_offset", replica.log_start_offset)?;
                 offset_in_range(line, "high_watermark", replica.high_watermark)?;
                 records_in_range(line, &replica.records)?;
+                check_transactional_state(line, replica)?;
             }
             Closing::Protocol(Protocol { t_ns, event, .. }) => {
                 if *t_ns < self.protocol_t_ns_last {
@@ -276,15 +313,101 @@ impl Validator {
     }
 }
 
+/// A txn's micro-op: results only on an ok txn, offsets in range, `from <= to`.
+fn check_micro(
+    line: u64,
+    kind: EventType,
+    index: usize,
+    micro: &MicroOp,
+) -> Result<(), HistoryError> {
+    let what = format!("ops[{index}] ({}) of a txn {}", micro.name(), kind.name());
+    match micro {
+        MicroOp::Send { offset: Some(offset), .. } => {
+            if kind != EventType::Ok {
+                return Err(invalid(line, format!("`offset` does not belong on {what}")));
+            }
+            offset_in_range(line, "offset", *offset)
+        }
+        MicroOp::Send { offset: None, .. } => Ok(()),
+        MicroOp::Poll { from, records, .. } => {
+            if !records.is_empty() && kind != EventType::Ok {
+                return Err(invalid(line, format!("`records` does not belong on {what}")));
+            }
+            offset_in_range(line, "from", *from)?;
+            records_in_range(line, records)
+        }
+        MicroOp::CommitOffset { from, to, .. } => {
+            offset_in_range(line, "from", *from)?;
+            offset_in_range(line, "to", *to)?;
+            if from > to {
+                return Err(invalid(line, format!("{what} commits from {from} past to {to}")));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A replica's last stable offset is at most its high watermark, and its aborted
+/// offsets are sorted offsets of records it holds.
+fn check_transactional_state(line: u64, replica: &Replica) -> Result<(), HistoryError> {
+    if let Some(lso) = replica.last_stable_offset {
+        if lso > replica.high_watermark {
+            return Err(invalid(
+                line,
+                format!(
+                    "last_stable_offset {lso} exceeds high_watermark {}",
+                    replica.high_watermark
+                ),
+            ));
+        }
+    }
+    if let Some(pair) = replica.aborted.windows(2).find(|pair| pair[1] <= pair[0]) {
+        return Err(invalid(
+            line,
+            format!("aborted offset {} after {}: aborted offsets must increase", pair[1], pair[0]),
+        ));
+    }
+    let held = |offset: u64| replica.records.iter().any(|record| record.offset == offset);
+    // Records may be out of order in a malformed log (reported by replica-log-order),
+    // so look them up by a merge only when they are sorted.
+    let sorted = replica.records.windows(2).all(|pair| pair[0].offset < pair[1].offset);
+    let mut cursor = 0;
+    for &offset in &replica.aborted {
+        let found = if sorted {
+            cursor += replica.records[cursor..].partition_point(|record| record.offset < offset);
+            replica.records.get(cursor).is_some_and(|record| record.offset == offset)
+        } else {
+            held(offset)
+        };
+        if !found {
+            return Err(invalid(
+                line,
+                format!("aborted offset {offset} is not the offset of a record in `records`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The (partition, value) of the send at `position` in `sends`.
 pub(crate) fn send_key<'a>(
     events: &'a [Event],
     ops: &[OpSpan],
-    sends: &[u32],
+    sends: &[SendAt],
     position: u32,
 ) -> (u32, &'a str) {
-    match &events[ops[sends[position as usize] as usize].invoke as usize].op {
-        Op::Send { partition, value, .. } => (*partition, value),
+    let at = sends[position as usize];
+    send_key_of(&events[ops[at.op as usize].invoke as usize].op, at)
+}
+
+/// The (partition, value) of a send in the operation `op`.
+fn send_key_of(op: &Op, at: SendAt) -> (u32, &str) {
+    match (op, at.micro) {
+        (Op::Send { partition, value, .. }, None) => (*partition, value),
+        (Op::Txn { ops, .. }, Some(micro)) => match &ops[micro as usize] {
+            MicroOp::Send { partition, value, .. } => (*partition, value),
+            _ => unreachable!("the send index holds send micro-ops"),
+        },
         _ => unreachable!("the send index holds sends"),
     }
 }
@@ -306,17 +429,77 @@ fn mismatch(invoke: &Op, completion: &Op) -> Option<String> {
                 None
             }
         }
-        (Op::Poll { partition: p1, from: f1, .. }, Op::Poll { partition: p2, from: f2, .. }) => {
+        (
+            Op::Poll { partition: p1, from: f1, isolation: i1, .. },
+            Op::Poll { partition: p2, from: f2, isolation: i2, .. },
+        ) => {
             if p1 != p2 {
                 Some(format!("partition {p2} vs {p1}"))
             } else if f1 != f2 {
                 Some(format!("from {f2} vs {f1}"))
+            } else if i1 != i2 {
+                Some(format!("isolation {} vs {}", i2.name(), i1.name()))
             } else {
                 None
             }
         }
         (Op::Assign { partitions: a }, Op::Assign { partitions: b }) => {
             (a != b).then(|| format!("partitions {b:?} vs {a:?}"))
+        }
+        (Op::Init { txn_id: a }, Op::Init { txn_id: b }) => {
+            (a != b).then(|| format!("txn_id `{b}` vs `{a}`"))
+        }
+        (Op::Txn { txn_id: a, ops: invoked }, Op::Txn { txn_id: b, ops: completed }) => {
+            if a != b {
+                return Some(format!("txn_id `{b}` vs `{a}`"));
+            }
+            if invoked.len() != completed.len() {
+                return Some(format!("{} ops vs {}", completed.len(), invoked.len()));
+            }
+            invoked.iter().zip(completed).enumerate().find_map(|(index, (invoked, completed))| {
+                micro_mismatch(invoked, completed).map(|why| format!("ops[{index}]: {why}"))
+            })
+        }
+        _ => Some(format!("{} vs {}", completion.name(), invoke.name())),
+    }
+}
+
+/// How a completion's micro-op differs from its invocation's, if it does.
+fn micro_mismatch(invoke: &MicroOp, completion: &MicroOp) -> Option<String> {
+    match (invoke, completion) {
+        (
+            MicroOp::Send { partition: p1, key: k1, value: v1, .. },
+            MicroOp::Send { partition: p2, key: k2, value: v2, .. },
+        ) => {
+            if p1 != p2 {
+                Some(format!("partition {p2} vs {p1}"))
+            } else if k1 != k2 {
+                Some(format!("key {k2:?} vs {k1:?}"))
+            } else {
+                (v1 != v2).then(|| format!("value `{v2}` vs `{v1}`"))
+            }
+        }
+        (
+            MicroOp::Poll { partition: p1, from: f1, .. },
+            MicroOp::Poll { partition: p2, from: f2, .. },
+        ) => {
+            if p1 != p2 {
+                Some(format!("partition {p2} vs {p1}"))
+            } else {
+                (f1 != f2).then(|| format!("from {f2} vs {f1}"))
+            }
+        }
+        (
+            MicroOp::CommitOffset { group: g1, partition: p1, from: f1, to: t1 },
+            MicroOp::CommitOffset { group: g2, partition: p2, from: f2, to: t2 },
+        ) => {
+            if g1 != g2 {
+                Some(format!("group `{g2}` vs `{g1}`"))
+            } else if p1 != p2 {
+                Some(format!("partition {p2} vs {p1}"))
+            } else {
+                ((f1, t1) != (f2, t2)).then(|| format!("range [{f2}, {t2}) vs [{f1}, {t1})"))
+            }
         }
         _ => Some(format!("{} vs {}", completion.name(), invoke.name())),
     }

@@ -59,6 +59,9 @@ impl Header {
             }
             None => self.config.promises(),
         }
+        .into_iter()
+        .filter(|guarantee| guarantee.promisable())
+        .collect()
     }
 }
 
@@ -102,6 +105,26 @@ impl Record {
     }
 }
 
+/// What a poll may see: only decided, committed records (below the last stable
+/// offset, aborted ones dropped), or everything below the high watermark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isolation {
+    /// `"read_committed"`, the default when a poll states none.
+    #[default]
+    ReadCommitted,
+    /// `"read_uncommitted"`: records of open and aborted transactions too.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
 /// What an operation does. Invocations and completions carry the same arguments; a
 /// completion adds the results (`offset` of an ok send, `records` of an ok poll).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,9 +132,15 @@ pub enum Op {
     /// Append one record. Values are unique per partition, so a value names its send.
     Send { partition: u32, key: Option<String>, value: String, offset: Option<u64> },
     /// Read a partition from an offset (the consumer's position).
-    Poll { partition: u32, from: u64, records: Vec<Record> },
+    Poll { partition: u32, from: u64, records: Vec<Record>, isolation: Isolation },
     /// Assign partitions to the consumer, resetting its positions (a seek).
     Assign { partitions: Vec<u32> },
+    /// Take the transactional id (Kafka's InitProducerId): once it completes `ok`, every
+    /// earlier holder of the id is fenced.
+    Init { txn_id: String },
+    /// A transaction: its micro-ops, committed (`ok`), aborted (`fail`) or unknown
+    /// (`info`) together.
+    Txn { txn_id: String, ops: Vec<MicroOp> },
 }
 
 impl Op {
@@ -121,8 +150,153 @@ impl Op {
             Op::Send { .. } => "send",
             Op::Poll { .. } => "poll",
             Op::Assign { .. } => "assign",
+            Op::Init { .. } => "init",
+            Op::Txn { .. } => "txn",
         }
     }
+
+    /// A read_committed poll without results (an invocation).
+    pub fn poll(partition: u32, from: u64) -> Op {
+        Op::Poll { partition, from, records: Vec::new(), isolation: Isolation::ReadCommitted }
+    }
+
+    /// A transaction of `ops` under `txn_id`.
+    pub fn txn(txn_id: impl Into<String>, ops: Vec<MicroOp>) -> Op {
+        Op::Txn { txn_id: txn_id.into(), ops }
+    }
+
+    /// The sends the operation makes: itself if a send, a transaction's send micro-ops.
+    /// The one place that flattens transactions for the checkers of sends.
+    pub(crate) fn sends(&self) -> impl Iterator<Item = SendArgs<'_>> {
+        let (single, micro): (Option<SendArgs<'_>>, &[MicroOp]) = match self {
+            Op::Send { partition, key, value, offset } => (
+                Some(SendArgs {
+                    partition: *partition,
+                    key: key.as_deref(),
+                    value,
+                    offset: *offset,
+                }),
+                &[],
+            ),
+            Op::Txn { ops, .. } => (None, ops),
+            _ => (None, &[]),
+        };
+        single.into_iter().chain(micro.iter().filter_map(MicroOp::send_args))
+    }
+
+    /// The polls the operation makes: itself if a poll, a transaction's poll micro-ops
+    /// (read_committed). The one place that flattens transactions for the checkers of
+    /// reads.
+    pub(crate) fn polls(&self) -> impl Iterator<Item = PollArgs<'_>> {
+        let (single, micro): (Option<PollArgs<'_>>, &[MicroOp]) = match self {
+            Op::Poll { partition, from, records, isolation } => (
+                Some(PollArgs {
+                    partition: *partition,
+                    from: *from,
+                    records,
+                    isolation: *isolation,
+                }),
+                &[],
+            ),
+            Op::Txn { ops, .. } => (None, ops),
+            _ => (None, &[]),
+        };
+        single.into_iter().chain(micro.iter().filter_map(MicroOp::poll_args))
+    }
+
+    /// Every partition the operation writes, reads or assigns (not the input partitions
+    /// of offset commits, which name a consumer group's input).
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = u32> + '_ {
+        let assigned = match self {
+            Op::Assign { partitions } => partitions.as_slice(),
+            _ => &[],
+        };
+        self.sends()
+            .map(|send| send.partition)
+            .chain(self.polls().map(|poll| poll.partition))
+            .chain(assigned.iter().copied())
+    }
+}
+
+/// One operation inside a transaction (a `txn`'s `ops`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MicroOp {
+    /// A transactional send; `offset` only on an ok txn, and optional there.
+    Send { partition: u32, key: Option<String>, value: String, offset: Option<u64> },
+    /// A read inside the transaction (read_committed); `records` only on an ok txn.
+    Poll { partition: u32, from: u64, records: Vec<Record> },
+    /// Consume-transform-produce: the transaction commits consumer group `group`'s
+    /// position on input partition `partition`, having processed offsets `[from, to)`
+    /// (Kafka's sendOffsetsToTransaction).
+    CommitOffset { group: String, partition: u32, from: u64, to: u64 },
+}
+
+impl MicroOp {
+    /// The `f` of the micro-op.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MicroOp::Send { .. } => "send",
+            MicroOp::Poll { .. } => "poll",
+            MicroOp::CommitOffset { .. } => "commit-offset",
+        }
+    }
+
+    /// A send without result (as invoked).
+    pub fn send(partition: u32, key: Option<&str>, value: impl Into<String>) -> MicroOp {
+        MicroOp::Send { partition, key: key.map(str::to_string), value: value.into(), offset: None }
+    }
+
+    /// A read without result (as invoked).
+    pub fn poll(partition: u32, from: u64) -> MicroOp {
+        MicroOp::Poll { partition, from, records: Vec::new() }
+    }
+
+    /// An offset commit of input `[from, to)` of `partition` for `group`.
+    pub fn commit_offset(group: impl Into<String>, partition: u32, from: u64, to: u64) -> MicroOp {
+        MicroOp::CommitOffset { group: group.into(), partition, from, to }
+    }
+
+    pub(crate) fn send_args(&self) -> Option<SendArgs<'_>> {
+        match self {
+            MicroOp::Send { partition, key, value, offset } => Some(SendArgs {
+                partition: *partition,
+                key: key.as_deref(),
+                value,
+                offset: *offset,
+            }),
+            _ => None,
+        }
+    }
+
+    fn poll_args(&self) -> Option<PollArgs<'_>> {
+        match self {
+            MicroOp::Poll { partition, from, records } => Some(PollArgs {
+                partition: *partition,
+                from: *from,
+                records,
+                isolation: Isolation::ReadCommitted,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A send as the checkers see it: a plain send or a transaction's send micro-op.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendArgs<'a> {
+    pub partition: u32,
+    pub key: Option<&'a str>,
+    pub value: &'a str,
+    pub offset: Option<u64>,
+}
+
+/// A poll as the checkers see it: a plain poll or a transaction's poll micro-op.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PollArgs<'a> {
+    pub partition: u32,
+    pub from: u64,
+    pub records: &'a [Record],
+    pub isolation: Isolation,
 }
 
 /// One line of the operation part of a history.
@@ -149,11 +323,27 @@ pub struct Replica {
     pub log_start_offset: u64,
     /// Records below it are committed.
     pub high_watermark: u64,
+    /// Every offset below it is decided (no transaction open there). `None`: the high
+    /// watermark (no transaction open at all). At most `high_watermark`.
+    pub last_stable_offset: Option<u64>,
+    /// Offsets, in `records` and sorted, whose records belong to aborted transactions.
+    /// Control markers are not records: they occupy offsets, so `records` has gaps.
+    pub aborted: Vec<u64>,
     /// Every record the replica holds, committed or not, in log order.
     pub records: Vec<Record>,
 }
 
 impl Replica {
+    /// The last stable offset, the high watermark if none was stated.
+    pub fn last_stable(&self) -> u64 {
+        self.last_stable_offset.map_or(self.high_watermark, |lso| lso.min(self.high_watermark))
+    }
+
+    /// Whether the record at `offset` belongs to an aborted transaction.
+    pub fn is_aborted(&self, offset: u64) -> bool {
+        self.aborted.binary_search(&offset).is_ok()
+    }
+
     /// One past the last record's offset (the log start if empty).
     pub fn log_end_offset(&self) -> u64 {
         self.records.last().map_or(self.log_start_offset, |record| record.offset + 1)
@@ -213,6 +403,14 @@ pub enum Closing {
     Protocol(Protocol),
 }
 
+/// Where a send is: its operation, and for a transaction the position of the send
+/// among the transaction's micro-ops (`micro: None` for a plain send).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SendAt {
+    pub op: u32,
+    pub micro: Option<u32>,
+}
+
 /// An operation: its invocation and, unless still pending, its completion, as
 /// positions in `History::events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,8 +431,8 @@ pub struct History {
     ops: Vec<OpSpan>,
     /// For each event, the operation it belongs to.
     op_of_event: Vec<u32>,
-    /// Ops that are sends, in invocation order.
-    sends: Vec<u32>,
+    /// Every send (plain, or a transaction's send micro-op), in invocation order.
+    sends: Vec<SendAt>,
     /// (partition, value) to a position in `sends`.
     value_index: values::ValueIndex,
 }
@@ -284,8 +482,8 @@ impl History {
         self.op_of_event[event] as usize
     }
 
-    /// The operations that are sends, in invocation order.
-    pub(crate) fn sends(&self) -> &[u32] {
+    /// Every send (plain, or a transaction's send micro-op), in invocation order.
+    pub(crate) fn sends(&self) -> &[SendAt] {
         &self.sends
     }
 

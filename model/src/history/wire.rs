@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::parse::Problem;
 use super::{
-    Closing, Event, EventType, FORMAT_VERSION, Header, Op, Protocol, ProtocolEvent, Record, Replica,
+    Closing, Event, EventType, FORMAT_VERSION, Header, Isolation, MicroOp, Op, Protocol,
+    ProtocolEvent, Record, Replica,
 };
 use crate::config::Config;
 use crate::invariant::Guarantee;
@@ -96,6 +97,13 @@ pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
     }
     let header: HeaderIn = serde_json::from_str(line).map_err(Problem::malformed)?;
     debug_assert_eq!(header.v, FORMAT_VERSION);
+    if let Some(unpromisable) =
+        header.promises.iter().flatten().find(|guarantee| !guarantee.promisable())
+    {
+        return Err(Problem::Invalid(format!(
+            "no system can promise `{unpromisable}`: read_uncommitted reads are allowed to see uncommitted data"
+        )));
+    }
     Ok(Header { system: header.system, config: header.config, promises: header.promises })
 }
 
@@ -132,6 +140,47 @@ struct LineIn {
     epoch: Option<u64>,
     log_start_offset: Option<u64>,
     high_watermark: Option<u64>,
+    isolation: Option<String>,
+    txn_id: Option<String>,
+    ops: Option<Vec<MicroOpIn>>,
+    last_stable_offset: Option<u64>,
+    aborted: Option<Vec<u64>>,
+}
+
+/// A micro-op of a `txn`, as read: every field optional, none unknown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MicroOpIn {
+    f: Option<String>,
+    group: Option<String>,
+    partition: Option<u32>,
+    key: Option<String>,
+    value: Option<String>,
+    offset: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+    records: Option<Vec<Record>>,
+}
+
+/// A micro-op of a `txn`, as written. Field order is the order on the line.
+#[derive(Serialize, Default)]
+struct MicroOpOut<'a> {
+    f: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    partition: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a [Record]>,
 }
 
 /// Any line after the header, as written. Field order is the order on the line.
@@ -148,6 +197,8 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     f: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    txn_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     partition: Option<u32>,
@@ -162,13 +213,21 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    isolation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     epoch: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_start_offset: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     high_watermark: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    last_stable_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aborted: Option<&'a [u64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<&'a [Record]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ops: Option<Vec<MicroOpOut<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
@@ -204,6 +263,11 @@ impl LineIn {
             ("epoch", self.epoch.is_some()),
             ("log_start_offset", self.log_start_offset.is_some()),
             ("high_watermark", self.high_watermark.is_some()),
+            ("isolation", self.isolation.is_some()),
+            ("txn_id", self.txn_id.is_some()),
+            ("ops", self.ops.is_some()),
+            ("last_stable_offset", self.last_stable_offset.is_some()),
+            ("aborted", self.aborted.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -239,7 +303,8 @@ fn line_from_wire(mut wire: LineIn) -> Result<Line, Problem> {
 
 fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> {
     let f = need(wire.f.take(), &format!("an {} event", kind.name()), "f")?;
-    let what = format!("a {f} {}", kind.name());
+    let article = if f.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    let what = format!("{article} {f} {}", kind.name());
     let ended = matches!(kind, EventType::Fail | EventType::Info);
     let mut allowed = vec!["i", "t_ns", "process", "f"];
     if ended {
@@ -260,7 +325,7 @@ fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> 
             }
         }
         "poll" => {
-            allowed.extend(["partition", "from"]);
+            allowed.extend(["partition", "from", "isolation"]);
             if kind == EventType::Ok {
                 allowed.push("records");
             }
@@ -273,12 +338,29 @@ fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> 
                 partition: need(wire.partition, &what, "partition")?,
                 from: need(wire.from, &what, "from")?,
                 records,
+                isolation: isolation_from_wire(wire.isolation.take())?,
             }
         }
         "assign" => {
             allowed.push("partitions");
             wire.only(&what, &allowed)?;
             Op::Assign { partitions: need(wire.partitions.take(), &what, "partitions")? }
+        }
+        "init" => {
+            allowed.push("txn_id");
+            wire.only(&what, &allowed)?;
+            Op::Init { txn_id: need(wire.txn_id.take(), &what, "txn_id")? }
+        }
+        "txn" => {
+            allowed.extend(["txn_id", "ops"]);
+            wire.only(&what, &allowed)?;
+            let txn_id = need(wire.txn_id.take(), &what, "txn_id")?;
+            let ops = need(wire.ops.take(), &what, "ops")?
+                .into_iter()
+                .enumerate()
+                .map(|(index, micro)| micro_from_wire(micro, kind, index))
+                .collect::<Result<Vec<MicroOp>, Problem>>()?;
+            Op::Txn { txn_id, ops }
         }
         _ => return Err(Problem::UnknownOperation(f)),
     };
@@ -289,6 +371,84 @@ fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> 
         kind,
         op,
         error: wire.error.take(),
+    })
+}
+
+fn isolation_from_wire(isolation: Option<String>) -> Result<Isolation, Problem> {
+    match isolation.as_deref() {
+        None | Some("read_committed") => Ok(Isolation::ReadCommitted),
+        Some("read_uncommitted") => Ok(Isolation::ReadUncommitted),
+        Some(other) => Err(Problem::Invalid(format!(
+            "unknown isolation `{other}` (read_committed or read_uncommitted)"
+        ))),
+    }
+}
+
+/// One micro-op of a txn line (`index` in its `ops`), with exactly the fields its `f`
+/// takes; results only on an ok txn.
+fn micro_from_wire(
+    mut micro: MicroOpIn,
+    kind: EventType,
+    index: usize,
+) -> Result<MicroOp, Problem> {
+    let at = format!("a txn {}'s ops[{index}]", kind.name());
+    let f = need(micro.f.take(), &at, "f")?;
+    let what = format!("{at} ({f})");
+    let present = [
+        ("group", micro.group.is_some()),
+        ("partition", micro.partition.is_some()),
+        ("key", micro.key.is_some()),
+        ("value", micro.value.is_some()),
+        ("offset", micro.offset.is_some()),
+        ("from", micro.from.is_some()),
+        ("to", micro.to.is_some()),
+        ("records", micro.records.is_some()),
+    ];
+    let only = |allowed: &[&str]| -> Result<(), Problem> {
+        match present.iter().find(|(name, there)| *there && !allowed.contains(name)) {
+            Some((field, _)) => {
+                Err(Problem::Invalid(format!("`{field}` does not belong on {what}")))
+            }
+            None => Ok(()),
+        }
+    };
+    let ok = kind == EventType::Ok;
+    Ok(match f.as_str() {
+        "send" => {
+            only(if ok {
+                &["partition", "key", "value", "offset"]
+            } else {
+                &["partition", "key", "value"]
+            })?;
+            MicroOp::Send {
+                partition: need(micro.partition, &what, "partition")?,
+                key: micro.key.take(),
+                value: need(micro.value.take(), &what, "value")?,
+                offset: micro.offset,
+            }
+        }
+        "poll" => {
+            only(if ok { &["partition", "from", "records"] } else { &["partition", "from"] })?;
+            MicroOp::Poll {
+                partition: need(micro.partition, &what, "partition")?,
+                from: need(micro.from, &what, "from")?,
+                records: micro.records.take().unwrap_or_default(),
+            }
+        }
+        "commit-offset" => {
+            only(&["group", "partition", "from", "to"])?;
+            MicroOp::CommitOffset {
+                group: need(micro.group.take(), &what, "group")?,
+                partition: need(micro.partition, &what, "partition")?,
+                from: need(micro.from, &what, "from")?,
+                to: need(micro.to, &what, "to")?,
+            }
+        }
+        _ => {
+            return Err(Problem::Invalid(format!(
+                "unknown micro-op `{f}` in {at} (send, poll or commit-offset)"
+            )));
+        }
     })
 }
 
@@ -306,13 +466,23 @@ fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
         "replica" => {
             wire.only(
                 &what,
-                &["node", "partition", "log_start_offset", "high_watermark", "records"],
+                &[
+                    "node",
+                    "partition",
+                    "log_start_offset",
+                    "high_watermark",
+                    "last_stable_offset",
+                    "aborted",
+                    "records",
+                ],
             )?;
             return Ok(Closing::Replica(Replica {
                 node: need(wire.node, &what, "node")?,
                 partition: need(wire.partition, &what, "partition")?,
                 log_start_offset: wire.log_start_offset.unwrap_or(0),
                 high_watermark: need(wire.high_watermark, &what, "high_watermark")?,
+                last_stable_offset: wire.last_stable_offset,
+                aborted: wire.aborted.take().unwrap_or_default(),
                 records: need(wire.records.take(), &what, "records")?,
             }));
         }
@@ -374,13 +544,45 @@ fn event_line(event: &Event) -> LineOut<'_> {
             line.value = Some(value);
             line.offset = *offset;
         }
-        Op::Poll { partition, from, records } => {
+        Op::Poll { partition, from, records, isolation } => {
             line.partition = Some(*partition);
             line.from = Some(*from);
+            // The default is left out, so a history without transactions reads as before.
+            line.isolation = (*isolation != Isolation::ReadCommitted).then_some(isolation.name());
             // Only an ok poll has a result, possibly empty.
             line.records = (event.kind == EventType::Ok).then_some(records.as_slice());
         }
         Op::Assign { partitions } => line.partitions = Some(partitions),
+        Op::Init { txn_id } => line.txn_id = Some(txn_id),
+        Op::Txn { txn_id, ops } => {
+            line.txn_id = Some(txn_id);
+            let ok = event.kind == EventType::Ok;
+            line.ops = Some(ops.iter().map(|micro| micro_line(micro, ok)).collect());
+        }
+    }
+    line
+}
+
+fn micro_line(micro: &MicroOp, ok: bool) -> MicroOpOut<'_> {
+    let mut line = MicroOpOut { f: micro.name(), ..MicroOpOut::default() };
+    match micro {
+        MicroOp::Send { partition, key, value, offset } => {
+            line.partition = *partition;
+            line.key = key.as_deref();
+            line.value = Some(value);
+            line.offset = *offset;
+        }
+        MicroOp::Poll { partition, from, records } => {
+            line.partition = *partition;
+            line.from = Some(*from);
+            line.records = ok.then_some(records.as_slice());
+        }
+        MicroOp::CommitOffset { group, partition, from, to } => {
+            line.group = Some(group);
+            line.partition = *partition;
+            line.from = Some(*from);
+            line.to = Some(*to);
+        }
     }
     line
 }
@@ -418,6 +620,8 @@ pub(super) fn write_closing(out: &mut impl Write, closing: &Closing) -> io::Resu
             partition: Some(replica.partition),
             log_start_offset: Some(replica.log_start_offset),
             high_watermark: Some(replica.high_watermark),
+            last_stable_offset: replica.last_stable_offset,
+            aborted: (!replica.aborted.is_empty()).then_some(replica.aborted.as_slice()),
             records: Some(&replica.records),
             ..LineOut::default()
         },

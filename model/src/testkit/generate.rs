@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::history::{
-    Closing, EventType, Header, History, HistoryBuilder, Op, Protocol, ProtocolEvent, Record,
-    Replica,
+    Closing, EventType, Header, History, HistoryBuilder, Isolation, Op, Protocol, ProtocolEvent,
+    Record, Replica,
 };
 use crate::log::PartitionLog;
 
@@ -359,18 +359,13 @@ impl<'c> Generator<'c> {
                 } else {
                     let part = self.rng.random_range(0..self.config.partitions);
                     let from = self.consumers[consumer].1[part as usize];
-                    self.event(
-                        EventType::Invoke,
-                        process,
-                        Op::Poll { partition: part, from, records: vec![] },
-                        None,
-                    );
+                    self.event(EventType::Invoke, process, Op::poll(part, from), None);
                     self.consumers[consumer].0 = Consumer::Polling { part, from };
                 }
             }
             Consumer::Polling { part, from } => {
                 let roll: f64 = self.rng.random();
-                let empty = Op::Poll { partition: part, from, records: vec![] };
+                let empty = Op::poll(part, from);
                 if roll < fail {
                     self.event(EventType::Fail, process, empty, Some("not leader"));
                 } else if roll < fail + info {
@@ -384,7 +379,12 @@ impl<'c> Generator<'c> {
                     self.event(
                         EventType::Ok,
                         process,
-                        Op::Poll { partition: part, from, records },
+                        Op::Poll {
+                            partition: part,
+                            from,
+                            records,
+                            isolation: Isolation::ReadCommitted,
+                        },
                         None,
                     );
                 }
@@ -628,15 +628,15 @@ impl<'c> Generator<'c> {
             loop {
                 self.tick();
                 let partition = part as u32;
-                self.event(
-                    EventType::Invoke,
-                    process,
-                    Op::Poll { partition, from, records: vec![] },
-                    None,
-                );
+                self.event(EventType::Invoke, process, Op::poll(partition, from), None);
                 let records = self.read_committed(part, from, self.config.poll_records_max);
                 let next = records.last().map_or(from, |last| last.offset + 1);
-                self.event(EventType::Ok, process, Op::Poll { partition, from, records }, None);
+                self.event(
+                    EventType::Ok,
+                    process,
+                    Op::Poll { partition, from, records, isolation: Isolation::ReadCommitted },
+                    None,
+                );
                 if next >= hw {
                     break;
                 }
@@ -666,6 +666,8 @@ impl<'c> Generator<'c> {
                         partition: part as u32,
                         log_start_offset: log.log_start_offset(),
                         high_watermark: log.high_watermark(),
+                        last_stable_offset: None,
+                        aborted: Vec::new(),
                         records,
                     };
                     self.builder.closing(Closing::Replica(replica)).expect("one log per replica");
