@@ -716,6 +716,7 @@ impl Broker {
             key_versions: None,
         };
         rebuild_producers(storage, &mut replica)?;
+        replica.txns.replicated_to(replica.high_watermark);
         Ok(replica)
     }
 
@@ -1018,6 +1019,22 @@ impl Broker {
             respond(&mut self.outbox, Err(ErrorCode::ConcurrentTransactions));
             return Ok(());
         }
+        let seen_epoch = replica.producers.get(&pid).map(|entry| entry.epoch);
+        if replica.txns.open(pid).is_none() && seen_epoch >= Some(producer.producer_epoch) {
+            // A retry of a marker this partition has (no transaction of the producer is
+            // open, and its epoch is already here): answered once what the log holds is
+            // committed, without writing another.
+            let end = replica.log.end_offset();
+            replica.pending.push(PendingProduce {
+                from,
+                correlation,
+                base_offset: end,
+                end_offset: end,
+                marker: true,
+            });
+            self.maybe_advance_high_watermark(partition);
+            return Ok(());
+        }
         let epoch = replica.state.leader_epoch;
         let record = marker.record(now_ns);
         let appended = match replica.log.append_with(
@@ -1251,6 +1268,7 @@ impl Broker {
         );
         if hw > replica.high_watermark {
             replica.high_watermark = hw;
+            replica.txns.replicated_to(hw);
             self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
         }
         // More may be waiting: fetch again at once. An empty answer waits for the next
@@ -1336,6 +1354,7 @@ impl Broker {
         );
         debug_assert!(!durable_acks || hw <= replica.log.recovery_point());
         replica.high_watermark = hw;
+        replica.txns.replicated_to(hw);
         self.events.push(BrokerEvent::HighWatermark { partition, offset: hw });
         // Answer the produces now committed, in arrival order; the rest keep waiting.
         let outbox = &mut self.outbox;
@@ -1432,6 +1451,7 @@ fn forget_from<S: Storage + ?Sized>(
         at = last.end_offset();
         batches.iter().for_each(|batch| replica.txns.note_batch(batch));
     }
+    replica.txns.replicated_to(replica.high_watermark.min(offset));
     Ok(())
 }
 

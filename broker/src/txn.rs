@@ -73,6 +73,12 @@ pub struct PartitionTxns {
     /// Aborted transactions in offset order (by marker). Bounded by the log: one entry
     /// per abort marker it holds.
     aborted: Vec<AbortedTxn>,
+    /// Transactions whose marker is written but may not be replicated yet: (first
+    /// offset, marker offset). Until the high watermark passes the marker they are as
+    /// undecided as open ones (a new leader may not have the marker, or may end them
+    /// otherwise), as Kafka keeps its "unreplicated transactions". Pruned as the high
+    /// watermark passes; bounded by the markers above it.
+    ended: Vec<(u64, u64)>,
     /// A transactional batch was ever seen: only then is a rebuild worth a scan.
     seen_any: bool,
 }
@@ -86,15 +92,28 @@ impl PartitionTxns {
         self.open.get(&producer_id).copied()
     }
 
-    /// The first offset that is not yet decided, if a transaction is open.
-    pub fn first_undecided(&self) -> Option<u64> {
-        self.open.values().map(|txn| txn.first_offset).min()
+    /// The first offset not yet decided given the high watermark: of an open
+    /// transaction, or of one whose marker is not yet below the high watermark.
+    pub fn first_undecided(&self, high_watermark: u64) -> Option<u64> {
+        let open = self.open.values().map(|txn| txn.first_offset);
+        let ended = self
+            .ended
+            .iter()
+            .filter(|&&(_, marker)| marker >= high_watermark)
+            .map(|&(first, _)| first);
+        open.chain(ended).min()
     }
 
     /// Below it every record is decided: the high watermark, or the first record of
-    /// the oldest open transaction if that is lower.
+    /// the oldest undecided transaction if that is lower.
     pub fn last_stable_offset(&self, high_watermark: u64) -> u64 {
-        self.first_undecided().map_or(high_watermark, |first| first.min(high_watermark))
+        self.first_undecided(high_watermark)
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The high watermark moved: transactions whose markers it passed are decided.
+    pub fn replicated_to(&mut self, high_watermark: u64) {
+        self.ended.retain(|&(_, marker)| marker >= high_watermark);
     }
 
     /// Aborted transactions with records in `[from, to)`.
@@ -116,6 +135,7 @@ impl PartitionTxns {
     pub fn note_marker(&mut self, producer_id: i64, marker: Marker, offset: u64) {
         self.seen_any = true;
         let Some(txn) = self.open.remove(&producer_id) else { return };
+        self.ended.push((txn.first_offset, offset));
         if !marker.commit {
             debug_assert!(self.aborted.last().is_none_or(|last| last.last_offset < offset));
             self.aborted.push(AbortedTxn {
@@ -146,6 +166,7 @@ impl PartitionTxns {
     pub fn clear(&mut self) {
         self.open.clear();
         self.aborted.clear();
+        self.ended.clear();
     }
 }
 
@@ -184,9 +205,12 @@ mod tests {
         assert_eq!(txns.last_stable_offset(10), 2);
         assert_eq!(txns.last_stable_offset(1), 1, "never past the high watermark");
         txns.note_batch(&marker(7, 6, true));
+        assert_eq!(txns.last_stable_offset(6), 2, "its marker is not yet replicated");
         assert_eq!(txns.last_stable_offset(10), 4);
         txns.note_batch(&marker(8, 7, false));
         assert_eq!(txns.last_stable_offset(10), 10);
+        txns.replicated_to(8);
+        assert_eq!(txns.last_stable_offset(7), 7, "pruned: never again undecided");
         assert_eq!(
             txns.aborted_between(0, 10),
             vec![AbortedTxn { producer_id: 8, first_offset: 4, last_offset: 7 }]

@@ -142,7 +142,7 @@ catalogue! {
     NotConverged = "not-converged", Liveness, Liveness,
         "after the quiet phase every replica of a partition holds the same log and high watermark";
     /// Every transaction is decided once faults heal.
-    HangingTransaction = "hanging-transaction", Liveness, Liveness,
+    HangingTransaction = "hanging-transaction", Liveness, Transactional,
         "after the quiet phase no partition's last stable offset is below its high watermark";
 }
 

@@ -97,7 +97,7 @@ pub(super) fn check_hanging(digest: &Digest<'_>, findings: &mut Findings<'_>) {
         if lso >= replica.high_watermark {
             continue;
         }
-        findings.found(Invariant::HangingTransaction, Guarantee::Liveness, Some(replica.partition), || {
+        findings.found(Invariant::HangingTransaction, Guarantee::Transactional, Some(replica.partition), || {
             let explanation = format!(
                 "n{} ends with last stable offset {lso} below its high watermark {}: a transaction left undecided",
                 replica.node, replica.high_watermark
