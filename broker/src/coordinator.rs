@@ -153,7 +153,11 @@ pub struct Coordinator {
     /// open one a full timeout again).
     started_ns: BTreeMap<String, u64>,
     markers: BTreeMap<String, BTreeMap<u32, MarkerSend>>,
-    markers_in_flight: BTreeMap<u64, (String, u32)>,
+    /// Marker requests sent, by correlation: the transactional id, the partition and
+    /// the epoch the marker carried. An answer counts only for the transaction that
+    /// epoch ended (a late answer to an earlier transaction's marker must not complete
+    /// the next one's). Entries go when their transaction completes.
+    markers_in_flight: BTreeMap<u64, (String, u32, i16)>,
     leaders: BTreeMap<u32, NodeId>,
     metadata_in_flight: Option<(u64, u64)>,
     next_producer_id: i64,
@@ -210,7 +214,9 @@ impl Coordinator {
             markers_in_flight: BTreeMap::new(),
             leaders: BTreeMap::new(),
             metadata_in_flight: None,
-            next_correlation: 0,
+            // Each life numbers its requests apart from the last one's, whose answers
+            // may still arrive.
+            next_correlation: u64::from(coordinator_epoch) << 32,
             waiting: Vec::new(),
             outbox: Vec::new(),
             events: Vec::new(),
@@ -401,7 +407,7 @@ impl Coordinator {
             if let Some(send) = self.markers.get_mut(&txn_id).and_then(|m| m.get_mut(&partition)) {
                 send.in_flight = Some((correlation, now_ns));
             }
-            self.markers_in_flight.insert(correlation, (txn_id, partition));
+            self.markers_in_flight.insert(correlation, (txn_id, partition, producer_epoch));
             let msg = Msg::WriteTxnMarker {
                 correlation,
                 partition,
@@ -500,10 +506,19 @@ impl Coordinator {
                 self.send_markers(now_ns);
             }
             Msg::WriteTxnMarkerResponse { correlation, partition, result } => {
-                let Some((txn_id, expected)) = self.markers_in_flight.remove(&correlation) else {
+                // An answer to an earlier life of the coordinator can carry a correlation
+                // this life uses too: it must name the same partition to count; and an
+                // answer to an earlier transaction's marker counts for nothing.
+                let Some((txn_id, sent_to, epoch)) = self.markers_in_flight.remove(&correlation)
+                else {
                     return Ok(());
                 };
-                debug_assert_eq!(expected, partition);
+                let current = self.txns.get(&txn_id).is_some_and(|entry| {
+                    entry.producer_epoch == epoch && entry.state.preparing().is_some()
+                });
+                if sent_to != partition || !current {
+                    return Ok(());
+                }
                 let Some(partitions) = self.markers.get_mut(&txn_id) else { return Ok(()) };
                 match result {
                     // Fenced: the partition already holds a later epoch's marker.
@@ -519,6 +534,7 @@ impl Coordinator {
                 }
                 if partitions.is_empty() {
                     self.markers.remove(&txn_id);
+                    self.markers_in_flight.retain(|_, (id, _, _)| *id != txn_id);
                     let mut entry = self.txns[&txn_id].clone();
                     let commit = entry.state.preparing().expect("markers only while preparing");
                     entry.state =
