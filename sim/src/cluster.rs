@@ -646,7 +646,9 @@ impl Process for ClusterProcess {
         } else if let (Some(txn), true) = (&spec.txn, Some(NodeId(id)) == spec.coordinator()) {
             let config = spec.coordinator_config(txn, id);
             let now_ns = ctx.now_ns();
-            ClusterNode::Coordinator(Coordinator::open(ctx.disk(), config, now_ns).ok().map(Box::new))
+            ClusterNode::Coordinator(
+                Coordinator::open(ctx.disk(), config, now_ns).ok().map(Box::new),
+            )
         } else if let (Some(_), true) = (&spec.txn, id < spec.brokers + 1 + spec.producers) {
             let index = id - (spec.brokers + 1);
             let t_ns = ctx.global_now_ns();
@@ -790,7 +792,8 @@ impl Process for ClusterProcess {
                 if let Some((partition, from)) = consumer.next_poll().filter(|_| self.polling) {
                     if consumer.poll(now_ns) {
                         let isolation = model_isolation(consumer.isolation());
-                        let op = model::Op::Poll { partition, from, records: Vec::new(), isolation };
+                        let op =
+                            model::Op::Poll { partition, from, records: Vec::new(), isolation };
                         let (t_ns, me) = (ctx.global_now_ns(), ctx.node().0);
                         self.recorder.borrow_mut().event(
                             t_ns,

@@ -348,8 +348,9 @@ fn run_cluster(
                             process.transact(ctx, &partitions, value)
                         })
                     }
-                    None => world
-                        .with_process(op.node, |process, ctx| process.send(ctx, op.partition, value)),
+                    None => world.with_process(op.node, |process, ctx| {
+                        process.send(ctx, op.partition, value)
+                    }),
                 }
             }
         };

@@ -783,7 +783,8 @@ impl Source<'_> {
             let span = txn.timeout.as_ref().map(Spanned::span);
             return Err(self.error(span, "transactions.timeout: must be above zero".into()));
         }
-        let partitions_per_txn = txn.partitions_per_txn.as_ref().map_or(2.min(partitions), |p| *p.get_ref());
+        let partitions_per_txn =
+            txn.partitions_per_txn.as_ref().map_or(2.min(partitions), |p| *p.get_ref());
         if !(1..=partitions).contains(&partitions_per_txn) {
             let span = txn.partitions_per_txn.as_ref().map(Spanned::span);
             let message = format!(
