@@ -888,8 +888,10 @@ impl Broker {
                     records,
                     parked_ns: now_ns,
                 });
-                if !replica.txn_verifying.contains_key(&key) {
-                    replica.txn_verifying.insert(key, now_ns);
+                if let std::collections::btree_map::Entry::Vacant(entry) =
+                    replica.txn_verifying.entry(key)
+                {
+                    entry.insert(now_ns);
                     self.next_correlation += 1;
                     let msg = Msg::VerifyTxn {
                         correlation: self.next_correlation,
