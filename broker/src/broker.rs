@@ -1185,9 +1185,9 @@ impl Broker {
         }
         let aborted = match (follower, isolation) {
             (None, Isolation::ReadCommitted) if fetch_offset < limit => {
-                replica.txns.aborted_between(fetch_offset, limit)
+                replica.txns.aborted_between(fetch_offset, limit).into_boxed_slice()
             }
-            _ => Vec::new(),
+            _ => Box::default(),
         };
         let data = FetchData {
             leader_epoch: replica.state.leader_epoch,

@@ -108,7 +108,8 @@ pub struct FetchData {
     /// Below it every transaction is decided (at most the high watermark).
     pub last_stable_offset: u64,
     /// For `read_committed` fetches: the aborted transactions that overlap the batches.
-    pub aborted: Vec<AbortedTxn>,
+    /// (A boxed slice: empty allocates nothing, and every message stays smaller.)
+    pub aborted: Box<[AbortedTxn]>,
 }
 
 /// Everything nodes say to each other.
