@@ -378,6 +378,25 @@ impl Consumer {
         self.config.isolation
     }
 
+    /// Numbers its requests from `base` on: a process that runs more than one client
+    /// keeps their answers apart.
+    pub fn with_correlation_base(mut self, base: u64) -> Consumer {
+        self.next_correlation = base;
+        self
+    }
+
+    /// Moves the position on `partition` (one of its own) to `offset`.
+    pub fn seek(&mut self, partition: u32, offset: u64) {
+        if let Some(index) = self.config.partitions.iter().position(|&p| p == partition) {
+            self.positions[index] = offset;
+        }
+    }
+
+    /// Whether no poll is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_none()
+    }
+
     pub fn drain_done(&mut self) -> std::vec::Drain<'_, PollResult> {
         self.done.drain(..)
     }

@@ -25,6 +25,7 @@ use rand::RngCore;
 
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::es_projection::ProjectionNode;
+use crate::txn_processor::{Processor, ProcessorConfig, Step};
 use crate::{Context, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 use logjam_eventstore::reader::ReaderConfig;
@@ -67,6 +68,9 @@ pub struct TxnSpec {
     pub partitions_per_txn: u32,
     /// The last this many consumers read uncommitted (the others read committed).
     pub read_uncommitted: u32,
+    /// Consume-transform-produce processors: processor `k` reads partition
+    /// `k % partitions` and writes to its own output partition, `partitions + k`.
+    pub processors: u32,
 }
 
 /// The event-store workload on the cluster.
@@ -101,8 +105,27 @@ impl ClusterSpec {
         self.txn.as_ref().map(|_| NodeId(self.brokers + 1 + self.producers + self.consumers))
     }
 
+    /// Consume-transform-produce processor `index`, after the coordinator.
+    pub fn processor(&self, index: u32) -> NodeId {
+        NodeId(self.brokers + 2 + self.producers + self.consumers + index)
+    }
+
+    fn processors(&self) -> u32 {
+        self.txn.as_ref().map_or(0, |txn| txn.processors)
+    }
+
+    /// Every partition: those producers write, then the processors' outputs.
+    pub fn total_partitions(&self) -> u32 {
+        self.partitions + self.processors()
+    }
+
     pub fn nodes(&self) -> u32 {
-        self.brokers + 1 + self.producers + self.consumers + u32::from(self.txn.is_some())
+        self.brokers
+            + 1
+            + self.producers
+            + self.consumers
+            + u32::from(self.txn.is_some())
+            + self.processors()
     }
 
     /// The nodes that run the system (brokers, the controller, the transaction
@@ -179,10 +202,10 @@ impl ClusterSpec {
             id,
             controller: self.brokers,
             protocol: txn.protocol,
-            partitions: self.partitions,
+            partitions: self.total_partitions(),
             txn_timeout_ns: txn.timeout_ns,
             request_timeout_ns: 100_000_000,
-            txn_ids_max: self.producers as usize,
+            txn_ids_max: (self.producers + txn.processors) as usize,
             log: LogConfig {
                 segment_bytes_max: 8 << 20,
                 index_interval_bytes: 4096,
@@ -196,7 +219,7 @@ impl ClusterSpec {
     fn controller_config(&self) -> ControllerConfig {
         ControllerConfig {
             brokers: (0..self.brokers).collect(),
-            partitions: self.partitions,
+            partitions: self.total_partitions(),
             replication_factor: self.replication_factor,
             unclean_leader_election: self.unclean_leader_election,
             session_timeout_ns: 200_000_000,
@@ -243,12 +266,23 @@ impl Recorder {
 
     /// A transactional producer's operation ended; `op` carries its results.
     fn complete<T>(&mut self, t_ns: u64, process: u32, outcome: &Outcome<T>, op: model::Op) {
-        self.under_way.remove(&process);
         let (kind, error) = match outcome {
             Outcome::Ok(_) => (model::EventType::Ok, None),
             Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
             Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
         };
+        self.finish_op(t_ns, process, kind, op, error);
+    }
+
+    fn finish_op(
+        &mut self,
+        t_ns: u64,
+        process: u32,
+        kind: model::EventType,
+        op: model::Op,
+        error: Option<String>,
+    ) {
+        self.under_way.remove(&process);
         self.event(t_ns, process, kind, op, error);
     }
 
@@ -351,6 +385,7 @@ pub enum ClusterNode {
     Producer(ProducerNode),
     TxnProducer(Box<TxnProducerNode>),
     Coordinator(Option<Box<Coordinator>>),
+    Processor(Box<Processor>),
     Consumer(Consumer),
     EsClient(Box<EsClient>),
     /// An event-store projection (in the consumer slots of an event-store workload);
@@ -406,9 +441,12 @@ impl ClusterProcess {
         }
     }
 
-    /// A consumer starts no new polls from now on.
+    /// A consumer starts no new polls from now on (nor a processor new work).
     pub fn stop_polling(&mut self) {
         self.polling = false;
+        if let ClusterNode::Processor(processor) = &mut self.node {
+            processor.stop();
+        }
     }
 
     /// Starts a send if the producer is idle; false if busy.
@@ -528,6 +566,17 @@ impl ClusterProcess {
                 }
                 None => halted = true,
             },
+            ClusterNode::Processor(processor) => {
+                for step in processor.drain_steps() {
+                    match step {
+                        Step::Invoke(op) => recorder.invoke(t_ns, me, op),
+                        Step::Complete(kind, op, error) => {
+                            recorder.finish_op(t_ns, me, kind, op, error)
+                        }
+                    }
+                }
+                send_all(ctx, processor.drain_outbox().into_iter());
+            }
             ClusterNode::TxnProducer(node) => {
                 let txn_id = node.producer.txn_id().to_owned();
                 for outcome in node.producer.drain_init() {
@@ -589,7 +638,7 @@ impl ClusterProcess {
                     recorder.event(t_ns, me, kind, op, error);
                     if poll.reset_to.is_some() {
                         // The consumer seeks back: an assign in the history's terms.
-                        let partitions = (0..self.spec.partitions).collect::<Vec<_>>();
+                        let partitions = (0..self.spec.total_partitions()).collect::<Vec<_>>();
                         let op = model::Op::Assign { partitions };
                         recorder.event(t_ns, me, model::EventType::Invoke, op.clone(), None);
                         recorder.event(t_ns, me, model::EventType::Ok, op, None);
@@ -649,6 +698,21 @@ impl Process for ClusterProcess {
             ClusterNode::Coordinator(
                 Coordinator::open(ctx.disk(), config, now_ns).ok().map(Box::new),
             )
+        } else if let (Some(_), true) = (&spec.txn, id >= spec.processor(0).0) {
+            let index = id - spec.processor(0).0;
+            let t_ns = ctx.global_now_ns();
+            self.recorder.borrow_mut().restarted(t_ns, id);
+            let config = ProcessorConfig {
+                index,
+                input: index % spec.partitions,
+                output: spec.partitions + index,
+                controller: spec.brokers,
+                coordinator: spec.coordinator().expect("transactions have one").0,
+                partitions: spec.total_partitions(),
+                request_timeout_ns: 200_000_000,
+            };
+            let life = ctx.rng().next_u64();
+            ClusterNode::Processor(Box::new(Processor::new(config, life, ctx.now_ns())))
         } else if let (Some(_), true) = (&spec.txn, id < spec.brokers + 1 + spec.producers) {
             let index = id - (spec.brokers + 1);
             let t_ns = ctx.global_now_ns();
@@ -656,7 +720,7 @@ impl Process for ClusterProcess {
             let config = TxnProducerConfig {
                 controller: spec.brokers,
                 coordinator: spec.coordinator().expect("transactions have one").0,
-                partitions: spec.partitions,
+                partitions: spec.total_partitions(),
                 txn_id: format!("t{index}"),
                 request_timeout_ns: 200_000_000,
                 retry_backoff_ns: 20_000_000,
@@ -721,7 +785,7 @@ impl Process for ClusterProcess {
             let index = id - (spec.brokers + 1 + spec.producers);
             let config = ConsumerConfig {
                 controller: spec.brokers,
-                partitions: (0..spec.partitions).collect(),
+                partitions: (0..spec.total_partitions()).collect(),
                 request_timeout_ns: 200_000_000,
                 max_bytes: 64 * 1024,
                 isolation: spec.isolation(index),
@@ -747,6 +811,7 @@ impl Process for ClusterProcess {
             ClusterNode::Controller(None) => {}
             ClusterNode::Producer(node) => node.producer.handle(now_ns, msg),
             ClusterNode::TxnProducer(node) => node.producer.handle(now_ns, msg),
+            ClusterNode::Processor(processor) => processor.handle(now_ns, msg),
             ClusterNode::Coordinator(Some(coordinator)) => {
                 coordinator.handle(ctx.disk(), now_ns, from.0, msg)
             }
@@ -780,6 +845,7 @@ impl Process for ClusterProcess {
                 node.producer.tick(now_ns);
                 node.ticking = !node.producer.is_idle();
             }
+            ClusterNode::Processor(processor) => processor.tick(now_ns),
             ClusterNode::Coordinator(Some(coordinator)) => coordinator.tick(ctx.disk(), now_ns),
             ClusterNode::Coordinator(None) => {}
             ClusterNode::EsClient(client) => client.tick(now_ns),

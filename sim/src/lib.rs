@@ -34,6 +34,7 @@ pub mod strategy;
 pub mod time;
 pub mod toy;
 mod trace;
+pub mod txn_processor;
 mod world;
 
 use std::fmt;

@@ -368,8 +368,12 @@ fn run_cluster(
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns);
     // Drain: consumers start no new polls, and what is in flight gets to finish.
-    for index in 0..spec.consumers {
-        world.with_process(spec.consumer(index), |process, _| process.stop_polling());
+    let processors = spec.txn.as_ref().map_or(0, |txn| txn.processors);
+    let readers = (0..spec.consumers)
+        .map(|index| spec.consumer(index))
+        .chain((0..processors).map(|index| spec.processor(index)));
+    for node in readers {
+        world.with_process(node, |process, _| process.stop_polling());
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns + DRAIN_NS);
     let replicas = cluster::final_replicas(&mut world, spec);

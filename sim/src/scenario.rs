@@ -106,6 +106,9 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// Consume-transform-produce processors a scenario may run.
+const PROCESSORS_MAX: u32 = 8;
+
 type DurRange = Spanned<[Dur; 2]>;
 type ProbabilityRange = Spanned<[f64; 2]>;
 
@@ -152,6 +155,10 @@ struct TransactionsFile {
     /// How many of the consumers read uncommitted (default 0).
     #[serde(default)]
     read_uncommitted: Option<Spanned<u32>>,
+    /// Consume-transform-produce processors (default 0), each with its own output
+    /// partition.
+    #[serde(default)]
+    processors: Option<Spanned<u32>>,
 }
 
 #[derive(Clone, Copy, Default, Deserialize)]
@@ -800,7 +807,14 @@ impl Source<'_> {
             );
             return Err(self.error(span, message));
         }
+        let processors = txn.processors.as_ref().map_or(0, |p| *p.get_ref());
+        if processors > PROCESSORS_MAX {
+            let span = txn.processors.as_ref().map(Spanned::span);
+            let message = format!("transactions.processors: {processors} exceeds {PROCESSORS_MAX}");
+            return Err(self.error(span, message));
+        }
         Ok(Some(TxnSpec {
+            processors,
             protocol: match txn.protocol {
                 TxnProtocolFile::Kip890 => TxnProtocol::Kip890,
                 TxnProtocolFile::PreKip890 => TxnProtocol::Legacy,
@@ -949,10 +963,12 @@ impl Source<'_> {
                     // Event-store projections crash too: their checkpoints must survive it.
                     targets.extend((0..spec.consumers).map(|index| spec.consumer(index)));
                 }
-                if spec.txn.is_some() {
-                    // Transactional producers crash and come back (their late messages are
-                    // zombies'), and their links clog (a late produce or commit).
+                if let Some(txn) = &spec.txn {
+                    // Transactional producers and processors crash and come back (their
+                    // late messages are zombies'), and their links clog (a late produce
+                    // or commit).
                     targets.extend((0..spec.producers).map(|index| spec.producer(index)));
+                    targets.extend((0..txn.processors).map(|index| spec.processor(index)));
                     targets.sort_unstable();
                 }
                 Ok((System::LogCluster(spec), nodes, targets))
