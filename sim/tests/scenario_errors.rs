@@ -151,6 +151,11 @@ const CASES_ES: &[(&str, &str, &str)] = &[
         "violation = \"lost-write\"\nwithin_seeds = 5",
         "t.toml:24:1: expect.violation: unknown invariant `lost-write`",
     ),
+    (
+        "[phases]",
+        "[transactions]\nprocessors = 1\n\n[phases]",
+        "t.toml:20:1: transactions: only for system log-cluster",
+    ),
 ];
 
 #[test]
@@ -253,6 +258,37 @@ const CLUSTER_CASES: &[(&str, &str, &str)] = &[
         "violation = \"lost-write\"",
         "violation = \"lost-wrte\"",
         "c.toml:27:1: expect.violation: unknown invariant `lost-wrte`",
+    ),
+    // Transactions: each field refused with its place.
+    (
+        "[workload]",
+        "[transactions]\nprotocol = \"kip-891\"\n\n[workload]",
+        "c.toml:13:12: unknown variant `kip-891`",
+    ),
+    (
+        "[workload]",
+        "[transactions]\npartitions_per_txn = 4\n\n[workload]",
+        "c.toml:13:22: transactions.partitions_per_txn: 4 is not between 1 and the partitions (1)",
+    ),
+    (
+        "[workload]",
+        "[transactions]\nprocessors = 99\n\n[workload]",
+        "c.toml:13:14: transactions.processors: 99 exceeds 8",
+    ),
+    (
+        "[workload]",
+        "[transactions]\nread_uncommitted = 2\n\n[workload]",
+        "c.toml:13:20: transactions.read_uncommitted: 2 exceeds the consumers (1)",
+    ),
+    (
+        "[workload]",
+        "[transactions]\ntimeout = \"0s\"\n\n[workload]",
+        "c.toml:13:11: transactions.timeout: must be above zero",
+    ),
+    (
+        "[workload]",
+        "[transactions]\nreaders = 1\n\n[workload]",
+        "c.toml:13:1: unknown field `readers`",
     ),
 ];
 
