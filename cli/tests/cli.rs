@@ -219,6 +219,47 @@ fn check_judges_a_recorded_history_and_names_bad_lines() {
     assert!(stderr.starts_with(&format!("logjam: {}:{lines}: ", cut.display())), "{stderr}");
 }
 
+/// A transactional history from the legacy protocol, checked as any system's would be:
+/// the aborted read its configuration allows is expected; the same history claiming
+/// KIP-890 fails; a transaction whose completion changed its micro-ops is refused.
+#[test]
+fn check_judges_a_transactional_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("txn.jsonl");
+    let replay = logjam(&[
+        "replay",
+        "--schedule",
+        "scenarios/regressions/txn-pre-kip-890.json",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    assert_eq!(replay.status.code(), Some(0), "{}", String::from_utf8_lossy(&replay.stderr));
+    let output = logjam(&["check", history.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("txn-aborted-read"), "{}", stdout(&output));
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(text.contains("\"f\":\"txn\""), "a transactional history");
+    let strict = dir.path().join("strict.jsonl");
+    std::fs::write(&strict, text.replacen(",\"transactions\":\"pre-kip-890\"", "", 1)).unwrap();
+    let output = logjam(&["check", strict.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    // The first completed transaction, its first value changed in the completion only.
+    let lines: Vec<&str> = text.lines().collect();
+    let (index, line) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, line)| line.contains("\"type\":\"ok\",\"f\":\"txn\""))
+        .expect("a committed transaction");
+    let mut edited: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    edited[index] = line.replacen("\"value\":\"v", "\"value\":\"w", 1);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, edited.join("\n") + "\n").unwrap();
+    let output = logjam(&["check", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with(&format!("logjam: {}:{}: ", bad.display(), index + 1)), "{stderr}");
+}
+
 #[test]
 fn shrink_writes_a_schedule_that_replay_runs_and_judges() {
     let dir = tempfile::tempdir().unwrap();
