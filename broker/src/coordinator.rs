@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::batch::{ProducerStamp, Record};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::protocol::{ErrorCode, Msg, NodeId};
-use crate::storage::{Storage, SyncResult, SyncTicket};
+use crate::storage::{Storage, StorageError, SyncResult, SyncTicket};
 use crate::txn::TxnProtocol;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,10 +186,14 @@ impl Coordinator {
             let Some(last) = batches.last() else { break };
             offset = last.end_offset();
             for batch in batches {
-                let corrupt = |problem: &str| LogError::Corrupt {
-                    path: STATE_DIR.to_owned(),
-                    position: batch.base_offset,
-                    problem: problem.to_owned(),
+                // The batch passed its CRC: a record that does not decode was written
+                // wrong, and the coordinator refuses to start on state it cannot read
+                // rather than forget transactions.
+                let corrupt = |problem: &str| {
+                    LogError::Storage(StorageError::Invalid {
+                        path: STATE_DIR.to_owned(),
+                        detail: format!("the batch at offset {}: {problem}", batch.base_offset),
+                    })
                 };
                 for record in batch.records.iter() {
                     let txn_id = String::from_utf8(record.key.clone())

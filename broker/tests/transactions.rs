@@ -56,6 +56,9 @@ struct Cluster {
     consumers: Vec<Consumer>,
     /// Produces to this partition are held back instead of delivered, while set.
     hold_produces_to: Option<u32>,
+    /// Transaction markers are lost on their way, while set.
+    drop_markers: bool,
+    coordinator_config: CoordinatorConfig,
     held: Vec<(NodeId, NodeId, Msg)>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -86,21 +89,18 @@ impl Cluster {
         let ack = Msg::HeartbeatAck { states: states(), registration: Some((1, 1)) };
         broker.handle(&mut broker_disk, 0, CONTROLLER, ack);
         broker.drain_outbox().for_each(drop);
-        let coordinator = Coordinator::open(
-            &mut coordinator_disk,
-            CoordinatorConfig {
-                id: COORDINATOR,
-                controller: CONTROLLER,
-                protocol,
-                partitions: 2,
-                txn_timeout_ns: 1_000 * MS,
-                request_timeout_ns: 100 * MS,
-                txn_ids_max: 16,
-                log: log_config(FlushPolicy::EveryAppend),
-            },
-            0,
-        )
-        .unwrap();
+        let coordinator_config = CoordinatorConfig {
+            id: COORDINATOR,
+            controller: CONTROLLER,
+            protocol,
+            partitions: 2,
+            txn_timeout_ns: 1_000 * MS,
+            request_timeout_ns: 100 * MS,
+            txn_ids_max: 16,
+            log: log_config(FlushPolicy::EveryAppend),
+        };
+        let coordinator =
+            Coordinator::open(&mut coordinator_disk, coordinator_config.clone(), 0).unwrap();
         let producer = TxnProducer::new(TxnProducerConfig {
             controller: CONTROLLER,
             coordinator: COORDINATOR,
@@ -132,6 +132,8 @@ impl Cluster {
             producer,
             consumers,
             hold_produces_to: None,
+            drop_markers: false,
+            coordinator_config,
             held: Vec::new(),
             _dirs: dirs,
         };
@@ -160,6 +162,9 @@ impl Cluster {
                 return;
             }
             for (from, to, msg) in sent {
+                if self.drop_markers && matches!(msg, Msg::WriteTxnMarker { .. }) {
+                    continue;
+                }
                 if let (Msg::Produce { partition, .. }, Some(held)) = (&msg, self.hold_produces_to)
                 {
                     if *partition == held {
@@ -408,4 +413,39 @@ fn a_new_producer_with_the_same_id_fences_the_old_one() {
     drop(zombie);
     assert!(matches!(cluster.transact(&[(0, "fresh")]), Outcome::Ok(_)));
     assert_eq!(cluster.read(0)[0], ["fresh"], "the zombie's record never becomes visible");
+}
+
+/// A coordinator that crashes after it decided to commit (durably) but before any
+/// marker landed finishes the commit when it starts again: what it told the producer
+/// holds.
+#[test]
+fn a_restarted_coordinator_finishes_the_commit_it_prepared() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    cluster.drop_markers = true;
+    cluster.producer.transact(
+        cluster.now_ns,
+        ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(p, v)| TxnRecord {
+                partition: p as u32,
+                key: b"k".to_vec(),
+                value: v.as_bytes().to_vec(),
+            })
+            .collect(),
+    );
+    cluster.advance(50 * MS);
+    let outcome: Vec<_> = cluster.producer.drain_txn().collect();
+    assert!(matches!(outcome.as_slice(), [Outcome::Ok(_)]), "{outcome:?}");
+    assert_eq!(cluster.last_stable_offset(0), 0, "no marker yet: undecided");
+    // The coordinator crashes; a new one reads its state back.
+    let config = cluster.coordinator_config.clone();
+    cluster.coordinator =
+        Coordinator::open(&mut cluster.coordinator_disk, config, cluster.now_ns).unwrap();
+    cluster.drop_markers = false;
+    cluster.advance(300 * MS);
+    let [p0, p1] = cluster.read(0);
+    assert_eq!((p0, p1), (vec!["a".to_owned()], vec!["b".to_owned()]));
+    assert_eq!(cluster.last_stable_offset(0), 2);
 }
