@@ -1083,7 +1083,9 @@ impl Broker {
         if !matches!(replica.role, Role::Leader { .. }) {
             return Ok(());
         }
-        replica.txn_verifying.remove(&key);
+        if replica.txn_verifying.remove(&key).is_none() {
+            return Ok(()); // not asked (or given up on): its produces are gone too
+        }
         let mut waiting = Vec::new();
         let mut index = 0;
         while index < replica.parked.len() {

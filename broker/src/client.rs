@@ -338,6 +338,10 @@ pub struct PollResult {
     pub outcome: Outcome<Vec<Polled>>,
     /// The position had to be reset (the log no longer holds it): a seek.
     pub reset_to: Option<u64>,
+    /// The poll reached the leader's log end, and everything in the log was committed
+    /// and decided (last stable offset = high watermark = log end): nothing more to
+    /// read for now, and nothing undecided that could still become readable.
+    pub caught_up: bool,
 }
 
 /// A consumer: polls its partitions in turn, from its position, up to the high
@@ -458,6 +462,7 @@ impl Consumer {
         outcome: Outcome<Vec<Polled>>,
         next: Option<u64>,
         reset_to: Option<u64>,
+        caught_up: bool,
     ) {
         let partition = self.config.partitions[index];
         let from = self.positions[index];
@@ -469,7 +474,7 @@ impl Consumer {
             self.positions[index] = position;
         }
         self.turn = (self.turn + 1) % self.positions.len();
-        self.done.push(PollResult { partition, from, outcome, reset_to });
+        self.done.push(PollResult { partition, from, outcome, reset_to, caught_up });
     }
 
     pub fn tick(&mut self, now_ns: u64) {
@@ -478,7 +483,7 @@ impl Consumer {
                 self.in_flight = None;
                 self.leaders[index] = None;
                 // A read changes nothing: a poll without an answer simply failed.
-                self.finish(index, Outcome::Fail("no answer".to_owned()), None, None);
+                self.finish(index, Outcome::Fail("no answer".to_owned()), None, None, false);
             }
         }
     }
@@ -508,7 +513,10 @@ impl Consumer {
                     Ok(data) => {
                         let from = self.positions[index];
                         let (records, next) = visible_records(&data, from, self.config.isolation);
-                        self.finish(index, Outcome::Ok(records), Some(next), None);
+                        let caught_up = data.last_stable_offset == data.high_watermark
+                            && data.high_watermark == data.log_end_offset
+                            && next >= data.log_end_offset;
+                        self.finish(index, Outcome::Ok(records), Some(next), None, caught_up);
                     }
                     Err(ErrorCode::OffsetOutOfRange) => {
                         // What we read is gone (truncated) or was never there: seek to
@@ -519,11 +527,12 @@ impl Consumer {
                             Outcome::Fail("offset out of range".to_owned()),
                             None,
                             Some(0),
+                            false,
                         );
                     }
                     Err(code) => {
                         self.leaders[index] = None;
-                        self.finish(index, Outcome::Fail(format!("{code:?}")), None, None);
+                        self.finish(index, Outcome::Fail(format!("{code:?}")), None, None, false);
                     }
                 }
             }

@@ -131,6 +131,32 @@ struct MarkerSend {
     in_flight: Option<(u64, u64)>,
 }
 
+/// The markers of one ending transaction.
+#[derive(Clone, Debug)]
+struct MarkerSet {
+    /// No marker goes out before the log is durable to here (the end of the record
+    /// that decided the transaction): a crash must not lose a decision some partition
+    /// already acted on, or the transaction could end the other way elsewhere.
+    decided_at: u64,
+    partitions: BTreeMap<u32, MarkerSend>,
+}
+
+impl MarkerSet {
+    fn new(decided_at: u64, partitions: &BTreeSet<u32>) -> MarkerSet {
+        let partitions = partitions.iter().map(|&p| (p, MarkerSend { in_flight: None })).collect();
+        MarkerSet { decided_at, partitions }
+    }
+}
+
+/// Epochs stop one short of the largest: a transaction begun at an epoch can always end
+/// one higher. A producer at the limit is refused new transactions and, at its next
+/// `InitTxn`, gets a new producer id (as Kafka does when an epoch is exhausted).
+const EPOCH_LIMIT: i16 = i16::MAX - 1;
+/// The record a coordinator writes when it starts, before it sends anything: it makes
+/// the life's epoch (the batch's leader epoch) durable, so no later life reuses it (or
+/// its correlation numbers). Not a transactional id (ids are never empty).
+const LIFE_KEY: &[u8] = b"";
+
 /// What a coordinator reports for the history and coverage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoordinatorEvent {
@@ -152,7 +178,7 @@ pub struct Coordinator {
     /// When each ongoing transaction began (since this start: a restart gives every
     /// open one a full timeout again).
     started_ns: BTreeMap<String, u64>,
-    markers: BTreeMap<String, BTreeMap<u32, MarkerSend>>,
+    markers: BTreeMap<String, MarkerSet>,
     /// Marker requests sent, by correlation: the transactional id, the partition and
     /// the epoch the marker carried. An answer counts only for the transaction that
     /// epoch ended (a late answer to an earlier transaction's marker must not complete
@@ -162,6 +188,8 @@ pub struct Coordinator {
     metadata_in_flight: Option<(u64, u64)>,
     next_producer_id: i64,
     next_correlation: u64,
+    /// The latest time it was told (a sync completion carries none).
+    now_ns: Option<u64>,
     /// Answers held until the log is durable to this offset.
     waiting: Vec<(u64, NodeId, Msg)>,
     outbox: Vec<(NodeId, Msg)>,
@@ -195,7 +223,7 @@ impl Coordinator {
                         detail: format!("the batch at offset {}: {problem}", batch.base_offset),
                     })
                 };
-                for record in batch.records.iter() {
+                for record in batch.records.iter().filter(|record| record.key != LIFE_KEY) {
                     let txn_id = String::from_utf8(record.key.clone())
                         .map_err(|_| corrupt("a transactional id is not UTF-8"))?;
                     let entry = TxnEntry::decode(&record.value)
@@ -221,6 +249,7 @@ impl Coordinator {
             // Each life numbers its requests apart from the last one's, whose answers
             // may still arrive.
             next_correlation: u64::from(coordinator_epoch) << 32,
+            now_ns: Some(now_ns),
             waiting: Vec::new(),
             outbox: Vec::new(),
             events: Vec::new(),
@@ -228,6 +257,17 @@ impl Coordinator {
             txns,
             config,
         };
+        // This life's epoch, durable before anything is sent (markers wait for it).
+        let life = Record { timestamp_ns: now_ns, key: LIFE_KEY.to_vec(), value: Vec::new() };
+        coordinator.log.append(
+            storage,
+            now_ns,
+            coordinator_epoch,
+            ProducerStamp::NONE,
+            vec![life],
+        )?;
+        coordinator.log.flush(storage, now_ns)?;
+        let started_at = coordinator.log.end_offset();
         let ids: Vec<String> = coordinator.txns.keys().cloned().collect();
         for txn_id in ids {
             let entry = &coordinator.txns[&txn_id];
@@ -236,17 +276,12 @@ impl Coordinator {
                     coordinator.started_ns.insert(txn_id, now_ns);
                 }
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    let sends = entry
-                        .partitions
-                        .iter()
-                        .map(|&p| (p, MarkerSend { in_flight: None }))
-                        .collect();
-                    coordinator.markers.insert(txn_id, sends);
+                    let set = MarkerSet::new(started_at, &entry.partitions);
+                    coordinator.markers.insert(txn_id, set);
                 }
                 _ => {}
             }
         }
-        coordinator.log.flush(storage, now_ns)?;
         Ok(coordinator)
     }
 
@@ -290,6 +325,9 @@ impl Coordinator {
             outbox.push((*to, msg.clone()));
             false
         });
+        if let Some(now_ns) = self.now_ns {
+            self.send_markers(now_ns);
+        }
     }
 
     fn correlation(&mut self) -> u64 {
@@ -336,20 +374,27 @@ impl Coordinator {
     ) -> Result<(), LogError> {
         let mut entry = self.txns[txn_id].clone();
         debug_assert_eq!(entry.state, TxnState::Ongoing);
-        entry.last_epoch = entry.producer_epoch;
-        // KIP-890 bumps the epoch at every end; a fencing end (a timeout, a new
-        // producer) bumps it under either protocol.
+        // A retried `EndTxn` of the producer gets the same answer, unless this end
+        // fences it (a timeout, a new producer): then it is told it was fenced, and
+        // never handed the new epoch.
+        entry.last_epoch = if fence { -1 } else { entry.producer_epoch };
+        // KIP-890 bumps the epoch at every end; a fencing end bumps it under either
+        // protocol. A transaction only begins below the limit, so this never passes it.
         if fence || self.config.protocol == TxnProtocol::Kip890 {
-            entry.producer_epoch = entry
-                .producer_epoch
-                .checked_add(1)
-                .expect("producer epochs are bounded by the run");
+            debug_assert!(entry.producer_epoch < i16::MAX);
+            entry.producer_epoch = entry.producer_epoch.saturating_add(1);
+        }
+        self.started_ns.remove(txn_id);
+        if entry.partitions.is_empty() {
+            // Nothing was written anywhere: decided and done at once.
+            entry.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+            return self.persist(storage, now_ns, txn_id, entry);
         }
         entry.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
-        let sends = entry.partitions.iter().map(|&p| (p, MarkerSend { in_flight: None })).collect();
-        self.started_ns.remove(txn_id);
+        let set = MarkerSet::new(0, &entry.partitions);
         self.persist(storage, now_ns, txn_id, entry)?;
-        self.markers.insert(txn_id.to_owned(), sends);
+        let decided_at = self.log.end_offset();
+        self.markers.insert(txn_id.to_owned(), MarkerSet { decided_at, ..set });
         self.send_markers(now_ns);
         Ok(())
     }
@@ -369,6 +414,7 @@ impl Coordinator {
         storage: &mut S,
         now_ns: u64,
     ) -> Result<(), LogError> {
+        self.now_ns = Some(now_ns);
         self.log.poll(storage, now_ns)?;
         let timeout = self.config.txn_timeout_ns;
         let expired: Vec<String> = self
@@ -388,12 +434,16 @@ impl Coordinator {
     /// Sends every marker that is due and whose partition leader is known.
     fn send_markers(&mut self, now_ns: u64) {
         let timeout = self.config.request_timeout_ns;
+        let durable = self.log.recovery_point();
         let mut need_metadata = false;
         let mut sends = Vec::new();
-        for (txn_id, partitions) in &mut self.markers {
+        for (txn_id, set) in &mut self.markers {
+            if set.decided_at > durable {
+                continue; // the decision is not durable yet
+            }
             let entry = &self.txns[txn_id];
             let commit = entry.state.preparing().expect("markers only while preparing");
-            for (&partition, send) in partitions.iter_mut() {
+            for (&partition, send) in set.partitions.iter_mut() {
                 if send.in_flight.is_some_and(|(_, sent)| now_ns < sent + timeout) {
                     continue;
                 }
@@ -401,14 +451,19 @@ impl Coordinator {
                     need_metadata = true;
                     continue;
                 };
+                // Only the latest attempt's answer is awaited: the map stays bounded.
+                if let Some((correlation, _)) = send.in_flight.take() {
+                    self.markers_in_flight.remove(&correlation);
+                }
                 sends.push((txn_id.clone(), partition, leader, entry.producer_id, commit));
-                send.in_flight = Some((0, now_ns));
             }
         }
         for (txn_id, partition, leader, producer_id, commit) in sends {
             let correlation = self.correlation();
             let producer_epoch = self.txns[&txn_id].producer_epoch;
-            if let Some(send) = self.markers.get_mut(&txn_id).and_then(|m| m.get_mut(&partition)) {
+            if let Some(send) =
+                self.markers.get_mut(&txn_id).and_then(|m| m.partitions.get_mut(&partition))
+            {
                 send.in_flight = Some((correlation, now_ns));
             }
             self.markers_in_flight.insert(correlation, (txn_id, partition, producer_epoch));
@@ -452,6 +507,7 @@ impl Coordinator {
         from: NodeId,
         msg: Msg,
     ) -> Result<(), LogError> {
+        self.now_ns = Some(now_ns);
         match msg {
             Msg::InitTxn { correlation, txn_id } => {
                 let result = self.on_init(storage, now_ns, &txn_id)?;
@@ -484,7 +540,8 @@ impl Coordinator {
                     .get(&producer_id)
                     .and_then(|txn_id| self.txns.get(txn_id))
                     .is_some_and(|entry| {
-                        entry.producer_epoch == producer_epoch
+                        entry.producer_id == producer_id
+                            && entry.producer_epoch == producer_epoch
                             && entry.state == TxnState::Ongoing
                             && entry.partitions.contains(&partition)
                     });
@@ -523,7 +580,8 @@ impl Coordinator {
                 if sent_to != partition || !current {
                     return Ok(());
                 }
-                let Some(partitions) = self.markers.get_mut(&txn_id) else { return Ok(()) };
+                let Some(set) = self.markers.get_mut(&txn_id) else { return Ok(()) };
+                let partitions = &mut set.partitions;
                 match result {
                     // Fenced: the partition already holds a later epoch's marker.
                     Ok(()) | Err(ErrorCode::ProducerFenced) => {
@@ -589,15 +647,21 @@ impl Coordinator {
                 Ok(Err(ErrorCode::ConcurrentTransactions))
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                let producer_epoch =
-                    entry.producer_epoch.checked_add(1).expect("epochs are bounded by the run");
-                let producer_id = entry.producer_id;
+                // The old epoch is fenced: no `EndTxn` retry of it gets an answer now.
+                let (producer_id, producer_epoch) = if entry.producer_epoch >= EPOCH_LIMIT - 1 {
+                    // Epochs exhausted: a new producer id, which fences the old one too.
+                    self.by_producer.remove(&entry.producer_id);
+                    self.next_producer_id += 1;
+                    (self.next_producer_id - 1, 0)
+                } else {
+                    (entry.producer_id, entry.producer_epoch + 1)
+                };
                 let next = TxnEntry {
+                    producer_id,
                     producer_epoch,
-                    last_epoch: entry.producer_epoch,
+                    last_epoch: -1,
                     state: TxnState::Empty,
                     partitions: BTreeSet::new(),
-                    ..entry
                 };
                 self.persist(storage, now_ns, txn_id, next)?;
                 Ok(Ok((producer_id, producer_epoch)))
@@ -629,8 +693,12 @@ impl Coordinator {
         if let Err(code) = Self::check_producer(entry, producer) {
             return Ok(Err(code));
         }
-        if partitions.iter().any(|&p| p >= self.config.partitions) {
+        if partitions.is_empty() || partitions.iter().any(|&p| p >= self.config.partitions) {
             return Ok(Err(ErrorCode::InvalidTxnState));
+        }
+        if entry.is_some_and(|entry| entry.producer_epoch >= EPOCH_LIMIT) {
+            // No room to end another transaction: the producer must take a new id.
+            return Ok(Err(ErrorCode::ProducerFenced));
         }
         let mut entry = entry.expect("checked").clone();
         match entry.state {

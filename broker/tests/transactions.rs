@@ -12,7 +12,7 @@ use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome};
 use logjam_broker::coordinator::{Coordinator, CoordinatorConfig};
 use logjam_broker::log::{FlushPolicy, LogConfig};
-use logjam_broker::protocol::{Isolation, Msg, NodeId, PartitionState};
+use logjam_broker::protocol::{ErrorCode, Isolation, Msg, NodeId, PartitionState};
 use logjam_broker::storage::FsStorage;
 use logjam_broker::txn::TxnProtocol;
 use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
@@ -448,4 +448,157 @@ fn a_restarted_coordinator_finishes_the_commit_it_prepared() {
     let [p0, p1] = cluster.read(0);
     assert_eq!((p0, p1), (vec!["a".to_owned()], vec!["b".to_owned()]));
     assert_eq!(cluster.last_stable_offset(0), 2);
+}
+
+/// The coordinator writes no marker (and answers nothing) before the record that
+/// decided the transaction is durable: a crash before then must not leave one
+/// partition acting on a decision the coordinator's next life does not know, which
+/// could end the transaction the other way elsewhere.
+#[test]
+fn no_marker_leaves_before_the_decision_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut disk = FsStorage::new(dir.path());
+    let config = CoordinatorConfig {
+        id: COORDINATOR,
+        controller: CONTROLLER,
+        protocol: TxnProtocol::Kip890,
+        partitions: 2,
+        txn_timeout_ns: 1_000 * MS,
+        request_timeout_ns: 100 * MS,
+        txn_ids_max: 16,
+        log: log_config(FlushPolicy::EveryAppend),
+    };
+    let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
+    // Sends a request, lets every sync complete, and returns what came out.
+    let exchange = |coordinator: &mut Coordinator, disk: &mut FsStorage, msg: Msg| {
+        coordinator.handle(disk, 0, PRODUCER, msg);
+        let before_sync: Vec<Msg> = coordinator.drain_outbox().map(|(_, m)| m).collect();
+        for (ticket, result) in disk.take_completed() {
+            coordinator.on_synced(disk, ticket, result);
+        }
+        let after_sync: Vec<Msg> = coordinator.drain_outbox().map(|(_, m)| m).collect();
+        (before_sync, after_sync)
+    };
+    let (_, answers) = exchange(
+        &mut coordinator,
+        &mut disk,
+        Msg::InitTxn { correlation: 1, txn_id: "t".to_owned() },
+    );
+    let Some(Msg::InitTxnResponse { result: Ok((producer_id, producer_epoch)), .. }) =
+        answers.into_iter().next()
+    else {
+        panic!("init answered once durable")
+    };
+    let add = Msg::AddPartitionsToTxn {
+        correlation: 2,
+        txn_id: "t".to_owned(),
+        producer_id,
+        producer_epoch,
+        partitions: vec![0, 1],
+    };
+    exchange(&mut coordinator, &mut disk, add);
+    let end = Msg::EndTxn {
+        correlation: 3,
+        txn_id: "t".to_owned(),
+        producer_id,
+        producer_epoch,
+        commit: true,
+    };
+    let (before_sync, after_sync) = exchange(&mut coordinator, &mut disk, end);
+    assert!(before_sync.is_empty(), "sent before the decision was durable: {before_sync:?}");
+    assert!(
+        after_sync.iter().any(|m| matches!(m, Msg::EndTxnResponse { .. })),
+        "answered once durable: {after_sync:?}"
+    );
+    // Now it looks for the leaders, and the markers go out.
+    let Some(Msg::Metadata { correlation }) =
+        after_sync.into_iter().find(|m| matches!(m, Msg::Metadata { .. }))
+    else {
+        panic!("the coordinator asks where the partitions live")
+    };
+    coordinator.handle(
+        &mut disk,
+        0,
+        CONTROLLER,
+        Msg::MetadataResponse { correlation, states: states() },
+    );
+    let markers = coordinator
+        .drain_outbox()
+        .filter(|(_, m)| matches!(m, Msg::WriteTxnMarker { commit: true, .. }))
+        .count();
+    assert_eq!(markers, 2);
+}
+
+/// A producer fenced by a new one with its transactional id is told so, and never
+/// handed the epoch that fenced it; and a transaction of no partitions is refused.
+#[test]
+fn a_fenced_producer_is_told_it_was_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut disk = FsStorage::new(dir.path());
+    let config = CoordinatorConfig {
+        id: COORDINATOR,
+        controller: CONTROLLER,
+        protocol: TxnProtocol::Kip890,
+        partitions: 2,
+        txn_timeout_ns: 1_000 * MS,
+        request_timeout_ns: 100 * MS,
+        txn_ids_max: 16,
+        log: log_config(FlushPolicy::EveryAppend),
+    };
+    let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
+    let mut ask = |msg: Msg| -> Msg {
+        coordinator.handle(&mut disk, 0, PRODUCER, msg);
+        for (ticket, result) in disk.take_completed() {
+            coordinator.on_synced(&mut disk, ticket, result);
+        }
+        let answers: Vec<Msg> = coordinator
+            .drain_outbox()
+            .map(|(_, m)| m)
+            .filter(|m| !matches!(m, Msg::Metadata { .. }))
+            .collect();
+        answers.into_iter().next().expect("an answer")
+    };
+    let txn_id = || "t".to_owned();
+    let Msg::InitTxnResponse { result: Ok((producer_id, epoch)), .. } =
+        ask(Msg::InitTxn { correlation: 1, txn_id: txn_id() })
+    else {
+        panic!("init")
+    };
+    let add = |partitions: Vec<u32>| Msg::AddPartitionsToTxn {
+        correlation: 2,
+        txn_id: txn_id(),
+        producer_id,
+        producer_epoch: epoch,
+        partitions,
+    };
+    let refused = ask(add(Vec::new()));
+    assert!(
+        matches!(
+            refused,
+            Msg::AddPartitionsToTxnResponse { result: Err(ErrorCode::InvalidTxnState), .. }
+        ),
+        "{refused:?}"
+    );
+    assert!(matches!(ask(add(vec![0])), Msg::AddPartitionsToTxnResponse { result: Ok(()), .. }));
+    // A new producer takes the id: the old one's transaction is aborted to fence it.
+    let fencing = ask(Msg::InitTxn { correlation: 3, txn_id: txn_id() });
+    assert!(
+        matches!(
+            fencing,
+            Msg::InitTxnResponse { result: Err(ErrorCode::ConcurrentTransactions), .. }
+        ),
+        "{fencing:?}"
+    );
+    let end = Msg::EndTxn {
+        correlation: 4,
+        txn_id: txn_id(),
+        producer_id,
+        producer_epoch: epoch,
+        commit: false,
+    };
+    let answer = ask(end);
+    assert!(
+        matches!(answer, Msg::EndTxnResponse { result: Err(ErrorCode::ProducerFenced), .. }),
+        "the zombie must not get the new epoch: {answer:?}"
+    );
 }

@@ -222,6 +222,14 @@ impl Processor {
 
     fn on_poll(&mut self, now_ns: u64, poll: PollResult) {
         let op = self.current.clone().expect("a poll was under way");
+        if poll.reset_to.is_some() {
+            // The log no longer holds the position: only the output can say where to
+            // resume. Take the id again and read it back.
+            let why = Some("position out of range".to_owned());
+            self.complete(model::EventType::Fail, op, why);
+            return self.begin_init(now_ns);
+        }
+        let caught_up = poll.caught_up;
         let records = match poll.outcome {
             Outcome::Ok(records) => records,
             Outcome::Fail(why) => return self.complete(model::EventType::Fail, op, Some(why)),
@@ -242,9 +250,11 @@ impl Processor {
                         *committed_to = to;
                     }
                 }
-                if records.is_empty() {
-                    // At the end of what is decided: the earlier life's transactions were
-                    // all ended when the id was taken again.
+                if records.is_empty() && caught_up {
+                    // At the log end, with everything in it committed and decided: the
+                    // earlier life's transactions were all ended when the id was taken
+                    // again, and a new leader whose high watermark lags (its last stable
+                    // offset held below a marker it has) is waited for, not believed.
                     let resume = *committed_to;
                     self.phase = Phase::Poll;
                     self.seek(resume);
