@@ -153,11 +153,6 @@ const FOUND_BUGS: &[(&str, u64, &str)] = &[
         "a recovered log was never flushed, so the leader's durable end lagged forever",
     ),
     ("power-loss", 253, "a follower joined the ISR with committed records only in memory"),
-    (
-        "txn-pre-kip-890",
-        129,
-        "a stale leader's unreplicated abort marker hid a record a new leader committed",
-    ),
     ("txn-faults", 386, "an answer to the coordinator's previous life took a marker for done"),
     (
         "txn-faults",
