@@ -71,6 +71,9 @@ pub struct TxnSpec {
     /// Consume-transform-produce processors: processor `k` reads partition
     /// `k % partitions` and writes to its own output partition, `partitions + k`.
     pub processors: u32,
+    /// Processors commit their position in the output's transaction (false: in a
+    /// transaction after it, the weak setup).
+    pub offsets_in_txn: bool,
 }
 
 /// The event-store workload on the cluster.
@@ -710,6 +713,7 @@ impl Process for ClusterProcess {
                 coordinator: spec.coordinator().expect("transactions have one").0,
                 partitions: spec.total_partitions(),
                 request_timeout_ns: 200_000_000,
+                offsets_in_txn: spec.txn.as_ref().is_none_or(|txn| txn.offsets_in_txn),
             };
             let life = ctx.rng().next_u64();
             ClusterNode::Processor(Box::new(Processor::new(config, life, ctx.now_ns())))

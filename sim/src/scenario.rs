@@ -159,6 +159,18 @@ struct TransactionsFile {
     /// partition.
     #[serde(default)]
     processors: Option<Spanned<u32>>,
+    /// Where processors commit their position: "in-transaction" (default: exactly
+    /// once) or "after-transaction" (the weak setup).
+    #[serde(default)]
+    offsets: OffsetsFile,
+}
+
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum OffsetsFile {
+    #[default]
+    InTransaction,
+    AfterTransaction,
 }
 
 #[derive(Clone, Copy, Default, Deserialize)]
@@ -815,6 +827,7 @@ impl Source<'_> {
         }
         Ok(Some(TxnSpec {
             processors,
+            offsets_in_txn: matches!(txn.offsets, OffsetsFile::InTransaction),
             protocol: match txn.protocol {
                 TxnProtocolFile::Kip890 => TxnProtocol::Kip890,
                 TxnProtocolFile::PreKip890 => TxnProtocol::Legacy,

@@ -39,8 +39,9 @@ enum Phase {
     Recover { committed_to: u64 },
     /// Polling the input.
     Poll,
-    /// A transaction over input `[from, to)`.
-    Transact { from: u64, to: u64, ops: Vec<model::MicroOp> },
+    /// A transaction over input `[from, to)`; or, with the position committed after the
+    /// output (`offsets_in_txn` off), the transaction that commits it alone.
+    Transact { from: u64, to: u64, ops: Vec<model::MicroOp>, offsets_only: bool },
 }
 
 pub struct Processor {
@@ -59,6 +60,10 @@ pub struct Processor {
     life: u64,
     attempts: u64,
     running: bool,
+    /// The position is committed in the output's transaction (exactly once); off: in a
+    /// transaction of its own after it (the weak setup: a crash between the two makes
+    /// the input processed again).
+    offsets_in_txn: bool,
     steps: Vec<Step>,
 }
 
@@ -71,6 +76,7 @@ pub struct ProcessorConfig {
     pub coordinator: NodeId,
     pub partitions: u32,
     pub request_timeout_ns: u64,
+    pub offsets_in_txn: bool,
 }
 
 impl Processor {
@@ -106,6 +112,7 @@ impl Processor {
             life,
             attempts: 0,
             running: true,
+            offsets_in_txn: config.offsets_in_txn,
             steps: Vec::new(),
         };
         processor.begin_init(now_ns);
@@ -292,11 +299,9 @@ impl Processor {
                 model::MicroOp::send(self.output, Some(&out_key), value)
             })
             .collect();
-        ops.push(model::MicroOp::send(
-            self.output,
-            Some(&self.offsets_key()),
-            format!("{from}-{to}~{attempt}"),
-        ));
+        if self.offsets_in_txn {
+            ops.push(self.offsets_record(from, to, &attempt));
+        }
         let records = ops
             .iter()
             .filter_map(|op| match op {
@@ -308,15 +313,49 @@ impl Processor {
                 _ => None,
             })
             .collect();
+        // The input range this transaction's output stands for (and, in the same
+        // transaction, the position it commits).
         ops.push(model::MicroOp::commit_offset(self.group.clone(), self.input, from, to));
+        self.run_txn(now_ns, from, to, ops, records, false);
+    }
+
+    fn offsets_record(&self, from: u64, to: u64, attempt: &str) -> model::MicroOp {
+        let value = format!("{from}-{to}~{attempt}");
+        model::MicroOp::send(self.output, Some(&self.offsets_key()), value)
+    }
+
+    fn run_txn(
+        &mut self,
+        now_ns: u64,
+        from: u64,
+        to: u64,
+        ops: Vec<model::MicroOp>,
+        records: Vec<TxnRecord>,
+        offsets_only: bool,
+    ) {
         let txn_id = self.producer.txn_id().to_owned();
         self.invoke(model::Op::Txn { txn_id, ops: ops.clone() });
-        self.phase = Phase::Transact { from, to, ops };
+        self.phase = Phase::Transact { from, to, ops, offsets_only };
         self.producer.transact(now_ns, records);
     }
 
+    /// The weak setup's second step: the position alone, in a transaction of its own.
+    fn commit_position(&mut self, now_ns: u64, from: u64, to: u64) {
+        self.attempts += 1;
+        let attempt = format!("{:x}.{}", self.life, self.attempts);
+        let op = self.offsets_record(from, to, &attempt);
+        let model::MicroOp::Send { key, value, .. } = &op else { unreachable!("a send") };
+        let record = TxnRecord {
+            partition: self.output,
+            key: key.clone().unwrap_or_default().into_bytes(),
+            value: value.clone().into_bytes(),
+        };
+        self.run_txn(now_ns, from, to, vec![op], vec![record], true);
+    }
+
     fn on_txn(&mut self, now_ns: u64, outcome: Outcome<Vec<u64>>) {
-        let Phase::Transact { from, to, mut ops } = std::mem::replace(&mut self.phase, Phase::Poll)
+        let Phase::Transact { from, to, mut ops, offsets_only } =
+            std::mem::replace(&mut self.phase, Phase::Poll)
         else {
             unreachable!("a transaction was under way")
         };
@@ -332,6 +371,16 @@ impl Processor {
                 }
                 self.complete(model::EventType::Ok, model::Op::Txn { txn_id, ops }, None);
                 self.position = to;
+                if !self.offsets_in_txn && !offsets_only {
+                    self.commit_position(now_ns, from, to);
+                }
+            }
+            Outcome::Fail(why) if offsets_only => {
+                // The position stays uncommitted until the next batch commits a later one.
+                self.complete(model::EventType::Fail, model::Op::Txn { txn_id, ops }, Some(why));
+                if self.producer.ids().is_none() {
+                    self.begin_init(now_ns);
+                }
             }
             Outcome::Fail(why) => {
                 self.complete(model::EventType::Fail, model::Op::Txn { txn_id, ops }, Some(why));
