@@ -290,6 +290,11 @@ const CLUSTER_CASES: &[(&str, &str, &str)] = &[
         "[transactions]\nreaders = 1\n\n[workload]",
         "c.toml:13:1: unknown field `readers`",
     ),
+    (
+        "[workload]",
+        "[transactions]\noffsets = \"sometimes\"\n\n[workload]",
+        "c.toml:13:11: unknown variant `sometimes`",
+    ),
 ];
 
 #[test]
