@@ -38,6 +38,10 @@ pub struct CoordinatorConfig {
     pub request_timeout_ns: u64,
     /// Transactional ids it keeps; a new one beyond this is refused.
     pub txn_ids_max: usize,
+    /// The highest producer epoch it hands out (at most `PRODUCER_EPOCH_MAX`): a
+    /// producer there is refused new transactions, and its next `InitTxn` gets a new
+    /// producer id with epoch 0 (as Kafka does when an epoch is exhausted).
+    pub producer_epoch_max: i16,
     pub log: LogConfig,
 }
 
@@ -148,10 +152,9 @@ impl MarkerSet {
     }
 }
 
-/// Epochs stop one short of the largest: a transaction begun at an epoch can always end
-/// one higher. A producer at the limit is refused new transactions and, at its next
-/// `InitTxn`, gets a new producer id (as Kafka does when an epoch is exhausted).
-const EPOCH_LIMIT: i16 = i16::MAX - 1;
+/// Epochs stop one short of the largest: a transaction begun below the limit can always
+/// end one higher.
+pub const PRODUCER_EPOCH_MAX: i16 = i16::MAX - 1;
 /// The record a coordinator writes when it starts, before it sends anything: it makes
 /// the life's epoch (the batch's leader epoch) durable, so no later life reuses it (or
 /// its correlation numbers). Not a transactional id (ids are never empty).
@@ -205,6 +208,10 @@ impl Coordinator {
         config: CoordinatorConfig,
         now_ns: u64,
     ) -> Result<Coordinator, LogError> {
+        assert!(
+            (2..=PRODUCER_EPOCH_MAX).contains(&config.producer_epoch_max),
+            "producer_epoch_max must leave room to end a transaction"
+        );
         let (log, _report) = PartitionLog::open(storage, STATE_DIR, config.log.clone())?;
         let coordinator_epoch = log.latest_epoch().map_or(1, |epoch| epoch + 1);
         let mut txns = BTreeMap::new();
@@ -648,7 +655,8 @@ impl Coordinator {
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 // The old epoch is fenced: no `EndTxn` retry of it gets an answer now.
-                let (producer_id, producer_epoch) = if entry.producer_epoch >= EPOCH_LIMIT - 1 {
+                let limit = self.config.producer_epoch_max;
+                let (producer_id, producer_epoch) = if entry.producer_epoch >= limit - 1 {
                     // Epochs exhausted: a new producer id, which fences the old one too.
                     self.by_producer.remove(&entry.producer_id);
                     self.next_producer_id += 1;
@@ -696,7 +704,7 @@ impl Coordinator {
         if partitions.is_empty() || partitions.iter().any(|&p| p >= self.config.partitions) {
             return Ok(Err(ErrorCode::InvalidTxnState));
         }
-        if entry.is_some_and(|entry| entry.producer_epoch >= EPOCH_LIMIT) {
+        if entry.is_some_and(|entry| entry.producer_epoch >= self.config.producer_epoch_max) {
             // No room to end another transaction: the producer must take a new id.
             return Ok(Err(ErrorCode::ProducerFenced));
         }

@@ -10,7 +10,7 @@
 
 use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome};
-use logjam_broker::coordinator::{Coordinator, CoordinatorConfig};
+use logjam_broker::coordinator::{Coordinator, CoordinatorConfig, PRODUCER_EPOCH_MAX};
 use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{ErrorCode, Isolation, Msg, NodeId, PartitionState};
 use logjam_broker::storage::FsStorage;
@@ -97,6 +97,7 @@ impl Cluster {
             txn_timeout_ns: 1_000 * MS,
             request_timeout_ns: 100 * MS,
             txn_ids_max: 16,
+            producer_epoch_max: PRODUCER_EPOCH_MAX,
             log: log_config(FlushPolicy::EveryAppend),
         };
         let coordinator =
@@ -466,6 +467,7 @@ fn no_marker_leaves_before_the_decision_is_durable() {
         txn_timeout_ns: 1_000 * MS,
         request_timeout_ns: 100 * MS,
         txn_ids_max: 16,
+        producer_epoch_max: PRODUCER_EPOCH_MAX,
         log: log_config(FlushPolicy::EveryAppend),
     };
     let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
@@ -543,6 +545,7 @@ fn a_fenced_producer_is_told_it_was_fenced() {
         txn_timeout_ns: 1_000 * MS,
         request_timeout_ns: 100 * MS,
         txn_ids_max: 16,
+        producer_epoch_max: PRODUCER_EPOCH_MAX,
         log: log_config(FlushPolicy::EveryAppend),
     };
     let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
@@ -601,4 +604,35 @@ fn a_fenced_producer_is_told_it_was_fenced() {
         matches!(answer, Msg::EndTxnResponse { result: Err(ErrorCode::ProducerFenced), .. }),
         "the zombie must not get the new epoch: {answer:?}"
     );
+}
+
+/// A producer whose epochs run out is refused a new transaction; taking its id again
+/// gives it a new producer id, and its transactions go on committing.
+#[test]
+fn an_exhausted_epoch_gets_a_new_producer_id() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.coordinator_config.producer_epoch_max = 3;
+    let config = cluster.coordinator_config.clone();
+    cluster.coordinator =
+        Coordinator::open(&mut cluster.coordinator_disk, config, cluster.now_ns).unwrap();
+    cluster.init();
+    let first_id = cluster.producer.ids().expect("initialized").0;
+    let mut committed = Vec::new();
+    let mut refused = 0;
+    for round in 0..6 {
+        if cluster.producer.ids().is_none() {
+            cluster.init();
+        }
+        let value = format!("v{round}");
+        match cluster.transact(&[(0, &value)]) {
+            Outcome::Ok(_) => committed.push(value),
+            Outcome::Fail(_) => refused += 1,
+            Outcome::Info(why) => panic!("no faults here: {why}"),
+        }
+    }
+    let ids = cluster.producer.ids().expect("initialized");
+    assert_ne!(ids.0, first_id, "a new producer id once the epochs ran out");
+    assert!(ids.1 <= 3, "never past the limit: {ids:?}");
+    assert!(refused >= 1, "a transaction at the limit is refused");
+    assert_eq!(cluster.read(0)[0], committed);
 }

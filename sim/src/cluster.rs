@@ -14,7 +14,9 @@ use logjam_broker::batch;
 use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
 use logjam_broker::controller::{Controller, ControllerConfig};
-use logjam_broker::coordinator::{Coordinator, CoordinatorConfig, CoordinatorEvent};
+use logjam_broker::coordinator::{
+    Coordinator, CoordinatorConfig, CoordinatorEvent, PRODUCER_EPOCH_MAX,
+};
 use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{Acks, Isolation, Msg};
 use logjam_broker::storage::{SyncResult, SyncTicket};
@@ -209,6 +211,7 @@ impl ClusterSpec {
             txn_timeout_ns: txn.timeout_ns,
             request_timeout_ns: 100_000_000,
             txn_ids_max: (self.producers + txn.processors) as usize,
+            producer_epoch_max: PRODUCER_EPOCH_MAX,
             log: LogConfig {
                 segment_bytes_max: 8 << 20,
                 index_interval_bytes: 4096,
