@@ -125,6 +125,8 @@ impl TxnEntry {
 /// Producer ids the coordinator hands out start here, apart from the controller's.
 pub const PRODUCER_ID_BASE: i64 = 1 << 40;
 const STATE_DIR: &str = "txn-state";
+/// States per batch when the state log is compacted.
+const COMPACT_BATCH_RECORDS: usize = 256;
 /// Answers waiting for the state to be durable, at most.
 const WAITING_MAX: usize = 4096;
 
@@ -193,6 +195,8 @@ pub struct Coordinator {
     next_correlation: u64,
     /// The latest time it was told (a sync completion carries none).
     now_ns: Option<u64>,
+    /// A compaction under way: where the copy of every state starts and ends.
+    compacting: Option<(u64, u64)>,
     /// Answers held until the log is durable to this offset.
     waiting: Vec<(u64, NodeId, Msg)>,
     outbox: Vec<(NodeId, Msg)>,
@@ -257,6 +261,7 @@ impl Coordinator {
             // may still arrive.
             next_correlation: u64::from(coordinator_epoch) << 32,
             now_ns: Some(now_ns),
+            compacting: None,
             waiting: Vec::new(),
             outbox: Vec::new(),
             events: Vec::new(),
@@ -324,6 +329,14 @@ impl Coordinator {
             return;
         }
         let durable = self.log.recovery_point();
+        if let Some((start, end)) = self.compacting.filter(|&(_, end)| end <= durable) {
+            self.compacting = None;
+            if let Err(error) = self.log.delete_segments_before(storage, start) {
+                self.halted.get_or_insert(error.to_string());
+                return;
+            }
+            debug_assert!(self.log.start_offset() <= start && end <= self.log.end_offset());
+        }
         let outbox = &mut self.outbox;
         self.waiting.retain(|(end, to, msg)| {
             if *end > durable {
@@ -357,7 +370,52 @@ impl Coordinator {
         self.log.flush(storage, now_ns)?;
         self.by_producer.insert(entry.producer_id, txn_id.to_owned());
         self.txns.insert(txn_id.to_owned(), entry);
+        self.maybe_compact(storage, now_ns)
+    }
+
+    /// Keeps the state log bounded: once it holds many more records than there are
+    /// transactional ids, every id's state is written again at the head of a fresh
+    /// segment, and the segments before it go once that copy is durable
+    /// (`on_synced`). A crash in between only replays older states first: the last
+    /// record of each id still wins.
+    fn maybe_compact<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+    ) -> Result<(), LogError> {
+        let held = self.log.end_offset() - self.log.start_offset();
+        if self.compacting.is_some() || held < self.compact_after_records() {
+            return Ok(());
+        }
+        self.log.roll(storage)?;
+        let start = self.log.end_offset();
+        let epoch = self.coordinator_epoch;
+        let records: Vec<Record> = self
+            .txns
+            .iter()
+            .map(|(txn_id, entry)| Record {
+                timestamp_ns: now_ns,
+                key: txn_id.as_bytes().to_vec(),
+                value: entry.encode(),
+            })
+            .collect();
+        for chunk in records.chunks(COMPACT_BATCH_RECORDS) {
+            self.log.append(storage, now_ns, epoch, ProducerStamp::NONE, chunk.to_vec())?;
+        }
+        self.log.flush(storage, now_ns)?;
+        self.compacting = Some((start, self.log.end_offset()));
         Ok(())
+    }
+
+    /// Records the state log may hold before it is compacted: a few per id, so a
+    /// compaction rewrites a small share of what it frees.
+    fn compact_after_records(&self) -> u64 {
+        4 * (self.config.txn_ids_max as u64 + 16)
+    }
+
+    /// The state log's offsets, first and end: bounded by compaction.
+    pub fn state_log_span(&self) -> (u64, u64) {
+        (self.log.start_offset(), self.log.end_offset())
     }
 
     /// Answers once everything written so far is durable.

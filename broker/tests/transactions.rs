@@ -636,3 +636,25 @@ fn an_exhausted_epoch_gets_a_new_producer_id() {
     assert!(refused >= 1, "a transaction at the limit is refused");
     assert_eq!(cluster.read(0)[0], committed);
 }
+
+/// The coordinator's state log stays bounded however many transactions run: it is
+/// compacted to the latest state of each id, and a restart reads that back.
+#[test]
+fn the_state_log_is_compacted_and_survives_a_restart() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    for round in 0..80 {
+        let value = format!("v{round}");
+        let outcome = cluster.transact(&[(round % 2, &value)]);
+        assert!(matches!(outcome, Outcome::Ok(_)), "{outcome:?}");
+    }
+    let (start, end) = cluster.coordinator.state_log_span();
+    assert!(start > 0, "compacted: the log starts at {start}");
+    assert!(end - start < 2 * 4 * (16 + 16), "bounded: {start}..{end}");
+    // A restart reads the compacted state: the producer goes on in its epoch.
+    let config = cluster.coordinator_config.clone();
+    cluster.coordinator =
+        Coordinator::open(&mut cluster.coordinator_disk, config, cluster.now_ns).unwrap();
+    assert!(matches!(cluster.transact(&[(0, "after")]), Outcome::Ok(_)));
+    assert_eq!(cluster.read(0)[0].last().map(String::as_str), Some("after"));
+}
