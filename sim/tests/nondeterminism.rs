@@ -42,6 +42,8 @@ fn seeds_replayed_twice_give_identical_traces() {
         ("clock-skew", 0..2),
         ("power-loss", 0..2),
         ("partition-storm", 0..2),
+        ("txn-faults", 0..3),
+        ("txn-exactly-once", 0..2),
     ];
     for (name, seeds) in sample {
         let scenario = Scenario::load(&root.join(format!("scenarios/{name}.toml"))).unwrap();
