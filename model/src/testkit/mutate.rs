@@ -6,10 +6,16 @@
 //! read is a committed read that changed, one only acknowledged is a lost write.
 //! Records are chosen among those the history can vouch for (acknowledged or read at
 //! that offset): an unread `info` send that vanished is not a bug anyone could see.
+//!
+//! The transactional mutations (`Mutation::TRANSACTIONAL`) need a history with
+//! transactions and final logs (`GenConfig::transactional`); some of them edit the
+//! operations too (a range committed twice, an `init` that fences a producer).
 
 use std::collections::BTreeSet;
 
-use crate::history::{Closing, EventType, History, Op, Protocol, ProtocolEvent, Record, Replica};
+use crate::history::{
+    Closing, Event, EventType, History, MicroOp, Op, Protocol, ProtocolEvent, Record, Replica,
+};
 use crate::invariant::Invariant;
 
 /// The mutations, named after what a buggy log does.
@@ -27,6 +33,26 @@ pub enum Mutation {
     ChangeValue,
     /// A replica truncates below the high watermark it reported itself.
     TruncateBelowHighWatermark,
+    /// Every replica of one partition holds the record a committed transaction wrote
+    /// there as aborted, while its records on other partitions stay committed:
+    /// atomic-visibility (and, the send being acknowledged, lost-write).
+    AbortCommittedTxnRecord,
+    /// Every replica holds every record of a failed transaction as committed (dropped
+    /// from `aborted`): txn-aborted-read (and poll-skip, where a read_committed reader
+    /// stepped over one of them; atomic-visibility, if a record of it was lost with a
+    /// leader change: one with all its records held is chosen when there is one).
+    UnabortFailedTxn,
+    /// Every replica of one partition ends with its last stable offset below its high
+    /// watermark (past its last record where a marker ends the log, so no read is
+    /// above it): hanging-transaction (and read-past-lso, if a read is above it).
+    HangTransaction,
+    /// A committed consume-transform-produce transaction (ok, or `info` with a record
+    /// in the final view) also commits the input just before its range, which an
+    /// earlier committed transaction committed: exactly-once.
+    OverlapCommittedRange,
+    /// Another process takes the transactional id (`init`, ok) just before a committed
+    /// transaction is invoked, whose records then become visible: zombie-write.
+    FenceCommittedTxn,
 }
 
 impl Mutation {
@@ -37,6 +63,16 @@ impl Mutation {
         Mutation::DuplicateRecord,
         Mutation::ChangeValue,
         Mutation::TruncateBelowHighWatermark,
+    ];
+
+    /// The mutations of transactional state; each needs a history with transactions
+    /// and final logs, and returns `None` without them.
+    pub const TRANSACTIONAL: &'static [Mutation] = &[
+        Mutation::AbortCommittedTxnRecord,
+        Mutation::UnabortFailedTxn,
+        Mutation::HangTransaction,
+        Mutation::OverlapCommittedRange,
+        Mutation::FenceCommittedTxn,
     ];
 }
 
@@ -53,7 +89,8 @@ pub struct Mutated {
 /// the history has nothing the mutation applies to.
 pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Mutated> {
     let vouched = Vouched::new(history);
-    let (header, events, mut closing) = history.clone().into_parts();
+    let txns = txns(history);
+    let (header, mut events, mut closing) = history.clone().into_parts();
     let (expected, description) = match mutation {
         Mutation::DropRecord => {
             let (partition, record) = pick(&vouched.records(&closing, false), choice)?;
@@ -174,10 +211,249 @@ pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Muta
             }
             (Invariant::TruncationBelowHw, description)
         }
+        Mutation::AbortCommittedTxnRecord => {
+            // (partition, record) of each send of a committed transaction that wrote to
+            // more than one partition, as the first replica line holds it, not aborted.
+            let firsts = first_replicas(&closing);
+            let candidates: Vec<(u32, Record, String)> = txns
+                .iter()
+                .filter(|txn| txn.kind == Some(EventType::Ok) && txn.partitions() >= 2)
+                .flat_map(|txn| txn.sends.iter().map(move |send| (txn, send)))
+                .filter_map(|(txn, &(partition, ref value, offset))| {
+                    let replica = firsts.iter().find(|r| r.partition == partition)?;
+                    let record = held(replica, value)?;
+                    (Some(record.offset) == offset && !replica.is_aborted(record.offset))
+                        .then(|| (partition, record.clone(), txn.txn_id.clone()))
+                })
+                .collect();
+            drop(firsts);
+            let (partition, record, txn_id) = pick(&candidates, choice)?;
+            for_each_replica(&mut closing, partition, |replica| {
+                if held(replica, &record.value).is_some_and(|r| r.offset == record.offset) {
+                    replica.aborted.push(record.offset);
+                    replica.aborted.sort_unstable();
+                }
+            });
+            let description = format!(
+                "aborted offset {} of partition {partition} ({}), of transaction `{txn_id}` that committed",
+                record.offset, record.value
+            );
+            (Invariant::AtomicVisibility, description)
+        }
+        Mutation::UnabortFailedTxn => {
+            // Failed transactions every record of which the final logs hold aborted;
+            // failing any, those with some (the others were lost with a leader change).
+            let firsts = first_replicas(&closing);
+            let held_aborted = |(partition, value, _): &(u32, String, Option<u64>)| {
+                firsts.iter().find(|r| r.partition == *partition).is_some_and(|replica| {
+                    held(replica, value).is_some_and(|record| {
+                        replica.is_aborted(record.offset) && record.offset < replica.last_stable()
+                    })
+                })
+            };
+            let failed = || txns.iter().filter(|txn| txn.kind == Some(EventType::Fail));
+            let whole: Vec<&Txn> = failed()
+                .filter(|txn| !txn.sends.is_empty() && txn.sends.iter().all(held_aborted))
+                .collect();
+            let partial: Vec<&Txn> =
+                failed().filter(|txn| txn.sends.iter().any(held_aborted)).collect();
+            drop(firsts);
+            let txn = pick(&whole, choice).or_else(|| pick(&partial, choice))?;
+            for (partition, value, _) in &txn.sends {
+                for_each_replica(&mut closing, *partition, |replica| {
+                    if let Some(offset) = held(replica, value).map(|record| record.offset) {
+                        replica.aborted.retain(|&aborted| aborted != offset);
+                    }
+                });
+            }
+            let values: Vec<&str> = txn.sends.iter().map(|(_, value, _)| value.as_str()).collect();
+            let description = format!(
+                "the records of failed transaction `{}` ({}) are no longer aborted",
+                txn.txn_id,
+                values.join(", ")
+            );
+            (Invariant::TxnAbortedRead, description)
+        }
+        Mutation::HangTransaction => {
+            // Where the log ends with a marker, the last stable offset goes right after
+            // the last record; elsewhere, one below the high watermark.
+            let firsts = first_replicas(&closing);
+            let with_markers = firsts.iter().any(|r| r.last_stable_offset.is_some());
+            let ends: Vec<(u32, u64, u64)> = firsts
+                .iter()
+                .filter(|r| r.high_watermark > r.log_start_offset && with_markers)
+                .map(|r| (r.partition, r.log_end_offset(), r.high_watermark))
+                .collect();
+            drop(firsts);
+            let trailing: Vec<(u32, u64)> = ends
+                .iter()
+                .filter(|&&(_, end, hw)| end < hw)
+                .map(|&(partition, end, _)| (partition, end))
+                .collect();
+            let (partition, lso) = match pick(&trailing, choice) {
+                Some(target) => target,
+                None => {
+                    let below: Vec<(u32, u64)> =
+                        ends.iter().map(|&(partition, _, hw)| (partition, hw - 1)).collect();
+                    pick(&below, choice)?
+                }
+            };
+            for_each_replica(&mut closing, partition, |replica| {
+                replica.last_stable_offset = Some(lso.min(replica.high_watermark));
+            });
+            let description = format!(
+                "partition {partition} ends with last stable offset {lso}, below its high watermark"
+            );
+            (Invariant::HangingTransaction, description)
+        }
+        Mutation::OverlapCommittedRange => {
+            // Committed: ok, or indeterminate with a record in the final logs.
+            let firsts = first_replicas(&closing);
+            let committed: Vec<&Txn> = txns
+                .iter()
+                .filter(|txn| match txn.kind {
+                    Some(EventType::Ok) => true,
+                    Some(EventType::Fail) => false,
+                    _ => txn.sends.iter().any(|(partition, value, _)| {
+                        firsts.iter().find(|r| r.partition == *partition).is_some_and(|replica| {
+                            held(replica, value).is_some_and(|record| {
+                                !replica.is_aborted(record.offset)
+                                    && record.offset < replica.last_stable()
+                            })
+                        })
+                    }),
+                })
+                .collect();
+            drop(firsts);
+            // Per (group, input partition), the lowest `from` of a committed range.
+            let mut lowest: std::collections::BTreeMap<(String, u32), u64> =
+                std::collections::BTreeMap::new();
+            for txn in &committed {
+                for (group, partition, from, _) in &txn.ranges {
+                    let low = lowest.entry((group.clone(), *partition)).or_insert(*from);
+                    *low = (*low).min(*from);
+                }
+            }
+            let candidates: Vec<(&Txn, usize)> = committed
+                .iter()
+                .flat_map(|&txn| (0..txn.ranges.len()).map(move |range| (txn, range)))
+                .filter(|&(txn, range)| {
+                    let (group, partition, from, _) = &txn.ranges[range];
+                    *from > lowest[&(group.clone(), *partition)]
+                })
+                .collect();
+            let (txn, range) = pick(&candidates, choice)?;
+            let (group, partition, from, to) = txn.ranges[range].clone();
+            for event in [Some(txn.invoke), txn.completion].into_iter().flatten() {
+                let Op::Txn { ops, .. } = &mut events[event].op else {
+                    unreachable!("a transaction's events are txns")
+                };
+                let Some(MicroOp::CommitOffset { from, .. }) = ops
+                    .iter_mut()
+                    .filter(|micro| matches!(micro, MicroOp::CommitOffset { .. }))
+                    .nth(range)
+                else {
+                    unreachable!("the range was found there")
+                };
+                *from -= 1;
+            }
+            let description = format!(
+                "transaction `{}` (line {}) commits group `{group}`'s input [{}, {to}) of partition {partition}, one more than its [{from}, {to})",
+                txn.txn_id,
+                txn.invoke + 2,
+                from - 1
+            );
+            (Invariant::ExactlyOnce, description)
+        }
+        Mutation::FenceCommittedTxn => {
+            let candidates: Vec<&Txn> = txns
+                .iter()
+                .filter(|txn| txn.kind == Some(EventType::Ok) && !txn.sends.is_empty())
+                .collect();
+            let txn = pick(&candidates, choice)?;
+            let fencer = events.iter().map(|event| event.process).max().unwrap_or(0) + 1;
+            let t_ns = events[txn.invoke].t_ns;
+            let init = |kind| Event {
+                i: 0,
+                t_ns,
+                process: fencer,
+                kind,
+                op: Op::Init { txn_id: txn.txn_id.clone() },
+                error: None,
+            };
+            events.splice(txn.invoke..txn.invoke, [init(EventType::Invoke), init(EventType::Ok)]);
+            for (i, event) in events.iter_mut().enumerate() {
+                event.i = i as u64;
+            }
+            let description = format!(
+                "process {fencer} takes transactional id `{}` just before the committed transaction on line {}",
+                txn.txn_id,
+                txn.invoke + 2
+            );
+            (Invariant::ZombieWrite, description)
+        }
     };
     let history = History::new(header, events, closing)
         .unwrap_or_else(|e| panic!("a mutation broke a format rule: {e}"));
     Some(Mutated { history, expected, description })
+}
+
+/// A transaction as its events show it.
+struct Txn {
+    txn_id: String,
+    /// Its invocation and completion, as positions in the events.
+    invoke: usize,
+    completion: Option<usize>,
+    kind: Option<EventType>,
+    /// (partition, value, offset if acknowledged) of each send micro-op.
+    sends: Vec<(u32, String, Option<u64>)>,
+    /// (group, input partition, from, to) of each commit-offset micro-op.
+    ranges: Vec<(String, u32, u64, u64)>,
+}
+
+impl Txn {
+    /// How many partitions it sends to.
+    fn partitions(&self) -> usize {
+        self.sends.iter().map(|(partition, _, _)| partition).collect::<BTreeSet<_>>().len()
+    }
+}
+
+fn txns(history: &History) -> Vec<Txn> {
+    let mut txns = Vec::new();
+    for (op, span) in history.ops().iter().enumerate() {
+        let Op::Txn { txn_id, ops } = &history.invoke_of(op).op else { continue };
+        let completion = history.completion_of(op);
+        let ops = match completion.map(|event| &event.op) {
+            Some(Op::Txn { ops, .. }) => ops,
+            _ => ops,
+        };
+        let mut txn = Txn {
+            txn_id: txn_id.clone(),
+            invoke: span.invoke as usize,
+            completion: span.completion.map(|event| event as usize),
+            kind: completion.map(|event| event.kind),
+            sends: Vec::new(),
+            ranges: Vec::new(),
+        };
+        for micro in ops {
+            match micro {
+                MicroOp::Send { partition, value, offset, .. } => {
+                    txn.sends.push((*partition, value.clone(), *offset));
+                }
+                MicroOp::CommitOffset { group, partition, from, to } => {
+                    txn.ranges.push((group.clone(), *partition, *from, *to));
+                }
+                MicroOp::Poll { .. } => {}
+            }
+        }
+        txns.push(txn);
+    }
+    txns
+}
+
+/// The record of `value` a replica holds, if any.
+fn held<'r>(replica: &'r Replica, value: &str) -> Option<&'r Record> {
+    replica.records.iter().find(|record| record.value == value)
 }
 
 fn pick<T: Clone>(candidates: &[T], choice: u64) -> Option<T> {
