@@ -71,6 +71,10 @@ const TABLE: &[Row] = &[
     row("valid-poll-races-send", &[], &[]),
     row("valid-assign-seeks-back", &[], &[]),
     row("valid-jepsen-style-final-reads", &[], &[]),
+    // A history without final logs: a transaction whose commit went unanswered, read
+    // at read_committed, committed (read-past-lso cannot say otherwise without the
+    // final log, and exactly-once counts its input range).
+    row("valid-info-txn-read-without-final-logs", &[], &[]),
     // Committed, aborted and fenced transactions, consume-transform-produce offsets,
     // control markers leaving gaps, a read inside a transaction.
     row("valid-transactions", &[], &[]),

@@ -21,11 +21,21 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let mut dirty_reported = vec![false; digest.sends.len()];
     let mut early_reported = vec![false; digest.sends.len()];
     let (mut committed_reads, mut uncommitted_reads, mut committed_observations) = (0, 0, 0);
-    // Whether any send of each transaction is in the final view.
+    // Whether any send of each transaction is in the final view; and whether that can
+    // be known at all: only if the history has a final log of every partition it wrote.
     let txn_visible: Vec<bool> = digest
         .txns
         .iter()
         .map(|txn| txn.sends.clone().any(|value| digest.facts[value as usize].in_view))
+        .collect();
+    let txn_judgeable: Vec<bool> = digest
+        .txns
+        .iter()
+        .map(|txn| {
+            txn.sends
+                .clone()
+                .all(|value| digest.reference_replica(digest.sends[value as usize].part).is_some())
+        })
         .collect();
     for claim in digest.claims.iter().filter(|claim| claim.observed()) {
         let isolation = match claim.source {
@@ -65,6 +75,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                 });
                 let undecided = send.txn.filter(|&txn| {
                     matches!(send.outcome, Outcome::Info | Outcome::Pending)
+                        && txn_judgeable[txn as usize]
                         && !txn_visible[txn as usize]
                 });
                 if (past_lso.is_some() || undecided.is_some())
