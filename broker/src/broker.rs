@@ -1258,12 +1258,8 @@ impl Broker {
             let count = (appended.end_offset - appended.base_offset) as i32;
             let control = appended.attributes & batch::ATTRIBUTE_CONTROL != 0;
             note_producer(replica, appended.producer, count, appended.base_offset, control);
-            if appended.attributes & batch::ATTRIBUTE_TRANSACTIONAL != 0 {
-                // Validated by the append: decoding cannot fail.
-                if let Ok(decoded) = batch::decode(bytes) {
-                    replica.txns.note_batch(&decoded);
-                }
-            }
+            let (producer, attributes) = (appended.producer, appended.attributes);
+            replica.txns.note_stored(producer, attributes, appended.base_offset, bytes);
         }
         let hw = data.high_watermark.min(replica.log.end_offset());
         debug_assert!(
@@ -1444,16 +1440,13 @@ fn forget_from<S: Storage + ?Sized>(
         return Ok(());
     }
     replica.txns.clear();
-    let mut at = replica.log.start_offset();
-    while at < replica.log.end_offset() {
-        let batches: Vec<RecordBatch> = match replica.log.read(storage, at, 1 << 20) {
-            Ok(batches) => batches,
-            Err(LogError::Corrupt { .. }) => return Ok(()), // reads will report it
-            Err(error) => return Err(error),
-        };
-        let Some(last) = batches.last() else { break };
-        at = last.end_offset();
-        batches.iter().for_each(|batch| replica.txns.note_batch(batch));
+    let (log, txns) = (&replica.log, &mut replica.txns);
+    let read = log.read_each(storage, log.start_offset(), usize::MAX, |bytes, header| {
+        txns.note_stored(header.producer, header.attributes, header.base_offset, bytes);
+    });
+    match read {
+        Ok(()) | Err(LogError::Corrupt { .. }) => {} // reads will report the damage
+        Err(error) => return Err(error),
     }
     replica.txns.replicated_to(replica.high_watermark.min(offset));
     Ok(())

@@ -272,13 +272,7 @@ impl Producer {
                     Err(code) => {
                         send.maybe_appended |= !code.definitely_not_appended();
                         send.next_attempt_ns = now_ns + self.config.retry_backoff_ns;
-                        if matches!(
-                            code,
-                            ErrorCode::NotLeader
-                                | ErrorCode::FencedLeaderEpoch
-                                | ErrorCode::UnknownLeaderEpoch
-                                | ErrorCode::LeadershipLost
-                        ) {
+                        if code.leader_moved() {
                             self.leaders[send.partition as usize] = None;
                         }
                         if code == ErrorCode::OutOfOrderSequence && !send.maybe_appended {
@@ -305,10 +299,16 @@ impl Producer {
     }
 
     fn learn(&mut self, states: &[PartitionState]) {
-        for state in states {
-            if let Some(slot) = self.leaders.get_mut(state.partition as usize) {
-                *slot = state.leader.map(|leader| (leader, state.leader_epoch));
-            }
+        learn_leaders(&mut self.leaders, states);
+    }
+}
+
+/// What a metadata answer says of each partition's leader (and its epoch), for a
+/// client that keeps one slot per partition.
+pub(crate) fn learn_leaders(leaders: &mut [Option<(NodeId, u32)>], states: &[PartitionState]) {
+    for state in states {
+        if let Some(slot) = leaders.get_mut(state.partition as usize) {
+            *slot = state.leader.map(|leader| (leader, state.leader_epoch));
         }
     }
 }
@@ -394,11 +394,6 @@ impl Consumer {
         if let Some(index) = self.config.partitions.iter().position(|&p| p == partition) {
             self.positions[index] = offset;
         }
-    }
-
-    /// Whether no poll is in flight.
-    pub fn is_idle(&self) -> bool {
-        self.in_flight.is_none()
     }
 
     pub fn drain_done(&mut self) -> std::vec::Drain<'_, PollResult> {

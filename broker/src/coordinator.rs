@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::batch::{ProducerStamp, Record};
+use crate::batch::{self, ProducerStamp, Record};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::protocol::{ErrorCode, Msg, NodeId};
 use crate::storage::{Storage, StorageError, SyncResult, SyncTicket};
@@ -219,29 +219,37 @@ impl Coordinator {
         let (log, _report) = PartitionLog::open(storage, STATE_DIR, config.log.clone())?;
         let coordinator_epoch = log.latest_epoch().map_or(1, |epoch| epoch + 1);
         let mut txns = BTreeMap::new();
-        let mut offset = log.start_offset();
-        while offset < log.end_offset() {
-            let batches = log.read(storage, offset, 1 << 20)?;
-            let Some(last) = batches.last() else { break };
-            offset = last.end_offset();
-            for batch in batches {
-                // The batch passed its CRC: a record that does not decode was written
-                // wrong, and the coordinator refuses to start on state it cannot read
-                // rather than forget transactions.
-                let corrupt = |problem: &str| {
-                    LogError::Storage(StorageError::Invalid {
-                        path: STATE_DIR.to_owned(),
-                        detail: format!("the batch at offset {}: {problem}", batch.base_offset),
-                    })
-                };
-                for record in batch.records.iter().filter(|record| record.key != LIFE_KEY) {
-                    let txn_id = String::from_utf8(record.key.clone())
-                        .map_err(|_| corrupt("a transactional id is not UTF-8"))?;
-                    let entry = TxnEntry::decode(&record.value)
-                        .ok_or_else(|| corrupt("a transaction state does not decode"))?;
-                    txns.insert(txn_id, entry);
+        // A batch passed its CRC: a record in it that does not decode was written wrong,
+        // and the coordinator refuses to start on state it cannot read rather than
+        // forget transactions.
+        let mut refused = None;
+        log.read_each(storage, log.start_offset(), usize::MAX, |bytes, header| {
+            if refused.is_some() {
+                return;
+            }
+            for record in batch::record_views(bytes, header).filter(|r| r.key != LIFE_KEY) {
+                let decoded = std::str::from_utf8(record.key)
+                    .map_err(|_| "a transactional id is not UTF-8")
+                    .and_then(|txn_id| {
+                        let entry = TxnEntry::decode(record.value)
+                            .ok_or("a transaction state does not decode")?;
+                        Ok((txn_id.to_owned(), entry))
+                    });
+                match decoded {
+                    Ok((txn_id, entry)) => {
+                        txns.insert(txn_id, entry);
+                    }
+                    Err(problem) => {
+                        refused =
+                            Some(format!("the batch at offset {}: {problem}", header.base_offset));
+                        return;
+                    }
                 }
             }
+        })?;
+        if let Some(detail) = refused {
+            let path = STATE_DIR.to_owned();
+            return Err(LogError::Storage(StorageError::Invalid { path, detail }));
         }
         let mut coordinator = Coordinator {
             coordinator_epoch,
@@ -308,10 +316,6 @@ impl Coordinator {
     /// Why it stopped, if its storage failed (the caller crashes it).
     pub fn halted(&self) -> Option<&str> {
         self.halted.as_deref()
-    }
-
-    pub fn txn(&self, txn_id: &str) -> Option<&TxnEntry> {
-        self.txns.get(txn_id)
     }
 
     pub fn owns(&self, ticket: SyncTicket) -> bool {

@@ -74,6 +74,18 @@ impl ErrorCode {
     pub fn definitely_not_appended(self) -> bool {
         !matches!(self, ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::LeadershipLost)
     }
+
+    /// True when the partition's leadership is not where the sender thought: its
+    /// metadata is stale and must be asked for again.
+    pub fn leader_moved(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeader
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::LeadershipLost
+        )
+    }
 }
 
 /// What a consumer may read (Kafka's `isolation.level`).

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::batch::{ATTRIBUTE_CONTROL, ATTRIBUTE_TRANSACTIONAL, Record, RecordBatch};
+use crate::batch::{
+    ATTRIBUTE_CONTROL, ATTRIBUTE_TRANSACTIONAL, ProducerStamp, Record, RecordBatch,
+};
 use crate::protocol::AbortedTxn;
 
 /// Which transaction protocol the cluster runs.
@@ -94,7 +96,7 @@ impl PartitionTxns {
 
     /// The first offset not yet decided given the high watermark: of an open
     /// transaction, or of one whose marker is not yet below the high watermark.
-    pub fn first_undecided(&self, high_watermark: u64) -> Option<u64> {
+    fn first_undecided(&self, high_watermark: u64) -> Option<u64> {
         let open = self.open.values().map(|txn| txn.first_offset);
         let ended = self
             .ended
@@ -163,6 +165,28 @@ impl PartitionTxns {
         }
     }
 
+    /// A batch as stored, by its header's fields: only a marker's bytes are read (for
+    /// its kind), so following a leader costs no decode of transactional data.
+    pub fn note_stored(
+        &mut self,
+        producer: ProducerStamp,
+        attributes: u8,
+        base_offset: u64,
+        bytes: &[u8],
+    ) {
+        if attributes & ATTRIBUTE_TRANSACTIONAL == 0 {
+            return;
+        }
+        if attributes & ATTRIBUTE_CONTROL == 0 {
+            return self.note_data(producer.producer_id, producer.producer_epoch, base_offset);
+        }
+        // Stored batches were validated when written: a marker that does not decode
+        // cannot be here, and would end nothing.
+        if let Ok(batch) = crate::batch::decode(bytes) {
+            self.note_batch(&batch);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.open.clear();
         self.aborted.clear();
@@ -173,7 +197,6 @@ impl PartitionTxns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::ProducerStamp;
 
     fn data(producer_id: i64, base_offset: u64) -> RecordBatch {
         RecordBatch {

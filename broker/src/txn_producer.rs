@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 
 use crate::batch::{ProducerStamp, Record};
-use crate::client::Outcome;
-use crate::protocol::{Acks, ErrorCode, Msg, NodeId, PartitionState};
+use crate::client::{Outcome, learn_leaders};
+use crate::protocol::{Acks, ErrorCode, Msg, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnProducerConfig {
@@ -57,6 +57,15 @@ struct Request {
 impl Request {
     fn new(now_ns: u64) -> Request {
         Request { attempts: 0, in_flight: None, next_attempt_ns: now_ns, maybe_applied: false }
+    }
+
+    /// Counts an attempt sent now under the next correlation (taken from the
+    /// producer's counter), and returns that correlation.
+    fn attempt(&mut self, next_correlation: &mut u64, now_ns: u64) -> u64 {
+        *next_correlation += 1;
+        self.attempts += 1;
+        self.in_flight = Some((*next_correlation, now_ns));
+        *next_correlation
     }
 }
 
@@ -218,9 +227,7 @@ impl TxnProducer {
                         Outcome::Fail(format!("refused {} times", request.attempts))
                     });
                 } else {
-                    request.attempts += 1;
-                    let correlation = self.correlation();
-                    request.in_flight = Some((correlation, now_ns));
+                    let correlation = request.attempt(&mut self.next_correlation, now_ns);
                     let txn_id = self.config.txn_id.clone();
                     self.outbox
                         .push((self.config.coordinator, Msg::InitTxn { correlation, txn_id }));
@@ -243,9 +250,7 @@ impl TxnProducer {
                     self.done_txn.push(Outcome::Fail("could not add the partitions".to_owned()));
                     return;
                 } else {
-                    request.attempts += 1;
-                    let correlation = self.correlation();
-                    request.in_flight = Some((correlation, now_ns));
+                    let correlation = request.attempt(&mut self.next_correlation, now_ns);
                     let msg = Msg::AddPartitionsToTxn {
                         correlation,
                         txn_id: self.config.txn_id.clone(),
@@ -273,10 +278,7 @@ impl TxnProducer {
                         need_metadata = true;
                         continue;
                     };
-                    batch.request.attempts += 1;
-                    self.next_correlation += 1;
-                    let correlation = self.next_correlation;
-                    batch.request.in_flight = Some((correlation, now_ns));
+                    let correlation = batch.request.attempt(&mut self.next_correlation, now_ns);
                     let records = batch
                         .records
                         .iter()
@@ -338,10 +340,7 @@ impl TxnProducer {
                     self.done_txn.push(outcome);
                     return;
                 } else {
-                    request.attempts += 1;
-                    let correlation = self.next_correlation + 1;
-                    self.next_correlation = correlation;
-                    request.in_flight = Some((correlation, now_ns));
+                    let correlation = request.attempt(&mut self.next_correlation, now_ns);
                     let msg = Msg::EndTxn {
                         correlation,
                         txn_id: self.config.txn_id.clone(),
@@ -362,7 +361,7 @@ impl TxnProducer {
                 if self.metadata_in_flight.is_some_and(|(c, _)| c == correlation) =>
             {
                 self.metadata_in_flight = None;
-                self.learn(&states);
+                learn_leaders(&mut self.leaders, &states);
             }
             Msg::InitTxnResponse { correlation, result } => {
                 let Some(Operation::Init(request)) = &mut self.operation else { return };
@@ -425,13 +424,7 @@ impl TxnProducer {
                     Err(code) => {
                         batch.request.maybe_applied |= !code.definitely_not_appended();
                         batch.request.next_attempt_ns = now_ns + self.config.retry_backoff_ns;
-                        if matches!(
-                            code,
-                            ErrorCode::NotLeader
-                                | ErrorCode::FencedLeaderEpoch
-                                | ErrorCode::UnknownLeaderEpoch
-                                | ErrorCode::LeadershipLost
-                        ) {
+                        if code.leader_moved() {
                             self.leaders[batch.partition as usize] = None;
                         }
                         if matches!(
@@ -501,14 +494,6 @@ impl TxnProducer {
             }
         }
         self.ids = Some((producer_id, next_epoch));
-    }
-
-    fn learn(&mut self, states: &[PartitionState]) {
-        for state in states {
-            if let Some(slot) = self.leaders.get_mut(state.partition as usize) {
-                *slot = state.leader.map(|leader| (leader, state.leader_epoch));
-            }
-        }
     }
 }
 

@@ -46,6 +46,33 @@ fn states() -> Vec<PartitionState> {
         .collect()
 }
 
+fn coordinator_config(protocol: TxnProtocol) -> CoordinatorConfig {
+    CoordinatorConfig {
+        id: COORDINATOR,
+        controller: CONTROLLER,
+        protocol,
+        partitions: 2,
+        txn_timeout_ns: 1_000 * MS,
+        request_timeout_ns: 100 * MS,
+        txn_ids_max: 16,
+        producer_epoch_max: PRODUCER_EPOCH_MAX,
+        log: log_config(FlushPolicy::EveryAppend),
+    }
+}
+
+fn producer_config(txn_id: &str, attempts_max: u32) -> TxnProducerConfig {
+    TxnProducerConfig {
+        controller: CONTROLLER,
+        coordinator: COORDINATOR,
+        partitions: 2,
+        txn_id: txn_id.to_owned(),
+        request_timeout_ns: 100 * MS,
+        retry_backoff_ns: 10 * MS,
+        attempts_max,
+        delivery_timeout_ns: 250 * MS,
+    }
+}
+
 struct Cluster {
     now_ns: u64,
     broker: Broker,
@@ -89,29 +116,10 @@ impl Cluster {
         let ack = Msg::HeartbeatAck { states: states(), registration: Some((1, 1)) };
         broker.handle(&mut broker_disk, 0, CONTROLLER, ack);
         broker.drain_outbox().for_each(drop);
-        let coordinator_config = CoordinatorConfig {
-            id: COORDINATOR,
-            controller: CONTROLLER,
-            protocol,
-            partitions: 2,
-            txn_timeout_ns: 1_000 * MS,
-            request_timeout_ns: 100 * MS,
-            txn_ids_max: 16,
-            producer_epoch_max: PRODUCER_EPOCH_MAX,
-            log: log_config(FlushPolicy::EveryAppend),
-        };
+        let coordinator_config = coordinator_config(protocol);
         let coordinator =
             Coordinator::open(&mut coordinator_disk, coordinator_config.clone(), 0).unwrap();
-        let producer = TxnProducer::new(TxnProducerConfig {
-            controller: CONTROLLER,
-            coordinator: COORDINATOR,
-            partitions: 2,
-            txn_id: "t".to_owned(),
-            request_timeout_ns: 100 * MS,
-            retry_backoff_ns: 10 * MS,
-            attempts_max: 3,
-            delivery_timeout_ns: 250 * MS,
-        });
+        let producer = TxnProducer::new(producer_config("t", 3));
         let consumers = [Isolation::ReadCommitted, Isolation::ReadUncommitted]
             .into_iter()
             .map(|isolation| {
@@ -311,16 +319,7 @@ fn an_open_transaction_holds_the_stable_offset_until_its_marker() {
     cluster.advance(30 * MS); // added, its batch in flight
     cluster.hold_produces_to = None;
     // The producer dies; its batch arrives after.
-    cluster.producer = TxnProducer::new(TxnProducerConfig {
-        controller: CONTROLLER,
-        coordinator: COORDINATOR,
-        partitions: 2,
-        txn_id: "other".to_owned(),
-        request_timeout_ns: 100 * MS,
-        retry_backoff_ns: 10 * MS,
-        attempts_max: 3,
-        delivery_timeout_ns: 250 * MS,
-    });
+    cluster.producer = TxnProducer::new(producer_config("other", 3));
     let (from, to, msg) = cluster.held.remove(0);
     cluster.deliver(from, to, msg);
     cluster.settle();
@@ -391,19 +390,8 @@ fn a_new_producer_with_the_same_id_fences_the_old_one() {
         vec![TxnRecord { partition: 0, key: b"k".to_vec(), value: b"zombie".to_vec() }],
     );
     cluster.advance(20 * MS);
-    let zombie = std::mem::replace(
-        &mut cluster.producer,
-        TxnProducer::new(TxnProducerConfig {
-            controller: CONTROLLER,
-            coordinator: COORDINATOR,
-            partitions: 2,
-            txn_id: "t".to_owned(),
-            request_timeout_ns: 100 * MS,
-            retry_backoff_ns: 10 * MS,
-            attempts_max: 10,
-            delivery_timeout_ns: 250 * MS,
-        }),
-    );
+    let zombie =
+        std::mem::replace(&mut cluster.producer, TxnProducer::new(producer_config("t", 10)));
     cluster.hold_produces_to = None;
     cluster.init(); // fences the zombie: its transaction is aborted
     let held = std::mem::take(&mut cluster.held);
@@ -459,17 +447,7 @@ fn a_restarted_coordinator_finishes_the_commit_it_prepared() {
 fn no_marker_leaves_before_the_decision_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     let mut disk = FsStorage::new(dir.path());
-    let config = CoordinatorConfig {
-        id: COORDINATOR,
-        controller: CONTROLLER,
-        protocol: TxnProtocol::Kip890,
-        partitions: 2,
-        txn_timeout_ns: 1_000 * MS,
-        request_timeout_ns: 100 * MS,
-        txn_ids_max: 16,
-        producer_epoch_max: PRODUCER_EPOCH_MAX,
-        log: log_config(FlushPolicy::EveryAppend),
-    };
+    let config = coordinator_config(TxnProtocol::Kip890);
     let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
     // Sends a request, lets every sync complete, and returns what came out.
     let exchange = |coordinator: &mut Coordinator, disk: &mut FsStorage, msg: Msg| {
@@ -537,17 +515,7 @@ fn no_marker_leaves_before_the_decision_is_durable() {
 fn a_fenced_producer_is_told_it_was_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let mut disk = FsStorage::new(dir.path());
-    let config = CoordinatorConfig {
-        id: COORDINATOR,
-        controller: CONTROLLER,
-        protocol: TxnProtocol::Kip890,
-        partitions: 2,
-        txn_timeout_ns: 1_000 * MS,
-        request_timeout_ns: 100 * MS,
-        txn_ids_max: 16,
-        producer_epoch_max: PRODUCER_EPOCH_MAX,
-        log: log_config(FlushPolicy::EveryAppend),
-    };
+    let config = coordinator_config(TxnProtocol::Kip890);
     let mut coordinator = Coordinator::open(&mut disk, config, 0).unwrap();
     let mut ask = |msg: Msg| -> Msg {
         coordinator.handle(&mut disk, 0, PRODUCER, msg);

@@ -202,6 +202,20 @@ impl ClusterSpec {
         }
     }
 
+    /// A transactional producer of the cluster (a producer slot's, or a processor's).
+    fn txn_producer_config(&self, txn_id: String) -> TxnProducerConfig {
+        TxnProducerConfig {
+            controller: self.brokers,
+            coordinator: self.coordinator().expect("transactions have a coordinator").0,
+            partitions: self.total_partitions(),
+            txn_id,
+            request_timeout_ns: 200_000_000,
+            retry_backoff_ns: 20_000_000,
+            attempts_max: 5,
+            delivery_timeout_ns: 2_000_000_000,
+        }
+    }
+
     fn coordinator_config(&self, txn: &TxnSpec, id: u32) -> CoordinatorConfig {
         CoordinatorConfig {
             id,
@@ -712,10 +726,7 @@ impl Process for ClusterProcess {
                 index,
                 input: index % spec.partitions,
                 output: spec.partitions + index,
-                controller: spec.brokers,
-                coordinator: spec.coordinator().expect("transactions have one").0,
-                partitions: spec.total_partitions(),
-                request_timeout_ns: 200_000_000,
+                producer: spec.txn_producer_config(format!("p{index}")),
                 offsets_in_txn: spec.txn.as_ref().is_none_or(|txn| txn.offsets_in_txn),
             };
             let life = ctx.rng().next_u64();
@@ -724,18 +735,8 @@ impl Process for ClusterProcess {
             let index = id - (spec.brokers + 1);
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().restarted(t_ns, id);
-            let config = TxnProducerConfig {
-                controller: spec.brokers,
-                coordinator: spec.coordinator().expect("transactions have one").0,
-                partitions: spec.total_partitions(),
-                txn_id: format!("t{index}"),
-                request_timeout_ns: 200_000_000,
-                retry_backoff_ns: 20_000_000,
-                attempts_max: 5,
-                delivery_timeout_ns: 2_000_000_000,
-            };
             ClusterNode::TxnProducer(Box::new(TxnProducerNode {
-                producer: TxnProducer::new(config),
+                producer: TxnProducer::new(spec.txn_producer_config(format!("t{index}"))),
                 txn: None,
                 ticking: false,
             }))

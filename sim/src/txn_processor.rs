@@ -72,32 +72,23 @@ pub struct ProcessorConfig {
     pub index: u32,
     pub input: u32,
     pub output: u32,
-    pub controller: NodeId,
-    pub coordinator: NodeId,
-    pub partitions: u32,
-    pub request_timeout_ns: u64,
+    /// Its transactional producer (the cluster's, under the processor's own id).
+    pub producer: TxnProducerConfig,
     pub offsets_in_txn: bool,
 }
 
 impl Processor {
     pub fn new(config: ProcessorConfig, life: u64, now_ns: u64) -> Processor {
+        let (controller, request_timeout_ns) =
+            (config.producer.controller, config.producer.request_timeout_ns);
         let consumer = |partition: u32| ConsumerConfig {
-            controller: config.controller,
+            controller,
             partitions: vec![partition],
-            request_timeout_ns: config.request_timeout_ns,
+            request_timeout_ns,
             max_bytes: 64 * 1024,
             isolation: Isolation::ReadCommitted,
         };
-        let producer = TxnProducer::new(TxnProducerConfig {
-            controller: config.controller,
-            coordinator: config.coordinator,
-            partitions: config.partitions,
-            txn_id: format!("p{}", config.index),
-            request_timeout_ns: config.request_timeout_ns,
-            retry_backoff_ns: 20_000_000,
-            attempts_max: 5,
-            delivery_timeout_ns: 2_000_000_000,
-        });
+        let producer = TxnProducer::new(config.producer);
         let mut processor = Processor {
             group: format!("g{}", config.index),
             input: config.input,

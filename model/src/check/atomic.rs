@@ -16,11 +16,9 @@ use std::collections::BTreeMap;
 
 use super::Findings;
 use super::digest::{Digest, Source};
+use super::spans::{ReadSpans, Span};
 use crate::history::Isolation;
 use crate::invariant::{Guarantee, Invariant};
-
-/// A poll's span: (start, furthest reach of the spans so far, the poll reaching it).
-type Span = (u64, u64, u32);
 
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     check_final(digest, findings);
@@ -72,32 +70,18 @@ fn check_readers(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     // a transactional record, and (process, value) for each read_committed read.
     let mut txn_reads: Vec<(u64, u32, u32, u32)> = Vec::new();
     let mut values_read: Vec<(u64, u32)> = Vec::new();
-    // Per (process, partition): read_committed poll spans (start, furthest reach so
-    // far, the poll reaching it), sorted by start, as in durability's coverage.
+    // Per (process, partition): what its read_committed polls read across.
     let mut spans: BTreeMap<(u64, u32), Vec<Span>> = BTreeMap::new();
     for (index, poll) in digest.polls.iter().enumerate() {
         if poll.isolation != Isolation::ReadCommitted {
             continue;
         }
-        if let (Some(first), Some(last)) = (poll.records.first(), poll.records.last()) {
-            let start = poll.from.min(first.offset);
-            spans.entry((poll.process, poll.part)).or_default().push((
-                start,
-                last.offset,
-                index as u32,
-            ));
+        if let Some((start, end)) = ReadSpans::of(poll) {
+            spans.entry((poll.process, poll.part)).or_default().push((start, end, index as u32));
         }
     }
-    for spans in spans.values_mut() {
-        spans.sort_unstable();
-        let mut reach: Option<(u64, u32)> = None;
-        for span in spans.iter_mut() {
-            if reach.is_none_or(|(end, _)| span.1 > end) {
-                reach = Some((span.1, span.2));
-            }
-            (span.1, span.2) = reach.expect("set above");
-        }
-    }
+    let spans: BTreeMap<(u64, u32), ReadSpans> =
+        spans.into_iter().map(|(key, spans)| (key, ReadSpans::new(spans))).collect();
     for claim in &digest.claims {
         let Source::Read { poll, .. } = claim.source else { continue };
         let view = &digest.polls[poll as usize];
@@ -122,11 +106,11 @@ fn check_readers(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             }
             let offset = send.ack_offset.or(digest.facts[value as usize].landed.map(|(o, _)| o));
             let Some(offset) = offset else { continue };
-            let Some(across) = spans.get(&(process, send.part)).and_then(|spans| {
-                let starting_before = spans.partition_point(|&(start, _, _)| start <= offset);
-                let &(_, end, poll) = spans.get(starting_before.checked_sub(1)?)?;
-                (end > offset).then_some(poll)
-            }) else {
+            let Some(across) = spans
+                .get(&(process, send.part))
+                .and_then(|spans| spans.reach_at(offset))
+                .and_then(|(end, poll)| (end > offset).then_some(poll))
+            else {
                 continue;
             };
             let partition = digest.partition_id(send.part);

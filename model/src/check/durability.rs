@@ -15,6 +15,7 @@
 
 use super::Findings;
 use super::digest::{Digest, Outcome};
+use super::spans::ReadSpans;
 use crate::invariant::{Guarantee, Invariant};
 
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
@@ -104,42 +105,26 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     findings.examined(Invariant::Unseen, acknowledged, "acknowledged sends");
 }
 
-/// Which offsets ok polls read across: per partition, each poll's span from its start
-/// to its last record, sorted by start, with the running furthest reach.
+/// Which offsets ok polls read across, per partition.
 struct Coverage {
-    /// Per dense partition: (span start, furthest end so far, the poll reaching it, an
-    /// index into `Digest::polls`).
-    spans: Vec<Vec<(u64, u64, u32)>>,
+    /// Per dense partition.
+    spans: Vec<ReadSpans>,
 }
 
 impl Coverage {
     fn new(digest: &Digest<'_>) -> Coverage {
         let mut spans = vec![Vec::new(); digest.partitions.len()];
         for (index, poll) in digest.polls.iter().enumerate() {
-            let (Some(first), Some(last)) = (poll.records.first(), poll.records.last()) else {
-                continue;
-            };
-            let start = poll.from.min(first.offset);
-            spans[poll.part as usize].push((start, last.offset, index as u32));
-        }
-        for spans in &mut spans {
-            spans.sort_unstable();
-            let mut reach: Option<(u64, u32)> = None;
-            for span in spans.iter_mut() {
-                if reach.is_none_or(|(end, _)| span.1 > end) {
-                    reach = Some((span.1, span.2));
-                }
-                (span.1, span.2) = reach.expect("set above");
+            if let Some((start, end)) = ReadSpans::of(poll) {
+                spans[poll.part as usize].push((start, end, index as u32));
             }
         }
-        Coverage { spans }
+        Coverage { spans: spans.into_iter().map(ReadSpans::new).collect() }
     }
 
     /// A poll whose span contains `offset`, if any.
     fn covering(&self, part: u32, offset: u64) -> Option<u32> {
-        let spans = &self.spans[part as usize];
-        let starting_before = spans.partition_point(|&(start, _, _)| start <= offset);
-        let &(_, end, op) = spans.get(starting_before.checked_sub(1)?)?;
-        (end >= offset).then_some(op)
+        let (end, poll) = self.spans[part as usize].reach_at(offset)?;
+        (end >= offset).then_some(poll)
     }
 }

@@ -20,6 +20,7 @@ mod polls;
 mod protocol;
 mod replicas;
 mod sends;
+mod spans;
 mod txn_reads;
 mod values;
 mod zombie;
