@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::batch::{self, ProducerStamp, RecordBatch};
 use crate::checkpoint::{self, CheckpointKind, CheckpointWriter};
+use crate::key_versions::KeyVersions;
 use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 use crate::protocol::{Acks, ErrorCode, FetchData, Isolation, Msg, NodeId, PartitionState};
 use crate::storage::{Storage, SyncResult, SyncTicket, join};
@@ -147,6 +148,7 @@ struct ParkedProduce {
     acks: Acks,
     producer: ProducerStamp,
     records: Vec<batch::Record>,
+    expected_version: Option<u64>,
     parked_ns: u64,
 }
 
@@ -196,9 +198,9 @@ struct Replica {
     parked: Vec<ParkedProduce>,
     /// A leader's records per key, for conditional appends: derived from its log (the
     /// uncommitted tail included) at the first conditional append of a leadership, kept
-    /// up by its appends, dropped at every role change. Never trusted across lives or
-    /// roles. Bounded by the log (one entry per distinct key in it).
-    key_versions: Option<BTreeMap<Vec<u8>, u64>>,
+    /// up by its appends and markers, dropped at every role change. Never trusted
+    /// across lives or roles.
+    key_versions: Option<KeyVersions>,
 }
 
 const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
@@ -853,7 +855,7 @@ impl Broker {
         }
         let open = replica.txns.open(producer.producer_id);
         if transactional {
-            if producer.producer_id < 0 || expected_version.is_some() {
+            if producer.producer_id < 0 {
                 respond(&mut self.outbox, Err(ErrorCode::InvalidTxnState));
                 return Ok(());
             }
@@ -886,6 +888,7 @@ impl Broker {
                     acks,
                     producer,
                     records,
+                    expected_version,
                     parked_ns: now_ns,
                 });
                 if let std::collections::btree_map::Entry::Vacant(entry) =
@@ -918,7 +921,7 @@ impl Broker {
                 return Ok(());
             }
             if replica.key_versions.is_none() {
-                match key_versions(storage, &replica.log) {
+                match KeyVersions::from_log(storage, &replica.log) {
                     Ok(versions) => replica.key_versions = Some(versions),
                     // A batch it cannot read: this append cannot be checked, and is
                     // refused; reads will report the damage.
@@ -930,8 +933,8 @@ impl Broker {
                 }
             }
             let versions = replica.key_versions.as_ref().expect("just built");
-            if versions.get(&key).copied().unwrap_or(0) != expected {
-                respond(&mut self.outbox, Err(ErrorCode::WrongExpectedVersion));
+            if let Err(code) = versions.check(producer.producer_id, &key, expected) {
+                respond(&mut self.outbox, Err(code));
                 return Ok(());
             }
         }
@@ -959,9 +962,11 @@ impl Broker {
             );
         }
         if let Some(versions) = &mut replica.key_versions {
-            for key in keys {
-                *versions.entry(key).or_insert(0) += 1;
-            }
+            versions.note_append(
+                producer.producer_id,
+                transactional,
+                keys.iter().map(Vec::as_slice),
+            );
         }
         match acks {
             Acks::None => {}
@@ -1056,6 +1061,9 @@ impl Broker {
         };
         note_producer(replica, producer, 1, appended.base_offset, true);
         replica.txns.note_marker(pid, marker, appended.base_offset);
+        if let Some(versions) = &mut replica.key_versions {
+            versions.note_marker(pid, marker.commit);
+        }
         replica.txn_verified.retain(|&(verified, _)| verified != pid);
         replica.pending.push(PendingProduce {
             from,
@@ -1108,7 +1116,7 @@ impl Broker {
                     partition,
                     parked.correlation,
                     parked.leader_epoch,
-                    (parked.acks, parked.producer, None, true),
+                    (parked.acks, parked.producer, parked.expected_version, true),
                     parked.records,
                 )?;
             } else if parked.acks != Acks::None {
@@ -1450,26 +1458,6 @@ fn forget_from<S: Storage + ?Sized>(
     }
     replica.txns.replicated_to(replica.high_watermark.min(offset));
     Ok(())
-}
-
-/// How many records each key has in the log, read from the log itself.
-fn key_versions<S: Storage + ?Sized>(
-    storage: &mut S,
-    log: &PartitionLog,
-) -> Result<BTreeMap<Vec<u8>, u64>, LogError> {
-    let mut versions = BTreeMap::new();
-    let mut offset = log.start_offset();
-    while offset < log.end_offset() {
-        let batches: Vec<RecordBatch> = log.read(storage, offset, 1 << 20)?;
-        let Some(last) = batches.last() else { break };
-        offset = last.end_offset();
-        for batch in batches {
-            for record in batch.records {
-                *versions.entry(record.key).or_insert(0) += 1;
-            }
-        }
-    }
-    Ok(versions)
 }
 
 /// Producer state is derived from the log, never trusted from memory alone.

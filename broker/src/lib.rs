@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod controller;
 pub mod coordinator;
+pub mod key_versions;
 pub mod log;
 pub mod protocol;
 pub mod storage;

@@ -4,7 +4,11 @@
 //!
 //! A transaction adds its partitions at the coordinator, sends one batch per partition
 //! (idempotent: retries keep their sequence numbers), and commits once every batch is
-//! acknowledged; if a batch is refused or stays unanswered it aborts instead. It ends:
+//! acknowledged; if a batch is refused or stays unanswered it aborts instead. A record
+//! with an expected version (a conditional append: its key must hold exactly that many
+//! records) travels in a batch of its own, and a partition's batches go one at a time,
+//! in order; a refusal for the version aborts the transaction (`last_refusal` says
+//! which record). It ends:
 //! - `Ok(offsets)`: committed, with each record's offset;
 //! - `Fail`: certainly not committed (aborted, by us or by the coordinator);
 //! - `Info`: the commit was asked for and its answer never came.
@@ -15,7 +19,7 @@
 //! unanswered batch's sequence is used again. That reuse is what lets a late batch of
 //! an aborted transaction pass for the next one's under the legacy protocol.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::batch::{ProducerStamp, Record};
 use crate::client::{Outcome, learn_leaders};
@@ -42,6 +46,9 @@ pub struct TxnRecord {
     pub partition: u32,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// Append only if the key holds exactly this many records (of plain batches and
+    /// committed transactions; this transaction's own earlier ones included).
+    pub expected_version: Option<u64>,
 }
 
 /// A request to the coordinator, retried until answered.
@@ -69,12 +76,13 @@ impl Request {
     }
 }
 
-/// One partition's batch of a transaction.
+/// One batch of a transaction: a partition's records, or one conditional record.
 #[derive(Clone, Debug)]
 struct Batch {
     partition: u32,
     /// Indexes of the transaction's records in this batch, in order.
     records: Vec<usize>,
+    expected_version: Option<u64>,
     sequence: i32,
     request: Request,
     base_offset: Option<u64>,
@@ -112,6 +120,9 @@ pub struct TxnProducer {
     outbox: Vec<(NodeId, Msg)>,
     done_init: Vec<Outcome<()>>,
     done_txn: Vec<Outcome<Vec<u64>>>,
+    /// Why the last transaction aborted, if a batch was refused: the code and the
+    /// index of the batch's first record.
+    last_refusal: Option<(ErrorCode, usize)>,
 }
 
 impl TxnProducer {
@@ -128,6 +139,7 @@ impl TxnProducer {
             outbox: Vec::new(),
             done_init: Vec::new(),
             done_txn: Vec::new(),
+            last_refusal: None,
         }
     }
 
@@ -156,6 +168,12 @@ impl TxnProducer {
         self.done_txn.drain(..)
     }
 
+    /// The refusal that made the last transaction abort, with the index of the record
+    /// it was for (for a conditional record, the one whose version did not match).
+    pub fn last_refusal(&self) -> Option<(ErrorCode, usize)> {
+        self.last_refusal
+    }
+
     fn correlation(&mut self) -> u64 {
         self.next_correlation += 1;
         self.next_correlation
@@ -173,21 +191,29 @@ impl TxnProducer {
         assert!(self.operation.is_none(), "one operation at a time");
         assert!(self.ids.is_some(), "init first");
         assert!(!records.is_empty(), "a transaction writes something");
-        let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<u32, Vec<(Vec<usize>, Option<u64>)>> = BTreeMap::new();
         for (index, record) in records.iter().enumerate() {
             assert!(record.partition < self.config.partitions, "no such partition");
-            by_partition.entry(record.partition).or_default().push(index);
+            let batches = by_partition.entry(record.partition).or_default();
+            match (record.expected_version, batches.last_mut()) {
+                (None, Some((plain, None))) => plain.push(index),
+                (expected, _) => batches.push((vec![index], expected)),
+            }
         }
         let batches = by_partition
             .into_iter()
-            .map(|(partition, records)| Batch {
-                partition,
-                records,
-                sequence: 0, // assigned when the partition is added
-                request: Request::new(now_ns),
-                base_offset: None,
+            .flat_map(|(partition, batches)| {
+                batches.into_iter().map(move |(records, expected_version)| Batch {
+                    partition,
+                    records,
+                    expected_version,
+                    sequence: 0, // assigned when the partition is added
+                    request: Request::new(now_ns),
+                    base_offset: None,
+                })
             })
             .collect();
+        self.last_refusal = None;
         self.operation = Some(Operation::Txn(Txn {
             started_ns: now_ns,
             records,
@@ -265,7 +291,12 @@ impl TxnProducer {
                 let expired = now_ns >= txn.started_ns + self.config.delivery_timeout_ns;
                 let mut give_up = None;
                 let mut need_metadata = false;
+                let mut sending = BTreeSet::new();
                 for batch in txn.batches.iter_mut().filter(|b| b.base_offset.is_none()) {
+                    // A partition's batches go one at a time, in sequence order.
+                    if !sending.insert(batch.partition) {
+                        continue;
+                    }
                     if !Self::due(&mut batch.request, now_ns, timeout) {
                         continue;
                     }
@@ -299,7 +330,7 @@ impl TxnProducer {
                             base_sequence: batch.sequence,
                         },
                         records,
-                        expected_version: None,
+                        expected_version: batch.expected_version,
                         transactional: true,
                     };
                     self.outbox.push((leader, msg));
@@ -389,8 +420,11 @@ impl TxnProducer {
                 request.in_flight = None;
                 match result {
                     Ok(()) => {
+                        let mut next = self.sequences.clone();
                         for batch in &mut txn.batches {
-                            batch.sequence = self.sequences[batch.partition as usize];
+                            let sequence = &mut next[batch.partition as usize];
+                            batch.sequence = *sequence;
+                            *sequence = sequence.wrapping_add(batch.records.len() as i32);
                         }
                         txn.phase = Phase::Producing;
                     }
@@ -432,7 +466,9 @@ impl TxnProducer {
                             ErrorCode::ProducerFenced
                                 | ErrorCode::InvalidTxnState
                                 | ErrorCode::OutOfOrderSequence
+                                | ErrorCode::WrongExpectedVersion
                         ) {
+                            self.last_refusal = Some((code, batch.records[0]));
                             let why = Some(format!("p{}: {code:?}", batch.partition));
                             txn.phase =
                                 Phase::Ending { commit: false, request: Request::new(now_ns), why };

@@ -233,8 +233,13 @@ impl Cluster {
                 partition,
                 key: b"k".to_vec(),
                 value: value.as_bytes().to_vec(),
+                expected_version: None,
             })
             .collect();
+        self.transact_records(records)
+    }
+
+    fn transact_records(&mut self, records: Vec<TxnRecord>) -> Outcome<Vec<u64>> {
         self.producer.transact(self.now_ns, records);
         for _ in 0..200 {
             self.advance(10 * MS);
@@ -314,7 +319,12 @@ fn an_open_transaction_holds_the_stable_offset_until_its_marker() {
     cluster.hold_produces_to = Some(0);
     cluster.producer.transact(
         cluster.now_ns,
-        vec![TxnRecord { partition: 0, key: b"k".to_vec(), value: b"b".to_vec() }],
+        vec![TxnRecord {
+            partition: 0,
+            key: b"k".to_vec(),
+            value: b"b".to_vec(),
+            expected_version: None,
+        }],
     );
     cluster.advance(30 * MS); // added, its batch in flight
     cluster.hold_produces_to = None;
@@ -387,7 +397,12 @@ fn a_new_producer_with_the_same_id_fences_the_old_one() {
     cluster.hold_produces_to = Some(0);
     cluster.producer.transact(
         cluster.now_ns,
-        vec![TxnRecord { partition: 0, key: b"k".to_vec(), value: b"zombie".to_vec() }],
+        vec![TxnRecord {
+            partition: 0,
+            key: b"k".to_vec(),
+            value: b"zombie".to_vec(),
+            expected_version: None,
+        }],
     );
     cluster.advance(20 * MS);
     let zombie =
@@ -421,6 +436,7 @@ fn a_restarted_coordinator_finishes_the_commit_it_prepared() {
                 partition: p as u32,
                 key: b"k".to_vec(),
                 value: v.as_bytes().to_vec(),
+                expected_version: None,
             })
             .collect(),
     );
@@ -625,4 +641,46 @@ fn the_state_log_is_compacted_and_survives_a_restart() {
         Coordinator::open(&mut cluster.coordinator_disk, config, cluster.now_ns).unwrap();
     assert!(matches!(cluster.transact(&[(0, "after")]), Outcome::Ok(_)));
     assert_eq!(cluster.read(0)[0].last().map(String::as_str), Some("after"));
+}
+
+/// Conditional records in transactions (the event store's multi-stream appends): each
+/// record's key must hold exactly its expected version; a refusal aborts the whole
+/// transaction and names the record; an aborted record never counts toward a version.
+#[test]
+fn conditional_records_commit_together_or_not_at_all() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    let record = |partition, key: &str, value: &str, expected| TxnRecord {
+        partition,
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        expected_version: Some(expected),
+    };
+    // (records, the record refused (by index), if any)
+    let cases: Vec<(Vec<TxnRecord>, Option<usize>)> = vec![
+        // Two conditional records to one partition (two batches, in order) and one more.
+        (vec![record(0, "a", "a0", 0), record(0, "b", "b0", 0), record(1, "c", "c0", 0)], None),
+        // a holds 1 record: expecting 0 is refused, and b's record goes with the abort.
+        (vec![record(0, "b", "b1", 1), record(0, "a", "a-stale", 0)], Some(1)),
+        // So b still holds 1: the stale one's partner never counted.
+        (vec![record(1, "c", "c-stale", 3), record(0, "b", "b1", 1)], Some(0)),
+        (vec![record(0, "b", "b1", 1), record(0, "b", "b2", 2), record(1, "c", "c1", 1)], None),
+    ];
+    for (index, (records, refused)) in cases.into_iter().enumerate() {
+        let outcome = cluster.transact_records(records);
+        match refused {
+            None => assert!(matches!(outcome, Outcome::Ok(_)), "case {index}: {outcome:?}"),
+            Some(record) => {
+                assert!(matches!(outcome, Outcome::Fail(_)), "case {index}: {outcome:?}");
+                assert_eq!(
+                    cluster.producer.last_refusal(),
+                    Some((ErrorCode::WrongExpectedVersion, record)),
+                    "case {index}"
+                );
+            }
+        }
+    }
+    let [p0, p1] = cluster.read(0);
+    assert_eq!(p0, ["a0", "b0", "b1", "b2"]);
+    assert_eq!(p1, ["c0", "c1"]);
 }

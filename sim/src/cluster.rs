@@ -529,6 +529,7 @@ impl ClusterProcess {
                     partition,
                     key: format!("k{partition}").into_bytes(),
                     value: value.clone().into_bytes(),
+                    expected_version: None,
                 })
                 .collect();
             let op = model::Op::Txn { txn_id, ops: ops.clone() };

@@ -300,6 +300,7 @@ impl Processor {
                     partition: *partition,
                     key: key.clone().unwrap_or_default().into_bytes(),
                     value: value.clone().into_bytes(),
+                    expected_version: None,
                 }),
                 _ => None,
             })
@@ -340,6 +341,7 @@ impl Processor {
             partition: self.output,
             key: key.clone().unwrap_or_default().into_bytes(),
             value: value.clone().into_bytes(),
+            expected_version: None,
         };
         self.run_txn(now_ns, from, to, vec![op], vec![record], true);
     }
