@@ -118,7 +118,8 @@ mod tests {
         assert_eq!(versions.check(-1, b"a", 2), Ok(()));
         // Producer 7's transaction writes a and b.
         versions.note_append(7, true, [&b"a"[..], b"b"].into_iter());
-        let cases: [(i64, &[u8], u64, Result<(), ErrorCode>); 6] = [
+        type Case<'a> = (i64, &'a [u8], u64, Result<(), ErrorCode>);
+        let cases: [Case; 6] = [
             (7, b"a", 3, Ok(())),                               // sees its own record
             (7, b"a", 2, Err(ErrorCode::WrongExpectedVersion)), // not its own past
             (7, b"b", 1, Ok(())),

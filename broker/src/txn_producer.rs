@@ -191,7 +191,9 @@ impl TxnProducer {
         assert!(self.operation.is_none(), "one operation at a time");
         assert!(self.ids.is_some(), "init first");
         assert!(!records.is_empty(), "a transaction writes something");
-        let mut by_partition: BTreeMap<u32, Vec<(Vec<usize>, Option<u64>)>> = BTreeMap::new();
+        // Each partition's batches: record indexes, and the expected version if any.
+        type Batches = Vec<(Vec<usize>, Option<u64>)>;
+        let mut by_partition: BTreeMap<u32, Batches> = BTreeMap::new();
         for (index, record) in records.iter().enumerate() {
             assert!(record.partition < self.config.partitions, "no such partition");
             let batches = by_partition.entry(record.partition).or_default();
