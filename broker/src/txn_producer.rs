@@ -143,6 +143,13 @@ impl TxnProducer {
         }
     }
 
+    /// Numbers its requests from `base` up: a process that runs other clients as well
+    /// gives each a range of its own, so no answer is taken for another's.
+    pub fn with_correlation_base(mut self, base: u64) -> TxnProducer {
+        self.next_correlation = base;
+        self
+    }
+
     pub fn txn_id(&self) -> &str {
         &self.config.txn_id
     }

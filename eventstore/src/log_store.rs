@@ -13,17 +13,26 @@
 //!   the weak setup the harness must catch (versions repeat under contention), and it
 //!   breaks guarantee 3 of `store` on purpose.
 //!
+//! - An append across streams (`append_all`) is one transaction: each part's record
+//!   conditional on its stream's version, all committed or all aborted, through a
+//!   transactional producer under the store's transactional id. A refusal for a
+//!   version is followed by a read of that part's stream, as for a single append.
+//! - Reads see only what is decided: records of aborted transactions never, and a read
+//!   goes up to the last stable offset of its first answer.
+//!
 //! One request runs at a time; later ones wait in a bounded queue.
 
 use std::collections::VecDeque;
 
 use logjam_broker::client::{Outcome, Producer, ProducerConfig};
-use logjam_broker::protocol::{Acks, ErrorCode, Msg, NodeId};
+use logjam_broker::protocol::{Acks, ErrorCode, Isolation, Msg, NodeId};
+use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 
 use crate::envelope::{self, Envelope};
 use crate::reader::{PartitionReader, ReaderConfig};
 use crate::store::{
-    ExpectedVersion, StoreReply, StreamStore, base_stream, check_stream_name, snapshot_stream,
+    AppendPart, ExpectedVersion, StoreReply, StreamStore, base_stream, check_parts,
+    check_stream_name, snapshot_stream,
 };
 
 /// Requests waiting behind the one under way.
@@ -45,7 +54,14 @@ pub struct LogStoreConfig {
     /// every append goes out unconditionally, stamped with the version the caller
     /// believed, so concurrent writers overwrite each other's decisions.
     pub check_versions: bool,
+    /// The transaction coordinator and this store's transactional id, for appends
+    /// across streams (without, they fail).
+    pub transactions: Option<(NodeId, String)>,
 }
+
+/// The transactional producer numbers its requests from here: above the producer's
+/// (from 1) and below the reads' (from 2^62).
+const TXN_CORRELATION_BASE: u64 = 1 << 61;
 
 /// The partition a stream lives in: 64-bit FNV-1a of its name, so every client, every
 /// run and every machine agree.
@@ -62,11 +78,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 enum Request {
     Append { request: u64, stream: String, expected: ExpectedVersion, events: Vec<Envelope> },
+    AppendAll { request: u64, parts: Vec<AppendPart> },
     Read { request: u64, stream: String },
 }
 
-/// A read under way: the stream's partition read from offset 0 up to the high
-/// watermark its first answer reported.
+/// A read under way: the stream's partition read from offset 0 up to the last stable
+/// offset its first answer reported.
 struct Reading {
     request: u64,
     stream: String,
@@ -74,7 +91,7 @@ struct Reading {
     /// refused append expected.
     refused_at: Option<u64>,
     reader: PartitionReader,
-    /// Read up to here: the high watermark of the first answer.
+    /// Read up to here: the last stable offset of the first answer.
     until: Option<u64>,
     events: Vec<(u64, Envelope)>,
     /// The newest snapshot of the stream seen so far (its payload).
@@ -85,13 +102,25 @@ struct Reading {
 
 enum Current {
     Idle,
-    Appending { request: u64, stream: String, expected: ExpectedVersion },
+    Appending {
+        request: u64,
+        stream: String,
+        expected: ExpectedVersion,
+    },
+    /// An append across streams: each part's stream and the version it expected, and
+    /// the transaction's records, sent once the transactional id is taken.
+    Transacting {
+        request: u64,
+        parts: Vec<(String, u64)>,
+        records: Option<Vec<TxnRecord>>,
+    },
     Reading(Box<Reading>),
 }
 
 pub struct LogStore {
     config: LogStoreConfig,
     producer: Producer,
+    txn: Option<TxnProducer>,
     queue: VecDeque<Request>,
     current: Current,
     completed: Vec<(u64, StoreReply)>,
@@ -112,9 +141,23 @@ impl LogStore {
             attempts_max: config.attempts_max,
             delivery_timeout_ns: config.delivery_timeout_ns,
         });
+        let txn = config.transactions.as_ref().map(|(coordinator, txn_id)| {
+            TxnProducer::new(TxnProducerConfig {
+                controller: config.controller,
+                coordinator: *coordinator,
+                partitions: config.partitions,
+                txn_id: txn_id.clone(),
+                request_timeout_ns: config.request_timeout_ns,
+                retry_backoff_ns: config.retry_backoff_ns,
+                attempts_max: config.attempts_max,
+                delivery_timeout_ns: config.delivery_timeout_ns,
+            })
+            .with_correlation_base(TXN_CORRELATION_BASE)
+        });
         LogStore {
             config,
             producer,
+            txn,
             queue: VecDeque::new(),
             current: Current::Idle,
             completed: Vec::new(),
@@ -125,6 +168,9 @@ impl LogStore {
     /// Messages to send: the producer's and the reader's.
     pub fn drain_outbox(&mut self) -> Vec<(NodeId, Msg)> {
         let mut out: Vec<(NodeId, Msg)> = self.producer.drain_outbox().collect();
+        if let Some(txn) = &mut self.txn {
+            out.extend(txn.drain_outbox());
+        }
         if let Current::Reading(reading) = &mut self.current {
             out.extend(reading.reader.drain_outbox());
         }
@@ -139,7 +185,9 @@ impl LogStore {
     fn enqueue(&mut self, now_ns: u64, request: Request) {
         if self.queue.len() >= QUEUED_REQUESTS_MAX {
             let id = match &request {
-                Request::Append { request, .. } | Request::Read { request, .. } => *request,
+                Request::Append { request, .. }
+                | Request::AppendAll { request, .. }
+                | Request::Read { request, .. } => *request,
             };
             let reason = format!("more than {QUEUED_REQUESTS_MAX} requests waiting");
             self.completed.push((id, StoreReply::Failed { reason }));
@@ -188,11 +236,110 @@ impl LogStore {
                     self.current = Current::Appending { request, stream, expected };
                     self.collect_producer(now_ns);
                 }
+                Request::AppendAll { request, parts } => self.begin_txn(now_ns, request, parts),
                 Request::Read { request, stream } => {
                     self.begin_read(now_ns, request, stream, None);
                 }
             }
         }
+    }
+
+    /// Starts an append across streams: takes the transactional id first if the
+    /// producer does not hold it (at the start, or after it was fenced).
+    fn begin_txn(&mut self, now_ns: u64, request: u64, parts: Vec<AppendPart>) {
+        let Some(txn) = &mut self.txn else {
+            let reason = "appends across streams need transactions".to_owned();
+            return self.completed.push((request, StoreReply::Failed { reason }));
+        };
+        let checked = check_parts(&parts).and_then(|()| {
+            parts.iter().try_for_each(|part| match (part.events.len(), part.expected) {
+                (1, ExpectedVersion::Exact(_) | ExpectedVersion::NoStream) => {
+                    check_stream_name(&part.stream)
+                }
+                (1, ExpectedVersion::Any) => {
+                    Err(format!("{}: a part of an append across streams expects", part.stream))
+                }
+                (n, _) => Err(format!("{}: one event per part, not {n}", part.stream)),
+            })
+        });
+        if let Err(reason) = checked {
+            return self.completed.push((request, StoreReply::Failed { reason }));
+        }
+        let mut expected_versions = Vec::new();
+        let mut records = Vec::new();
+        for mut part in parts {
+            let version = match part.expected {
+                ExpectedVersion::Exact(n) => n,
+                ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+            };
+            let mut event = part.events.pop().expect("one event");
+            event.stream_version = version;
+            records.push(TxnRecord {
+                partition: partition_of(&part.stream, self.config.partitions),
+                key: part.stream.clone().into_bytes(),
+                value: event.encode(),
+                expected_version: Some(version).filter(|_| self.config.check_versions),
+            });
+            expected_versions.push((part.stream, version));
+        }
+        if txn.ids().is_some() {
+            txn.transact(now_ns, records);
+            self.current =
+                Current::Transacting { request, parts: expected_versions, records: None };
+        } else {
+            txn.init(now_ns);
+            self.current =
+                Current::Transacting { request, parts: expected_versions, records: Some(records) };
+        }
+        self.collect_txn(now_ns);
+    }
+
+    /// The transactional producer's outcome, if the append across streams ended (or
+    /// the id it waited for was taken).
+    fn collect_txn(&mut self, now_ns: u64) {
+        let (Some(txn), Current::Transacting { records, .. }) = (&mut self.txn, &mut self.current)
+        else {
+            return;
+        };
+        if records.is_some() {
+            let init = txn.drain_init().next();
+            match init {
+                None => return,
+                Some(Outcome::Ok(())) => {
+                    txn.transact(now_ns, records.take().expect("waiting to send"));
+                    return self.collect_txn(now_ns);
+                }
+                // Nothing was sent yet.
+                Some(Outcome::Fail(reason) | Outcome::Info(reason)) => {
+                    let Current::Transacting { request, .. } =
+                        std::mem::replace(&mut self.current, Current::Idle)
+                    else {
+                        unreachable!("transacting")
+                    };
+                    let reason = format!("could not take the transactional id: {reason}");
+                    return self.completed.push((request, StoreReply::Failed { reason }));
+                }
+            }
+        }
+        let Some(outcome) = txn.drain_txn().next() else { return };
+        let refusal = txn.last_refusal();
+        let Current::Transacting { request, parts, .. } =
+            std::mem::replace(&mut self.current, Current::Idle)
+        else {
+            unreachable!("transacting")
+        };
+        let reply = match outcome {
+            Outcome::Ok(_) => StoreReply::Appended { first_version: parts[0].1 },
+            Outcome::Fail(_) if matches!(refusal, Some((ErrorCode::WrongExpectedVersion, part)) if part < parts.len()) =>
+            {
+                let (_, part) = refusal.expect("matched");
+                let (stream, version) = parts.into_iter().nth(part).expect("in range");
+                return self.begin_read(now_ns, request, stream, Some(version));
+            }
+            Outcome::Fail(reason) => StoreReply::Failed { reason },
+            Outcome::Info(reason) => StoreReply::Indeterminate { reason },
+        };
+        self.completed.push((request, reply));
     }
 
     fn begin_read(&mut self, now_ns: u64, request: u64, stream: String, refused_at: Option<u64>) {
@@ -206,6 +353,7 @@ impl LogStore {
             // its own above 2^62, so neither the producer's nor an earlier read's
             // answers are taken for this read's.
             correlation_base: (1 << 62) + (self.reads_started << 32),
+            isolation: Isolation::ReadCommitted,
         };
         self.reads_started += 1;
         let mut reader = PartitionReader::new(config, 0);
@@ -285,6 +433,10 @@ impl LogStore {
     pub fn tick(&mut self, now_ns: u64) {
         self.producer.tick(now_ns);
         self.collect_producer(now_ns);
+        if let Some(txn) = &mut self.txn {
+            txn.tick(now_ns);
+            self.collect_txn(now_ns);
+        }
         if let Current::Reading(reading) = &mut self.current {
             reading.reader.tick(now_ns);
         }
@@ -297,6 +449,24 @@ impl LogStore {
             if reading.reader.handle(now_ns, &msg) {
                 self.on_read_progress(now_ns);
                 return;
+            }
+        }
+        if let Some(txn) = &mut self.txn {
+            match &msg {
+                // The coordinator's answers are the transactional producer's alone.
+                Msg::InitTxnResponse { .. }
+                | Msg::AddPartitionsToTxnResponse { .. }
+                | Msg::EndTxnResponse { .. } => {
+                    txn.handle(now_ns, msg);
+                    self.collect_txn(now_ns);
+                    return self.start_next(now_ns);
+                }
+                // Each producer takes only answers to its own correlations.
+                Msg::ProduceResponse { .. } | Msg::MetadataResponse { .. } => {
+                    txn.handle(now_ns, msg.clone());
+                    self.collect_txn(now_ns);
+                }
+                _ => {}
             }
         }
         self.producer.handle(now_ns, msg);
@@ -327,7 +497,7 @@ impl LogStore {
             }
         }
         if reading.until.is_none() {
-            reading.until = reading.reader.high_watermark();
+            reading.until = reading.reader.visible_end();
         }
         if reading.until.is_some_and(|until| reading.reader.position() >= until) {
             self.finish_read(Ok(()));
@@ -354,6 +524,10 @@ impl StreamStore for LogStore {
             now_ns,
             Request::Append { request, stream: stream.to_owned(), expected, events },
         );
+    }
+
+    fn append_all(&mut self, now_ns: u64, request: u64, parts: Vec<AppendPart>) {
+        self.enqueue(now_ns, Request::AppendAll { request, parts });
     }
 
     fn read(&mut self, now_ns: u64, request: u64, stream: &str) {

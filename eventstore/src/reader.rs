@@ -23,6 +23,10 @@ pub struct ReaderConfig {
     /// Where its correlation ids start: a process that also sends other requests (a
     /// producer numbers its own from 1) gives its reader a range of its own.
     pub correlation_base: u64,
+    /// `ReadCommitted`: only what is decided, up to the last stable offset, without
+    /// aborted transactions. `ReadUncommitted` (the weak setup): everything up to the
+    /// high watermark, aborted records included.
+    pub isolation: Isolation,
 }
 
 /// One record of the partition.
@@ -38,6 +42,8 @@ pub struct PartitionReader {
     next_correlation: u64,
     /// The high watermark the last answer reported.
     high_watermark: Option<u64>,
+    /// Where the last answer's view ended (the last stable offset, read committed).
+    visible_end: Option<u64>,
     outbox: Vec<(NodeId, Msg)>,
     records: Vec<PartitionRecord>,
 }
@@ -53,6 +59,7 @@ impl PartitionReader {
             fetch_at_ns: 0,
             next_correlation: config.correlation_base,
             high_watermark: None,
+            visible_end: None,
             config,
             outbox: Vec::new(),
             records: Vec::new(),
@@ -62,6 +69,12 @@ impl PartitionReader {
     /// The high watermark the last answer reported (what is committed so far).
     pub fn high_watermark(&self) -> Option<u64> {
         self.high_watermark
+    }
+
+    /// Where the last answer's view ended: the last stable offset when reading
+    /// committed, else the high watermark.
+    pub fn visible_end(&self) -> Option<u64> {
+        self.visible_end
     }
 
     /// The offset of the next record it will hand out.
@@ -116,7 +129,7 @@ impl PartitionReader {
                 replica: None,
                 durable_offset: 0,
                 max_bytes: self.config.max_bytes,
-                isolation: Isolation::ReadCommitted,
+                isolation: self.config.isolation,
             },
         ));
     }
@@ -142,12 +155,14 @@ impl PartitionReader {
                     Ok(data) => {
                         self.high_watermark = Some(data.high_watermark);
                         let before = self.next_offset;
-                        // Only what is decided, without aborted transactions or
-                        // markers: their offsets are passed over.
-                        let limit = client::visible_limit(data, Isolation::ReadCommitted);
+                        // Read committed: only what is decided, without aborted
+                        // transactions or markers (their offsets are passed over).
+                        let isolation = self.config.isolation;
+                        let limit = client::visible_limit(data, isolation);
+                        self.visible_end = Some(limit);
                         'batches: for bytes in &data.batches {
                             let Ok(header) = batch::validate(bytes) else { break 'batches };
-                            let hidden = client::is_hidden(data, &header, Isolation::ReadCommitted);
+                            let hidden = client::is_hidden(data, &header, isolation);
                             let batch = batch::decode_validated(bytes, &header);
                             for (index, record) in batch.records.iter().enumerate() {
                                 let offset = batch.base_offset + index as u64;

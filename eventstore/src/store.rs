@@ -25,7 +25,13 @@
 //!    `Indeterminate`: it may have been applied, or may still be applied later (a
 //!    timed-out request to a log); with `Exact(n)` it can only land while the stream
 //!    still holds `n` events, so guarantee 1 still bounds it.
-//! 5. **At-most-once is the caller's job.** The store does not deduplicate. A caller
+//! 5. **Atomic appends across streams.** `append_all` applies every part (each to its
+//!    own stream, each checked against its own expectation) or none of them. On the
+//!    log it is one transaction. Its `Appended` names the first part's first version;
+//!    its `WrongExpectedVersion` the current length of the first part refused. An
+//!    `Indeterminate` one can land only whole, and only while every stream still holds
+//!    what its part expected.
+//! 6. **At-most-once is the caller's job.** The store does not deduplicate. A caller
 //!    that retries after `Indeterminate` must re-read the stream and look for its
 //!    command id (`Envelope::command_id`) before appending again, and must append with
 //!    `Exact`: then a late landing of the first attempt and the retry expect the same
@@ -86,6 +92,31 @@ pub enum StoreReply {
     Failed { reason: String },
 }
 
+/// One stream's part of an append across streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendPart {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<Envelope>,
+}
+
+/// The most streams one append may span.
+pub const APPEND_STREAMS_MAX: usize = 8;
+
+/// Why an append across streams is refused before it reaches a store: no part, too
+/// many, or a stream named twice (its parts could not both meet their expectations).
+pub fn check_parts(parts: &[AppendPart]) -> Result<(), String> {
+    if parts.is_empty() || parts.len() > APPEND_STREAMS_MAX {
+        return Err(format!("{} parts is not 1..={APPEND_STREAMS_MAX}", parts.len()));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if parts[..i].iter().any(|earlier| earlier.stream == part.stream) {
+            return Err(format!("{}: named by two parts of one append", part.stream));
+        }
+    }
+    Ok(())
+}
+
 /// A store of event streams, sans-IO. See the module doc for its guarantees.
 pub trait StreamStore {
     /// Asks to append `events` to `stream` if it meets `expected`.
@@ -97,6 +128,8 @@ pub trait StreamStore {
         expected: ExpectedVersion,
         events: Vec<Envelope>,
     );
+    /// Asks to append every part, each if its stream meets its expectation, all or none.
+    fn append_all(&mut self, now_ns: u64, request: u64, parts: Vec<AppendPart>);
     /// Asks for every event of `stream` (none if it does not exist).
     fn read(&mut self, now_ns: u64, request: u64, stream: &str);
     /// The replies that completed since the last call, in completion order.
@@ -226,6 +259,30 @@ impl InMemoryStore {
         );
         StoreReply::Appended { first_version: current }
     }
+
+    fn try_append_all(&mut self, parts: Vec<AppendPart>) -> StoreReply {
+        if let Err(reason) = check_parts(&parts) {
+            return StoreReply::Failed { reason };
+        }
+        for part in &parts {
+            let current = self.stream_len(&part.stream);
+            if let Err(reason) = check_append(&part.stream, current, &part.events) {
+                return StoreReply::Failed { reason };
+            }
+            if !part.expected.admits(current) {
+                return StoreReply::WrongExpectedVersion { current };
+            }
+        }
+        let mut first = None;
+        for part in parts {
+            let reply = self.try_append(&part.stream, part.expected, part.events);
+            let StoreReply::Appended { first_version } = reply else {
+                unreachable!("every part was checked: {reply:?}");
+            };
+            first.get_or_insert(first_version);
+        }
+        StoreReply::Appended { first_version: first.expect("at least one part") }
+    }
 }
 
 impl StreamStore for InMemoryStore {
@@ -238,6 +295,11 @@ impl StreamStore for InMemoryStore {
         events: Vec<Envelope>,
     ) {
         let reply = self.try_append(stream, expected, events);
+        self.completed.push((request, reply));
+    }
+
+    fn append_all(&mut self, _now_ns: u64, request: u64, parts: Vec<AppendPart>) {
+        let reply = self.try_append_all(parts);
         self.completed.push((request, reply));
     }
 
@@ -325,6 +387,43 @@ mod tests {
                 (8, StoreReply::Read { events: vec![], snapshot: None })
             ]
         );
+    }
+
+    #[test]
+    fn appends_across_streams_land_whole_or_not_at_all() {
+        let part = |stream: &str, expected, n: u8| AppendPart {
+            stream: stream.to_owned(),
+            expected,
+            events: (0..n).map(event).collect(),
+        };
+        let mut store = InMemoryStore::new();
+        let mut append_all = |parts| {
+            store.append_all(0, 1, parts);
+            store.drain_completed().pop().expect("one reply").1
+        };
+        use ExpectedVersion::{Exact, NoStream};
+        let cases = [
+            (vec![part("a", NoStream, 1), part("b", NoStream, 2)], Ok(0)),
+            (vec![part("a", Exact(1), 1), part("b", Exact(1), 1)], Err(Some(2))),
+            (vec![part("c", NoStream, 1), part("a", Exact(2), 1)], Err(Some(1))),
+            (vec![part("a", Exact(1), 1), part("a", Exact(2), 1)], Err(None)),
+            (vec![], Err(None)),
+            (vec![part("b", Exact(2), 1), part("a", Exact(1), 1)], Ok(2)),
+        ];
+        for (index, (parts, expected)) in cases.into_iter().enumerate() {
+            let reply = append_all(parts);
+            match expected {
+                Ok(first_version) => {
+                    assert_eq!(reply, StoreReply::Appended { first_version }, "case {index}")
+                }
+                Err(Some(current)) => {
+                    assert_eq!(reply, StoreReply::WrongExpectedVersion { current }, "case {index}")
+                }
+                Err(None) => assert!(matches!(reply, StoreReply::Failed { .. }), "case {index}"),
+            }
+        }
+        let lengths: Vec<u64> = ["a", "b", "c"].iter().map(|s| store.stream_len(s)).collect();
+        assert_eq!(lengths, [2, 3, 0], "refused parts left nothing behind");
     }
 
     #[test]

@@ -752,6 +752,7 @@ impl Process for ClusterProcess {
                 delivery_timeout_ns: 2_000_000_000,
                 read_max_bytes: 256 * 1024,
                 check_versions: es.expected_versions,
+                transactions: None,
             };
             let store = LogStore::new(config);
             let recorder = self.es_recorder.clone();
@@ -766,6 +767,7 @@ impl Process for ClusterProcess {
                 request_timeout_ns: 200_000_000,
                 poll_every_ns: 20_000_000,
                 correlation_base: 0,
+                isolation: Isolation::ReadCommitted,
             };
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();

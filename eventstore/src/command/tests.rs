@@ -8,7 +8,7 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
 use super::*;
 use crate::domains::bank::{Account, BankCommand, BankError, BankEvent};
-use crate::store::InMemoryStore;
+use crate::store::{AppendPart, InMemoryStore};
 
 const STREAM: &str = "acct-1";
 
@@ -32,7 +32,8 @@ enum Fault {
 struct FaultyStore {
     inner: InMemoryStore,
     plan: VecDeque<Fault>,
-    late: Vec<(String, ExpectedVersion, Vec<Envelope>)>,
+    /// Appends held back by `LandLater`: a single append is one part.
+    late: Vec<Vec<AppendPart>>,
     completed: Vec<(u64, StoreReply)>,
 }
 
@@ -41,47 +42,61 @@ impl FaultyStore {
         FaultyStore { plan: plan.iter().copied().collect(), ..FaultyStore::default() }
     }
 
-    /// Applies the appends held back by `LandLater`, each with its own expectation.
+    /// Applies the appends held back by `LandLater`, each with its own expectations.
     fn land_late(&mut self) {
-        for (stream, expected, events) in std::mem::take(&mut self.late) {
-            self.inner.append(0, u64::MAX, &stream, expected, events);
-            self.inner.drain_completed();
+        for parts in std::mem::take(&mut self.late) {
+            self.apply(u64::MAX, parts);
         }
+    }
+
+    fn apply(&mut self, request: u64, mut parts: Vec<AppendPart>) -> StoreReply {
+        if parts.len() == 1 {
+            let part = parts.pop().expect("one part");
+            self.inner.append(0, request, &part.stream, part.expected, part.events);
+        } else {
+            self.inner.append_all(0, request, parts);
+        }
+        self.inner.drain_completed().pop().expect("one reply").1
     }
 
     fn command_count(&self, command_id: u64) -> usize {
         self.inner.stream(STREAM).iter().filter(|(_, e)| e.command_id == command_id).count()
+    }
+
+    fn faulty_append(&mut self, request: u64, parts: Vec<AppendPart>) {
+        let lost = || StoreReply::Indeterminate { reason: "reply lost".to_owned() };
+        let reply = match self.plan.pop_front().unwrap_or(Fault::None) {
+            Fault::None => self.apply(request, parts),
+            Fault::LandThenIndeterminate => {
+                self.apply(request, parts);
+                lost()
+            }
+            Fault::DropIndeterminate => lost(),
+            Fault::LandLater => {
+                self.late.push(parts);
+                lost()
+            }
+            Fault::Fail => StoreReply::Failed { reason: "injected".to_owned() },
+        };
+        self.completed.push((request, reply));
     }
 }
 
 impl StreamStore for FaultyStore {
     fn append(
         &mut self,
-        now_ns: u64,
+        _now_ns: u64,
         request: u64,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<Envelope>,
     ) {
-        let lost = || StoreReply::Indeterminate { reason: "reply lost".to_owned() };
-        let reply = match self.plan.pop_front().unwrap_or(Fault::None) {
-            Fault::None => {
-                self.inner.append(now_ns, request, stream, expected, events);
-                self.inner.drain_completed().pop().expect("one reply").1
-            }
-            Fault::LandThenIndeterminate => {
-                self.inner.append(now_ns, request, stream, expected, events);
-                self.inner.drain_completed();
-                lost()
-            }
-            Fault::DropIndeterminate => lost(),
-            Fault::LandLater => {
-                self.late.push((stream.to_owned(), expected, events));
-                lost()
-            }
-            Fault::Fail => StoreReply::Failed { reason: "injected".to_owned() },
-        };
-        self.completed.push((request, reply));
+        let part = AppendPart { stream: stream.to_owned(), expected, events };
+        self.faulty_append(request, vec![part]);
+    }
+
+    fn append_all(&mut self, _now_ns: u64, request: u64, parts: Vec<AppendPart>) {
+        self.faulty_append(request, parts);
     }
 
     fn read(&mut self, now_ns: u64, request: u64, stream: &str) {
