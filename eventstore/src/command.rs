@@ -22,7 +22,9 @@ use crate::aggregate::Aggregate;
 use crate::envelope::Envelope;
 use crate::schema::{FoldError, Schema, StreamFold, envelope_for};
 use crate::snapshot::{Snapshot, Snapshotted};
-use crate::store::{APPEND_EVENTS_MAX, ExpectedVersion, StoreReply, StreamStore};
+use crate::store::{APPEND_EVENTS_MAX, AppendPart, ExpectedVersion, StoreReply, StreamStore};
+
+pub mod multi;
 
 /// The most append attempts a command may make.
 pub const COMMAND_ATTEMPTS_MAX: u32 = 16;
@@ -32,8 +34,18 @@ pub const COMMAND_ATTEMPTS_DEFAULT: u32 = 5;
 /// A request the loop wants made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    Read { stream: String },
-    Append { stream: String, expected: ExpectedVersion, events: Vec<Envelope> },
+    Read {
+        stream: String,
+    },
+    Append {
+        stream: String,
+        expected: ExpectedVersion,
+        events: Vec<Envelope>,
+    },
+    /// Every part or none (`StreamStore::append_all`).
+    AppendAll {
+        parts: Vec<AppendPart>,
+    },
 }
 
 impl Request {
@@ -44,6 +56,7 @@ impl Request {
             Request::Append { stream, expected, events } => {
                 store.append(now_ns, request, &stream, expected, events)
             }
+            Request::AppendAll { parts } => store.append_all(now_ns, request, parts),
         }
     }
 }

@@ -458,3 +458,117 @@ fn a_snapshot_that_disagrees_with_the_stream_stops_the_load() {
     let looped = CommandLoop::<Account>::new(STREAM, 9, command).with_snapshots();
     run_command(&mut store, 0, &mut next, looped);
 }
+
+/// Transfers as one command across two streams (`MultiCommandLoop`).
+mod across_streams {
+    use super::*;
+    use crate::command::multi::{MultiCommandLoop, MultiOutcome, MultiStep, Part};
+
+    const TO: &str = "acct-2";
+
+    fn transfer(transfer: u64, amount: u64) -> Vec<Part<BankCommand>> {
+        vec![
+            Part {
+                stream: STREAM.to_owned(),
+                command_id: 100 + transfer,
+                command: BankCommand::Debit { transfer, to: TO.to_owned(), amount },
+            },
+            Part {
+                stream: TO.to_owned(),
+                command_id: 200 + transfer,
+                command: BankCommand::Credit { transfer, from: STREAM.to_owned(), amount },
+            },
+        ]
+    }
+
+    /// Drives the loop over a store that answers at once.
+    fn run_multi(
+        store: &mut FaultyStore,
+        parts: Vec<Part<BankCommand>>,
+        attempts_max: u32,
+    ) -> MultiOutcome<Account> {
+        let mut command = MultiCommandLoop::<Account>::new(parts, attempts_max);
+        let mut step = command.start();
+        for request in 0..200 {
+            let issued = match step {
+                MultiStep::Done(decision) => return decision.outcome,
+                MultiStep::Issue(issued) => issued,
+            };
+            issued.issue(store, 0, request);
+            let (id, reply) = store.drain_completed().pop().expect("one reply");
+            assert_eq!(id, request);
+            step = command.on_reply(reply);
+        }
+        panic!("the loop never ended");
+    }
+
+    fn balances(store: &FaultyStore) -> (u64, u64) {
+        let of = |stream: &str| {
+            let records: Vec<(u64, Vec<u8>)> =
+                store.inner.stream(stream).iter().map(|(o, e)| (*o, e.encode())).collect();
+            let records = records.iter().map(|(o, b)| (*o, b.as_slice()));
+            crate::schema::fold_stream::<Account>(stream, records).expect("folds").0.balance
+        };
+        (of(STREAM), of(TO))
+    }
+
+    #[test]
+    fn a_transfer_lands_whole_once_or_not_at_all() {
+        // (faults on the transfer's appends, amount, outcome kind, balances after)
+        let cases: [(&[Fault], u64, &str, (u64, u64)); 7] = [
+            (&[], 30, "appended", (20, 30)),
+            (&[], 60, "refused", (50, 0)),
+            (&[Fault::LandThenIndeterminate], 30, "already-applied", (20, 30)),
+            (&[Fault::DropIndeterminate], 30, "appended", (20, 30)),
+            (&[Fault::LandLater], 30, "appended", (20, 30)),
+            (&[Fault::Fail], 30, "failed", (50, 0)),
+            (&[Fault::DropIndeterminate; 3], 30, "indeterminate", (50, 0)),
+        ];
+        for (index, (faults, amount, kind, after)) in cases.into_iter().enumerate() {
+            let mut store = FaultyStore::default();
+            assert!(matches!(run(&mut store, 1, deposit(50)).outcome, Outcome::Appended { .. }));
+            store.plan = faults.iter().copied().collect();
+            let outcome = run_multi(&mut store, transfer(7, amount), 3);
+            assert_eq!(outcome.kind(), kind, "case {index}");
+            // A late landing of the first attempt meets versions already taken.
+            store.land_late();
+            assert_eq!(balances(&store), after, "case {index}");
+            let debits = store.command_count(107);
+            assert_eq!(debits, usize::from(after.1 > 0), "case {index}: debited once or never");
+        }
+    }
+
+    #[test]
+    fn a_transfer_decides_again_after_a_concurrent_append() {
+        let mut store = FaultyStore::default();
+        assert!(matches!(run(&mut store, 1, deposit(50)).outcome, Outcome::Appended { .. }));
+        let mut command = MultiCommandLoop::<Account>::new(transfer(8, 40), 3);
+        let mut step = command.start();
+        let mut request = 10;
+        let mut withdrawn = false;
+        let outcome = loop {
+            let issued = match step {
+                MultiStep::Done(decision) => break decision.outcome,
+                MultiStep::Issue(issued) => issued,
+            };
+            if matches!(issued, Request::AppendAll { .. }) && !withdrawn {
+                // Between its load and its append, 20 leave the source.
+                withdrawn = true;
+                assert!(matches!(
+                    run(&mut store, 2, withdraw(20)).outcome,
+                    Outcome::Appended { .. }
+                ));
+            }
+            issued.issue(&mut store, 0, request);
+            step = command.on_reply(store.drain_completed().pop().expect("a reply").1);
+            request += 1;
+        };
+        // Decided again on a balance of 30: refused, nothing half done.
+        let MultiOutcome::Refused { part: 0, error, versions } = outcome else {
+            panic!("{}", outcome.kind())
+        };
+        assert_eq!(error, BankError::Insufficient { balance: 30, amount: 40 });
+        assert_eq!(versions, [2, 0]);
+        assert_eq!(balances(&store), (30, 0));
+    }
+}
