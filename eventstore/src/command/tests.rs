@@ -515,7 +515,8 @@ mod across_streams {
     #[test]
     fn a_transfer_lands_whole_once_or_not_at_all() {
         // (faults on the transfer's appends, amount, outcome kind, balances after)
-        let cases: [(&[Fault], u64, &str, (u64, u64)); 7] = [
+        type Case = (&'static [Fault], u64, &'static str, (u64, u64));
+        let cases: [Case; 7] = [
             (&[], 30, "appended", (20, 30)),
             (&[], 60, "refused", (50, 0)),
             (&[Fault::LandThenIndeterminate], 30, "already-applied", (20, 30)),
