@@ -732,7 +732,9 @@ impl Process for ClusterProcess {
             };
             let life = ctx.rng().next_u64();
             ClusterNode::Processor(Box::new(Processor::new(config, life, ctx.now_ns())))
-        } else if let (Some(_), true) = (&spec.txn, id < spec.brokers + 1 + spec.producers) {
+        } else if let (Some(_), None, true) =
+            (&spec.txn, &spec.es, id < spec.brokers + 1 + spec.producers)
+        {
             let index = id - (spec.brokers + 1);
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().restarted(t_ns, id);
@@ -752,11 +754,14 @@ impl Process for ClusterProcess {
                 delivery_timeout_ns: 2_000_000_000,
                 read_max_bytes: 256 * 1024,
                 check_versions: es.expected_versions,
-                transactions: None,
+                transactions: spec.coordinator().map(|node| (node.0, format!("es{id}"))),
             };
             let store = LogStore::new(config);
             let recorder = self.es_recorder.clone();
-            let client = EsClient::new(id, es.accounts, store, recorder, es.expected_versions);
+            let mut client = EsClient::new(id, es.accounts, store, recorder, es.expected_versions);
+            if spec.txn.is_some() {
+                client = client.with_transfers_in_transactions();
+            }
             ClusterNode::EsClient(Box::new(client))
         } else if spec.es.is_some() && id >= spec.brokers + 1 + spec.producers {
             let index = id - (spec.brokers + 1 + spec.producers);
@@ -767,7 +772,14 @@ impl Process for ClusterProcess {
                 request_timeout_ns: 200_000_000,
                 poll_every_ns: 20_000_000,
                 correlation_base: 0,
-                isolation: Isolation::ReadCommitted,
+                // The last `read_uncommitted` projections read uncommitted (the weak
+                // setup: they apply aborted transfers).
+                isolation: match &spec.txn {
+                    Some(txn) if index + txn.read_uncommitted >= spec.consumers => {
+                        Isolation::ReadUncommitted
+                    }
+                    _ => Isolation::ReadCommitted,
+                },
             };
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();

@@ -1,7 +1,9 @@
-//! An event-store client of the bank: it runs deposits, withdrawals and transfers (a
-//! saga: debit the source, then credit the destination, or refund the source when the
-//! credit cannot be made) through `eventstore::command::CommandLoop` over a `LogStore`
-//! on the cluster, and records every command for the model's event-store checks.
+//! An event-store client of the bank: it runs deposits, withdrawals and transfers
+//! through `eventstore::command::CommandLoop` over a `LogStore` on the cluster, and
+//! records every command for the model's event-store checks. A transfer is a saga
+//! (debit the source, then credit the destination, or refund the source when the
+//! credit cannot be made), or with transactions one `MultiCommandLoop` command whose
+//! debit and credit land together (recorded as two commands, one per stream).
 //!
 //! A command whose outcome is unknown is retried with the same command id (the loop
 //! finds it in the stream if it landed), so a saga always learns where it stands and
@@ -12,7 +14,10 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use logjam_broker::protocol::Msg;
-use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
+use logjam_eventstore::command::multi::{
+    MultiCommandLoop, MultiDecision, MultiOutcome, MultiStep, Part,
+};
+use logjam_eventstore::command::{COMMAND_ATTEMPTS_DEFAULT, CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
 use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
 use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
@@ -156,6 +161,8 @@ enum Stage {
     Debit,
     Credit,
     Refund,
+    /// A transfer as one transaction: debit and credit together.
+    Whole,
 }
 
 /// The command under way, with what it belongs to.
@@ -173,6 +180,9 @@ struct Running {
     command: serde_json::Value,
     command_loop: DomainLoop,
     request: u64,
+    /// A transfer as one transaction: the credit's stream, command id and command (the
+    /// debit's are `stream`, `command_id` and `command`).
+    credit: Option<(String, u64, serde_json::Value)>,
 }
 
 /// A command loop of one of the domains.
@@ -181,12 +191,14 @@ enum DomainLoop {
     Cart(CommandLoop<Cart>),
     Inventory(CommandLoop<Inventory>),
     Table(CommandLoop<Table>),
+    Transfer(MultiCommandLoop<Account>),
 }
 
 /// What a loop wants next, whatever its domain.
 enum Next {
     Issue(Request),
     Done(Ended),
+    DoneTransfer(MultiDecision<Account>),
 }
 
 /// How a command ended, whatever its domain.
@@ -221,6 +233,7 @@ impl DomainLoop {
             DomainLoop::Cart(command_loop) => next(command_loop.start()),
             DomainLoop::Inventory(command_loop) => next(command_loop.start()),
             DomainLoop::Table(command_loop) => next(command_loop.start()),
+            DomainLoop::Transfer(command_loop) => next_multi(command_loop.start()),
         }
     }
 
@@ -230,7 +243,15 @@ impl DomainLoop {
             DomainLoop::Cart(command_loop) => next(command_loop.on_reply(reply)),
             DomainLoop::Inventory(command_loop) => next(command_loop.on_reply(reply)),
             DomainLoop::Table(command_loop) => next(command_loop.on_reply(reply)),
+            DomainLoop::Transfer(command_loop) => next_multi(command_loop.on_reply(reply)),
         }
+    }
+}
+
+fn next_multi(step: MultiStep<Account>) -> Next {
+    match step {
+        MultiStep::Issue(request) => Next::Issue(request),
+        MultiStep::Done(decision) => Next::DoneTransfer(decision),
     }
 }
 
@@ -321,6 +342,8 @@ pub struct EsClient {
     /// stream's versions are what each writer believed, and a snapshot could not be
     /// matched to a prefix).
     snapshots: bool,
+    /// Transfers are one transaction each (the store has a coordinator), not sagas.
+    transfers_in_txn: bool,
 }
 
 impl EsClient {
@@ -341,7 +364,15 @@ impl EsClient {
             next_request: 0,
             recorder,
             snapshots,
+            transfers_in_txn: false,
         }
+    }
+
+    /// Runs each transfer as one transaction over its two accounts (the store must
+    /// have transactions).
+    pub fn with_transfers_in_transactions(mut self) -> EsClient {
+        self.transfers_in_txn = true;
+        self
     }
 
     fn configured<A: Snapshotted + PartialEq>(
@@ -405,11 +436,55 @@ impl EsClient {
         }
         let Some(work) = self.queue.pop_front() else { return };
         let (stage, transfer) = match work {
+            Work::Transfer { .. } if self.transfers_in_txn => (Stage::Whole, self.command_id()),
             Work::Transfer { .. } => (Stage::Debit, self.command_id()),
             _ => (Stage::Single, 0),
         };
         let command_id = self.command_id();
+        if stage == Stage::Whole {
+            let credit_id = self.command_id();
+            return self.begin_whole(now_ns, work, transfer, (command_id, credit_id), (0, false));
+        }
         self.begin(now_ns, work, stage, transfer, command_id, 0, false);
+    }
+
+    /// Starts (or retries, with the same ids) a transfer as one transaction.
+    fn begin_whole(
+        &mut self,
+        now_ns: u64,
+        work: Work,
+        transfer: u64,
+        (debit_id, credit_id): (u64, u64),
+        (retries, maybe_landed): (u32, bool),
+    ) {
+        let Work::Transfer { from, to, amount } = &work else { unreachable!("a transfer") };
+        let (source, target) = (account_stream(u64::from(*from)), account_stream(u64::from(*to)));
+        let debit = BankCommand::Debit { transfer, to: target.clone(), amount: *amount };
+        let credit = BankCommand::Credit { transfer, from: source.clone(), amount: *amount };
+        let json = |command: &BankCommand| serde_json::to_value(command).expect("serializes");
+        let (debit_json, credit_json) = (json(&debit), json(&credit));
+        let parts = vec![
+            Part { stream: source.clone(), command_id: debit_id, command: debit },
+            Part { stream: target.clone(), command_id: credit_id, command: credit },
+        ];
+        let mut command_loop =
+            DomainLoop::Transfer(MultiCommandLoop::new(parts, COMMAND_ATTEMPTS_DEFAULT));
+        let step = command_loop.start();
+        self.running = Some(Running {
+            work,
+            stage: Stage::Whole,
+            transfer,
+            command_id: debit_id,
+            retries,
+            maybe_landed,
+            invoke_ns: now_ns,
+            stream: source,
+            command: debit_json,
+            command_loop,
+            request: 0,
+            credit: Some((target, credit_id, credit_json)),
+        });
+        self.follow(now_ns, step);
     }
 
     /// Starts (or retries, with the same id) one command of a unit of work.
@@ -465,7 +540,9 @@ impl EsClient {
                 let command = BankCommand::Refund { transfer, amount: *amount };
                 self.prepare(account(from), command_id, command, DomainLoop::Bank)
             }
-            (Work::Transfer { .. }, Stage::Single) => unreachable!("a transfer is a saga"),
+            (Work::Transfer { .. }, Stage::Single | Stage::Whole) => {
+                unreachable!("a transfer is a saga here")
+            }
         };
         let ids = (command_id, retries, maybe_landed);
         self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
@@ -509,6 +586,7 @@ impl EsClient {
             command,
             command_loop,
             request: 0,
+            credit: None,
         });
         self.follow(now_ns, step);
     }
@@ -524,6 +602,10 @@ impl EsClient {
             Next::Done(ended) => {
                 let running = self.running.take().expect("a command under way");
                 self.finish(now_ns, running, ended);
+            }
+            Next::DoneTransfer(decision) => {
+                let running = self.running.take().expect("a command under way");
+                self.finish_whole(now_ns, running, decision);
             }
         }
     }
@@ -622,7 +704,100 @@ impl EsClient {
             Stage::Refund if !applied && !refused && retry => {
                 self.begin(now_ns, work, Stage::Refund, transfer, command_id, retries + 1, unknown)
             }
-            Stage::Single | Stage::Debit | Stage::Credit | Stage::Refund => {}
+            Stage::Single | Stage::Debit | Stage::Credit | Stage::Refund | Stage::Whole => {}
+        }
+    }
+
+    /// Records a transfer made as one transaction, as two commands (its debit on the
+    /// source and its credit on the destination, each with its own id and version),
+    /// and tries again with the same ids while it may have landed.
+    fn finish_whole(&mut self, now_ns: u64, running: Running, decision: MultiDecision<Account>) {
+        let json = |events: &[logjam_eventstore::domains::bank::BankEvent]| -> Vec<_> {
+            events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
+        };
+        let unknown_after = |reason: String| {
+            if running.maybe_landed {
+                CommandOutcome::Indeterminate {
+                    reason: format!("an earlier attempt may still land; this one: {reason}"),
+                }
+            } else {
+                CommandOutcome::Fail { reason }
+            }
+        };
+        // Per part: (decided at version, outcome).
+        let (parts, unknown): (Vec<(Option<u64>, CommandOutcome)>, bool) = match decision.outcome
+        {
+            MultiOutcome::Appended { parts } => {
+                let parts = parts
+                    .iter()
+                    .map(|(_, version, events)| {
+                        let outcome =
+                            CommandOutcome::Ok { first_version: *version, events: json(events) };
+                        (Some(*version), outcome)
+                    })
+                    .collect();
+                (parts, false)
+            }
+            MultiOutcome::AlreadyApplied { first_versions } => {
+                let parts = first_versions
+                    .iter()
+                    .map(|&first_version| {
+                        let outcome = CommandOutcome::Ok { first_version, events: Vec::new() };
+                        (Some(first_version), outcome)
+                    })
+                    .collect();
+                (parts, false)
+            }
+            MultiOutcome::Refused { part, error, versions } if !running.maybe_landed => {
+                let streams = [&running.stream, &running.credit.as_ref().expect("whole").0];
+                let reason = format!("refused: {error} (on {})", streams[part]);
+                let parts = versions
+                    .iter()
+                    .map(|&version| {
+                        (Some(version), CommandOutcome::Rejected { reason: reason.clone() })
+                    })
+                    .collect();
+                (parts, false)
+            }
+            MultiOutcome::Indeterminate { reason } => {
+                let outcome = CommandOutcome::Indeterminate { reason };
+                (vec![(None, outcome.clone()), (None, outcome)], true)
+            }
+            other => {
+                let reason = match other {
+                    MultiOutcome::Refused { error, .. } => format!("refused: {error}"),
+                    MultiOutcome::Conflict => "conflict on every attempt".to_owned(),
+                    MultiOutcome::Failed { reason } => reason,
+                    MultiOutcome::Corrupt { error } => format!("corrupt stream: {error}"),
+                    _ => unreachable!("handled above"),
+                };
+                let outcome = unknown_after(reason);
+                let unknown = matches!(outcome, CommandOutcome::Indeterminate { .. });
+                (vec![(None, outcome.clone()), (None, outcome)], unknown)
+            }
+        };
+        let Running { work, transfer, command_id, retries, credit, stream, command, .. } = running;
+        let (credit_stream, credit_id, credit_command) = credit.expect("a whole transfer");
+        let records = [(stream, command_id, command), (credit_stream, credit_id, credit_command)];
+        let mut recorder = self.recorder.borrow_mut();
+        for ((stream, command_id, command), (decided_at_version, outcome)) in
+            records.into_iter().zip(parts)
+        {
+            recorder.commands.push(CommandRecord {
+                process: u64::from(self.node),
+                invoke_ns: running.invoke_ns,
+                complete_ns: now_ns,
+                command_id,
+                stream,
+                command,
+                decided_at_version,
+                outcome,
+            });
+        }
+        drop(recorder);
+        if unknown && retries < STEP_RETRIES_MAX {
+            let ids = (command_id, credit_id);
+            self.begin_whole(now_ns, work, transfer, ids, (retries + 1, true));
         }
     }
 }
@@ -646,13 +821,28 @@ pub fn final_es_replicas(
             let events = world.with_process(node, |process, ctx| {
                 let broker = process.broker()?;
                 let log = broker.log(partition)?;
-                let high_watermark = broker.high_watermark(partition).unwrap_or(0);
+                // The committed view: below the last stable offset (the high watermark
+                // when no transaction is undecided), without markers or the records of
+                // aborted transactions.
+                let visible_end = broker.last_stable_offset(partition).unwrap_or(0);
+                let aborted = broker.aborted_txns(partition);
                 let batches = log.read(ctx.disk(), log.start_offset(), usize::MAX).ok()?;
                 let mut events = Vec::new();
                 for batch in batches {
+                    let control = batch.attributes & logjam_broker::batch::ATTRIBUTE_CONTROL != 0;
+                    let transactional =
+                        batch.attributes & logjam_broker::batch::ATTRIBUTE_TRANSACTIONAL != 0;
+                    let of_aborted = transactional
+                        && aborted.iter().any(|txn| {
+                            txn.producer_id == batch.producer.producer_id
+                                && (txn.first_offset..=txn.last_offset).contains(&batch.base_offset)
+                        });
+                    if control || of_aborted {
+                        continue;
+                    }
                     for (index, record) in batch.records.into_iter().enumerate() {
                         let offset = batch.base_offset + index as u64;
-                        if offset >= high_watermark {
+                        if offset >= visible_end {
                             continue;
                         }
                         let stream = String::from_utf8_lossy(&record.key).into_owned();

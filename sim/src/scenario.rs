@@ -137,8 +137,9 @@ struct File {
     coverage: BTreeMap<Spanned<String>, Spanned<String>>,
     /// The event-store workload (system = "event-store").
     eventstore: Option<Spanned<EventStoreFile>>,
-    /// Transactions (system = "log-cluster"): producers write every operation as one
-    /// transaction across partitions.
+    /// Transactions. A log cluster's producers write every operation as one
+    /// transaction across partitions; an event store (bank) makes each transfer one
+    /// transaction over its two accounts' streams instead of a saga.
     transactions: Option<Spanned<TransactionsFile>>,
 }
 
@@ -792,11 +793,27 @@ impl Source<'_> {
         consumers: u32,
     ) -> Result<Option<TxnSpec>, ScenarioError> {
         let Some(table) = &file.transactions else { return Ok(None) };
-        if !matches!(file.system, SystemName::LogCluster) {
-            let message = "transactions: only for system log-cluster".into();
-            return Err(self.error(Some(table.span()), message));
-        }
         let txn = table.get_ref();
+        match (file.system, &file.eventstore) {
+            (SystemName::LogCluster, None) => {}
+            (SystemName::EventStore, Some(es)) if es.get_ref().domain.get_ref() == "bank" => {
+                // The bank's transfers are its transactions: nothing else to say.
+                let span = (txn.partitions_per_txn.as_ref().map(Spanned::span))
+                    .or_else(|| txn.processors.as_ref().map(Spanned::span));
+                if span.is_some() {
+                    let message = "transactions: partitions_per_txn and processors are for \
+                                   system log-cluster (a bank transfer writes its two accounts)"
+                        .into();
+                    return Err(self.error(span, message));
+                }
+            }
+            _ => {
+                let message = "transactions: only for system log-cluster, or event-store with \
+                               domain bank"
+                    .into();
+                return Err(self.error(Some(table.span()), message));
+            }
+        }
         let timeout_ns = txn.timeout.as_ref().map_or(NS_PER_S, |t| t.get_ref().0);
         if timeout_ns == 0 {
             let span = txn.timeout.as_ref().map(Spanned::span);
@@ -976,14 +993,15 @@ impl Source<'_> {
                     // Event-store projections crash too: their checkpoints must survive it.
                     targets.extend((0..spec.consumers).map(|index| spec.consumer(index)));
                 }
-                if let Some(txn) = &spec.txn {
+                if let (Some(txn), None) = (&spec.txn, &spec.es) {
                     // Transactional producers and processors crash and come back (their
                     // late messages are zombies'), and their links clog (a late produce
-                    // or commit).
+                    // or commit). Event-store clients keep what they decided in memory
+                    // and are not crashed.
                     targets.extend((0..spec.producers).map(|index| spec.producer(index)));
                     targets.extend((0..txn.processors).map(|index| spec.processor(index)));
-                    targets.sort_unstable();
                 }
+                targets.sort_unstable();
                 Ok((System::LogCluster(spec), nodes, targets))
             }
         }
