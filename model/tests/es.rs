@@ -41,6 +41,50 @@ const TABLE: &[Row] = &[
     row("inventory-clean", inventory, unchanged, &[], &[], &[]),
     // A transfer refunded instead of credited holds too.
     row("bank-transfer-refunded", bank, refund_instead_of_credit, &[], &[], &[]),
+    // Atomic transfers (one transaction each): the transfer is debited and credited.
+    row("bank-atomic-clean", bank, |h| h.atomic_transfers = true, &[], &[], &[]),
+    // A saga's credit that never lands leaves the transfer in flight at the end...
+    row(
+        "saga-credit-missing",
+        bank,
+        credit_never_lands,
+        &["transfer-completion"],
+        &[],
+        &["transfer 1", "neither credited nor refunded"],
+    ),
+    // ...but with atomic transfers it is half a transaction committed: money lost, in
+    // the final log and at the projections' cut that sees the debit.
+    row(
+        "atomic-credit-missing",
+        bank,
+        |h| {
+            h.atomic_transfers = true;
+            credit_never_lands(h);
+        },
+        &["money-conservation"],
+        &[],
+        &["its credit (in the same transaction) never was", "transfer 1 is half visible"],
+    ),
+    // A projection that counted a debit the log does not hold (an aborted transaction's,
+    // read uncommitted) makes money vanish at its cut: expected of a projection reading
+    // uncommitted...
+    row(
+        "read-uncommitted-projection-counts-aborted-debit",
+        bank,
+        |h| counts_aborted_debit(h, true),
+        &[],
+        &["money-conservation", "projection-equivalence"],
+        &["read models' balances sum to 100", "(-20)"],
+    ),
+    // ...and a violation of one reading committed.
+    row(
+        "read-committed-projection-counts-aborted-debit",
+        bank,
+        |h| counts_aborted_debit(h, false),
+        &["money-conservation", "projection-equivalence"],
+        &[],
+        &["read models' balances sum to 100"],
+    ),
     // stream-contiguity: acct-1 jumps from version 1 to 3 (the command was told 3).
     row(
         "version-gap",
@@ -281,12 +325,13 @@ const TABLE: &[Row] = &[
         &[],
         &["transfer 1", "acct-1 version 2", "command 4", "neither credited nor refunded"],
     ),
-    // projection-equivalence: the read model counted the credit at offset 4 twice...
+    // projection-equivalence: the read model counted the credit at offset 4 twice (and
+    // so, at that checkpoint, money appears: money-conservation at the cut)...
     row(
         "projection-double-count",
         bank,
         |h| h.projections[1].read_model = json!({"acct-1": 30, "acct-2": 130}),
-        &["projection-equivalence"],
+        &["money-conservation", "projection-equivalence"],
         &[],
         &["counts twice acct-2 version 1 at offset 4", "130 in the read model but 90"],
     ),
@@ -295,7 +340,7 @@ const TABLE: &[Row] = &[
         "projection-skip",
         bank,
         |h| h.projections[1].read_model = json!({"acct-1": 60, "acct-2": 90}),
-        &["projection-equivalence"],
+        &["money-conservation", "projection-equivalence"],
         &[],
         &["skips acct-1 version 1 at offset 2"],
     ),
@@ -304,7 +349,7 @@ const TABLE: &[Row] = &[
         "projection-past-its-offset",
         bank,
         |h| h.projections[0].read_model = json!({"acct-1": 30, "acct-2": 50}),
-        &["projection-equivalence"],
+        &["money-conservation", "projection-equivalence"],
         &[],
         &["at or past its offset, acct-1 version 2 at offset 3"],
     ),
@@ -437,7 +482,10 @@ fn clean_bank_counts_what_it_examined() {
     assert_eq!(examined(EsInvariant::StreamContiguity), (6, "streams on replicas", 0));
     assert_eq!(examined(EsInvariant::LostUpdate), (5, "ok commands", 0));
     assert_eq!(examined(EsInvariant::ReplayEquivalence), (5, "ok commands", 0));
-    assert_eq!(examined(EsInvariant::MoneyConservation), (1, "transfers", 0));
+    assert_eq!(
+        examined(EsInvariant::MoneyConservation),
+        (3, "transfers and projection cuts", 0)
+    );
     assert_eq!(examined(EsInvariant::ProjectionEquivalence), (2, "checkpoints", 0));
     let money = verdict.money.expect("a bank history has totals");
     assert_eq!((money.deposits, money.withdrawals, money.balances), (150, 30, 120));
@@ -596,6 +644,23 @@ fn refund_instead_of_credit(h: &mut EsHistory) {
 }
 
 /// Sets the version of the event at `offset` on every replica.
+/// The transfer's credit (offset 4) never lands: its command was indeterminate, and
+/// the last checkpoint holds only what the log does.
+fn credit_never_lands(h: &mut EsHistory) {
+    for replica in &mut h.replicas {
+        replica.events.retain(|e| e.offset != 4);
+    }
+    command_mut(h, 5).outcome = info();
+    h.projections[1] = checkpoint(5, json!({"acct-1": 30, "acct-2": 50}));
+}
+
+/// A checkpoint at the log's end whose read model has 20 less on acct-1 than the log.
+fn counts_aborted_debit(h: &mut EsHistory, read_uncommitted: bool) {
+    let mut counted = checkpoint(5, json!({"acct-1": 10, "acct-2": 90}));
+    counted.read_uncommitted = read_uncommitted;
+    h.projections[1] = counted;
+}
+
 fn set_version(h: &mut EsHistory, offset: u64, version: u64) {
     for replica in &mut h.replicas {
         for event in replica.events.iter_mut().filter(|e| e.offset == offset) {
@@ -637,6 +702,7 @@ fn history(
         ],
         projections,
         lossy_log: false,
+        atomic_transfers: false,
     }
 }
 
@@ -671,7 +737,14 @@ fn ev(offset: u64, stream: &str, version: u64, command_id: u64, event: Value) ->
 }
 
 fn checkpoint(offset: u64, read_model: Value) -> ProjectionCheckpoint {
-    ProjectionCheckpoint { consumer: 1, t_ns: offset * 10_000, partition: 0, offset, read_model }
+    ProjectionCheckpoint {
+        consumer: 1,
+        t_ns: offset * 10_000,
+        partition: 0,
+        offset,
+        read_model,
+        read_uncommitted: false,
+    }
 }
 
 fn deposited(amount: u64) -> Value {

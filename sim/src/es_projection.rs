@@ -6,7 +6,7 @@
 //! Every checkpoint it asks for, and every one it restores, is recorded for the
 //! model's projection-equivalence check.
 
-use logjam_broker::protocol::Msg;
+use logjam_broker::protocol::{Isolation, Msg};
 use logjam_broker::storage::{SyncResult, SyncTicket};
 use logjam_eventstore::projection::{
     BankBalances, Projection, ProjectionConfig, ProjectionError, TableRows,
@@ -92,6 +92,8 @@ impl Model {
 pub struct ProjectionNode {
     node: u32,
     partition: u32,
+    /// It reads uncommitted (the weak setup): recorded with every checkpoint.
+    read_uncommitted: bool,
     projection: Model,
     reader: PartitionReader,
     recorder: SharedEsRecorder,
@@ -118,8 +120,17 @@ impl ProjectionNode {
         }
         .map_err(|error| format!("projection: {error}"))?;
         let partition = reader.partition;
+        let read_uncommitted = reader.isolation == Isolation::ReadUncommitted;
         let reader = PartitionReader::new(reader, projection.next_offset());
-        let node = ProjectionNode { node, partition, projection, reader, recorder, halted: None };
+        let node = ProjectionNode {
+            node,
+            partition,
+            read_uncommitted,
+            projection,
+            reader,
+            recorder,
+            halted: None,
+        };
         *node.recorder.borrow_mut().projection_opens.entry(node.node).or_insert(0) += 1;
         node.record(t_ns);
         Ok(node)
@@ -136,6 +147,7 @@ impl ProjectionNode {
             partition: self.partition,
             offset: self.projection.next_offset(),
             read_model: self.projection.json(),
+            read_uncommitted: self.read_uncommitted,
         });
     }
 

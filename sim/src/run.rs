@@ -422,6 +422,7 @@ fn run_cluster(
             replicas,
             projections: recording.projections,
             lossy_log: !promises.contains(&model::Guarantee::CommittedStable),
+            atomic_transfers: spec.txn.is_some(),
         };
         checks.extend(es_checks_of(&model::es::check(&es_history)));
     }

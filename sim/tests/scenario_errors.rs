@@ -154,7 +154,17 @@ const CASES_ES: &[(&str, &str, &str)] = &[
     (
         "[phases]",
         "[transactions]\nprocessors = 1\n\n[phases]",
-        "t.toml:20:1: transactions: only for system log-cluster",
+        "t.toml:21:14: transactions: partitions_per_txn and processors are for system log-cluster",
+    ),
+    (
+        "[phases]",
+        "[transactions]\npartitions_per_txn = 2\n\n[phases]",
+        "t.toml:21:22: transactions: partitions_per_txn and processors are for system log-cluster",
+    ),
+    (
+        "domain = \"bank\"\naggregates = 4\n\n[workload]\nproducers = 2\nconsumers = 1",
+        "domain = \"cart\"\naggregates = 4\n\n[workload]\nproducers = 2\nconsumers = 0\n\n[transactions]\ntimeout = \"1s\"",
+        "t.toml:17:1: transactions: only for system log-cluster, or event-store with domain bank",
     ),
 ];
 

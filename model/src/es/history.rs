@@ -24,6 +24,10 @@ pub struct EsHistory {
     /// expected rather than violations. False (the default): durability is promised.
     #[serde(default)]
     pub lossy_log: bool,
+    /// Bank: each transfer is one transaction, its debit and credit committed together
+    /// (false, the default: a saga, whose debit may wait for its credit or refund).
+    #[serde(default)]
+    pub atomic_transfers: bool,
 }
 
 /// One command: who issued it, when, on which stream, what the handler decided and how
@@ -93,4 +97,8 @@ pub struct ProjectionCheckpoint {
     /// (open carts' lines, sku to quantity); inventory: `{"sku-1": 5, ...}` (available).
     /// A zero balance, zero line, empty open cart or zero availability may be left out.
     pub read_model: serde_json::Value,
+    /// The projection read uncommitted (records of transactions not yet decided, and of
+    /// aborted ones): it gives up `committed-reads`.
+    #[serde(default)]
+    pub read_uncommitted: bool,
 }

@@ -10,6 +10,7 @@
 //! - `commands`: lost-update and replay-equivalence, each `Ok` command against the log;
 //! - `folds`: folds-agree and business-rules, the reference fold of every stream;
 //! - `money`: money-conservation and transfer-completion, bank transfers end to end;
+//! - `money_cuts`: money-conservation at every cut of the projections' checkpoints;
 //! - `projections`: projection-equivalence, each checkpointed read model.
 //!
 //! `digest` indexes the history once for all of them; `domain` holds the reference
@@ -34,6 +35,7 @@ mod domain;
 mod folds;
 mod history;
 mod money;
+mod money_cuts;
 mod projections;
 mod streams;
 mod verdict;
@@ -84,5 +86,8 @@ fn promises(history: &EsHistory) -> Vec<EsGuarantee> {
         promises.push(EsGuarantee::AckedDurable);
     }
     promises.extend([EsGuarantee::Integrity, EsGuarantee::Liveness]);
+    if !history.projections.iter().any(|checkpoint| checkpoint.read_uncommitted) {
+        promises.push(EsGuarantee::CommittedReads);
+    }
     promises
 }

@@ -2,7 +2,10 @@
 //! of every partition at the end of the run, every transfer is debited once and
 //! completed at most once, by a credit to the account it names or a refund to the one
 //! it left, for the same amount; balances then sum to deposits minus withdrawals minus
-//! the transfers still in flight, and by the end none is.
+//! the transfers still in flight, and by the end none is. With atomic transfers (one
+//! transaction each) none is ever in flight: a debit without its credit is half a
+//! transaction committed. `money_cuts` judges the same money at every cut of the
+//! projections' checkpoints.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +61,18 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> Option<Mone
     let mut anomalous = 0;
     for (&id, transfer) in &transfers {
         match (transfer.debits.as_slice(), transfer.completions.as_slice()) {
+            ([debit], []) if digest.history.atomic_transfers => {
+                anomalous += 1;
+                report(digest, EsGuarantee::Integrity, *debit, findings, || {
+                    let (stream, event) = describe(digest, *debit);
+                    (
+                        format!(
+                            "transfer {id}: {event} on {stream} committed, but its credit (in the same transaction) never was"
+                        ),
+                        vec![*debit],
+                    )
+                });
+            }
             ([debit], []) => {
                 totals.in_flight_count += 1;
                 totals.in_flight += i128::from(amount(digest, *debit));
@@ -104,7 +119,12 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> Option<Mone
             (explanation, Vec::new())
         });
     }
-    findings.examined(EsInvariant::MoneyConservation, transfers.len() as u64, "transfers");
+    let cuts = super::money_cuts::check(digest, findings);
+    findings.examined(
+        EsInvariant::MoneyConservation,
+        transfers.len() as u64 + cuts,
+        "transfers and projection cuts",
+    );
     findings.examined(EsInvariant::TransferCompletion, transfers.len() as u64, "transfers");
     Some(totals)
 }

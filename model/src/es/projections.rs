@@ -76,8 +76,11 @@ fn judge(
     findings: &mut Findings,
 ) {
     let checkpoint = &digest.history.projections[index];
-    let guarantee =
-        if digest.history.lossy_log { EsGuarantee::AckedDurable } else { EsGuarantee::Integrity };
+    let guarantee = match (checkpoint.read_uncommitted, digest.history.lossy_log) {
+        (true, _) => EsGuarantee::CommittedReads,
+        (false, true) => EsGuarantee::AckedDurable,
+        (false, false) => EsGuarantee::Integrity,
+    };
     let witness = EsWitness::Projection { index: index as u64, checkpoint: checkpoint.clone() };
     let shown = match read_model(domain, &checkpoint.read_model) {
         Ok(shown) => shown,

@@ -31,7 +31,9 @@ pub enum EsInvariant {
     /// The domain's rules hold on every prefix of every stream.
     BusinessRules,
     /// Bank: every debit is completed at most once, by a matching credit or refund, and
-    /// balances sum to deposits minus withdrawals minus transfers in flight.
+    /// balances sum to deposits minus withdrawals minus transfers in flight, in the
+    /// final log and at every cut of the projections' checkpoints. With atomic
+    /// transfers nothing stays in flight: a debit and its credit commit together.
     MoneyConservation,
     /// Bank: every debit is completed by the end of the run.
     TransferCompletion,
@@ -88,7 +90,7 @@ impl EsInvariant {
             }
             EsInvariant::BusinessRules => "the domain's rules hold on every prefix of every stream",
             EsInvariant::MoneyConservation => {
-                "each debit is completed at most once, by a matching credit or refund; money is conserved"
+                "each debit is completed at most once, by a matching credit or refund (with atomic transfers, in the same transaction); money is conserved in the final log and at every read-committed cut of the projections"
             }
             EsInvariant::TransferCompletion => {
                 "every transfer debited is credited or refunded by the end"
@@ -121,6 +123,9 @@ pub enum EsGuarantee {
     Integrity,
     /// Work started is finished by the end of the run. Always promised.
     Liveness,
+    /// A read model folds only committed events. Given up by a projection that reads
+    /// uncommitted, whose dirty reads are then expected.
+    CommittedReads,
 }
 
 impl EsGuarantee {
@@ -131,6 +136,7 @@ impl EsGuarantee {
             EsGuarantee::AckedDurable => "acked-durable",
             EsGuarantee::Integrity => "integrity",
             EsGuarantee::Liveness => "liveness",
+            EsGuarantee::CommittedReads => "committed-reads",
         }
     }
 }
