@@ -84,6 +84,7 @@ fn checkpoint_of(projection: &Projection<BankBalances>, t_ns: u64) -> Projection
         partition: 0,
         offset: projection.next_offset(),
         read_model: serde_json::to_value(&projection.model().balances).unwrap(),
+        read_uncommitted: false,
     }
 }
 
@@ -137,6 +138,7 @@ fn caught(checkpoints: Vec<ProjectionCheckpoint>) -> (u64, Vec<String>) {
         replicas: vec![ReplicaStreams { node: 0, partition: 0, events }],
         projections: checkpoints,
         lossy_log: false,
+        atomic_transfers: false,
     };
     let verdict = es::check(&history);
     let check = verdict.check(EsInvariant::ProjectionEquivalence);
