@@ -44,6 +44,7 @@ fn seeds_replayed_twice_give_identical_traces() {
         ("partition-storm", 0..2),
         ("txn-faults", 0..3),
         ("txn-exactly-once", 0..2),
+        ("bank-transactions", 0..2),
     ];
     for (name, seeds) in sample {
         let scenario = Scenario::load(&root.join(format!("scenarios/{name}.toml"))).unwrap();
