@@ -44,6 +44,9 @@ pub struct PartitionReader {
     high_watermark: Option<u64>,
     /// Where the last answer's view ended (the last stable offset, read committed).
     visible_end: Option<u64>,
+    /// The last answer's view ended at the leader's log end: nothing in its log was
+    /// undecided or uncommitted.
+    at_log_end: bool,
     outbox: Vec<(NodeId, Msg)>,
     records: Vec<PartitionRecord>,
 }
@@ -60,6 +63,7 @@ impl PartitionReader {
             next_correlation: config.correlation_base,
             high_watermark: None,
             visible_end: None,
+            at_log_end: false,
             config,
             outbox: Vec::new(),
             records: Vec::new(),
@@ -75,6 +79,12 @@ impl PartitionReader {
     /// committed, else the high watermark.
     pub fn visible_end(&self) -> Option<u64> {
         self.visible_end
+    }
+
+    /// Whether it has read everything the leader's log held at the last answer, all of
+    /// it committed and decided (last stable offset = high watermark = log end).
+    pub fn caught_up(&self) -> bool {
+        self.at_log_end && self.visible_end.is_some_and(|end| self.next_offset >= end)
     }
 
     /// The offset of the next record it will hand out.
@@ -160,6 +170,7 @@ impl PartitionReader {
                         let isolation = self.config.isolation;
                         let limit = client::visible_limit(data, isolation);
                         self.visible_end = Some(limit);
+                        self.at_log_end = limit == data.log_end_offset;
                         'batches: for bytes in &data.batches {
                             let Ok(header) = batch::validate(bytes) else { break 'batches };
                             let hidden = client::is_hidden(data, &header, isolation);

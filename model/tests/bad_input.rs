@@ -299,6 +299,13 @@ fn each_bad_input_names_its_line_and_problem() {
         (
             lines(&[
                 HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"high_watermark":2,"log_end_offset":1,"records":[[0,null,"a"],[1,null,"b"]]}"#,
+            ]),
+            "line 2: log_end_offset 1 is not past the last record (offset 1)",
+        ),
+        (
+            lines(&[
+                HEADER,
                 r#"{"type":"replica","node":1,"partition":0,"high_watermark":3,"aborted":[1],"records":[[0,null,"a"],[2,null,"b"]]}"#,
             ]),
             "line 2: aborted offset 1 is not the offset of a record in `records`",
@@ -540,6 +547,7 @@ fn transactional_lines_round_trip() {
         high_watermark: 4,
         last_stable_offset: Some(2),
         aborted: vec![2],
+        log_end_offset: None,
         records: vec![Record::new(0, Some("k"), "t1"), Record::new(2, Some("k"), "t2")],
     };
     builder.closing(Closing::Replica(replica)).expect("replica");

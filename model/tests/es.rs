@@ -482,10 +482,7 @@ fn clean_bank_counts_what_it_examined() {
     assert_eq!(examined(EsInvariant::StreamContiguity), (6, "streams on replicas", 0));
     assert_eq!(examined(EsInvariant::LostUpdate), (5, "ok commands", 0));
     assert_eq!(examined(EsInvariant::ReplayEquivalence), (5, "ok commands", 0));
-    assert_eq!(
-        examined(EsInvariant::MoneyConservation),
-        (3, "transfers and projection cuts", 0)
-    );
+    assert_eq!(examined(EsInvariant::MoneyConservation), (3, "transfers and projection cuts", 0));
     assert_eq!(examined(EsInvariant::ProjectionEquivalence), (2, "checkpoints", 0));
     let money = verdict.money.expect("a bank history has totals");
     assert_eq!((money.deposits, money.withdrawals, money.balances), (150, 30, 120));

@@ -27,6 +27,7 @@ use rand::RngCore;
 
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::es_projection::ProjectionNode;
+use crate::es_txn_projection::TxnProjectionNode;
 use crate::txn_processor::{Processor, ProcessorConfig, Step};
 use crate::{Context, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
@@ -119,9 +120,16 @@ impl ClusterSpec {
         self.txn.as_ref().map_or(0, |txn| txn.processors)
     }
 
-    /// Every partition: those producers write, then the processors' outputs.
+    /// Projections with exactly-once processing (an event store with transactions):
+    /// projection `k` writes its state to its own output partition, `partitions + k`.
+    fn txn_projections(&self) -> u32 {
+        if self.txn.is_some() && self.es.is_some() { self.consumers } else { 0 }
+    }
+
+    /// Every partition: those producers write, then the processors' or the
+    /// projections' outputs.
     pub fn total_partitions(&self) -> u32 {
-        self.partitions + self.processors()
+        self.partitions + self.processors() + self.txn_projections()
     }
 
     pub fn nodes(&self) -> u32 {
@@ -224,7 +232,7 @@ impl ClusterSpec {
             partitions: self.total_partitions(),
             txn_timeout_ns: txn.timeout_ns,
             request_timeout_ns: 100_000_000,
-            txn_ids_max: (self.producers + txn.processors) as usize,
+            txn_ids_max: (self.producers + txn.processors + self.txn_projections()) as usize,
             producer_epoch_max: PRODUCER_EPOCH_MAX,
             log: LogConfig {
                 segment_bytes_max: 8 << 20,
@@ -411,6 +419,9 @@ pub enum ClusterNode {
     /// An event-store projection (in the consumer slots of an event-store workload);
     /// `None` while it cannot open (a halted one is crashed and restarted).
     EsProjection(Box<ProjectionNode>),
+    /// A bank projection with exactly-once processing (an event store with
+    /// transactions): its state and position live in its own output partition.
+    EsTxnProjection(Box<TxnProjectionNode>),
 }
 
 /// Builds the processes of a cluster world.
@@ -464,8 +475,10 @@ impl ClusterProcess {
     /// A consumer starts no new polls from now on (nor a processor new work).
     pub fn stop_polling(&mut self) {
         self.polling = false;
-        if let ClusterNode::Processor(processor) = &mut self.node {
-            processor.stop();
+        match &mut self.node {
+            ClusterNode::Processor(processor) => processor.stop(),
+            ClusterNode::EsTxnProjection(node) => node.stop(),
+            _ => {}
         }
     }
 
@@ -556,6 +569,18 @@ impl ClusterProcess {
             ClusterNode::Booting => {}
             ClusterNode::EsClient(client) => send_all(ctx, client.drain_outbox().into_iter()),
             ClusterNode::EsProjection(node) => {
+                halted = node.halted().is_some();
+                send_all(ctx, node.drain_outbox().into_iter());
+            }
+            ClusterNode::EsTxnProjection(node) => {
+                for step in node.drain_steps() {
+                    match step {
+                        Step::Invoke(op) => recorder.invoke(t_ns, me, op),
+                        Step::Complete(kind, op, error) => {
+                            recorder.finish_op(t_ns, me, kind, op, error)
+                        }
+                    }
+                }
                 halted = node.halted().is_some();
                 send_all(ctx, node.drain_outbox().into_iter());
             }
@@ -784,9 +809,25 @@ impl Process for ClusterProcess {
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();
             let tables = spec.es.as_ref().is_some_and(|es| es.domain == "table");
-            match ProjectionNode::open(ctx.disk(), id, tables, reader, recorder, t_ns) {
-                Ok(node) => ClusterNode::EsProjection(Box::new(node)),
-                Err(_) => ClusterNode::Booting, // its disk cannot be read: it stays idle
+            if spec.txn.is_some() {
+                // Exactly-once processing: state and position in its output partition.
+                let output = spec.partitions + index;
+                let producer = spec.txn_producer_config(format!("projection{index}"));
+                let (life, now_ns) = (ctx.rng().next_u64(), ctx.now_ns());
+                self.recorder.borrow_mut().restarted(t_ns, id);
+                let node = TxnProjectionNode::new(
+                    id,
+                    (reader, output),
+                    producer,
+                    recorder,
+                    (life, now_ns),
+                );
+                ClusterNode::EsTxnProjection(Box::new(node))
+            } else {
+                match ProjectionNode::open(ctx.disk(), id, tables, reader, recorder, t_ns) {
+                    Ok(node) => ClusterNode::EsProjection(Box::new(node)),
+                    Err(_) => ClusterNode::Booting, // its disk cannot be read: it stays idle
+                }
             }
         } else if id < spec.brokers + 1 + spec.producers {
             let config = ProducerConfig {
@@ -845,6 +886,7 @@ impl Process for ClusterProcess {
                 let t_ns = ctx.global_now_ns();
                 node.handle(ctx.disk(), now_ns, t_ns, &msg)
             }
+            ClusterNode::EsTxnProjection(node) => node.handle(now_ns, ctx.global_now_ns(), msg),
         }
         self.flush(ctx);
     }
@@ -873,6 +915,7 @@ impl Process for ClusterProcess {
             ClusterNode::Coordinator(None) => {}
             ClusterNode::EsClient(client) => client.tick(now_ns),
             ClusterNode::EsProjection(node) => node.tick(now_ns),
+            ClusterNode::EsTxnProjection(node) => node.tick(now_ns, ctx.global_now_ns()),
             ClusterNode::Consumer(consumer) => {
                 consumer.tick(now_ns);
                 // A poll that timed out is recorded before the next one starts.
@@ -989,6 +1032,10 @@ pub fn final_replicas(
                 last_stable_offset: (last_stable_offset < high_watermark)
                     .then_some(last_stable_offset),
                 aborted,
+                // Stated when markers follow the last record.
+                log_end_offset: Some(log.end_offset()).filter(|&end| {
+                    end != records.last().map_or(log.start_offset(), |r| r.offset + 1)
+                }),
                 records,
             });
         }

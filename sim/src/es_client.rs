@@ -725,8 +725,7 @@ impl EsClient {
             }
         };
         // Per part: (decided at version, outcome).
-        let (parts, unknown): (Vec<(Option<u64>, CommandOutcome)>, bool) = match decision.outcome
-        {
+        let (parts, unknown): (Vec<(Option<u64>, CommandOutcome)>, bool) = match decision.outcome {
             MultiOutcome::Appended { parts } => {
                 let parts = parts
                     .iter()
@@ -816,7 +815,8 @@ pub fn final_es_replicas(
     for id in 0..spec.brokers {
         let node = crate::NodeId(id);
         let Some(broker) = world.process(node).and_then(|p| p.broker()) else { continue };
-        let partitions: Vec<u32> = broker.partitions().collect();
+        // Only the event store's own partitions (not the projections' outputs).
+        let partitions: Vec<u32> = broker.partitions().filter(|&p| p < spec.partitions).collect();
         for partition in partitions {
             let events = world.with_process(node, |process, ctx| {
                 let broker = process.broker()?;

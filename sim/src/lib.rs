@@ -19,6 +19,7 @@ pub mod coverage;
 mod disk;
 pub mod es_client;
 pub mod es_projection;
+pub mod es_txn_projection;
 mod fault;
 mod limits;
 pub mod nemesis;

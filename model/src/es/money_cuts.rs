@@ -162,9 +162,8 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> u64 {
         }
         last_difference = difference;
         for &(id, half, why) in &lone {
-            let seen = latest
-                .get(&half.partition)
-                .is_some_and(|&i| half.offset < checkpoints[i].offset);
+            let seen =
+                latest.get(&half.partition).is_some_and(|&i| half.offset < checkpoints[i].offset);
             if !seen || !reported_lone.insert(id) {
                 continue;
             }

@@ -347,9 +347,21 @@ fn check_micro(
     }
 }
 
-/// A replica's last stable offset is at most its high watermark, and its aborted
-/// offsets are sorted offsets of records it holds.
+/// A replica's log end (if stated) is past its last record, its last stable offset is
+/// at most its high watermark, and its aborted offsets are sorted offsets of records it
+/// holds.
 fn check_transactional_state(line: u64, replica: &Replica) -> Result<(), HistoryError> {
+    if let (Some(end), Some(last)) = (replica.log_end_offset, replica.records.last()) {
+        if end <= last.offset {
+            return Err(invalid(
+                line,
+                format!(
+                    "log_end_offset {end} is not past the last record (offset {})",
+                    last.offset
+                ),
+            ));
+        }
+    }
     if let Some(lso) = replica.last_stable_offset {
         if lso > replica.high_watermark {
             return Err(invalid(

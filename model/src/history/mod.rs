@@ -329,6 +329,9 @@ pub struct Replica {
     /// Offsets, in `records` and sorted, whose records belong to aborted transactions.
     /// Control markers are not records: they occupy offsets, so `records` has gaps.
     pub aborted: Vec<u64>,
+    /// The log's end when it is past the last record (control markers after it).
+    /// `None`: one past the last record.
+    pub log_end_offset: Option<u64>,
     /// Every record the replica holds, committed or not, in log order.
     pub records: Vec<Record>,
 }
@@ -344,9 +347,12 @@ impl Replica {
         self.aborted.binary_search(&offset).is_ok()
     }
 
-    /// One past the last record's offset (the log start if empty).
+    /// The log end stated, else one past the last record's offset (the log start if
+    /// empty).
     pub fn log_end_offset(&self) -> u64 {
-        self.records.last().map_or(self.log_start_offset, |record| record.offset + 1)
+        let records_end =
+            self.records.last().map_or(self.log_start_offset, |record| record.offset + 1);
+        self.log_end_offset.unwrap_or(records_end)
     }
 }
 

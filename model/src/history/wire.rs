@@ -145,6 +145,7 @@ struct LineIn {
     ops: Option<Vec<MicroOpIn>>,
     last_stable_offset: Option<u64>,
     aborted: Option<Vec<u64>>,
+    log_end_offset: Option<u64>,
 }
 
 /// A micro-op of a `txn`, as read: every field optional, none unknown.
@@ -225,6 +226,8 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     aborted: Option<&'a [u64]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    log_end_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<&'a [Record]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ops: Option<Vec<MicroOpOut<'a>>>,
@@ -268,6 +271,7 @@ impl LineIn {
             ("ops", self.ops.is_some()),
             ("last_stable_offset", self.last_stable_offset.is_some()),
             ("aborted", self.aborted.is_some()),
+            ("log_end_offset", self.log_end_offset.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -473,6 +477,7 @@ fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
                     "high_watermark",
                     "last_stable_offset",
                     "aborted",
+                    "log_end_offset",
                     "records",
                 ],
             )?;
@@ -483,6 +488,7 @@ fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
                 high_watermark: need(wire.high_watermark, &what, "high_watermark")?,
                 last_stable_offset: wire.last_stable_offset,
                 aborted: wire.aborted.take().unwrap_or_default(),
+                log_end_offset: wire.log_end_offset,
                 records: need(wire.records.take(), &what, "records")?,
             }));
         }
@@ -622,6 +628,7 @@ pub(super) fn write_closing(out: &mut impl Write, closing: &Closing) -> io::Resu
             high_watermark: Some(replica.high_watermark),
             last_stable_offset: replica.last_stable_offset,
             aborted: (!replica.aborted.is_empty()).then_some(replica.aborted.as_slice()),
+            log_end_offset: replica.log_end_offset,
             records: Some(&replica.records),
             ..LineOut::default()
         },

@@ -1181,6 +1181,7 @@ impl<'c> Generator<'c> {
                         high_watermark: log.high_watermark(),
                         last_stable_offset: transactional.then(|| log.high_watermark()),
                         aborted,
+                        log_end_offset: None,
                         records,
                     };
                     self.builder.closing(Closing::Replica(replica)).expect("one log per replica");

@@ -1,0 +1,347 @@
+//! A bank projection with exactly-once processing: it reads its input partition (read
+//! committed) and, for each batch of events, runs one transaction that writes the new
+//! balance of every account the batch changed to its own output partition (a
+//! changelog) together with its position (an `offsets` record holding the next input
+//! offset). It keeps nothing on a disk of its own: a restart takes its transactional
+//! id again, which fences its earlier life and aborts what that life left open, then
+//! reads its output back (read committed, to a caught-up log end) and resumes with the
+//! balances and the position of its last committed transaction. So every event's
+//! effect is in the read model exactly once, however often it crashes, if the
+//! transactions are right.
+//!
+//! Every committed transaction and every recovery is recorded as a projection
+//! checkpoint (next input offset, balances) for `model::es`, which judges it against
+//! the reference fold of the input below that offset. Its `init`s and transactions
+//! (their sends, and the input range each commits) go into the log's history too, like
+//! a consume-transform-produce processor's, where `exactly-once` judges the ranges.
+//! Output values carry `~<life>.<attempt>` (and a balance its account), so every send
+//! is unique.
+
+use logjam_broker::client::Outcome;
+use logjam_broker::protocol::{Isolation, Msg, NodeId};
+use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
+use logjam_eventstore::envelope::decode_ref;
+use logjam_eventstore::projection::{BankBalances, ReadModel};
+use logjam_eventstore::reader::{PartitionReader, PartitionRecord, ReaderConfig};
+use logjam_eventstore::store::base_stream;
+use logjam_model as model;
+use logjam_model::es::ProjectionCheckpoint;
+
+use crate::es_client::SharedEsRecorder;
+use crate::txn_processor::Step;
+
+/// Input events per transaction, at most.
+pub const BATCH_EVENTS_MAX: usize = 8;
+/// Input records read ahead of the transaction under way, at most.
+const PENDING_RECORDS_MAX: usize = 256;
+/// The key of the position records in the output: `offsets/<transactional id>`.
+const OFFSETS_KEY_PREFIX: &str = "offsets/";
+/// The input reader numbers its requests from here, the recovery readers from
+/// `RECOVERY_CORRELATION_BASE` up (one range of 2^32 each); the producer from 1.
+const INPUT_CORRELATION_BASE: u64 = 1 << 60;
+const RECOVERY_CORRELATION_BASE: u64 = 1 << 61;
+
+enum Phase {
+    /// Taking the transactional id (again).
+    Init,
+    /// Reading the output back: the balances and the position it last committed.
+    Recover { reader: Box<PartitionReader>, balances: BankBalances, committed_to: u64 },
+    /// Reading input; a transaction starts once there is some.
+    Poll,
+    /// A transaction over the input below `to`, with the balances it would commit and
+    /// its operation for the history.
+    Transact { to: u64, balances: BankBalances, ops: Vec<model::MicroOp> },
+}
+
+pub struct TxnProjectionNode {
+    node: u32,
+    input: ReaderConfig,
+    output: u32,
+    producer: TxnProducer,
+    reader: PartitionReader,
+    phase: Phase,
+    /// The balances of the last committed transaction, and the input offset it covers.
+    committed: BankBalances,
+    position: u64,
+    /// Input records read and not yet in a committed transaction, in offset order.
+    pending: Vec<PartitionRecord>,
+    recoveries: u64,
+    running: bool,
+    recorder: SharedEsRecorder,
+    /// Why it stopped: an event its read model cannot take.
+    halted: Option<String>,
+    /// Makes output values unique across lives: drawn at start.
+    life: u64,
+    attempts: u64,
+    /// What it did, for the log's history, in order.
+    steps: Vec<Step>,
+}
+
+impl TxnProjectionNode {
+    /// A projection of `input.partition` into `output`, under the transactional id of
+    /// `producer`.
+    pub fn new(
+        node: u32,
+        (input, output): (ReaderConfig, u32),
+        producer: TxnProducerConfig,
+        recorder: SharedEsRecorder,
+        (life, now_ns): (u64, u64),
+    ) -> TxnProjectionNode {
+        *recorder.borrow_mut().projection_opens.entry(node).or_insert(0) += 1;
+        let input = ReaderConfig { correlation_base: INPUT_CORRELATION_BASE, ..input };
+        let mut projection = TxnProjectionNode {
+            node,
+            reader: PartitionReader::new(input.clone(), 0),
+            input,
+            output,
+            producer: TxnProducer::new(producer),
+            phase: Phase::Init,
+            committed: BankBalances::default(),
+            position: 0,
+            pending: Vec::new(),
+            recoveries: 0,
+            running: true,
+            recorder,
+            halted: None,
+            life,
+            attempts: 0,
+            steps: Vec::new(),
+        };
+        projection.init(now_ns);
+        projection
+    }
+
+    pub fn drain_steps(&mut self) -> std::vec::Drain<'_, Step> {
+        self.steps.drain(..)
+    }
+
+    fn init_op(&self) -> model::Op {
+        model::Op::Init { txn_id: self.producer.txn_id().to_owned() }
+    }
+
+    fn init(&mut self, now_ns: u64) {
+        self.phase = Phase::Init;
+        if self.running {
+            self.steps.push(Step::Invoke(self.init_op()));
+            self.producer.init(now_ns);
+        }
+    }
+
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// It starts nothing new from now on (the end of the run); what is under way ends.
+    pub fn stop(&mut self) {
+        self.running = false;
+    }
+
+    pub fn drain_outbox(&mut self) -> Vec<(NodeId, Msg)> {
+        let mut out: Vec<(NodeId, Msg)> = self.producer.drain_outbox().collect();
+        if let Phase::Recover { reader, .. } = &mut self.phase {
+            out.extend(reader.drain_outbox());
+        }
+        out.extend(self.reader.drain_outbox());
+        out
+    }
+
+    pub fn tick(&mut self, now_ns: u64, t_ns: u64) {
+        self.producer.tick(now_ns);
+        if let Phase::Recover { reader, .. } = &mut self.phase {
+            reader.tick(now_ns);
+        }
+        if matches!(self.phase, Phase::Poll | Phase::Transact { .. }) && self.running {
+            self.reader.tick(now_ns);
+        }
+        self.settle(now_ns, t_ns);
+    }
+
+    pub fn handle(&mut self, now_ns: u64, t_ns: u64, msg: Msg) {
+        let taken = match &mut self.phase {
+            Phase::Recover { reader, .. } => reader.handle(now_ns, &msg),
+            _ => false,
+        };
+        if !taken && !self.reader.handle(now_ns, &msg) {
+            self.producer.handle(now_ns, msg);
+        }
+        self.settle(now_ns, t_ns);
+    }
+
+    fn record(&self, t_ns: u64) {
+        self.recorder.borrow_mut().projections.push(ProjectionCheckpoint {
+            consumer: self.node,
+            t_ns,
+            partition: self.input.partition,
+            offset: self.position,
+            read_model: serde_json::to_value(&self.committed.balances).expect("serializes"),
+            read_uncommitted: self.input.isolation == Isolation::ReadUncommitted,
+        });
+    }
+
+    /// Takes in whatever ended, and starts what comes next.
+    fn settle(&mut self, now_ns: u64, t_ns: u64) {
+        if self.halted.is_some() {
+            return;
+        }
+        let init = self.producer.drain_init().next();
+        if let Some(outcome) = init {
+            let (kind, why) = kind_of(&outcome);
+            self.steps.push(Step::Complete(kind, self.init_op(), why));
+            if kind == model::EventType::Ok {
+                self.begin_recovery(now_ns);
+            } else {
+                self.init(now_ns); // the coordinator may be down: again
+            }
+        }
+        if let Phase::Recover { reader, balances, committed_to } = &mut self.phase {
+            for (_, key, value) in reader.drain_records() {
+                let value = String::from_utf8_lossy(&value);
+                // `<value>~<life>.<attempt>`
+                let value = value.split('~').next().unwrap_or_default();
+                if key.starts_with(OFFSETS_KEY_PREFIX.as_bytes()) {
+                    let to = value.split_once('-').and_then(|(_, to)| to.parse().ok());
+                    *committed_to = to.unwrap_or(*committed_to);
+                } else if let (Ok(stream), Ok(balance)) = (String::from_utf8(key), value.parse()) {
+                    balances.balances.insert(stream, balance);
+                }
+            }
+            if reader.caught_up() {
+                let Phase::Recover { balances, committed_to, .. } =
+                    std::mem::replace(&mut self.phase, Phase::Poll)
+                else {
+                    unreachable!("recovering")
+                };
+                self.committed = balances;
+                self.position = committed_to;
+                self.pending.clear();
+                self.reader = PartitionReader::new(self.input.clone(), committed_to);
+                self.record(t_ns);
+            }
+        }
+        if matches!(self.phase, Phase::Poll | Phase::Transact { .. })
+            && self.pending.len() < PENDING_RECORDS_MAX
+        {
+            self.pending.extend(self.reader.drain_records());
+        }
+        let txn = self.producer.drain_txn().next();
+        if let Some(outcome) = txn {
+            let Phase::Transact { to, balances, mut ops } =
+                std::mem::replace(&mut self.phase, Phase::Poll)
+            else {
+                unreachable!("a transaction was under way")
+            };
+            let (kind, why) = kind_of(&outcome);
+            if let Outcome::Ok(offsets) = &outcome {
+                let sends = ops.iter_mut().filter_map(|op| match op {
+                    model::MicroOp::Send { offset, .. } => Some(offset),
+                    _ => None,
+                });
+                for (slot, &at) in sends.zip(offsets) {
+                    *slot = Some(at);
+                }
+            }
+            let txn_id = self.producer.txn_id().to_owned();
+            self.steps.push(Step::Complete(kind, model::Op::Txn { txn_id, ops }, why));
+            match outcome {
+                Outcome::Ok(_) => {
+                    self.committed = balances;
+                    self.position = to;
+                    self.pending.retain(|(offset, _, _)| *offset >= to);
+                    self.record(t_ns);
+                }
+                // Aborted: the same input again, from the last committed position.
+                Outcome::Fail(_) if self.producer.ids().is_some() => {
+                    self.pending.clear();
+                    self.reader = PartitionReader::new(self.input.clone(), self.position);
+                }
+                // Fenced, or it may have committed: only the output can say.
+                _ => self.init(now_ns),
+            }
+        }
+        if matches!(self.phase, Phase::Poll) && self.running && !self.pending.is_empty() {
+            self.transact(now_ns);
+        }
+    }
+
+    fn begin_recovery(&mut self, now_ns: u64) {
+        let config = ReaderConfig {
+            partition: self.output,
+            correlation_base: RECOVERY_CORRELATION_BASE + (self.recoveries << 32),
+            isolation: Isolation::ReadCommitted,
+            ..self.input.clone()
+        };
+        self.recoveries += 1;
+        let mut reader = Box::new(PartitionReader::new(config, 0));
+        reader.tick(now_ns);
+        self.phase = Phase::Recover { reader, balances: BankBalances::default(), committed_to: 0 };
+    }
+
+    /// One transaction: the next events' effects and the position after them.
+    fn transact(&mut self, now_ns: u64) {
+        let mut balances = self.committed.clone();
+        let mut changed: Vec<String> = Vec::new();
+        let mut to = self.position;
+        for (offset, key, value) in self.pending.iter().take(BATCH_EVENTS_MAX) {
+            to = offset + 1;
+            let Ok(stream) = std::str::from_utf8(key) else { continue };
+            // Snapshots sit next to their streams, under their own names: not events.
+            if !BankBalances::wants(stream) || base_stream(stream) != stream {
+                continue;
+            }
+            let applied =
+                decode_ref(value).map_err(|error| error.to_string()).and_then(|envelope| {
+                    balances.apply(stream, *offset, envelope).map_err(|error| error.to_string())
+                });
+            if let Err(error) = applied {
+                self.halted = Some(format!("offset {offset}: {error}"));
+                return;
+            }
+            if !changed.iter().any(|s| s == stream) {
+                changed.push(stream.to_owned());
+            }
+        }
+        self.attempts += 1;
+        let attempt = format!("{:x}.{}", self.life, self.attempts);
+        let from = self.position;
+        let group = self.producer.txn_id().to_owned();
+        let mut ops: Vec<model::MicroOp> = changed
+            .iter()
+            .map(|stream| {
+                // Unique per send: two accounts of a batch may hold the same balance.
+                let value = format!("{}~{attempt}/{stream}", balances.balances[stream]);
+                model::MicroOp::send(self.output, Some(stream), value)
+            })
+            .collect();
+        let offsets_key = format!("{OFFSETS_KEY_PREFIX}{group}");
+        ops.push(model::MicroOp::send(
+            self.output,
+            Some(&offsets_key),
+            format!("{from}-{to}~{attempt}"),
+        ));
+        let records = ops
+            .iter()
+            .filter_map(|op| match op {
+                model::MicroOp::Send { partition, key, value, .. } => Some(TxnRecord {
+                    partition: *partition,
+                    key: key.clone().unwrap_or_default().into_bytes(),
+                    value: value.clone().into_bytes(),
+                    expected_version: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        ops.push(model::MicroOp::commit_offset(group.clone(), self.input.partition, from, to));
+        self.steps.push(Step::Invoke(model::Op::Txn { txn_id: group, ops: ops.clone() }));
+        self.phase = Phase::Transact { to, balances, ops };
+        self.producer.transact(now_ns, records);
+    }
+}
+
+/// An outcome as the history's event type, with why if it is not ok.
+fn kind_of<T>(outcome: &Outcome<T>) -> (model::EventType, Option<String>) {
+    match outcome {
+        Outcome::Ok(_) => (model::EventType::Ok, None),
+        Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
+        Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
+    }
+}
