@@ -11,10 +11,10 @@
 //! | `aggregate` | the `Aggregate` trait (`handle` pure, `apply`, `validate`), `fold`, `execute` |
 //! | `envelope` | one record's value: stream version, command id, schema version, payload; byte table; `decode` never panics |
 //! | `schema` | events to payloads (postcard) at the current schema version, `Upcaster`s for older ones, `decode_event`, `fold_stream`, `StreamFold`, `FoldError` (names stream, offset, schema; nothing skipped) |
-//! | `store` | `ExpectedVersion`, the sans-IO `StreamStore` trait and its guarantees, `StoreReply`, `InMemoryStore` |
-//! | `log_store` | `LogStore`: the `StreamStore` on the replicated log, sans-IO over broker messages (conditional produce per append, a committed read of the stream's partition per read); `check_versions = false` is the weak setup |
+//! | `store` | `ExpectedVersion`, the sans-IO `StreamStore` trait and its guarantees (appends across streams, all or none, among them), `StoreReply`, `InMemoryStore` |
+//! | `log_store` | `LogStore`: the `StreamStore` on the replicated log, sans-IO over broker messages (conditional produce per append, one transaction of conditional records per append across streams, a committed read of the stream's partition per read); `check_versions = false` is the weak setup |
 //! | `reader` | `PartitionReader`: one partition's committed records in offset order, sans-IO over broker messages (projections and CDC replicas read with it) |
-//! | `command` | the command loop (`CommandLoop`: load, fold, handle, append `Exact`, retry; at most once by command id), `Decision`/`Outcome`, `run_command` |
+//! | `command` | the command loop (`CommandLoop`: load, fold, handle, append `Exact`, retry; at most once by command id), `Decision`/`Outcome`, `run_command`; `command::multi`: one command across streams (a transfer's debit and credit), appended whole |
 //! | `snapshot` | a state at a version (byte table), `load` = snapshot + tail |
 //! | `projection` | read models folded by offset and checkpointed atomically with their offset on a broker `Storage`; the test-only `broken_checkpoint_order` |
 //! | `cdc` | a source table's changes published as events, and the replica that applies them |
