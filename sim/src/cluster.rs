@@ -314,6 +314,16 @@ impl Recorder {
         self.event(t_ns, process, kind, op, error);
     }
 
+    /// A processor's or projection's steps, in order.
+    fn steps(&mut self, t_ns: u64, process: u32, steps: impl Iterator<Item = Step>) {
+        for step in steps {
+            match step {
+                Step::Invoke(op) => self.invoke(t_ns, process, op),
+                Step::Complete(kind, op, error) => self.finish_op(t_ns, process, kind, op, error),
+            }
+        }
+    }
+
     /// A producer that crashed starts again: what it had under way is indeterminate.
     fn restarted(&mut self, t_ns: u64, process: u32) {
         if let Some(op) = self.under_way.remove(&process) {
@@ -573,14 +583,7 @@ impl ClusterProcess {
                 send_all(ctx, node.drain_outbox().into_iter());
             }
             ClusterNode::EsTxnProjection(node) => {
-                for step in node.drain_steps() {
-                    match step {
-                        Step::Invoke(op) => recorder.invoke(t_ns, me, op),
-                        Step::Complete(kind, op, error) => {
-                            recorder.finish_op(t_ns, me, kind, op, error)
-                        }
-                    }
-                }
+                recorder.steps(t_ns, me, node.drain_steps());
                 halted = node.halted().is_some();
                 send_all(ctx, node.drain_outbox().into_iter());
             }
@@ -613,14 +616,7 @@ impl ClusterProcess {
                 None => halted = true,
             },
             ClusterNode::Processor(processor) => {
-                for step in processor.drain_steps() {
-                    match step {
-                        Step::Invoke(op) => recorder.invoke(t_ns, me, op),
-                        Step::Complete(kind, op, error) => {
-                            recorder.finish_op(t_ns, me, kind, op, error)
-                        }
-                    }
-                }
+                recorder.steps(t_ns, me, processor.drain_steps());
                 send_all(ctx, processor.drain_outbox().into_iter());
             }
             ClusterNode::TxnProducer(node) => {

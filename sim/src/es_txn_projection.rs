@@ -19,7 +19,7 @@
 
 use logjam_broker::client::Outcome;
 use logjam_broker::protocol::{Isolation, Msg, NodeId};
-use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
+use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig};
 use logjam_eventstore::envelope::decode_ref;
 use logjam_eventstore::projection::{BankBalances, ReadModel};
 use logjam_eventstore::reader::{PartitionReader, PartitionRecord, ReaderConfig};
@@ -28,7 +28,7 @@ use logjam_model as model;
 use logjam_model::es::ProjectionCheckpoint;
 
 use crate::es_client::SharedEsRecorder;
-use crate::txn_processor::Step;
+use crate::txn_processor::{Step, txn_records};
 
 /// Input events per transaction, at most.
 pub const BATCH_EVENTS_MAX: usize = 8;
@@ -318,18 +318,7 @@ impl TxnProjectionNode {
             Some(&offsets_key),
             format!("{from}-{to}~{attempt}"),
         ));
-        let records = ops
-            .iter()
-            .filter_map(|op| match op {
-                model::MicroOp::Send { partition, key, value, .. } => Some(TxnRecord {
-                    partition: *partition,
-                    key: key.clone().unwrap_or_default().into_bytes(),
-                    value: value.clone().into_bytes(),
-                    expected_version: None,
-                }),
-                _ => None,
-            })
-            .collect();
+        let records = txn_records(&ops);
         ops.push(model::MicroOp::commit_offset(group.clone(), self.input.partition, from, to));
         self.steps.push(Step::Invoke(model::Op::Txn { txn_id: group, ops: ops.clone() }));
         self.phase = Phase::Transact { to, balances, ops };

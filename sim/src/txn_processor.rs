@@ -293,18 +293,7 @@ impl Processor {
         if self.offsets_in_txn {
             ops.push(self.offsets_record(from, to, &attempt));
         }
-        let records = ops
-            .iter()
-            .filter_map(|op| match op {
-                model::MicroOp::Send { partition, key, value, .. } => Some(TxnRecord {
-                    partition: *partition,
-                    key: key.clone().unwrap_or_default().into_bytes(),
-                    value: value.clone().into_bytes(),
-                    expected_version: None,
-                }),
-                _ => None,
-            })
-            .collect();
+        let records = txn_records(&ops);
         // The input range this transaction's output stands for (and, in the same
         // transaction, the position it commits).
         ops.push(model::MicroOp::commit_offset(self.group.clone(), self.input, from, to));
@@ -419,6 +408,21 @@ impl Processor {
             Phase::Transact { .. } => {}
         }
     }
+}
+
+/// The records a transaction's send micro-ops write, in order.
+pub(crate) fn txn_records(ops: &[model::MicroOp]) -> Vec<TxnRecord> {
+    ops.iter()
+        .filter_map(|op| match op {
+            model::MicroOp::Send { partition, key, value, .. } => Some(TxnRecord {
+                partition: *partition,
+                key: key.clone().unwrap_or_default().into_bytes(),
+                value: value.clone().into_bytes(),
+                expected_version: None,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `<from>-<to>~<attempt>` to `to`.
