@@ -817,6 +817,7 @@ impl Process for ClusterProcess {
                     producer,
                     recorder,
                     (life, now_ns),
+                    spec.txn.as_ref().is_none_or(|txn| txn.offsets_in_txn),
                 );
                 ClusterNode::EsTxnProjection(Box::new(node))
             } else {

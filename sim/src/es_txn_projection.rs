@@ -49,8 +49,9 @@ enum Phase {
     /// Reading input; a transaction starts once there is some.
     Poll,
     /// A transaction over the input below `to`, with the balances it would commit and
-    /// its operation for the history.
-    Transact { to: u64, balances: BankBalances, ops: Vec<model::MicroOp> },
+    /// its operation for the history; or (`offsets_only`, the weak setup) the one after
+    /// it that commits the position alone.
+    Transact { to: u64, balances: BankBalances, ops: Vec<model::MicroOp>, offsets_only: bool },
 }
 
 pub struct TxnProjectionNode {
@@ -72,6 +73,10 @@ pub struct TxnProjectionNode {
     halted: Option<String>,
     /// Makes output values unique across lives: drawn at start.
     life: u64,
+    /// The position commits in the output's transaction (exactly once); off: in a
+    /// transaction of its own after it (the weak setup: a crash between the two makes
+    /// a batch count twice).
+    offsets_in_txn: bool,
     attempts: u64,
     /// What it did, for the log's history, in order.
     steps: Vec<Step>,
@@ -86,6 +91,7 @@ impl TxnProjectionNode {
         producer: TxnProducerConfig,
         recorder: SharedEsRecorder,
         (life, now_ns): (u64, u64),
+        offsets_in_txn: bool,
     ) -> TxnProjectionNode {
         *recorder.borrow_mut().projection_opens.entry(node).or_insert(0) += 1;
         let input = ReaderConfig { correlation_base: INPUT_CORRELATION_BASE, ..input };
@@ -104,6 +110,7 @@ impl TxnProjectionNode {
             recorder,
             halted: None,
             life,
+            offsets_in_txn,
             attempts: 0,
             steps: Vec::new(),
         };
@@ -225,7 +232,7 @@ impl TxnProjectionNode {
         }
         let txn = self.producer.drain_txn().next();
         if let Some(outcome) = txn {
-            let Phase::Transact { to, balances, mut ops } =
+            let Phase::Transact { to, balances, mut ops, offsets_only } =
                 std::mem::replace(&mut self.phase, Phase::Poll)
             else {
                 unreachable!("a transaction was under way")
@@ -240,15 +247,26 @@ impl TxnProjectionNode {
                     *slot = Some(at);
                 }
             }
+            let carried_position = ops.iter().any(|op| {
+                matches!(op, model::MicroOp::Send { key: Some(key), .. } if key.starts_with(OFFSETS_KEY_PREFIX))
+            });
             let txn_id = self.producer.txn_id().to_owned();
             self.steps.push(Step::Complete(kind, model::Op::Txn { txn_id, ops }, why));
             match outcome {
+                // The weak setup's second step: nothing more to do.
+                Outcome::Ok(_) if offsets_only => {}
                 Outcome::Ok(_) => {
+                    let from = self.position;
                     self.committed = balances;
                     self.position = to;
                     self.pending.retain(|(offset, _, _)| *offset >= to);
                     self.record(t_ns);
+                    if !carried_position {
+                        self.commit_position(now_ns, from, to);
+                    }
                 }
+                // The position stays uncommitted until a later batch commits one.
+                Outcome::Fail(_) if offsets_only && self.producer.ids().is_some() => {}
                 // Aborted: the same input again, from the last committed position.
                 Outcome::Fail(_) if self.producer.ids().is_some() => {
                     self.pending.clear();
@@ -300,10 +318,8 @@ impl TxnProjectionNode {
                 changed.push(stream.to_owned());
             }
         }
-        self.attempts += 1;
-        let attempt = format!("{:x}.{}", self.life, self.attempts);
         let from = self.position;
-        let group = self.producer.txn_id().to_owned();
+        let attempt = self.next_attempt();
         let mut ops: Vec<model::MicroOp> = changed
             .iter()
             .map(|stream| {
@@ -312,16 +328,51 @@ impl TxnProjectionNode {
                 model::MicroOp::send(self.output, Some(stream), value)
             })
             .collect();
-        let offsets_key = format!("{OFFSETS_KEY_PREFIX}{group}");
-        ops.push(model::MicroOp::send(
-            self.output,
-            Some(&offsets_key),
-            format!("{from}-{to}~{attempt}"),
-        ));
-        let records = txn_records(&ops);
-        ops.push(model::MicroOp::commit_offset(group.clone(), self.input.partition, from, to));
-        self.steps.push(Step::Invoke(model::Op::Txn { txn_id: group, ops: ops.clone() }));
-        self.phase = Phase::Transact { to, balances, ops };
+        if self.offsets_in_txn {
+            ops.push(self.offsets_send(from, to, &attempt));
+        } else if ops.is_empty() {
+            // Nothing changed: the position's transaction stands for the range alone.
+            let attempt = self.next_attempt();
+            let commit =
+                model::MicroOp::commit_offset(self.group(), self.input.partition, from, to);
+            let ops = vec![self.offsets_send(from, to, &attempt), commit];
+            return self
+                .run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: false });
+        }
+        // The input range this transaction's output stands for (and, with the position
+        // in it, commits).
+        ops.push(model::MicroOp::commit_offset(self.group(), self.input.partition, from, to));
+        self.run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: false });
+    }
+
+    /// The weak setup's second transaction: the position alone, after the output's.
+    fn commit_position(&mut self, now_ns: u64, from: u64, to: u64) {
+        let attempt = self.next_attempt();
+        let ops = vec![self.offsets_send(from, to, &attempt)];
+        let balances = self.committed.clone();
+        self.run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: true });
+    }
+
+    fn next_attempt(&mut self) -> String {
+        self.attempts += 1;
+        format!("{:x}.{}", self.life, self.attempts)
+    }
+
+    fn group(&self) -> String {
+        self.producer.txn_id().to_owned()
+    }
+
+    fn offsets_send(&self, from: u64, to: u64, attempt: &str) -> model::MicroOp {
+        let key = format!("{OFFSETS_KEY_PREFIX}{}", self.group());
+        model::MicroOp::send(self.output, Some(&key), format!("{from}-{to}~{attempt}"))
+    }
+
+    fn run_txn(&mut self, now_ns: u64, phase: Phase) {
+        let Phase::Transact { ops, .. } = &phase else { unreachable!("a transaction") };
+        let records = txn_records(ops);
+        let op = model::Op::Txn { txn_id: self.group(), ops: ops.clone() };
+        self.steps.push(Step::Invoke(op));
+        self.phase = phase;
         self.producer.transact(now_ns, records);
     }
 }
