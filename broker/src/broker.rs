@@ -1030,8 +1030,15 @@ impl Broker {
         if replica.txns.open(pid).is_none() && seen_epoch >= Some(producer.producer_epoch) {
             // A retry of a marker this partition has (no transaction of the producer is
             // open, and its epoch is already here): answered once what the log holds is
-            // committed, without writing another.
+            // committed, without writing another. Already committed: answered now, since
+            // a pending answer goes out only when the high watermark moves, and nothing
+            // may move it again (found by the review of bank-transactions seed 1, where
+            // a projection's own output partition then stalled for the rest of the run).
             let end = replica.log.end_offset();
+            if end <= replica.high_watermark {
+                respond(&mut self.outbox, Ok(()));
+                return Ok(());
+            }
             replica.pending.push(PendingProduce {
                 from,
                 correlation,

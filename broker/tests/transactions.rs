@@ -85,6 +85,8 @@ struct Cluster {
     hold_produces_to: Option<u32>,
     /// Transaction markers are lost on their way, while set.
     drop_markers: bool,
+    /// This many answers to markers are lost on their way.
+    drop_marker_answers: u32,
     coordinator_config: CoordinatorConfig,
     held: Vec<(NodeId, NodeId, Msg)>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -142,6 +144,7 @@ impl Cluster {
             consumers,
             hold_produces_to: None,
             drop_markers: false,
+            drop_marker_answers: 0,
             coordinator_config,
             held: Vec::new(),
             _dirs: dirs,
@@ -172,6 +175,11 @@ impl Cluster {
             }
             for (from, to, msg) in sent {
                 if self.drop_markers && matches!(msg, Msg::WriteTxnMarker { .. }) {
+                    continue;
+                }
+                if self.drop_marker_answers > 0 && matches!(msg, Msg::WriteTxnMarkerResponse { .. })
+                {
+                    self.drop_marker_answers -= 1;
                     continue;
                 }
                 if let (Msg::Produce { partition, .. }, Some(held)) = (&msg, self.hold_produces_to)
@@ -683,4 +691,19 @@ fn conditional_records_commit_together_or_not_at_all() {
     let [p0, p1] = cluster.read(0);
     assert_eq!(p0, ["a0", "b0", "b1", "b2"]);
     assert_eq!(p1, ["c0", "c1"]);
+}
+
+/// A marker's answer is lost; the coordinator asks again, and the partition, which
+/// already holds the marker below its high watermark, must answer the retry even
+/// though its high watermark never moves again (nobody else writes there). Found by
+/// the review of bank-transactions: a projection's output partition stalled.
+#[test]
+fn a_retried_marker_is_answered_without_a_new_write() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    cluster.drop_marker_answers = 1;
+    assert!(matches!(cluster.transact(&[(0, "a")]), Outcome::Ok(_)));
+    cluster.advance(500 * MS);
+    let next = cluster.transact(&[(0, "b")]);
+    assert!(matches!(next, Outcome::Ok(_)), "the next transaction: {next:?}");
 }

@@ -429,6 +429,8 @@ fn run_cluster(
             projections: recording.projections,
             lossy_log: !promises.contains(&model::Guarantee::CommittedStable),
             atomic_transfers: spec.txn.is_some(),
+            // The quiet phase and the drain give every projection time to catch up.
+            projections_settled: true,
         };
         checks.extend(es_checks_of(&model::es::check(&es_history)));
     }

@@ -139,6 +139,7 @@ fn caught(checkpoints: Vec<ProjectionCheckpoint>) -> (u64, Vec<String>) {
         projections: checkpoints,
         lossy_log: false,
         atomic_transfers: false,
+        projections_settled: false,
     };
     let verdict = es::check(&history);
     let check = verdict.check(EsInvariant::ProjectionEquivalence);

@@ -28,6 +28,11 @@ pub struct EsHistory {
     /// (false, the default: a saga, whose debit may wait for its credit or refund).
     #[serde(default)]
     pub atomic_transfers: bool,
+    /// The run gave its projections time to catch up once faults healed (a quiet
+    /// phase): each must then end past its partition's last committed event. False (the
+    /// default): projection-progress is not judged.
+    #[serde(default)]
+    pub projections_settled: bool,
 }
 
 /// One command: who issued it, when, on which stream, what the handler decided and how

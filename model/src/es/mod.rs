@@ -11,7 +11,8 @@
 //! - `folds`: folds-agree and business-rules, the reference fold of every stream;
 //! - `money`: money-conservation and transfer-completion, bank transfers end to end;
 //! - `money_cuts`: money-conservation at every cut of the projections' checkpoints;
-//! - `projections`: projection-equivalence, each checkpointed read model.
+//! - `projections`: projection-equivalence, each checkpointed read model, and
+//!   projection-progress, each projection's last one.
 //!
 //! `digest` indexes the history once for all of them; `domain` holds the reference
 //! folds. Whether an anomaly is a violation depends on what the setup promises
@@ -61,6 +62,7 @@ pub fn check(history: &EsHistory) -> EsVerdict {
     folds::check_business_rules(&digest, &mut findings);
     let money = money::check(&digest, &mut findings);
     projections::check(&digest, &mut findings);
+    projections::check_progress(&digest, &mut findings);
     let (promises, checks, anomalies) = findings.into_parts();
     EsVerdict {
         domain: history.domain.clone(),

@@ -1,5 +1,8 @@
 //! projection-equivalence: each checkpointed read model equals the reference fold of
-//! its partition's events below the checkpoint's offset, on the longest replica.
+//! its partition's events below the checkpoint's offset, on the longest replica; and
+//! projection-progress: by the end, each projection's last checkpoint is past its
+//! partition's last committed event (a projection stuck behind is a liveness failure,
+//! however right its read model is).
 //!
 //! Read models are compared as the fold shows each stream (bank: balance; cart: an open
 //! cart's lines; inventory: available), zeros and checked-out carts left out on both
@@ -244,4 +247,51 @@ fn show(domain: Domain, projected: &Projected) -> String {
             format!("{{{}}}", lines.join(", "))
         }
     }
+}
+
+/// projection-progress: each consumer's last checkpoint (by time) against the last
+/// committed event of its partition.
+pub(super) fn check_progress(digest: &Digest<'_>, findings: &mut Findings) {
+    let checkpoints = &digest.history.projections;
+    if !digest.history.projections_settled {
+        findings.examined(EsInvariant::ProjectionProgress, 0, "projections");
+        let why = "checkpoints (the history does not say projections had time to catch up)";
+        findings.skipped(EsInvariant::ProjectionProgress, checkpoints.len() as u64, why);
+        return;
+    }
+    let mut last: BTreeMap<u32, usize> = BTreeMap::new();
+    for (index, checkpoint) in checkpoints.iter().enumerate() {
+        let newer = last
+            .get(&checkpoint.consumer)
+            .is_none_or(|&seen| (checkpoints[seen].t_ns, seen) <= (checkpoint.t_ns, index));
+        if newer {
+            last.insert(checkpoint.consumer, index);
+        }
+    }
+    for &index in last.values() {
+        let checkpoint = &checkpoints[index];
+        let Some(partition) = digest.partitions.get(&checkpoint.partition) else { continue };
+        let events = &digest.history.replicas[partition.reference].events;
+        let Some(end) = events.last() else { continue };
+        if checkpoint.offset > end.offset {
+            continue;
+        }
+        // A projection reading uncommitted may be stopped by what it read (an aborted
+        // debit leaves a balance it cannot take the next event on): it gave that up.
+        let guarantee = if checkpoint.read_uncommitted {
+            EsGuarantee::CommittedReads
+        } else {
+            EsGuarantee::Liveness
+        };
+        findings.found(EsInvariant::ProjectionProgress, guarantee, None, || {
+            let behind = events.iter().filter(|e| e.offset >= checkpoint.offset).count();
+            let explanation = format!(
+                "projection {} of partition {} ends below offset {}, {behind} committed events behind the partition's last at offset {}",
+                checkpoint.consumer, checkpoint.partition, checkpoint.offset, end.offset
+            );
+            let witness = EsWitness::Projection { index: index as u64, checkpoint: checkpoint.clone() };
+            (explanation, vec![witness])
+        });
+    }
+    findings.examined(EsInvariant::ProjectionProgress, last.len() as u64, "projections");
 }

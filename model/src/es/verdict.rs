@@ -39,6 +39,9 @@ pub enum EsInvariant {
     TransferCompletion,
     /// Every checkpointed read model equals the reference fold of what it covers.
     ProjectionEquivalence,
+    /// By the end, every projection's last checkpoint covers every committed event of
+    /// its partition: none is left stuck behind.
+    ProjectionProgress,
 }
 
 impl EsInvariant {
@@ -53,6 +56,7 @@ impl EsInvariant {
         EsInvariant::MoneyConservation,
         EsInvariant::TransferCompletion,
         EsInvariant::ProjectionEquivalence,
+        EsInvariant::ProjectionProgress,
     ];
 
     /// The kebab-case name.
@@ -67,6 +71,7 @@ impl EsInvariant {
             EsInvariant::MoneyConservation => "money-conservation",
             EsInvariant::TransferCompletion => "transfer-completion",
             EsInvariant::ProjectionEquivalence => "projection-equivalence",
+            EsInvariant::ProjectionProgress => "projection-progress",
         }
     }
 
@@ -97,6 +102,9 @@ impl EsInvariant {
             }
             EsInvariant::ProjectionEquivalence => {
                 "a checkpointed read model equals the reference fold of the events below its offset"
+            }
+            EsInvariant::ProjectionProgress => {
+                "by the end every projection's last checkpoint covers its partition's committed events"
             }
         }
     }
