@@ -163,6 +163,14 @@ impl PartitionReader {
                 self.in_flight = None;
                 match result {
                     Ok(data) => {
+                        // An answer whose first batch starts past this reader's
+                        // position was not asked by it (an earlier reader's, with the
+                        // same correlation): taking it would skip records.
+                        let first = data.batches.first().and_then(|b| batch::validate(b).ok());
+                        if first.is_some_and(|header| header.base_offset > self.next_offset) {
+                            self.tick(now_ns);
+                            return true;
+                        }
                         self.high_watermark = Some(data.high_watermark);
                         let before = self.next_offset;
                         // Read committed: only what is decided, without aborted

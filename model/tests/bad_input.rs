@@ -306,6 +306,13 @@ fn each_bad_input_names_its_line_and_problem() {
         (
             lines(&[
                 HEADER,
+                r#"{"type":"replica","node":1,"partition":0,"log_start_offset":10,"high_watermark":10,"log_end_offset":3,"records":[]}"#,
+            ]),
+            "line 2: log_end_offset 3 is below log_start_offset 10",
+        ),
+        (
+            lines(&[
+                HEADER,
                 r#"{"type":"replica","node":1,"partition":0,"high_watermark":3,"aborted":[1],"records":[[0,null,"a"],[2,null,"b"]]}"#,
             ]),
             "line 2: aborted offset 1 is not the offset of a record in `records`",

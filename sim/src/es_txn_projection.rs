@@ -36,10 +36,11 @@ pub const BATCH_EVENTS_MAX: usize = 8;
 const PENDING_RECORDS_MAX: usize = 256;
 /// The key of the position records in the output: `offsets/<transactional id>`.
 const OFFSETS_KEY_PREFIX: &str = "offsets/";
-/// The input reader numbers its requests from here, the recovery readers from
-/// `RECOVERY_CORRELATION_BASE` up (one range of 2^32 each); the producer from 1.
-const INPUT_CORRELATION_BASE: u64 = 1 << 60;
-const RECOVERY_CORRELATION_BASE: u64 = 1 << 61;
+/// Correlation ids: the producer's from `life << 44`; every reader's (input, or the
+/// output's read-back) from `READERS_CORRELATION_BASE`, 2^24 each, numbered by the life
+/// and the readers it made, so an answer still in flight to an earlier reader (of this
+/// life or of one before a crash) is never taken for a later one's.
+const READERS_CORRELATION_BASE: u64 = 1 << 62;
 
 enum Phase {
     /// Taking the transactional id (again).
@@ -66,7 +67,8 @@ pub struct TxnProjectionNode {
     position: u64,
     /// Input records read and not yet in a committed transaction, in offset order.
     pending: Vec<PartitionRecord>,
-    recoveries: u64,
+    /// Readers made in this life (input and recovery), for their correlation ranges.
+    readers_made: u64,
     running: bool,
     recorder: SharedEsRecorder,
     /// Why it stopped: an event its read model cannot take.
@@ -94,18 +96,17 @@ impl TxnProjectionNode {
         offsets_in_txn: bool,
     ) -> TxnProjectionNode {
         *recorder.borrow_mut().projection_opens.entry(node).or_insert(0) += 1;
-        let input = ReaderConfig { correlation_base: INPUT_CORRELATION_BASE, ..input };
         let mut projection = TxnProjectionNode {
             node,
-            reader: PartitionReader::new(input.clone(), 0),
+            reader: PartitionReader::new(input.clone(), 0), // replaced once recovered
             input,
             output,
-            producer: TxnProducer::new(producer),
+            producer: TxnProducer::new(producer).with_correlation_base((life & 0xFFFF) << 44),
             phase: Phase::Init,
             committed: BankBalances::default(),
             position: 0,
             pending: Vec::new(),
-            recoveries: 0,
+            readers_made: 0,
             running: true,
             recorder,
             halted: None,
@@ -221,7 +222,8 @@ impl TxnProjectionNode {
                 self.committed = balances;
                 self.position = committed_to;
                 self.pending.clear();
-                self.reader = PartitionReader::new(self.input.clone(), committed_to);
+                self.reader =
+                    self.new_reader(self.input.partition, self.input.isolation, committed_to);
                 self.record(t_ns);
             }
         }
@@ -270,7 +272,8 @@ impl TxnProjectionNode {
                 // Aborted: the same input again, from the last committed position.
                 Outcome::Fail(_) if self.producer.ids().is_some() => {
                     self.pending.clear();
-                    self.reader = PartitionReader::new(self.input.clone(), self.position);
+                    let (partition, isolation) = (self.input.partition, self.input.isolation);
+                    self.reader = self.new_reader(partition, isolation, self.position);
                 }
                 // Fenced, or it may have committed: only the output can say.
                 _ => self.init(now_ns),
@@ -282,16 +285,23 @@ impl TxnProjectionNode {
     }
 
     fn begin_recovery(&mut self, now_ns: u64) {
-        let config = ReaderConfig {
-            partition: self.output,
-            correlation_base: RECOVERY_CORRELATION_BASE + (self.recoveries << 32),
-            isolation: Isolation::ReadCommitted,
-            ..self.input.clone()
-        };
-        self.recoveries += 1;
-        let mut reader = Box::new(PartitionReader::new(config, 0));
+        let output = self.output;
+        let mut reader = Box::new(self.new_reader(output, Isolation::ReadCommitted, 0));
         reader.tick(now_ns);
         self.phase = Phase::Recover { reader, balances: BankBalances::default(), committed_to: 0 };
+    }
+
+    /// A reader of `partition` from `from`, with a correlation range of its own.
+    fn new_reader(&mut self, partition: u32, isolation: Isolation, from: u64) -> PartitionReader {
+        let range = ((self.life & 0xFFFF) << 20) | (self.readers_made & 0xF_FFFF);
+        self.readers_made += 1;
+        let config = ReaderConfig {
+            partition,
+            isolation,
+            correlation_base: READERS_CORRELATION_BASE + (range << 24),
+            ..self.input.clone()
+        };
+        PartitionReader::new(config, from)
     }
 
     /// One transaction: the next events' effects and the position after them.

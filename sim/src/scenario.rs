@@ -797,6 +797,14 @@ impl Source<'_> {
         match (file.system, &file.eventstore) {
             (SystemName::LogCluster, None) => {}
             (SystemName::EventStore, Some(es)) if es.get_ref().domain.get_ref() == "bank" => {
+                if !es.get_ref().expected_versions {
+                    // A transfer's records are conditional on both streams' versions:
+                    // that is what makes an uncertain one land whole or not at all.
+                    let message = "transactions: an event store's transactions need \
+                                   eventstore.expected_versions"
+                        .into();
+                    return Err(self.error(Some(table.span()), message));
+                }
                 // The bank's transfers are its transactions: nothing else to say.
                 let span = (txn.partitions_per_txn.as_ref().map(Spanned::span))
                     .or_else(|| txn.processors.as_ref().map(Spanned::span));

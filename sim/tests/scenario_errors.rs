@@ -166,6 +166,11 @@ const CASES_ES: &[(&str, &str, &str)] = &[
         "domain = \"cart\"\naggregates = 4\n\n[workload]\nproducers = 2\nconsumers = 0\n\n[transactions]\ntimeout = \"1s\"",
         "t.toml:17:1: transactions: only for system log-cluster, or event-store with domain bank",
     ),
+    (
+        "aggregates = 4\n\n[workload]",
+        "aggregates = 4\nexpected_versions = false\n\n[transactions]\ntimeout = \"1s\"\n\n[workload]",
+        "t.toml:14:1: transactions: an event store's transactions need eventstore.expected_versions",
+    ),
 ];
 
 #[test]

@@ -351,13 +351,22 @@ fn check_micro(
 /// at most its high watermark, and its aborted offsets are sorted offsets of records it
 /// holds.
 fn check_transactional_state(line: u64, replica: &Replica) -> Result<(), HistoryError> {
-    if let (Some(end), Some(last)) = (replica.log_end_offset, replica.records.last()) {
-        if end <= last.offset {
+    if let Some(end) = replica.log_end_offset {
+        if let Some(last) = replica.records.last().filter(|last| end <= last.offset) {
             return Err(invalid(
                 line,
                 format!(
                     "log_end_offset {end} is not past the last record (offset {})",
                     last.offset
+                ),
+            ));
+        }
+        if end < replica.log_start_offset {
+            return Err(invalid(
+                line,
+                format!(
+                    "log_end_offset {end} is below log_start_offset {}",
+                    replica.log_start_offset
                 ),
             ));
         }
