@@ -475,7 +475,7 @@ impl ClusterProcess {
         if node.sending.is_some() || !node.producer.is_idle() {
             return false;
         }
-        let key = format!("k{partition}");
+        let key = crate::numbered("k", u64::from(partition));
         let op = model::Op::Send {
             partition,
             key: Some(key.clone()),
