@@ -74,6 +74,20 @@ impl RecordBatch {
         self.base_offset + self.records.len() as u64
     }
 
+    /// The header `validate` reads back from this batch's encoding of `size_bytes`
+    /// bytes: for a writer that holds the batch it just encoded, without computing the
+    /// CRC again.
+    pub fn encoded_header(&self, size_bytes: usize) -> BatchHeader {
+        BatchHeader {
+            base_offset: self.base_offset,
+            size_bytes,
+            leader_epoch: self.leader_epoch,
+            record_count: self.records.len() as u32,
+            producer: self.producer,
+            attributes: self.attributes,
+        }
+    }
+
     /// Encodes the batch. Fails if it is empty or larger than `BATCH_BYTES_MAX`.
     pub fn encode(&self) -> Result<Vec<u8>, BatchError> {
         if self.records.is_empty() {
@@ -345,6 +359,10 @@ mod tests {
             let bytes = batch.encode().unwrap();
             assert_eq!(decode(&bytes).unwrap(), batch);
             assert_eq!(validate(&bytes).unwrap().end_offset(), 123 + count as u64);
+            assert_eq!(validate(&bytes), Ok(batch.encoded_header(bytes.len())));
+            let marker = RecordBatch { attributes: ATTRIBUTE_CONTROL, ..batch.clone() };
+            let bytes = marker.encode().unwrap();
+            assert_eq!(validate(&bytes), Ok(marker.encoded_header(bytes.len())));
         }
     }
 

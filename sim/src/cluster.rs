@@ -498,7 +498,7 @@ impl ClusterProcess {
         if node.sending.is_some() || !node.producer.is_idle() {
             return false;
         }
-        let key = format!("k{partition}");
+        let key = crate::numbered("k", u64::from(partition));
         let op = model::Op::Send {
             partition,
             key: Some(key.clone()),
@@ -966,6 +966,15 @@ impl Process for ClusterProcess {
     }
 }
 
+/// Bytes as the history's text: valid UTF-8 (what clients write) copied as it is, anything
+/// else as `String::from_utf8_lossy` makes it.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Every up broker's replicas, as the history's closing lines: records as bytes read
 /// back, the log start and the high watermark.
 pub fn final_replicas(
@@ -984,7 +993,9 @@ pub fn final_replicas(
                     let broker = process.broker().expect("a broker");
                     let log = broker.log(partition).expect("hosted");
                     let aborted_txns = broker.aborted_txns(partition);
-                    let mut records = Vec::new();
+                    // Room for one record per offset (fewer with markers or a cut log).
+                    let held = log.end_offset().saturating_sub(log.start_offset());
+                    let mut records = Vec::with_capacity(usize::try_from(held).unwrap_or(0));
                     let mut aborted = Vec::new();
                     // Each batch is validated as it is read; its records are turned into
                     // the history's text straight from the bytes. Markers are not
@@ -1004,8 +1015,7 @@ pub fn final_replicas(
                         }
                         records.extend(batch::record_views(bytes, header).enumerate().map(
                             |(i, r)| {
-                                let key = String::from_utf8_lossy(r.key).into_owned();
-                                let value = String::from_utf8_lossy(r.value).into_owned();
+                                let (key, value) = (text(r.key), text(r.value));
                                 model::Record { offset: base + i as u64, key: Some(key), value }
                             },
                         ));

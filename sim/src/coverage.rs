@@ -109,7 +109,8 @@ pub fn add_counted(reached: &mut Reached, counted: &BTreeMap<&'static str, u64>)
 /// What the clients did: operations by kind and outcome ("send ok", "poll info", ...),
 /// from the history (operations still pending at the end count as "pending").
 pub fn ops_by_outcome(history: &model::History) -> BTreeMap<String, u64> {
-    let mut ops = BTreeMap::new();
+    // Counted under the (name, outcome) pair, the few keys named once at the end.
+    let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for (index, _) in history.ops().iter().enumerate() {
         let name = history.invoke_of(index).op.name();
         let outcome = match history.completion_of(index).map(|event| event.kind) {
@@ -118,9 +119,12 @@ pub fn ops_by_outcome(history: &model::History) -> BTreeMap<String, u64> {
             Some(model::EventType::Info) => "info",
             Some(model::EventType::Invoke) | None => "pending",
         };
-        *ops.entry(format!("{name} {outcome}")).or_insert(0) += 1;
+        *counts.entry((name, outcome)).or_insert(0) += 1;
     }
-    ops
+    counts
+        .into_iter()
+        .map(|((name, outcome), count)| (format!("{name} {outcome}"), count))
+        .collect()
 }
 
 /// A scenario's demand: at least `min_per_mille` of a sweep's runs reach `item`.

@@ -110,12 +110,28 @@ struct Pending {
     change: Change,
 }
 
+/// What survives a crash for sure.
+#[derive(Clone, Debug)]
+enum Durable {
+    /// The first this many bytes of `current`: a file that is only appended to and
+    /// synced (a log segment) keeps one copy of its bytes, not two. `current` never
+    /// changes below this length while it holds: a write or cut there first gives the
+    /// durable content its own copy.
+    Prefix(u64),
+    Own(Vec<u8>),
+}
+
+impl Default for Durable {
+    fn default() -> Self {
+        Durable::Prefix(0)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct SimFile {
     /// What reads see.
     current: Vec<u8>,
-    /// What survives a crash for sure.
-    durable: Vec<u8>,
+    durable: Durable,
     /// Changes since `durable`, oldest first.
     pending: Vec<Pending>,
     pending_bytes: u64,
@@ -146,6 +162,50 @@ fn apply(content: &mut Vec<u8>, change: &Change, current: &[u8]) {
 }
 
 impl SimFile {
+    fn durable_len(&self) -> u64 {
+        match &self.durable {
+            Durable::Prefix(len) => *len,
+            Durable::Own(bytes) => bytes.len() as u64,
+        }
+    }
+
+    /// The durable content as its own bytes, copied out of `current` if it was a prefix.
+    fn durable_own(&mut self) -> &mut Vec<u8> {
+        if let Durable::Prefix(len) = self.durable {
+            self.durable = Durable::Own(self.current[..len as usize].to_vec());
+        }
+        match &mut self.durable {
+            Durable::Own(bytes) => bytes,
+            Durable::Prefix(_) => unreachable!("just copied"),
+        }
+    }
+
+    /// Takes the durable content out (the file's durable state is then empty).
+    fn take_durable(&mut self) -> Vec<u8> {
+        self.durable_own();
+        match std::mem::take(&mut self.durable) {
+            Durable::Own(bytes) => bytes,
+            Durable::Prefix(_) => unreachable!("just copied"),
+        }
+    }
+
+    /// Applies a pending change to the durable content.
+    fn apply_durable(&mut self, change: &Change) {
+        match (&mut self.durable, change) {
+            // The appended bytes are still in `current` right after the prefix (a change
+            // that overwrites them first turns the append into a `Write`).
+            (Durable::Prefix(len), Change::Append { offset, len: added }) if *offset == *len => {
+                *len += added;
+            }
+            (Durable::Prefix(len), Change::Truncate { len: cut }) => *len = (*len).min(*cut),
+            _ => {
+                self.durable_own();
+                let Durable::Own(bytes) = &mut self.durable else { unreachable!("just copied") };
+                apply(bytes, change, &self.current);
+            }
+        }
+    }
+
     /// Gives every pending append that reaches `from` and beyond its own copy, before
     /// a change overwrites or cuts those bytes in `current`.
     fn materialize_from(&mut self, from: u64) {
@@ -161,10 +221,12 @@ impl SimFile {
 
     /// Makes the oldest `count` pending changes durable.
     fn make_durable(&mut self, count: usize) {
-        for pending in self.pending.drain(..count) {
-            self.pending_bytes -= change_bytes(&pending);
-            apply(&mut self.durable, &pending.change, &self.current);
+        let mut pending = std::mem::take(&mut self.pending);
+        for made in pending.drain(..count) {
+            self.pending_bytes -= change_bytes(&made);
+            self.apply_durable(&made.change);
         }
+        self.pending = pending;
     }
 }
 
@@ -299,7 +361,7 @@ impl SimDisk {
         };
         let file = self.files.entry(inode).or_default();
         file.current = bytes.to_vec();
-        file.durable = bytes.to_vec();
+        file.durable = Durable::Prefix(bytes.len() as u64);
         file.pending.clear();
         file.pending_bytes = 0;
     }
@@ -376,7 +438,7 @@ impl SimDisk {
         self.requested.clear();
         self.in_flight.clear();
         for file in self.files.values_mut() {
-            let mut content = std::mem::take(&mut file.durable);
+            let mut content = file.take_durable();
             for pending in std::mem::take(&mut file.pending) {
                 let written: Option<(u64, &[u8])> = match &pending.change {
                     Change::Append { offset, len } => {
@@ -402,8 +464,8 @@ impl SimDisk {
                     }
                 }
             }
-            file.current = content.clone();
-            file.durable = content;
+            file.durable = Durable::Prefix(content.len() as u64);
+            file.current = content;
             file.pending_bytes = 0;
         }
         for changes in std::mem::take(&mut self.name_changes).into_values() {
@@ -441,13 +503,16 @@ impl SimDisk {
     pub fn inject(&mut self, fault: DiskFault, rng: &mut SimRng) -> u64 {
         match fault {
             DiskFault::BitRot => {
-                let Some(inode) = self.random_file(rng, |file| !file.durable.is_empty()) else {
+                let Some(inode) = self.random_file(rng, |file| file.durable_len() > 0) else {
                     return u64::MAX;
                 };
                 let file = self.files.get_mut(&inode).expect("named file exists");
-                let byte = rng.random_range(0..file.durable.len());
+                let byte = rng.random_range(0..file.durable_len() as usize);
                 let bit = 1u8 << rng.random_range(0..8u32);
-                file.durable[byte] ^= bit;
+                // A durable prefix is `current`'s own bytes: one flip strikes both.
+                if let Durable::Own(durable) = &mut file.durable {
+                    durable[byte] ^= bit;
+                }
                 if byte < file.current.len() {
                     file.current[byte] ^= bit;
                 }
@@ -535,6 +600,15 @@ impl SimDisk {
             }
             Change::Write { offset, .. } => file.materialize_from(*offset),
             Change::Truncate { len } => file.materialize_from(*len),
+        }
+        // `current` changes from here on: a durable prefix reaching past it needs its
+        // own copy first.
+        let changed_from = match &change {
+            Change::Append { offset, .. } | Change::Write { offset, .. } => *offset,
+            Change::Truncate { len } => *len,
+        };
+        if matches!(file.durable, Durable::Prefix(len) if len > changed_from) {
+            file.durable_own();
         }
         if let Change::Write { offset, bytes } = &change {
             write_at(&mut file.current, *offset, bytes);

@@ -53,6 +53,26 @@ pub use rng::{SimRng, StreamId, stream};
 pub use trace::{DropReason, Trace, TraceEntry, TraceEvent};
 pub use world::{Factory, NodeStatus, Stats, World};
 
+/// `prefix` followed by `n` in decimal: what `format!("{prefix}{n}")` gives, without the
+/// formatting machinery (workload values and keys are made at every operation).
+pub(crate) fn numbered(prefix: &str, n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = String::with_capacity(prefix.len() + digits.len() - at);
+    text.push_str(prefix);
+    text.extend(digits[at..].iter().map(|&digit| char::from(digit)));
+    text
+}
+
 /// A node of the world, `0..nodes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -68,5 +88,16 @@ impl NodeId {
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "n{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbered_is_format() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(super::numbered("v", n), format!("v{n}"));
+            assert_eq!(super::numbered("", n), n.to_string());
+        }
     }
 }

@@ -340,7 +340,7 @@ fn run_cluster(
                 world.with_process(op.node, |process, ctx| process.es_submit(ctx, work))
             }
             None => {
-                let value = format!("v{index}");
+                let value = crate::numbered("v", index as u64);
                 match &spec.txn {
                     Some(txn) => {
                         let partitions = txn_partitions(spec.partitions, txn, op, schedule.seed);

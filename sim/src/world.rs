@@ -629,3 +629,31 @@ impl<P: Process> World<P> {
         self.core.trace.hash()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest is xxh3 of exactly the bytes `Hash` streams (the trace hashes of every
+    /// recorded run depend on it): the same as xxh3's own streaming `Hasher`.
+    #[test]
+    fn digest_is_xxh3_of_the_hash_stream() {
+        #[derive(Hash)]
+        enum Sample {
+            Small { a: u8, b: u16, c: u32, d: u64, e: usize, f: bool, g: char },
+            Signed(i8, i16, i32, i64, isize, i128, u128),
+            Bytes(Vec<Vec<u8>>, String, Option<u32>, Box<[u64]>),
+        }
+        let samples = [
+            Sample::Small { a: 1, b: 2, c: 3, d: 4, e: 5, f: true, g: 'x' },
+            Sample::Signed(-1, -2, -3, -4, -5, -6, 7),
+            Sample::Bytes(vec![vec![1, 2, 3], vec![]], "text".to_owned(), Some(9), Box::new([8])),
+        ];
+        let mut scratch = Vec::new();
+        for sample in &samples {
+            let mut streaming = xxhash_rust::xxh3::Xxh3::new();
+            sample.hash(&mut streaming);
+            assert_eq!(digest_of(&mut scratch, sample), streaming.finish());
+        }
+    }
+}

@@ -93,6 +93,9 @@ fn check_readers(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             txn_reads.push((view.process, txn, claim.part, poll));
         }
     }
+    if txn_reads.is_empty() {
+        return; // no transactional record read committed: nothing to look across
+    }
     values_read.sort_unstable();
     values_read.dedup();
     txn_reads.sort_unstable();
