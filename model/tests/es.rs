@@ -65,6 +65,24 @@ const TABLE: &[Row] = &[
         &[],
         &["its credit (in the same transaction) never was", "transfer 1 is half visible"],
     ),
+    // A transfer credited 30 for a debit of 40, projected faithfully: no read model is
+    // wrong, but 10 vanished, in the final log and at the cut that sees both halves.
+    row(
+        "transfer-halves-disagree",
+        bank,
+        |h| {
+            for replica in &mut h.replicas {
+                for event in replica.events.iter_mut().filter(|e| e.offset == 4) {
+                    event.event = credit(1, "acct-1", 30);
+                }
+            }
+            command_mut(h, 5).outcome = ok(1, vec![credit(1, "acct-1", 30)]);
+            h.projections[1] = checkpoint(5, json!({"acct-1": 30, "acct-2": 80}));
+        },
+        &["money-conservation"],
+        &[],
+        &["does not add up", "in flight across the cut 0 = 120 (-10)"],
+    ),
     // A projection that stopped behind the log, in a run that gave it time to catch up.
     row(
         "projection-stuck-behind",

@@ -9,7 +9,9 @@
 //! the parts' command ids. At most once: a part's command id found in its stream means
 //! an earlier attempt landed, and since attempts land whole, every part's is there.
 //! A load that finds some parts' ids and not others' (a read that raced a commit) is
-//! made again.
+//! made again, and so is one that shows every stream where a refused attempt found
+//! them (the read is behind the refusal: deciding on it would be refused again). A
+//! failed attempt (certainly not applied) is decided again, within the attempts.
 
 use crate::aggregate::Aggregate;
 use crate::schema::{FoldError, Schema, StreamFold, envelope_for};
@@ -104,7 +106,10 @@ pub struct MultiCommandLoop<A: Schema> {
     /// An append whose reply was indeterminate and that could still land: the version
     /// each part expected, and why. Cleared once a load shows a stream past its part's
     /// version without the command (the attempt can no longer land whole).
-    uncertain: Option<(Vec<u64>, String)>,
+    uncertain: Option<(Vec<Option<u64>>, String)>,
+    /// The versions a refused attempt decided on: a load that shows every stream still
+    /// there is behind the refusal, and is made again.
+    refused_at: Option<Vec<u64>>,
 }
 
 impl<A: Schema> MultiCommandLoop<A> {
@@ -119,6 +124,7 @@ impl<A: Schema> MultiCommandLoop<A> {
             reads: 0,
             phase: Phase::Loading { loaded: Vec::new() },
             uncertain: None,
+            refused_at: None,
         }
     }
 
@@ -182,10 +188,17 @@ impl<A: Schema> MultiCommandLoop<A> {
             return self.load(Vec::new());
         }
         if let Some((expected, _)) = &self.uncertain {
-            if loaded.iter().zip(expected).any(|(l, &expected)| l.version > expected) {
+            let moved = loaded.iter().zip(expected);
+            if moved.filter_map(|(l, e)| e.map(|e| (l, e))).any(|(l, e)| l.version > e) {
                 // A stream moved past what the uncertain attempt expected, without it:
                 // it can no longer land whole, and it did not land.
                 self.uncertain = None;
+            }
+        }
+        if let Some(refused_at) = self.refused_at.take() {
+            if loaded.iter().map(|l| l.version).eq(refused_at.iter().copied()) {
+                self.refused_at = Some(refused_at);
+                return self.load(Vec::new());
             }
         }
         if self.appends >= self.attempts_max {
@@ -243,12 +256,21 @@ impl<A: Schema> MultiCommandLoop<A> {
                 self.uncertain = None;
                 self.end(MultiOutcome::Appended { parts })
             }
-            StoreReply::WrongExpectedVersion { .. } => self.load(Vec::new()),
+            StoreReply::WrongExpectedVersion { .. } => {
+                self.refused_at = Some(parts.iter().map(|(_, version, _)| *version).collect());
+                self.load(Vec::new())
+            }
             StoreReply::Indeterminate { reason } => {
-                let expected = parts.iter().map(|(_, version, _)| *version).collect();
+                // Only the parts that appended were conditions of the attempt.
+                let expected = parts
+                    .iter()
+                    .map(|(_, version, events)| (!events.is_empty()).then_some(*version))
+                    .collect();
                 self.uncertain = Some((expected, reason));
                 self.load(Vec::new())
             }
+            // Certainly not applied: decided again while attempts remain.
+            StoreReply::Failed { .. } if self.appends < self.attempts_max => self.load(Vec::new()),
             StoreReply::Failed { reason } => self.end(MultiOutcome::Failed { reason }),
             StoreReply::Read { .. } => panic!("an append answered with a read"),
         }

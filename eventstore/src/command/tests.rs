@@ -516,13 +516,16 @@ mod across_streams {
     fn a_transfer_lands_whole_once_or_not_at_all() {
         // (faults on the transfer's appends, amount, outcome kind, balances after)
         type Case = (&'static [Fault], u64, &'static str, (u64, u64));
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (&[], 30, "appended", (20, 30)),
             (&[], 60, "refused", (50, 0)),
             (&[Fault::LandThenIndeterminate], 30, "already-applied", (20, 30)),
             (&[Fault::DropIndeterminate], 30, "appended", (20, 30)),
             (&[Fault::LandLater], 30, "appended", (20, 30)),
-            (&[Fault::Fail], 30, "failed", (50, 0)),
+            // A failed attempt certainly did not land: decided again...
+            (&[Fault::Fail], 30, "appended", (20, 30)),
+            // ...while attempts remain.
+            (&[Fault::Fail; 3], 30, "failed", (50, 0)),
             (&[Fault::DropIndeterminate; 3], 30, "indeterminate", (50, 0)),
         ];
         for (index, (faults, amount, kind, after)) in cases.into_iter().enumerate() {

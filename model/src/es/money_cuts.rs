@@ -1,10 +1,13 @@
 //! money-conservation at every read-committed cut (bank with projections): whenever a
 //! projection checkpoints, the latest checkpoint of every partition together is a cut
 //! of the log as read committed at that moment. Its read models' balances must sum to
-//! what the committed log below the cut says: deposits minus withdrawals, minus the
-//! transfers debited inside the cut and completed outside it (plus the reverse), all
-//! from the reference replicas. A read model that counted an aborted or uncommitted
-//! event, or one event twice, shows as money made or lost at that moment.
+//! deposits minus withdrawals below the cut, minus the money in flight across it,
+//! counted from the transfers' own halves (debited inside and completed outside or
+//! never, less completed inside and debited outside), all from the reference replicas.
+//! A read model that counted an aborted or uncommitted event, or one event twice, or a
+//! transfer whose halves do not match, shows as money made or lost at that moment.
+//! Every checkpoint is a moment judged; a difference is reported when it (or the
+//! checkpoints to blame) changes.
 //!
 //! With atomic transfers a transfer is in flight across a cut only while its markers
 //! are being written, so each half seen must have its other half committed somewhere:
@@ -42,6 +45,7 @@ impl Sums {
 struct Half {
     partition: u32,
     offset: u64,
+    amount: u64,
     replica: usize,
     position: u32,
 }
@@ -61,19 +65,25 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> u64 {
         let (mut balance, mut net) = (0i128, 0i128);
         for (position, parsed) in digest.replicas[replica].parsed.iter().enumerate() {
             let offset = digest.event(replica, position as u32).offset;
-            let half = Half { partition, offset, replica, position: position as u32 };
+            let at = |amount: u64| Half {
+                partition,
+                offset,
+                amount,
+                replica,
+                position: position as u32,
+            };
             let (change, deposit) = match parsed {
                 Ok(Event::Deposited { amount }) => (i128::from(*amount), i128::from(*amount)),
                 Ok(Event::Withdrawn { amount }) => (-i128::from(*amount), -i128::from(*amount)),
                 Ok(Event::TransferDebited { transfer, amount, .. }) => {
-                    debits.entry(*transfer).or_insert(half);
+                    debits.entry(*transfer).or_insert(at(*amount));
                     (-i128::from(*amount), 0)
                 }
                 Ok(
                     Event::TransferCredited { transfer, amount, .. }
                     | Event::TransferRefunded { transfer, amount },
                 ) => {
-                    completions.entry(*transfer).or_insert(half);
+                    completions.entry(*transfer).or_insert(at(*amount));
                     (i128::from(*amount), 0)
                 }
                 _ => continue,
@@ -102,9 +112,8 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> u64 {
     order.sort_by_key(|&index| (checkpoints[index].t_ns, index));
     let mut latest: BTreeMap<u32, usize> = BTreeMap::new();
     let mut judged = 0;
-    let mut last_difference = 0i128;
+    let mut last_reported: Option<(i128, Vec<usize>)> = None;
     let mut reported_lone = BTreeSet::new();
-    let mut previous_cut: Vec<u64> = Vec::new();
     for index in order {
         let checkpoint = &checkpoints[index];
         if !sums.contains_key(&checkpoint.partition) {
@@ -114,57 +123,67 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> u64 {
         if latest.len() < sums.len() {
             continue; // not every partition has been read yet
         }
-        let cut: Vec<u64> = latest.values().map(|&i| checkpoints[i].offset).collect();
-        if cut == previous_cut {
-            continue;
-        }
-        previous_cut = cut;
         judged += 1;
         let members: Vec<usize> = latest.values().copied().collect();
+        let inside = |half: &Half| {
+            latest.get(&half.partition).is_some_and(|&i| half.offset < checkpoints[i].offset)
+        };
         let models: i128 = members.iter().map(|&i| model_sum(&checkpoints[i].read_model)).sum();
-        let expected: i128 = members
-            .iter()
-            .map(|&i| Sums::below(&sums[&checkpoints[i].partition].balances, checkpoints[i].offset))
-            .sum();
         let net: i128 = members
             .iter()
             .map(|&i| Sums::below(&sums[&checkpoints[i].partition].deposits, checkpoints[i].offset))
             .sum();
-        let guarantee = if members.iter().any(|&i| checkpoints[i].read_uncommitted) {
-            EsGuarantee::CommittedReads
-        } else if digest.history.lossy_log {
-            EsGuarantee::AckedDurable
-        } else {
-            EsGuarantee::Integrity
-        };
-        let cut_name = || describe_cut(digest, &members);
+        // In flight across the cut, by the transfers' own halves: debited inside and
+        // completed outside (or never), less completed inside and debited outside.
+        let debited_out: i128 = debits
+            .iter()
+            .filter(|(id, debit)| inside(debit) && !completions.get(id).is_some_and(inside))
+            .map(|(_, debit)| i128::from(debit.amount))
+            .sum();
+        let completed_in: i128 = completions
+            .iter()
+            .filter(|(id, completion)| inside(completion) && !debits.get(id).is_some_and(inside))
+            .map(|(_, completion)| i128::from(completion.amount))
+            .sum();
+        let in_flight = debited_out - completed_in;
+        let expected = net - in_flight;
         let difference = models - expected;
-        if difference != 0 && difference != last_difference {
-            // The witness: the checkpoints whose own read model is off (one or two).
-            let culprits: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let sums = &sums[&checkpoints[i].partition];
-                    model_sum(&checkpoints[i].read_model)
-                        != Sums::below(&sums.balances, checkpoints[i].offset)
-                })
-                .take(2)
-                .collect();
+        // The checkpoints whose own read model is off (one or two); if none is, the
+        // money went astray in the log itself (halves that do not match).
+        let culprits: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let sums = &sums[&checkpoints[i].partition];
+                model_sum(&checkpoints[i].read_model)
+                    != Sums::below(&sums.balances, checkpoints[i].offset)
+            })
+            .take(2)
+            .collect();
+        let guarantee =
+            if !culprits.is_empty() && culprits.iter().all(|&i| checkpoints[i].read_uncommitted) {
+                EsGuarantee::CommittedReads
+            } else if digest.history.lossy_log {
+                EsGuarantee::AckedDurable
+            } else {
+                EsGuarantee::Integrity
+            };
+        let cut_name = || describe_cut(digest, &members);
+        let this = (difference, culprits.clone());
+        if difference != 0 && last_reported.as_ref() != Some(&this) {
+            let shown =
+                if culprits.is_empty() { &members[..members.len().min(2)] } else { &culprits[..] };
             findings.found(EsInvariant::MoneyConservation, guarantee, None, || {
                 let explanation = format!(
-                    "at the projections' cut {} the read models' balances sum to {models}, but the committed log below it holds deposits - withdrawals {net} - transfers in flight across the cut {} = {expected} ({difference:+})",
+                    "at the projections' cut {} the read models' balances sum to {models}, but deposits - withdrawals {net} - transfers in flight across the cut {in_flight} = {expected} ({difference:+})",
                     cut_name(),
-                    net - expected,
                 );
-                (explanation, witness(digest, &culprits))
+                (explanation, witness(digest, shown))
             });
         }
-        last_difference = difference;
+        last_reported = (difference != 0).then_some(this);
         for &(id, half, why) in &lone {
-            let seen =
-                latest.get(&half.partition).is_some_and(|&i| half.offset < checkpoints[i].offset);
-            if !seen || !reported_lone.insert(id) {
+            if !inside(&half) || !reported_lone.insert(id) {
                 continue;
             }
             let stream = digest.event(half.replica, half.position).stream.as_str();
