@@ -212,17 +212,11 @@ impl<A: Schema> CommandLoop<A> {
             StoreReply::Indeterminate { .. } | StoreReply::Failed { .. } => return self.load(),
             other => panic!("a read answered with {other:?}"),
         };
-        let mut fold = StreamFold::<A>::new(&self.stream);
-        let mut first_version = None;
-        for (offset, envelope) in &records {
-            if let Err(error) = fold.push(*offset, envelope.as_ref()) {
-                return self.end(Outcome::Corrupt { error });
-            }
-            if envelope.command_id == self.command_id && first_version.is_none() {
-                first_version = Some(envelope.stream_version);
-            }
-        }
-        let (mut state, version) = fold.finish();
+        let (mut state, version, first_version) =
+            match fold_finding::<A>(&self.stream, self.command_id, &records) {
+                Ok(folded) => folded,
+                Err(error) => return self.end(Outcome::Corrupt { error }),
+            };
         let restored = match (&self.snapshots, &snapshot) {
             (Some((restore, same)), Some(bytes)) => restore(bytes).map(|s| (s, *same)),
             _ => None,
@@ -328,6 +322,25 @@ impl<A: Schema> CommandLoop<A> {
             outcome,
         })
     }
+}
+
+/// Folds a stream's records, and finds where `command_id`'s events start in it: the
+/// state, the version (events folded), and the first version of the command's events.
+fn fold_finding<A: Schema>(
+    stream: &str,
+    command_id: u64,
+    records: &[(u64, Envelope)],
+) -> Result<(A, u64, Option<u64>), FoldError> {
+    let mut fold = StreamFold::<A>::new(stream);
+    let mut found = None;
+    for (offset, envelope) in records {
+        fold.push(*offset, envelope.as_ref())?;
+        if envelope.command_id == command_id && found.is_none() {
+            found = Some(envelope.stream_version);
+        }
+    }
+    let (state, version) = fold.finish();
+    Ok((state, version, found))
 }
 
 /// The most requests `run_command` makes before it gives up on the loop: a bound on a

@@ -14,7 +14,7 @@
 //! failed attempt (certainly not applied) is decided again, within the attempts.
 
 use crate::aggregate::Aggregate;
-use crate::schema::{FoldError, Schema, StreamFold, envelope_for};
+use crate::schema::{FoldError, Schema, envelope_for};
 use crate::store::{APPEND_EVENTS_MAX, AppendPart, ExpectedVersion, StoreReply};
 
 use super::{COMMAND_ATTEMPTS_MAX, Request};
@@ -164,17 +164,11 @@ impl<A: Schema> MultiCommandLoop<A> {
             other => panic!("a read answered with {other:?}"),
         };
         let part = &self.parts[loaded.len()];
-        let mut fold = StreamFold::<A>::new(&part.stream);
-        let mut found = None;
-        for (offset, envelope) in &records {
-            if let Err(error) = fold.push(*offset, envelope.as_ref()) {
-                return self.end(MultiOutcome::Corrupt { error });
-            }
-            if envelope.command_id == part.command_id && found.is_none() {
-                found = Some(envelope.stream_version);
-            }
-        }
-        let (state, version) = fold.finish();
+        let (state, version, found) =
+            match super::fold_finding::<A>(&part.stream, part.command_id, &records) {
+                Ok(folded) => folded,
+                Err(error) => return self.end(MultiOutcome::Corrupt { error }),
+            };
         loaded.push(Loaded { state, version, found });
         if loaded.len() < self.parts.len() {
             return self.load(loaded);
