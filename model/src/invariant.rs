@@ -144,6 +144,9 @@ catalogue! {
     /// Every transaction is decided once faults heal.
     HangingTransaction = "hanging-transaction", Liveness, Transactional,
         "after the quiet phase no partition's last stable offset is below its high watermark";
+    /// Consume-transform-produce groups finish their input once faults heal.
+    ProcessingProgress = "processing-progress", Liveness, Liveness,
+        "after the quiet phase every consume-transform-produce group has committed its input past its last record in the final read_committed view";
 }
 
 impl fmt::Display for Invariant {

@@ -56,6 +56,9 @@ const TABLE: &[Row] = &[
     row("zombie-write", &["zombie-write"], &[]),
     row("exactly-once", &["exactly-once"], &[]),
     row("hanging-transaction", &["hanging-transaction"], &[]),
+    // A group that processed input 0 of two and stopped, in a history whose header says
+    // processors had time to finish: exactly once, but stuck.
+    row("processing-progress", &["processing-progress"], &[]),
     // A read_uncommitted poll of an aborted transaction: never a violation.
     row("dirty-read", &[], &["dirty-read"]),
     // A read past the last stable offset of a transaction left hanging.

@@ -317,10 +317,13 @@ fn run_cluster(
     schedule: &Schedule,
     config: &crate::WorldConfig,
 ) -> RunOutput {
-    let header = model::Header::new(
+    let mut header = model::Header::new(
         "logjam-broker",
         spec.model_config(scenario.crashes_max, scenario.disk_faults_max),
     );
+    // The quiet phase and the drain give processors (and transactional projections)
+    // the time to finish their input.
+    header.processors_settled = true;
     let recorder = Recorder::new(header);
     let es_recorder: SharedEsRecorder = Rc::default();
     let factory = cluster::factory(spec.clone(), recorder.clone(), es_recorder.clone());

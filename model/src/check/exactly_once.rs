@@ -7,6 +7,13 @@
 //! overlap (an input processed
 //! twice) and must tile from the lowest `from` to the highest `to` (no input skipped).
 //! Ranges sorted by start and swept with the furthest end so far: `n log n`.
+//!
+//! processing-progress (when the header says processors had time to finish): every
+//! group that ran a transaction on an input has committed past the input's last record
+//! in the final read_committed view (a processor stuck behind is a liveness failure,
+//! however exactly it processed what it did).
+
+use std::collections::BTreeMap;
 
 use super::Findings;
 use super::digest::{Digest, Outcome};
@@ -72,4 +79,62 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
         }
     }
     findings.examined(Invariant::ExactlyOnce, ranges.len() as u64, "committed offset ranges");
+    check_progress(digest, &ranges, findings);
+}
+
+/// Each group's furthest committed end on each input, against the input's last record
+/// in the final read_committed view.
+fn check_progress(
+    digest: &Digest<'_>,
+    ranges: &[(&str, u32, u64, u64, u32)],
+    findings: &mut Findings<'_>,
+) {
+    if !digest.history.header().processors_settled {
+        findings.examined(Invariant::ProcessingProgress, 0, "groups' inputs");
+        return;
+    }
+    // Every (group, input) a transaction named, committed or not, with how far it got
+    // and the transaction to show.
+    let mut reached: BTreeMap<(&str, u32), (u64, u32)> = BTreeMap::new();
+    for (index, txn) in digest.txns.iter().enumerate() {
+        let Op::Txn { ops, .. } = &digest.history.events()[txn.invoke as usize].op else {
+            unreachable!("a transaction's invocation is a txn")
+        };
+        for micro in ops {
+            if let MicroOp::CommitOffset { group, partition, .. } = micro {
+                reached.entry((group.as_str(), *partition)).or_insert((0, index as u32));
+            }
+        }
+    }
+    for &(group, partition, _, to, txn) in ranges {
+        let entry = reached.entry((group, partition)).or_insert((0, txn));
+        if to >= entry.0 {
+            *entry = (to, txn);
+        }
+    }
+    let mut judged = 0;
+    for (&(group, partition), &(to, txn)) in &reached {
+        let Ok(part) = digest.partitions.binary_search(&partition) else { continue };
+        let Some((_, replica)) = digest.reference_replica(part as u32) else { continue };
+        let view_end = replica.last_stable();
+        let last = replica
+            .records
+            .iter()
+            .rev()
+            .find(|record| record.offset < view_end && !replica.is_aborted(record.offset));
+        let Some(last) = last else { continue };
+        judged += 1;
+        if to > last.offset {
+            continue;
+        }
+        findings.found(Invariant::ProcessingProgress, Guarantee::Liveness, Some(partition), || {
+            let explanation = format!(
+                "group `{group}` on input partition {partition} committed its input up to offset {to}, but the input's last record in the final read_committed view is at offset {}",
+                last.offset
+            );
+            let shown = digest.txns[txn as usize].last_event() as usize;
+            (explanation, vec![digest.witness.event(shown)])
+        });
+    }
+    findings.examined(Invariant::ProcessingProgress, judged, "groups' inputs");
 }

@@ -40,12 +40,15 @@ pub struct Header {
     /// The guarantees as the history states them. `None`: derived from `config`. A
     /// system whose configuration does not map onto Kafka's knobs states them here.
     pub promises: Option<Vec<Guarantee>>,
+    /// The run gave its consume-transform-produce processes time to finish their input
+    /// once faults healed: `processing-progress` is judged only then.
+    pub processors_settled: bool,
 }
 
 impl Header {
     /// A header whose promises are derived from its configuration.
     pub fn new(system: impl Into<String>, config: Config) -> Header {
-        Header { system: system.into(), config, promises: None }
+        Header { system: system.into(), config, promises: None, processors_settled: false }
     }
 
     /// The guarantees the checkers hold the history to.

@@ -65,6 +65,12 @@ struct HeaderOut<'a> {
     config: &'a Config,
     #[serde(skip_serializing_if = "Option::is_none")]
     promises: Option<&'a [Guarantee]>,
+    #[serde(skip_serializing_if = "is_false")]
+    processors_settled: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The header as read.
@@ -77,6 +83,8 @@ struct HeaderIn {
     config: Config,
     #[serde(default)]
     promises: Option<Vec<Guarantee>>,
+    #[serde(default)]
+    processors_settled: bool,
 }
 
 /// Only the version, read first so that a newer history is refused for its version and
@@ -104,7 +112,12 @@ pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
             "no system can promise `{unpromisable}`: read_uncommitted reads are allowed to see uncommitted data"
         )));
     }
-    Ok(Header { system: header.system, config: header.config, promises: header.promises })
+    Ok(Header {
+        system: header.system,
+        config: header.config,
+        promises: header.promises,
+        processors_settled: header.processors_settled,
+    })
 }
 
 pub(super) fn write_header(out: &mut impl Write, header: &Header) -> io::Result<()> {
@@ -113,6 +126,7 @@ pub(super) fn write_header(out: &mut impl Write, header: &Header) -> io::Result<
         system: &header.system,
         config: &header.config,
         promises: header.promises.as_deref(),
+        processors_settled: header.processors_settled,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
