@@ -588,9 +588,9 @@ pub fn is_hidden(
 ) -> bool {
     let aborted = isolation == Isolation::ReadCommitted
         && header.is_transactional()
-        && data.aborted.iter().any(|txn| {
-            txn.producer_id == header.producer.producer_id
-                && (txn.first_offset..=txn.last_offset).contains(&header.base_offset)
-        });
+        && data
+            .aborted
+            .iter()
+            .any(|txn| txn.covers(header.producer.producer_id, header.base_offset));
     header.is_control() || aborted
 }

@@ -107,6 +107,15 @@ pub struct AbortedTxn {
     pub last_offset: u64,
 }
 
+impl AbortedTxn {
+    /// Whether `producer_id`'s transactional batch at `base_offset` belongs to this
+    /// aborted transaction.
+    pub fn covers(&self, producer_id: i64, base_offset: u64) -> bool {
+        self.producer_id == producer_id
+            && (self.first_offset..=self.last_offset).contains(&base_offset)
+    }
+}
+
 /// What a fetch returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FetchData {

@@ -265,7 +265,7 @@ impl LogStore {
         if let Err(reason) = checked {
             return self.completed.push((request, StoreReply::Failed { reason }));
         }
-        let mut expected_versions = Vec::new();
+        let mut streams_expecting = Vec::new();
         let mut records = Vec::new();
         for mut part in parts {
             let version = match part.expected {
@@ -280,16 +280,16 @@ impl LogStore {
                 value: event.encode(),
                 expected_version: Some(version).filter(|_| self.config.check_versions),
             });
-            expected_versions.push((part.stream, version));
+            streams_expecting.push((part.stream, version));
         }
         if txn.ids().is_some() {
             txn.transact(now_ns, records);
             self.current =
-                Current::Transacting { request, parts: expected_versions, records: None };
+                Current::Transacting { request, parts: streams_expecting, records: None };
         } else {
             txn.init(now_ns);
             self.current =
-                Current::Transacting { request, parts: expected_versions, records: Some(records) };
+                Current::Transacting { request, parts: streams_expecting, records: Some(records) };
         }
         self.collect_txn(now_ns);
     }

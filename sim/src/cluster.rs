@@ -28,7 +28,7 @@ use rand::RngCore;
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::es_projection::ProjectionNode;
 use crate::es_txn_projection::TxnProjectionNode;
-use crate::txn_processor::{Processor, ProcessorConfig, Step};
+use crate::txn_processor::{Processor, ProcessorConfig, Step, kind_of};
 use crate::{Context, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 use logjam_eventstore::reader::ReaderConfig;
@@ -294,11 +294,7 @@ impl Recorder {
 
     /// A transactional producer's operation ended; `op` carries its results.
     fn complete<T>(&mut self, t_ns: u64, process: u32, outcome: &Outcome<T>, op: model::Op) {
-        let (kind, error) = match outcome {
-            Outcome::Ok(_) => (model::EventType::Ok, None),
-            Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
-            Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
-        };
+        let (kind, error) = kind_of(outcome);
         self.finish_op(t_ns, process, kind, op, error);
     }
 
@@ -1006,10 +1002,9 @@ pub fn final_replicas(
                         }
                         let base = header.base_offset;
                         let of_aborted = header.is_transactional()
-                            && aborted_txns.iter().any(|txn| {
-                                txn.producer_id == header.producer.producer_id
-                                    && (txn.first_offset..=txn.last_offset).contains(&base)
-                            });
+                            && aborted_txns
+                                .iter()
+                                .any(|txn| txn.covers(header.producer.producer_id, base));
                         if of_aborted {
                             aborted.extend(base..base + u64::from(header.record_count));
                         }

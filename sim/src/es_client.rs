@@ -833,10 +833,9 @@ pub fn final_es_replicas(
                     let transactional =
                         batch.attributes & logjam_broker::batch::ATTRIBUTE_TRANSACTIONAL != 0;
                     let of_aborted = transactional
-                        && aborted.iter().any(|txn| {
-                            txn.producer_id == batch.producer.producer_id
-                                && (txn.first_offset..=txn.last_offset).contains(&batch.base_offset)
-                        });
+                        && aborted
+                            .iter()
+                            .any(|txn| txn.covers(batch.producer.producer_id, batch.base_offset));
                     if control || of_aborted {
                         continue;
                     }

@@ -28,7 +28,7 @@ use logjam_model as model;
 use logjam_model::es::ProjectionCheckpoint;
 
 use crate::es_client::SharedEsRecorder;
-use crate::txn_processor::{Step, txn_records};
+use crate::txn_processor::{Step, kind_of, txn_records};
 
 /// Input events per transaction, at most.
 pub const BATCH_EVENTS_MAX: usize = 8;
@@ -49,10 +49,22 @@ enum Phase {
     Recover { reader: Box<PartitionReader>, balances: BankBalances, committed_to: u64 },
     /// Reading input; a transaction starts once there is some.
     Poll,
-    /// A transaction over the input below `to`, with the balances it would commit and
-    /// its operation for the history; or (`offsets_only`, the weak setup) the one after
-    /// it that commits the position alone.
-    Transact { to: u64, balances: BankBalances, ops: Vec<model::MicroOp>, offsets_only: bool },
+    /// A transaction over the input below `to`: what it commits, the balances it would
+    /// commit, and its operation for the history.
+    Transact { to: u64, commits: Commits, balances: BankBalances, ops: Vec<model::MicroOp> },
+}
+
+/// What one of the projection's transactions commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commits {
+    /// A batch's output and the position after it (exactly once; also the weak setup's
+    /// transaction for a batch that changed nothing).
+    OutputAndPosition,
+    /// A batch's output alone: its position follows in a transaction of its own (the
+    /// weak setup).
+    Output,
+    /// The position alone, after its output's transaction (the weak setup).
+    Position,
 }
 
 pub struct TxnProjectionNode {
@@ -234,7 +246,7 @@ impl TxnProjectionNode {
         }
         let txn = self.producer.drain_txn().next();
         if let Some(outcome) = txn {
-            let Phase::Transact { to, balances, mut ops, offsets_only } =
+            let Phase::Transact { to, commits, balances, mut ops } =
                 std::mem::replace(&mut self.phase, Phase::Poll)
             else {
                 unreachable!("a transaction was under way")
@@ -249,26 +261,24 @@ impl TxnProjectionNode {
                     *slot = Some(at);
                 }
             }
-            let carried_position = ops.iter().any(|op| {
-                matches!(op, model::MicroOp::Send { key: Some(key), .. } if key.starts_with(OFFSETS_KEY_PREFIX))
-            });
             let txn_id = self.producer.txn_id().to_owned();
             self.steps.push(Step::Complete(kind, model::Op::Txn { txn_id, ops }, why));
             match outcome {
                 // The weak setup's second step: nothing more to do.
-                Outcome::Ok(_) if offsets_only => {}
+                Outcome::Ok(_) if commits == Commits::Position => {}
                 Outcome::Ok(_) => {
                     let from = self.position;
                     self.committed = balances;
                     self.position = to;
                     self.pending.retain(|(offset, _, _)| *offset >= to);
                     self.record(t_ns);
-                    if !carried_position {
+                    if commits == Commits::Output {
                         self.commit_position(now_ns, from, to);
                     }
                 }
                 // The position stays uncommitted until a later batch commits one.
-                Outcome::Fail(_) if offsets_only && self.producer.ids().is_some() => {}
+                Outcome::Fail(_)
+                    if commits == Commits::Position && self.producer.ids().is_some() => {}
                 // Aborted: the same input again, from the last committed position.
                 Outcome::Fail(_) if self.producer.ids().is_some() => {
                     self.pending.clear();
@@ -338,21 +348,18 @@ impl TxnProjectionNode {
                 model::MicroOp::send(self.output, Some(stream), value)
             })
             .collect();
-        if self.offsets_in_txn {
+        // The weak setup commits the position after the output, unless there is no
+        // output: then the position's transaction stands for the range alone.
+        let commits = if self.offsets_in_txn || ops.is_empty() {
             ops.push(self.offsets_send(from, to, &attempt));
-        } else if ops.is_empty() {
-            // Nothing changed: the position's transaction stands for the range alone.
-            let attempt = self.next_attempt();
-            let commit =
-                model::MicroOp::commit_offset(self.group(), self.input.partition, from, to);
-            let ops = vec![self.offsets_send(from, to, &attempt), commit];
-            return self
-                .run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: false });
-        }
+            Commits::OutputAndPosition
+        } else {
+            Commits::Output
+        };
         // The input range this transaction's output stands for (and, with the position
         // in it, commits).
         ops.push(model::MicroOp::commit_offset(self.group(), self.input.partition, from, to));
-        self.run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: false });
+        self.run_txn(now_ns, Phase::Transact { to, commits, balances, ops });
     }
 
     /// The weak setup's second transaction: the position alone, after the output's.
@@ -360,7 +367,7 @@ impl TxnProjectionNode {
         let attempt = self.next_attempt();
         let ops = vec![self.offsets_send(from, to, &attempt)];
         let balances = self.committed.clone();
-        self.run_txn(now_ns, Phase::Transact { to, balances, ops, offsets_only: true });
+        self.run_txn(now_ns, Phase::Transact { to, commits: Commits::Position, balances, ops });
     }
 
     fn next_attempt(&mut self) -> String {
@@ -384,14 +391,5 @@ impl TxnProjectionNode {
         self.steps.push(Step::Invoke(op));
         self.phase = phase;
         self.producer.transact(now_ns, records);
-    }
-}
-
-/// An outcome as the history's event type, with why if it is not ok.
-fn kind_of<T>(outcome: &Outcome<T>) -> (model::EventType, Option<String>) {
-    match outcome {
-        Outcome::Ok(_) => (model::EventType::Ok, None),
-        Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
-        Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
     }
 }

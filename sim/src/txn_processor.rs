@@ -410,6 +410,15 @@ impl Processor {
     }
 }
 
+/// An outcome as the history's event type, with why if it is not ok.
+pub(crate) fn kind_of<T>(outcome: &Outcome<T>) -> (model::EventType, Option<String>) {
+    match outcome {
+        Outcome::Ok(_) => (model::EventType::Ok, None),
+        Outcome::Fail(why) => (model::EventType::Fail, Some(why.clone())),
+        Outcome::Info(why) => (model::EventType::Info, Some(why.clone())),
+    }
+}
+
 /// The records a transaction's send micro-ops write, in order.
 pub(crate) fn txn_records(ops: &[model::MicroOp]) -> Vec<TxnRecord> {
     ops.iter()
