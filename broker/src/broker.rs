@@ -1333,6 +1333,9 @@ impl Broker {
         partition: u32,
     ) -> Result<(), LogError> {
         let wait_ns = self.config.replica_fetch_wait_max_ns;
+        if wait_ns == 0 {
+            return Ok(()); // nothing is ever held
+        }
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
         let end = replica.log.end_offset();
         let Role::Leader { followers, .. } = &mut replica.role else { return Ok(()) };
