@@ -43,6 +43,12 @@ pub struct BrokerConfig {
     pub heartbeat_every_ns: u64,
     /// A follower asks again when an answer takes longer than this.
     pub request_timeout_ns: u64,
+    /// How long a leader may hold a follower's fetch that finds nothing new (Kafka's
+    /// `replica.fetch.wait.max.ms`, with `replica.fetch.min.bytes` = 1): it is answered
+    /// as soon as the log grows past it, or empty once this has passed. `0` answers
+    /// every fetch at once. Below `request_timeout_ns` by more than a round trip, or the
+    /// follower gives up on a fetch the leader is still holding.
+    pub replica_fetch_wait_max_ns: u64,
     pub fetch_max_bytes: u32,
     /// Produce requests waiting for the high watermark, per partition.
     pub pending_produce_max: usize,
@@ -117,6 +123,30 @@ struct Progress {
     log_end: u64,
     durable: u64,
     caught_up_ns: u64,
+    /// The follower's fetch the leader holds (long poll): at most one, the newest.
+    parked: Option<ParkedFetch>,
+}
+
+/// A follower's fetch at the leader's log end, held until the log grows, the wait
+/// ends, or the leadership does.
+#[derive(Clone, Debug)]
+struct ParkedFetch {
+    from: NodeId,
+    correlation: u64,
+    leader_epoch: u32,
+    fetch_offset: u64,
+    /// The follower's life (broker epoch) when it asked.
+    broker_epoch: u64,
+    max_bytes: u32,
+    parked_ns: u64,
+}
+
+impl ParkedFetch {
+    /// Of two fetches of one follower, the later one (its correlations only grow within
+    /// a life).
+    fn is_after(&self, other: &ParkedFetch) -> bool {
+        (self.broker_epoch, self.correlation) > (other.broker_epoch, other.correlation)
+    }
 }
 
 struct PendingProduce {
@@ -223,6 +253,10 @@ impl Broker {
     /// A broker starting (or restarting): it knows nothing until the controller answers
     /// its first heartbeat. `incarnation` must differ at every start.
     pub fn new(config: BrokerConfig, incarnation: u64) -> Broker {
+        assert!(
+            config.replica_fetch_wait_max_ns < config.request_timeout_ns,
+            "a follower would give up on the fetches its leader holds"
+        );
         Broker {
             config,
             incarnation,
@@ -296,8 +330,15 @@ impl Broker {
             .is_some_and(|replica| matches!(replica.role, Role::Leader { .. }))
     }
 
+    /// A halted broker answers nothing more: the fetches it holds are dropped (their
+    /// followers time out and ask whoever leads next).
     fn halt(&mut self, why: String) {
         self.halted.get_or_insert(why);
+        for replica in self.replicas.values_mut() {
+            if let Role::Leader { followers, .. } = &mut replica.role {
+                followers.values_mut().for_each(|progress| progress.parked = None);
+            }
+        }
     }
 
     /// The passing of time: heartbeats, flushes, ISR upkeep, follower requests.
@@ -330,9 +371,11 @@ impl Broker {
         now_ns: u64,
         partition: u32,
     ) -> Result<(), LogError> {
+        self.tick_parked_fetches(storage, now_ns, partition)?;
         let config = &self.config;
         let broker_epoch = self.broker_epoch;
         let durable_acks = config.log.flush == FlushPolicy::EveryAppend;
+        let fetches_after_sync = self.fetches_after_sync();
         let correlation = self.next_correlation + 1;
         let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
         replica.log.poll(storage, now_ns)?;
@@ -423,6 +466,8 @@ impl Broker {
                 }
             }
             Role::Follower { .. } if replica.cut_unsynced && replica.log.sync_pending() => {}
+            // `fetches_after_sync`: the sync's completion sends the fetch.
+            Role::Follower { .. } if fetches_after_sync && replica.log.sync_pending() => {}
             Role::Follower { leader, truncated, in_flight } => {
                 replica.cut_unsynced = false;
                 if in_flight.is_some_and(|(_, sent)| now_ns < sent + config.request_timeout_ns) {
@@ -474,6 +519,7 @@ impl Broker {
     pub fn on_synced<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
+        now_ns: u64,
         ticket: SyncTicket,
         result: SyncResult,
     ) {
@@ -501,7 +547,38 @@ impl Broker {
         if let Some(partition) = touched {
             // With durable acknowledgements the leader's own durable offset counts.
             self.maybe_advance_high_watermark(partition);
+            if let Err(error) = self.fetch_when_durable(storage, now_ns, partition) {
+                self.halt(format!("partition {partition}: {error}"));
+            }
         }
+    }
+
+    /// A follower that waited for its appends to be durable fetches now (see
+    /// `tick_replica`): its fetch reports them, and the high watermark counts them.
+    fn fetch_when_durable<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+    ) -> Result<(), LogError> {
+        if !self.fetches_after_sync() {
+            return Ok(());
+        }
+        let replica = &self.replicas[&partition];
+        let waiting = matches!(replica.role, Role::Follower { in_flight: None, .. });
+        if !waiting || replica.log.sync_pending() {
+            return Ok(());
+        }
+        self.tick_replica(storage, now_ns, partition)
+    }
+
+    /// With durable acknowledgements the leader counts what a follower's fetch reports
+    /// durable, and with long polls it may hold that fetch until the log grows: a fetch
+    /// sent before the follower's appends are durable would leave the high watermark
+    /// waiting. So the follower fetches once they are.
+    fn fetches_after_sync(&self) -> bool {
+        self.config.log.flush == FlushPolicy::EveryAppend
+            && self.config.replica_fetch_wait_max_ns > 0
     }
 
     /// A message arrived.
@@ -573,17 +650,19 @@ impl Broker {
                 max_bytes,
                 isolation,
             } => {
-                let result = self.on_fetch(
+                let answer = self.on_fetch(
                     storage,
                     now_ns,
-                    partition,
+                    (from, partition, correlation),
                     leader_epoch,
                     fetch_offset,
                     replica,
                     durable_offset,
                     (max_bytes, isolation),
                 );
-                self.outbox.push((from, Msg::FetchResponse { partition, correlation, result }));
+                if let Some(result) = answer {
+                    self.outbox.push((from, Msg::FetchResponse { partition, correlation, result }));
+                }
                 Ok(())
             }
             Msg::FetchResponse { partition, correlation, result } => {
@@ -743,6 +822,14 @@ impl Broker {
         }
         replica.txn_verified.clear();
         replica.txn_verifying.clear();
+        // The fetches it held as leader get what a fresh fetch would get now (answered
+        // below, once the new state is in place).
+        let parked: Vec<ParkedFetch> = match &mut replica.role {
+            Role::Leader { followers, .. } => {
+                followers.values_mut().filter_map(|progress| progress.parked.take()).collect()
+            }
+            _ => Vec::new(),
+        };
         let epoch = state.leader_epoch;
         replica.role = match state.leader {
             Some(leader) if leader == id => {
@@ -758,6 +845,7 @@ impl Broker {
                                 log_end: 0,
                                 durable: 0,
                                 caught_up_ns: now_ns,
+                                parked: None,
                             },
                         )
                     })
@@ -772,6 +860,15 @@ impl Broker {
             None => Role::Offline,
         };
         replica.state = state;
+        for fetch in parked {
+            let Err(code) = self.leader_check(partition, Some(fetch.leader_epoch)) else {
+                unreachable!("p{partition}: a held fetch's epoch ends with the leadership")
+            };
+            self.note_refusal(partition, code);
+            let msg =
+                Msg::FetchResponse { partition, correlation: fetch.correlation, result: Err(code) };
+            self.outbox.push((fetch.from, msg));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -980,7 +1077,8 @@ impl Broker {
             }),
         }
         self.maybe_advance_high_watermark(partition);
-        Ok(())
+        let end = appended.end_offset;
+        self.answer_parked_fetches(storage, now_ns, partition, |parked| parked.fetch_offset < end)
     }
 
     /// The coordinator ends a producer's transaction on this partition: a control batch,
@@ -1081,7 +1179,8 @@ impl Broker {
         });
         self.events.push(BrokerEvent::TxnMarker { partition, commit: marker.commit });
         self.maybe_advance_high_watermark(partition);
-        Ok(())
+        let end = appended.end_offset;
+        self.answer_parked_fetches(storage, now_ns, partition, |parked| parked.fetch_offset < end)
     }
 
     /// The coordinator's word on a producer's transaction: the produces waiting for it
@@ -1136,30 +1235,35 @@ impl Broker {
         Ok(())
     }
 
+    /// A fetch: answered now, or (a follower's that finds nothing new) held by the
+    /// leader (`None`) until there is something to send. Either way a follower's progress
+    /// counts from the moment it arrives.
     #[allow(clippy::too_many_arguments)]
     fn on_fetch<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
         now_ns: u64,
-        partition: u32,
+        (from, partition, correlation): (NodeId, u32, u64),
         leader_epoch: u32,
         fetch_offset: u64,
         follower: Option<(NodeId, u64)>,
         durable_offset: u64,
         (max_bytes, isolation): (u32, Isolation),
-    ) -> Result<FetchData, ErrorCode> {
+    ) -> Option<Result<FetchData, ErrorCode>> {
         if let Err(code) = self.leader_check(partition, Some(leader_epoch)) {
             self.note_refusal(partition, code);
-            return Err(code);
+            return Some(Err(code));
         }
+        let wait_ns = self.config.replica_fetch_wait_max_ns;
         let replica = self.replicas.get_mut(&partition).expect("checked");
         let (start, end) = (replica.log.start_offset(), replica.log.end_offset());
         // A follower ahead of the leader is told where the leader's log ends (as Kafka
         // answers an out-of-range fetch), so it can cut back; a consumer just fails.
         let follower_ahead = follower.is_some() && fetch_offset > end;
         if fetch_offset < start || (fetch_offset > end && !follower_ahead) {
-            return Err(ErrorCode::OffsetOutOfRange);
+            return Some(Err(ErrorCode::OffsetOutOfRange));
         }
+        let mut parked = false;
         if let (Some((follower, broker_epoch)), Role::Leader { followers, .. }) =
             (follower, &mut replica.role)
         {
@@ -1172,53 +1276,114 @@ impl Broker {
                 if fetch_offset >= end {
                     progress.caught_up_ns = now_ns;
                 }
+                // Nothing to send: held until there is (Kafka's long poll).
+                if wait_ns > 0 && fetch_offset == end {
+                    let fetch = ParkedFetch {
+                        from,
+                        correlation,
+                        leader_epoch,
+                        fetch_offset,
+                        broker_epoch,
+                        max_bytes,
+                        parked_ns: now_ns,
+                    };
+                    // The newer of the two waits; the other is answered at once (a copy
+                    // delayed in the network: its follower no longer waits for it).
+                    parked = progress.parked.as_ref().is_none_or(|held| fetch.is_after(held));
+                    if parked {
+                        progress.parked = Some(fetch);
+                    }
+                }
             }
         }
-        // Consumers see only what is committed; `read_committed` ones only what is
-        // decided.
-        let last_stable = replica.txns.last_stable_offset(replica.high_watermark);
-        let limit = match (follower, isolation) {
-            (Some(_), _) => end,
-            (None, Isolation::ReadUncommitted) => replica.high_watermark,
-            (None, Isolation::ReadCommitted) => last_stable,
-        };
-        let mut batches = Vec::new();
-        if fetch_offset < limit && !follower_ahead {
-            let read = match replica.log.read_encoded(storage, fetch_offset, max_bytes as usize) {
-                Ok(read) => read,
+        let answer = if parked {
+            None
+        } else {
+            let read = fetch_data(
+                storage,
+                replica,
+                fetch_offset,
+                follower.is_some(),
+                (max_bytes, isolation),
+            );
+            match read {
+                Ok(data) => Some(Ok(data)),
                 Err(error) => {
                     // The log cannot serve what it holds (corruption, a failed read):
                     // like Kafka taking a log directory offline, the broker stops, and
                     // a restart's recovery cuts the damage; others take over meanwhile.
                     self.halt(format!("partition {partition}: {error}"));
-                    return Err(ErrorCode::StorageError);
+                    return Some(Err(ErrorCode::StorageError));
                 }
-            };
-            batches.extend(
-                read.into_iter()
-                    .take_while(|(header, _)| header.base_offset < limit)
-                    .map(|(_, bytes)| bytes),
-            );
-        }
-        let aborted = match (follower, isolation) {
-            (None, Isolation::ReadCommitted) if fetch_offset < limit => {
-                replica.txns.aborted_between(fetch_offset, limit).into_boxed_slice()
             }
-            _ => Box::default(),
-        };
-        let data = FetchData {
-            leader_epoch: replica.state.leader_epoch,
-            batches,
-            high_watermark: replica.high_watermark,
-            log_start_offset: start,
-            log_end_offset: end,
-            last_stable_offset: last_stable,
-            aborted,
         };
         if follower.is_some() {
             self.maybe_advance_high_watermark(partition);
         }
-        Ok(data)
+        answer
+    }
+
+    /// The passing of time for the fetches this leader holds: a follower waiting at the
+    /// log end is caught up (as Kafka counts it), and a fetch held for
+    /// `replica_fetch_wait_max_ns` is answered with what there is (nothing new).
+    fn tick_parked_fetches<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+    ) -> Result<(), LogError> {
+        let wait_ns = self.config.replica_fetch_wait_max_ns;
+        if wait_ns == 0 {
+            return Ok(()); // nothing is ever held
+        }
+        let replica = self.replicas.get_mut(&partition).expect("ticked partitions exist");
+        let end = replica.log.end_offset();
+        let Role::Leader { followers, .. } = &mut replica.role else { return Ok(()) };
+        let mut due = false;
+        for progress in followers.values_mut() {
+            let Some(parked) = &progress.parked else { continue };
+            if parked.broker_epoch == progress.broker_epoch && parked.fetch_offset >= end {
+                progress.caught_up_ns = now_ns;
+            }
+            due |= now_ns >= parked.parked_ns.saturating_add(wait_ns);
+        }
+        if !due {
+            return Ok(());
+        }
+        self.answer_parked_fetches(storage, now_ns, partition, |parked| {
+            now_ns >= parked.parked_ns.saturating_add(wait_ns)
+        })
+    }
+
+    /// Answers the fetches this leader holds that `due` picks, with what the log has for
+    /// them now. Each waited at the log end until now: its follower was caught up.
+    fn answer_parked_fetches<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        now_ns: u64,
+        partition: u32,
+        due: impl Fn(&ParkedFetch) -> bool,
+    ) -> Result<(), LogError> {
+        let Some(replica) = self.replicas.get_mut(&partition) else { return Ok(()) };
+        let Role::Leader { followers, .. } = &mut replica.role else { return Ok(()) };
+        let mut answering = Vec::new();
+        for progress in followers.values_mut() {
+            if progress.parked.as_ref().is_some_and(&due) {
+                let parked = progress.parked.take().expect("just seen");
+                if parked.broker_epoch == progress.broker_epoch {
+                    progress.caught_up_ns = now_ns;
+                }
+                answering.push(parked);
+            }
+        }
+        for parked in answering {
+            let options = (parked.max_bytes, Isolation::ReadUncommitted);
+            let data = fetch_data(storage, replica, parked.fetch_offset, true, options)?;
+            let correlation = parked.correlation;
+            let msg = Msg::FetchResponse { partition, correlation, result: Ok(data) };
+            self.outbox.push((parked.from, msg));
+        }
+        Ok(())
     }
 
     fn on_fetch_response<S: Storage + ?Sized>(
@@ -1381,6 +1546,52 @@ impl Broker {
             false
         });
     }
+}
+
+/// What a fetch at `fetch_offset` gets from a leader's replica now: the batches the
+/// asker may see (a follower everything, a consumer what is committed, or decided under
+/// `read_committed`, with the aborted transactions that covers), and the watermarks.
+/// Every batch is validated before it is served; a log that cannot serve what it holds
+/// is an error.
+fn fetch_data<S: Storage + ?Sized>(
+    storage: &mut S,
+    replica: &Replica,
+    fetch_offset: u64,
+    follower: bool,
+    (max_bytes, isolation): (u32, Isolation),
+) -> Result<FetchData, LogError> {
+    let (start, end) = (replica.log.start_offset(), replica.log.end_offset());
+    let follower_ahead = follower && fetch_offset > end;
+    let last_stable = replica.txns.last_stable_offset(replica.high_watermark);
+    let limit = match (follower, isolation) {
+        (true, _) => end,
+        (false, Isolation::ReadUncommitted) => replica.high_watermark,
+        (false, Isolation::ReadCommitted) => last_stable,
+    };
+    let mut batches = Vec::new();
+    if fetch_offset < limit && !follower_ahead {
+        let read = replica.log.read_encoded(storage, fetch_offset, max_bytes as usize)?;
+        batches.extend(
+            read.into_iter()
+                .take_while(|(header, _)| header.base_offset < limit)
+                .map(|(_, bytes)| bytes),
+        );
+    }
+    let aborted = match (follower, isolation) {
+        (false, Isolation::ReadCommitted) if fetch_offset < limit => {
+            replica.txns.aborted_between(fetch_offset, limit).into_boxed_slice()
+        }
+        _ => Box::default(),
+    };
+    Ok(FetchData {
+        leader_epoch: replica.state.leader_epoch,
+        batches,
+        high_watermark: replica.high_watermark,
+        log_start_offset: start,
+        log_end_offset: end,
+        last_stable_offset: last_stable,
+        aborted,
+    })
 }
 
 fn fetch(

@@ -28,6 +28,7 @@ fn config() -> BrokerConfig {
         replica_lag_max_ns: 300_000_000,
         heartbeat_every_ns: 50_000_000,
         request_timeout_ns: 100_000_000,
+        replica_fetch_wait_max_ns: 0,
         fetch_max_bytes: 1 << 20,
         pending_produce_max: 100,
         hw_checkpoint_every_ns: 500_000_000,

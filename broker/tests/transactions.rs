@@ -107,6 +107,7 @@ impl Cluster {
                 replica_lag_max_ns: 300 * MS,
                 heartbeat_every_ns: 50 * MS,
                 request_timeout_ns: 100 * MS,
+                replica_fetch_wait_max_ns: 0,
                 fetch_max_bytes: 1 << 20,
                 pending_produce_max: 100,
                 hw_checkpoint_every_ns: 500 * MS,
@@ -168,7 +169,7 @@ impl Cluster {
                 self.coordinator.on_synced(&mut self.coordinator_disk, ticket, result);
             }
             for (ticket, result) in self.broker_disk.take_completed() {
-                self.broker.on_synced(&mut self.broker_disk, ticket, result);
+                self.broker.on_synced(&mut self.broker_disk, self.now_ns, ticket, result);
             }
             if sent.is_empty() {
                 return;
