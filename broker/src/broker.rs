@@ -98,11 +98,27 @@ pub enum BrokerEvent {
     ProducerFenced {
         partition: u32,
     },
+    /// A follower's fetch this leader held (long poll) was answered.
+    HeldFetchAnswered {
+        partition: u32,
+        by: HeldFetchEnd,
+    },
     /// A transaction marker was written (as leader).
     TxnMarker {
         partition: u32,
         commit: bool,
     },
+}
+
+/// What ended a leader's hold on a follower's fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldFetchEnd {
+    /// The log grew past it: answered with the new records.
+    Data,
+    /// The wait ran out: answered with nothing new.
+    Wait,
+    /// The leadership or its epoch changed: answered with the error a fresh fetch gets.
+    Leadership,
 }
 
 /// Batches of one idempotent producer kept for duplicate detection (Kafka keeps 5).
@@ -868,6 +884,8 @@ impl Broker {
             let msg =
                 Msg::FetchResponse { partition, correlation: fetch.correlation, result: Err(code) };
             self.outbox.push((fetch.from, msg));
+            let by = HeldFetchEnd::Leadership;
+            self.events.push(BrokerEvent::HeldFetchAnswered { partition, by });
         }
     }
 
@@ -898,12 +916,31 @@ impl Broker {
             return Ok(());
         }
         let replica = self.replicas.get_mut(&partition).expect("checked");
-        if acks == Acks::All && replica.state.isr.len() < min_isr {
+        // Refusals that say "nothing appended" come after the idempotence check below
+        // when the batch is one this replica holds: a copy of an appended batch (a
+        // retry, or the network's duplicate) must get that batch's fate, never a
+        // refusal its producer would take as final.
+        let held = producer.producer_id >= 0 && {
+            let last_seq = producer.base_sequence.wrapping_add(records.len() as i32 - 1);
+            replica.producers.get(&producer.producer_id).is_some_and(|entry| {
+                entry.epoch == producer.producer_epoch
+                    && entry.batches.iter().any(|(first, last, _)| {
+                        *first == producer.base_sequence && *last == last_seq
+                    })
+            })
+        };
+        if !held && acks == Acks::All && replica.state.isr.len() < min_isr {
             respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
             return Ok(());
         }
         if replica.pending.len() >= pending_max {
-            respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
+            // A held batch is appended: its fate is open, not refused.
+            let code = if held {
+                ErrorCode::NotEnoughReplicasAfterAppend
+            } else {
+                ErrorCode::NotEnoughReplicas
+            };
+            respond(&mut self.outbox, Err(code));
             return Ok(());
         }
         // A producer epoch older than one this partition has seen: a newer producer with
@@ -1379,6 +1416,8 @@ impl Broker {
         for parked in answering {
             let options = (parked.max_bytes, Isolation::ReadUncommitted);
             let data = fetch_data(storage, replica, parked.fetch_offset, true, options)?;
+            let by = if data.batches.is_empty() { HeldFetchEnd::Wait } else { HeldFetchEnd::Data };
+            self.events.push(BrokerEvent::HeldFetchAnswered { partition, by });
             let correlation = parked.correlation;
             let msg = Msg::FetchResponse { partition, correlation, result: Ok(data) };
             self.outbox.push((parked.from, msg));

@@ -144,13 +144,17 @@ impl Producer {
     fn finish(&mut self, outcome: Outcome<u64>) {
         let send = self.current.take().expect("an operation is under way");
         match (&outcome, send.sequence) {
-            (_, None) | (Outcome::Fail(_), Some(_)) => {} // no sequence, or it is free again
+            (_, None) => {}
             (Outcome::Ok(_), Some(sequence)) => {
                 self.sequences[send.partition as usize] = sequence.wrapping_add(1)
             }
-            (Outcome::Info(_), Some(_)) => {
+            (Outcome::Fail(_) | Outcome::Info(_), Some(_)) => {
                 // The sequence may or may not have been used: start over with a new id,
-                // as Kafka bumps the producer epoch.
+                // as Kafka bumps the producer epoch for an unresolved sequence. Even
+                // after refusals only: a copy of an attempt the network duplicated or
+                // held back may still land, and with the sequence reused the broker
+                // would answer the next send with that copy's offset (found by
+                // `long-poll`: an acknowledged write lost, seed 1821).
                 self.producer_id = None;
                 self.sequences.iter_mut().for_each(|s| *s = 0);
             }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use logjam_broker::batch;
-use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, TruncationRule};
+use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, HeldFetchEnd, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
 use logjam_broker::controller::{Controller, ControllerConfig};
 use logjam_broker::coordinator::{
@@ -39,6 +39,12 @@ pub const TICK_NS: u64 = 5_000_000;
 /// out requests and starts the next poll.
 pub const CLIENT_TICK_NS: u64 = 20_000_000;
 
+/// A broker's follower asks again when a fetch goes unanswered this long.
+const BROKER_REQUEST_TIMEOUT_NS: u64 = 100_000_000;
+/// A leader holds a follower's fetch for less than this: half the request timeout, so
+/// the answer to a fetch held the longest still has time to arrive.
+pub const REPLICA_FETCH_WAIT_NS_LIMIT: u64 = BROKER_REQUEST_TIMEOUT_NS / 2;
+
 /// The cluster under test and its clients.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSpec {
@@ -49,6 +55,9 @@ pub struct ClusterSpec {
     pub acks: Acks,
     pub unclean_leader_election: bool,
     pub flush: FlushPolicy,
+    /// How long a leader holds a follower's fetch that finds nothing new (long poll);
+    /// 0 answers at once. Below `REPLICA_FETCH_WAIT_NS_LIMIT`.
+    pub replica_fetch_wait_ns: u64,
     pub truncation: TruncationRule,
     pub idempotent: bool,
     /// Producer processes: plain producers, or event-store clients when `es` is set.
@@ -201,15 +210,14 @@ impl ClusterSpec {
             },
             replica_lag_max_ns: 300_000_000,
             heartbeat_every_ns: 50_000_000,
-            request_timeout_ns: 100_000_000,
-            // Off: followers poll every tick, as before. Long polls (50 ms: below the
-            // 100 ms request timeout; Kafka's 500 ms would time out here) replicate
-            // within a network latency instead of a tick, and the catalogue then seldom
-            // reaches the states it exists to reach: a leader crashing ahead of its
-            // followers (follower-truncation coverage of leader-failover fell from 69 to 4
-            // of 200 seeds) or an acks=1 write lost (acks-1-leader-crash: median seeds to
-            // the anomaly 1.5 -> 15). Turning it on needs lag modelled in those scenarios.
-            replica_fetch_wait_max_ns: 0,
+            request_timeout_ns: BROKER_REQUEST_TIMEOUT_NS,
+            // Off unless the scenario asks (`cluster.replica_fetch_wait`): followers poll
+            // every tick. Long polls replicate within a network latency instead of a
+            // tick, and the catalogue's scenarios then seldom reach the states they exist
+            // to reach: a leader crashing ahead of its followers (follower-truncation
+            // coverage of leader-failover fell from 69 to 4 of 200 seeds) or an acks=1
+            // write lost (acks-1-leader-crash: median seeds to the anomaly 1.5 -> 15).
+            replica_fetch_wait_max_ns: self.replica_fetch_wait_ns,
             fetch_max_bytes: 256 * 1024,
             pending_produce_max: 10_000,
             hw_checkpoint_every_ns: 500_000_000,
@@ -382,6 +390,13 @@ impl Recorder {
             BrokerEvent::Fenced { .. } => return count("fencing-refusal"),
             BrokerEvent::ProducerFenced { .. } => return count("producer-fenced"),
             BrokerEvent::TxnMarker { .. } => return count("txn-marker"),
+            BrokerEvent::HeldFetchAnswered { by, .. } => {
+                return count(match by {
+                    HeldFetchEnd::Data => "long-poll-data",
+                    HeldFetchEnd::Wait => "long-poll-wait",
+                    HeldFetchEnd::Leadership => "long-poll-leadership",
+                });
+            }
         };
         self.protocol(t_ns, node, event);
     }

@@ -34,6 +34,12 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
+    ("long-poll-data", "a leader answered a follower's held fetch when its log grew"),
+    ("long-poll-wait", "a follower's held fetch waited out the wait and got nothing new"),
+    (
+        "long-poll-leadership",
+        "a leadership change answered a follower's held fetch with the error a fresh one gets",
+    ),
     ("projection-restart", "an event-store projection restarted from its checkpoint"),
     ("snapshot-load", "an event-store command loaded its stream from a snapshot plus its tail"),
     ("txn-commit", "a transaction committed: every partition got its commit marker"),

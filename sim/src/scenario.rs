@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
-use crate::cluster::{ClusterSpec, EsSpec, TxnSpec};
+use crate::cluster::{ClusterSpec, EsSpec, REPLICA_FETCH_WAIT_NS_LIMIT, TxnSpec};
 use crate::config::{NODES_MAX, WorldConfig};
 use crate::coverage;
 use crate::fault::{Fault, Partition};
@@ -218,6 +218,9 @@ struct ClusterFile {
     unclean_leader_election: Option<bool>,
     flush: Option<Spanned<FlushFile>>,
     truncation: Option<TruncationFile>,
+    /// Long-poll follower fetches: how long a leader may hold one (0, the default,
+    /// answers at once).
+    replica_fetch_wait: Option<Spanned<Dur>>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -965,6 +968,17 @@ impl Source<'_> {
                         FlushPolicy::Interval { every_ns: every_ms * NS_PER_MS }
                     }
                 };
+                let replica_fetch_wait_ns =
+                    cluster.replica_fetch_wait.as_ref().map_or(0, |d| d.get_ref().0);
+                if replica_fetch_wait_ns >= REPLICA_FETCH_WAIT_NS_LIMIT {
+                    let span = cluster.replica_fetch_wait.as_ref().map(Spanned::span);
+                    let message = format!(
+                        "cluster.replica_fetch_wait: {} must be below {} (a follower gives up on a fetch after the request timeout)",
+                        format_duration_short(replica_fetch_wait_ns),
+                        format_duration_short(REPLICA_FETCH_WAIT_NS_LIMIT)
+                    );
+                    return refuse(span, message);
+                }
                 let spec = ClusterSpec {
                     brokers,
                     partitions,
@@ -977,6 +991,7 @@ impl Source<'_> {
                     },
                     unclean_leader_election: cluster.unclean_leader_election.unwrap_or(false),
                     flush,
+                    replica_fetch_wait_ns,
                     truncation: match cluster.truncation.unwrap_or(TruncationFile::LeaderEpoch) {
                         TruncationFile::LeaderEpoch => TruncationRule::LeaderEpoch,
                         TruncationFile::HighWatermark => TruncationRule::HighWatermark,

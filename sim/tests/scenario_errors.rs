@@ -259,6 +259,11 @@ const CLUSTER_CASES: &[(&str, &str, &str)] = &[
         "c.toml:10:9: cluster.flush.every_ms: must be above zero",
     ),
     (
+        "flush = \"every-batch\"",
+        "flush = \"every-batch\"\nreplica_fetch_wait = \"50ms\"",
+        "c.toml:11:22: cluster.replica_fetch_wait: 50ms must be below 50ms (a follower gives up on a fetch after the request timeout)",
+    ),
+    (
         "brokers = 3",
         "brokers = 3\nnodes = 3",
         "c.toml:7:9: cluster.nodes: a log-cluster counts `brokers`",

@@ -155,6 +155,12 @@ const FOUND_BUGS: &[(&str, u64, &str)] = &[
     ("power-loss", 253, "a follower joined the ISR with committed records only in memory"),
     ("txn-faults", 386, "an answer to the coordinator's previous life took a marker for done"),
     (
+        "long-poll",
+        780,
+        "a duplicated produce refused as not appended after its first copy was: the sequence reused, an acknowledged write lost",
+    ),
+    ("long-poll", 1495, "a send refused as not appended whose duplicated first copy had landed"),
+    (
         "txn-faults",
         9479,
         "a late answer to an earlier transaction's marker completed the next one's partition",
