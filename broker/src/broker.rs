@@ -916,26 +916,27 @@ impl Broker {
             return Ok(());
         }
         let replica = self.replicas.get_mut(&partition).expect("checked");
-        // Refusals that say "nothing appended" come after the idempotence check below
-        // when the batch is one this replica holds: a copy of an appended batch (a
-        // retry, or the network's duplicate) must get that batch's fate, never a
-        // refusal its producer would take as final.
-        let held = producer.producer_id >= 0 && {
-            let last_seq = producer.base_sequence.wrapping_add(records.len() as i32 - 1);
-            replica.producers.get(&producer.producer_id).is_some_and(|entry| {
-                entry.epoch == producer.producer_epoch
-                    && entry.batches.iter().any(|(first, last, _)| {
-                        *first == producer.base_sequence && *last == last_seq
-                    })
-            })
-        };
-        if !held && acks == Acks::All && replica.state.isr.len() < min_isr {
+        // Idempotence: the batch this replica already holds, if this produce is a copy of
+        // it (a retry, or the network's duplicate). A copy gets that batch's fate, never a
+        // refusal that says nothing was appended: its producer would take it as final.
+        let count = records.len() as i32;
+        let last_seq = producer.base_sequence.wrapping_add(count - 1);
+        let entry =
+            (producer.producer_id >= 0).then(|| replica.producers.get(&producer.producer_id));
+        let same_epoch = entry.flatten().filter(|entry| entry.epoch == producer.producer_epoch);
+        let held = same_epoch.and_then(|entry| {
+            let copy = |&&(first, last, _): &&(i32, i32, u64)| {
+                first == producer.base_sequence && last == last_seq
+            };
+            entry.batches.iter().find(copy).map(|&(_, _, base)| base)
+        });
+        if held.is_none() && acks == Acks::All && replica.state.isr.len() < min_isr {
             respond(&mut self.outbox, Err(ErrorCode::NotEnoughReplicas));
             return Ok(());
         }
         if replica.pending.len() >= pending_max {
             // A held batch is appended: its fate is open, not refused.
-            let code = if held {
+            let code = if held.is_some() {
                 ErrorCode::NotEnoughReplicasAfterAppend
             } else {
                 ErrorCode::NotEnoughReplicas
@@ -945,46 +946,32 @@ impl Broker {
         }
         // A producer epoch older than one this partition has seen: a newer producer with
         // the same transactional id, or a transaction already ended, fenced it.
-        if producer.producer_id >= 0
-            && replica
-                .producers
-                .get(&producer.producer_id)
-                .is_some_and(|entry| producer.producer_epoch < entry.epoch)
-        {
+        if entry.flatten().is_some_and(|entry| producer.producer_epoch < entry.epoch) {
             self.events.push(BrokerEvent::ProducerFenced { partition });
             respond(&mut self.outbox, Err(ErrorCode::ProducerFenced));
             return Ok(());
         }
-        // Idempotence: a retry of a batch we hold gets its first answer back.
-        let count = records.len() as i32;
-        if producer.producer_id >= 0 {
-            let last_seq = producer.base_sequence.wrapping_add(count - 1);
-            if let Some(entry) = replica.producers.get(&producer.producer_id) {
-                if entry.epoch == producer.producer_epoch {
-                    if let Some(&(_, _, base)) = entry.batches.iter().find(|(first, last, _)| {
-                        *first == producer.base_sequence && *last == last_seq
-                    }) {
-                        let end = base + u64::from(count as u32);
-                        if acks != Acks::All || end <= replica.high_watermark {
-                            respond(&mut self.outbox, Ok(base));
-                        } else {
-                            replica.pending.push(PendingProduce {
-                                from,
-                                correlation,
-                                base_offset: base,
-                                end_offset: end,
-                                marker: false,
-                            });
-                        }
-                        return Ok(());
-                    }
-                    let expected =
-                        entry.batches.back().map_or(0, |&(_, last, _)| last.wrapping_add(1));
-                    if producer.base_sequence != expected {
-                        respond(&mut self.outbox, Err(ErrorCode::OutOfOrderSequence));
-                        return Ok(());
-                    }
-                }
+        if let Some(base) = held {
+            // Its first answer back: now if it is committed, else when it is.
+            let end = base + u64::from(count as u32);
+            if acks != Acks::All || end <= replica.high_watermark {
+                respond(&mut self.outbox, Ok(base));
+            } else {
+                replica.pending.push(PendingProduce {
+                    from,
+                    correlation,
+                    base_offset: base,
+                    end_offset: end,
+                    marker: false,
+                });
+            }
+            return Ok(());
+        }
+        if let Some(entry) = same_epoch {
+            let expected = entry.batches.back().map_or(0, |&(_, last, _)| last.wrapping_add(1));
+            if producer.base_sequence != expected {
+                respond(&mut self.outbox, Err(ErrorCode::OutOfOrderSequence));
+                return Ok(());
             }
         }
         let open = replica.txns.open(producer.producer_id);

@@ -3,38 +3,18 @@
 //! is derived from the log: after a role change or a restart it is rebuilt, never
 //! trusted from memory.
 
+mod support;
+
 use logjam_broker::batch::{ProducerStamp, Record};
-use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
-use logjam_broker::log::{FlushPolicy, LogConfig};
+use logjam_broker::broker::{Broker, BrokerConfig};
 use logjam_broker::protocol::{Acks, ErrorCode, Msg, PartitionState};
 use logjam_broker::storage::FsStorage;
-use logjam_broker::txn::TxnProtocol;
+use support::{CONTROLLER, broker_config};
 
-const CONTROLLER: u32 = 9;
 const CLIENT: u32 = 5;
 
 fn config() -> BrokerConfig {
-    BrokerConfig {
-        id: 0,
-        controller: CONTROLLER,
-        min_insync_replicas: 1,
-        truncation: TruncationRule::LeaderEpoch,
-        log: LogConfig {
-            segment_bytes_max: 1 << 20,
-            index_interval_bytes: 4096,
-            flush: FlushPolicy::Never,
-            verify_on_open: true,
-        },
-        replica_lag_max_ns: 300_000_000,
-        heartbeat_every_ns: 50_000_000,
-        request_timeout_ns: 100_000_000,
-        replica_fetch_wait_max_ns: 0,
-        fetch_max_bytes: 1 << 20,
-        pending_produce_max: 100,
-        hw_checkpoint_every_ns: 500_000_000,
-        txn_coordinator: None,
-        txn_protocol: TxnProtocol::Kip890,
-    }
+    broker_config(0)
 }
 
 /// The controller's word: this broker (alone) leads partition 0 in `epoch`, or follows

@@ -6,41 +6,20 @@
 //! sequence, and the next send was answered with the first copy's offset.)
 
 use logjam_broker::batch::{ProducerStamp, Record};
-use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
+mod support;
+
+use logjam_broker::broker::{Broker, BrokerConfig};
 use logjam_broker::client::{Outcome, Producer, ProducerConfig};
-use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{Acks, ErrorCode, Msg, NodeId, PartitionState};
 use logjam_broker::storage::FsStorage;
-use logjam_broker::txn::TxnProtocol;
+use support::{CONTROLLER, MS, broker_config};
 
-const CONTROLLER: NodeId = 9;
 const CLIENT: NodeId = 5;
-const MS: u64 = 1_000_000;
 const T0: u64 = 1_000 * MS;
 const PRODUCER_ID: i64 = 7;
 
 fn config(pending_produce_max: usize) -> BrokerConfig {
-    BrokerConfig {
-        id: 0,
-        controller: CONTROLLER,
-        min_insync_replicas: 2,
-        truncation: TruncationRule::LeaderEpoch,
-        log: LogConfig {
-            segment_bytes_max: 1 << 20,
-            index_interval_bytes: 4096,
-            flush: FlushPolicy::Never,
-            verify_on_open: true,
-        },
-        replica_lag_max_ns: 300 * MS,
-        heartbeat_every_ns: 50 * MS,
-        request_timeout_ns: 100 * MS,
-        replica_fetch_wait_max_ns: 0,
-        fetch_max_bytes: 1 << 20,
-        pending_produce_max,
-        hw_checkpoint_every_ns: 500 * MS,
-        txn_coordinator: None,
-        txn_protocol: TxnProtocol::Kip890,
-    }
+    BrokerConfig { min_insync_replicas: 2, pending_produce_max, ..broker_config(0) }
 }
 
 /// The controller's word: broker 0 leads partition 0 in epoch 1 with this ISR.

@@ -4,43 +4,29 @@
 //! progress counts when the fetch arrives, so neither the ISR nor the high watermark
 //! waits for the answer.
 
+mod support;
+
 use logjam_broker::batch::{ProducerStamp, Record};
-use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
+use logjam_broker::broker::{Broker, BrokerConfig};
 use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{Acks, ErrorCode, Isolation, Msg, NodeId, PartitionState};
 use logjam_broker::storage::FsStorage;
-use logjam_broker::txn::TxnProtocol;
+use support::{CONTROLLER, MS, broker_config};
 
-const CONTROLLER: NodeId = 9;
 const CLIENT: NodeId = 5;
 const FOLLOWER: NodeId = 1;
-const MS: u64 = 1_000_000;
 const WAIT_NS: u64 = 50 * MS;
 const TICK_NS: u64 = 5 * MS;
 /// Every test starts here (not at 0, so no timer is due at once by accident).
 const T0: u64 = 1_000 * MS;
 
 fn config(id: NodeId, wait_ns: u64, flush: FlushPolicy) -> BrokerConfig {
+    let base = broker_config(id);
     BrokerConfig {
-        id,
-        controller: CONTROLLER,
         min_insync_replicas: 2,
-        truncation: TruncationRule::LeaderEpoch,
-        log: LogConfig {
-            segment_bytes_max: 1 << 20,
-            index_interval_bytes: 4096,
-            flush,
-            verify_on_open: true,
-        },
-        replica_lag_max_ns: 300 * MS,
-        heartbeat_every_ns: 50 * MS,
-        request_timeout_ns: 100 * MS,
+        log: LogConfig { flush, ..base.log },
         replica_fetch_wait_max_ns: wait_ns,
-        fetch_max_bytes: 1 << 20,
-        pending_produce_max: 100,
-        hw_checkpoint_every_ns: 500 * MS,
-        txn_coordinator: None,
-        txn_protocol: TxnProtocol::Kip890,
+        ..base
     }
 }
 

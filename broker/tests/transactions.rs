@@ -8,7 +8,9 @@
 //! the producer writes to that partition again, passes for the next transaction's
 //! batch and is committed with it.
 
-use logjam_broker::broker::{Broker, BrokerConfig, TruncationRule};
+mod support;
+
+use logjam_broker::broker::{Broker, BrokerConfig};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome};
 use logjam_broker::coordinator::{Coordinator, CoordinatorConfig, PRODUCER_EPOCH_MAX};
 use logjam_broker::log::{FlushPolicy, LogConfig};
@@ -16,13 +18,12 @@ use logjam_broker::protocol::{ErrorCode, Isolation, Msg, NodeId, PartitionState}
 use logjam_broker::storage::FsStorage;
 use logjam_broker::txn::TxnProtocol;
 use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
+use support::{CONTROLLER, MS, broker_config};
 
 const BROKER: NodeId = 0;
 const PRODUCER: NodeId = 5;
 const CONSUMER: NodeId = 6;
 const COORDINATOR: NodeId = 8;
-const CONTROLLER: NodeId = 9;
-const MS: u64 = 1_000_000;
 
 fn log_config(flush: FlushPolicy) -> LogConfig {
     LogConfig {
@@ -99,20 +100,9 @@ impl Cluster {
         let mut coordinator_disk = FsStorage::new(dirs.1.path());
         let mut broker = Broker::new(
             BrokerConfig {
-                id: BROKER,
-                controller: CONTROLLER,
-                min_insync_replicas: 1,
-                truncation: TruncationRule::LeaderEpoch,
-                log: log_config(FlushPolicy::Never),
-                replica_lag_max_ns: 300 * MS,
-                heartbeat_every_ns: 50 * MS,
-                request_timeout_ns: 100 * MS,
-                replica_fetch_wait_max_ns: 0,
-                fetch_max_bytes: 1 << 20,
-                pending_produce_max: 100,
-                hw_checkpoint_every_ns: 500 * MS,
                 txn_coordinator: Some(COORDINATOR),
                 txn_protocol: protocol,
+                ..broker_config(BROKER)
             },
             1,
         );
