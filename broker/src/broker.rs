@@ -25,8 +25,15 @@ use crate::txn::{self, Marker, PartitionTxns, TxnProtocol};
 /// How a replica that becomes a follower finds where its log diverges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TruncationRule {
-    /// Ask the leader where the replica's latest epoch ends (KIP-101/279).
+    /// KIP-279: ask the leader where the replica's latest epoch ends; the answer names
+    /// the largest epoch at most that one the leader has. A follower without that epoch
+    /// cuts to the end of its own largest epoch below it and asks again, until both
+    /// agree on an epoch: then the logs match up to the cut.
     LeaderEpoch,
+    /// KIP-101 alone: one question, answered with the start of the leader's next higher
+    /// epoch and no epoch; the follower cuts there once. Logs can stay apart for good
+    /// when leaders change fast (what KIP-279 fixed): a weak setting.
+    Kip101,
     /// Truncate to the local high watermark (the legacy rule; loses data).
     HighWatermark,
 }
@@ -685,12 +692,9 @@ impl Broker {
                 self.on_fetch_response(storage, now_ns, partition, correlation, result)
             }
             Msg::OffsetForLeaderEpoch { partition, correlation, leader_epoch, requested_epoch } => {
-                let result = self.leader_check(partition, Some(leader_epoch)).map(|replica| {
-                    replica
-                        .log
-                        .end_offset_for_epoch(requested_epoch)
-                        .unwrap_or((0, replica.log.start_offset()))
-                });
+                let result = self
+                    .leader_check(partition, Some(leader_epoch))
+                    .map(|replica| replica.log.epoch_end_answer(requested_epoch));
                 if let Err(code) = result {
                     self.note_refusal(partition, code);
                 }
@@ -1490,6 +1494,7 @@ impl Broker {
         correlation: u64,
         result: Result<(u32, u64), ErrorCode>,
     ) -> Result<(), LogError> {
+        let rule = self.config.truncation;
         let Some(replica) = self.replicas.get_mut(&partition) else { return Ok(()) };
         let Role::Follower { in_flight, truncated, .. } = &mut replica.role else { return Ok(()) };
         if in_flight.is_none_or(|(expected, _)| expected != correlation) {
@@ -1497,19 +1502,15 @@ impl Broker {
         }
         *in_flight = None;
         let Ok((leader_epoch, leader_end)) = result else { return Ok(()) };
-        // KIP-279: cut where the leader's answer and our own log agree the epoch ends.
-        let own_end = replica.log.end_offset_for_epoch(leader_epoch).map_or(
-            replica.log.start_offset(),
-            |(epoch, end)| {
-                if epoch == leader_epoch {
-                    end
-                } else {
-                    replica.log.start_offset().max(end.min(leader_end))
-                }
-            },
-        );
-        let cut = leader_end.min(own_end).max(replica.log.start_offset());
-        *truncated = true;
+        let (cut, agreed) = match rule {
+            // KIP-101: the answer's offset is the cut; its epoch is not looked at.
+            TruncationRule::Kip101 | TruncationRule::HighWatermark => (leader_end, true),
+            TruncationRule::LeaderEpoch => epoch_cut(&replica.log, leader_epoch, leader_end),
+        };
+        let cut = cut.min(replica.log.end_offset()).max(replica.log.start_offset());
+        // Not agreed yet: the cut removed every epoch above the one it kept, and the next
+        // question asks about that one (each round asks about a lower epoch, so it ends).
+        *truncated = agreed;
         if cut < replica.log.end_offset() {
             let new_end = replica.log.truncate_to(storage, cut)?;
             forget_from(storage, replica, new_end)?;
@@ -1571,6 +1572,20 @@ impl Broker {
             outbox.push(pending.answer(partition, Ok(pending.base_offset)));
             false
         });
+    }
+}
+
+/// KIP-279, the follower's side: the leader's log has `leader_epoch` (the largest epoch
+/// at most the one asked about) ending at `leader_end`. Returns the cut, and whether the
+/// two logs now agree up to it. A follower that has that epoch too cuts where the
+/// earlier of the two ends; one that lacks it cuts to the end of its own largest epoch
+/// below it (records of epochs the leader never had are not the leader's) and asks again
+/// about that epoch; one with no epoch that old keeps nothing past the leader's answer.
+fn epoch_cut(log: &PartitionLog, leader_epoch: u32, leader_end: u64) -> (u64, bool) {
+    match log.end_offset_for_epoch(leader_epoch) {
+        Some((epoch, end)) if epoch == leader_epoch => (end.min(leader_end), true),
+        Some((_, end)) => (end, false),
+        None => (leader_end, true),
     }
 }
 

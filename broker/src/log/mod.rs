@@ -159,6 +159,17 @@ impl PartitionLog {
         Some((self.epochs[index].0, end))
     }
 
+    /// A leader's answer to a follower asking where `epoch` ends (OffsetsForLeaderEpoch):
+    /// the largest epoch at most `epoch` this log has and where it ends. Older than every
+    /// epoch here: `epoch` itself, ending where the first epoch here starts (its records,
+    /// if the follower has any, are not here), as Kafka's `LeaderEpochFileCache` answers.
+    pub fn epoch_end_answer(&self, epoch: u32) -> (u32, u64) {
+        self.end_offset_for_epoch(epoch).unwrap_or_else(|| {
+            let first_start = self.epochs.first().map_or(self.end_offset(), |&(_, start)| start);
+            (epoch, first_start.max(self.start_offset()))
+        })
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
