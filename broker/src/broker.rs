@@ -18,7 +18,9 @@ use crate::batch::{self, ProducerStamp, RecordBatch};
 use crate::checkpoint::{self, CheckpointKind, CheckpointWriter};
 use crate::key_versions::KeyVersions;
 use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
-use crate::protocol::{Acks, ErrorCode, FetchData, Isolation, Msg, NodeId, PartitionState};
+use crate::protocol::{
+    Acks, ErrorCode, FetchData, Isolation, LogReport, Msg, NodeId, PartitionState,
+};
 use crate::storage::{Storage, SyncResult, SyncTicket, join};
 use crate::txn::{self, Marker, PartitionTxns, TxnProtocol};
 
@@ -372,8 +374,17 @@ impl Broker {
         if self.last_heartbeat_ns.is_none_or(|last| now_ns >= last + self.config.heartbeat_every_ns)
         {
             self.last_heartbeat_ns = Some(now_ns);
+            let logs = self
+                .replicas
+                .iter()
+                .map(|(&partition, replica)| LogReport {
+                    partition,
+                    latest_epoch: replica.log.latest_epoch().unwrap_or(0),
+                    end_offset: replica.log.end_offset(),
+                })
+                .collect();
             let heartbeat =
-                Msg::Heartbeat { broker: self.config.id, incarnation: self.incarnation };
+                Msg::Heartbeat { broker: self.config.id, incarnation: self.incarnation, logs };
             self.outbox.push((self.config.controller, heartbeat));
         }
         // Ticking a replica never adds or removes one: walk the keys in order without

@@ -1,21 +1,30 @@
 //! The controller: cluster metadata, failure detection and leader election, sans-IO.
 //!
 //! It learns of brokers by their heartbeats and declares one dead when its session
-//! times out. It elects leaders from the ISR (outside it only when unclean election is
-//! on), bumps the leader epoch at every election and the partition epoch at every
-//! change, and refuses ISR changes made against a stale epoch. A broker that restarted
-//! (a new incarnation) may have lost what it never synced, so it leaves every ISR it
-//! is not the last member of, and must catch up to come back.
+//! times out. It bumps the leader epoch at every election and the partition epoch at
+//! every change, and refuses ISR changes made against a stale epoch. A broker that
+//! restarted (a new incarnation) may have lost what it never synced: it leaves the ISR
+//! and must catch up to come back.
+//!
+//! Elections follow KIP-966 (Kafka 4.x). Besides the ISR, each partition keeps its
+//! Eligible Leader Replicas: replicas that left the ISR while it was below
+//! `min_insync_replicas`, when the high watermark could no longer advance, so they hold
+//! every committed record. A leader is the first live ISR member; with none, a live
+//! ELR member; with neither, a replica out of sync only under unclean election; and
+//! when a restart has emptied both ISR and ELR, the replica with the most complete log
+//! once every replica has reported (balanced recovery: no committed record is on a
+//! replica not heard from). `ElectionRule::PreKip966` keeps the older rule, which
+//! re-elects the last ISR member whatever its restart lost: a weak setting.
 //!
 //! Its state is durable before anyone hears of it: every change is written to a
 //! checkpoint (write-temp, sync, rename, sync-directory) and only the last durable
 //! state is announced, so a controller that crashes and recovers never hands out the
-//! same epoch twice.
+//! same epoch twice. The ELR is part of that durable state.
 
 use std::collections::BTreeMap;
 
 use crate::checkpoint::{self, CheckpointKind, CheckpointWriter};
-use crate::protocol::{Msg, NodeId, PartitionState};
+use crate::protocol::{LogReport, Msg, NodeId, PartitionState};
 use crate::storage::{Storage, StorageError, SyncResult, SyncTicket};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +33,24 @@ pub struct ControllerConfig {
     pub partitions: u32,
     pub replication_factor: u32,
     pub unclean_leader_election: bool,
+    /// The ISR size below which the high watermark stops (strict min ISR): a replica
+    /// leaving an ISR smaller than this becomes an Eligible Leader Replica.
+    pub min_insync_replicas: u32,
+    pub election: ElectionRule,
     /// A broker silent for this long is dead.
     pub session_timeout_ns: u64,
+}
+
+/// Whom the controller may elect when the ISR has no live member left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionRule {
+    /// KIP-966: Eligible Leader Replicas, and a restarted broker leaves the ISR and the
+    /// ELR even when it was the last member; balanced recovery when both are empty.
+    Kip966,
+    /// Before KIP-966: the last ISR member stays in the ISR through its restart and is
+    /// elected again with whatever its restart left it, and the others truncate to it
+    /// (every acknowledged write lost to one crash, with `flush = never`).
+    PreKip966,
 }
 
 impl ControllerConfig {
@@ -64,6 +89,11 @@ pub struct Controller {
     /// noticed) and the broker epoch given to it, which grows at every restart.
     registrations: BTreeMap<NodeId, (u64, u64)>,
     durable_registrations: BTreeMap<NodeId, (u64, u64)>,
+    /// Each partition's Eligible Leader Replicas (KIP-966), durable with the states.
+    eligible: Vec<Vec<NodeId>>,
+    /// Each broker's last heartbeat report of its logs, with the incarnation it came
+    /// from (not durable: heard again after a controller restart).
+    reports: BTreeMap<NodeId, (u64, Vec<LogReport>)>,
     writer: CheckpointWriter,
     dirty: bool,
     outbox: Vec<(NodeId, Msg)>,
@@ -85,10 +115,12 @@ impl Controller {
         // that would hand out epochs and producer ids a second time.
         let saved = match checkpoint::read(storage, &path, CheckpointKind::Metadata) {
             Ok(None) => None,
-            Ok(Some(payload)) => Some(decode(&payload).ok_or_else(|| StorageError::Invalid {
-                path: path.clone(),
-                detail: "metadata does not decode".to_owned(),
-            })?),
+            Ok(Some(payload)) => {
+                Some(Metadata::decode(&payload).ok_or_else(|| StorageError::Invalid {
+                    path: path.clone(),
+                    detail: "metadata does not decode".to_owned(),
+                })?)
+            }
             Err(error) => {
                 return Err(StorageError::Invalid {
                     path: path.clone(),
@@ -96,7 +128,7 @@ impl Controller {
                 });
             }
         };
-        let (states, next_producer_id, registrations) = match saved {
+        let Metadata { states, next_producer_id, registrations, eligible } = match saved {
             Some(saved) => saved,
             None => {
                 let states = (0..config.partitions)
@@ -114,7 +146,8 @@ impl Controller {
                         }
                     })
                     .collect();
-                (states, 1, BTreeMap::new())
+                let eligible = vec![Vec::new(); config.partitions as usize];
+                Metadata { states, next_producer_id: 1, registrations: BTreeMap::new(), eligible }
             }
         };
         let mut controller = Controller {
@@ -128,6 +161,8 @@ impl Controller {
             sessions_started: false,
             registrations,
             durable_registrations: BTreeMap::new(),
+            eligible,
+            reports: BTreeMap::new(),
             writer: CheckpointWriter::new(path, CheckpointKind::Metadata),
             dirty: true,
             outbox: Vec::new(),
@@ -170,8 +205,7 @@ impl Controller {
     fn persist<S: Storage + ?Sized>(&mut self, storage: &mut S) -> Result<(), StorageError> {
         if self.dirty {
             self.dirty = false;
-            self.writer
-                .write(storage, encode(&self.states, self.next_producer_id, &self.registrations))?;
+            self.writer.write(storage, self.metadata().encode())?;
         }
         Ok(())
     }
@@ -189,7 +223,8 @@ impl Controller {
     ) -> Result<(), StorageError> {
         self.writer.on_synced(storage, ticket, result)?;
         if let Some(payload) = self.writer.durable() {
-            let (states, next_id, registrations) = decode(payload).expect("we wrote it");
+            let Metadata { states, next_producer_id: next_id, registrations, .. } =
+                Metadata::decode(payload).expect("we wrote it");
             if states != self.durable_states || registrations != self.durable_registrations {
                 self.durable_states = states;
                 self.durable_registrations = registrations;
@@ -229,18 +264,38 @@ impl Controller {
     }
 
     fn elect(&mut self, partition: u32, now_ns: u64) {
-        let unclean = self.config.unclean_leader_election;
         let alive: Vec<NodeId> = self.states[partition as usize]
             .replicas
             .iter()
             .copied()
             .filter(|&b| self.alive(b, now_ns))
             .collect();
+        let (leader, isr) = match self.config.election {
+            ElectionRule::PreKip966 => self.choose_pre_kip_966(partition, &alive),
+            ElectionRule::Kip966 => self.choose_kip_966(partition, &alive),
+        };
         let state = &mut self.states[partition as usize];
+        if leader == state.leader && isr == state.isr {
+            return;
+        }
+        state.leader = leader;
+        state.isr = isr;
+        state.leader_epoch += 1;
+        state.partition_epoch += 1;
+        self.dirty = true;
+    }
+
+    /// The rule before KIP-966: a live ISR member, else (if allowed) any live replica;
+    /// the dead leave the ISR unless that would empty it.
+    fn choose_pre_kip_966(
+        &self,
+        partition: u32,
+        alive: &[NodeId],
+    ) -> (Option<NodeId>, Vec<NodeId>) {
+        let state = &self.states[partition as usize];
         let from_isr = state.isr.iter().copied().find(|b| alive.contains(b));
-        let (leader, isr) = match (from_isr, unclean) {
+        match (from_isr, self.config.unclean_leader_election) {
             (Some(leader), _) => {
-                // The dead leave the ISR, unless that would empty it.
                 let mut isr: Vec<NodeId> =
                     state.isr.iter().copied().filter(|b| alive.contains(b)).collect();
                 if isr.is_empty() {
@@ -253,15 +308,100 @@ impl Controller {
                 None => (None, state.isr.clone()),
             },
             (None, false) => (None, state.isr.clone()),
-        };
-        if leader == state.leader && isr == state.isr {
+        }
+    }
+
+    /// KIP-966: the dead leave the ISR (to the ELR, if it falls below min ISR); then a
+    /// live ISR member leads, else a live ELR member, else (if allowed) any live
+    /// replica, else, when restarts emptied ISR and ELR, balanced recovery.
+    fn choose_kip_966(
+        &mut self,
+        partition: u32,
+        alive: &[NodeId],
+    ) -> (Option<NodeId>, Vec<NodeId>) {
+        let index = partition as usize;
+        let isr: Vec<NodeId> =
+            self.states[index].isr.iter().copied().filter(|b| alive.contains(b)).collect();
+        self.shrink_eligible(partition, &isr, None);
+        if let Some(&leader) = isr.first() {
+            return (Some(leader), isr);
+        }
+        let eligible = &mut self.eligible[index];
+        if let Some(position) = eligible.iter().position(|b| alive.contains(b)) {
+            let leader = eligible.remove(position);
+            self.dirty = true;
+            return (Some(leader), vec![leader]);
+        }
+        let had_eligible = !eligible.is_empty();
+        if self.config.unclean_leader_election {
+            if let Some(&leader) = alive.first() {
+                self.eligible[index].clear();
+                self.dirty = true;
+                return (Some(leader), vec![leader]);
+            }
+        } else if !had_eligible {
+            if let Some(leader) = self.most_complete(partition, alive) {
+                return (Some(leader), vec![leader]);
+            }
+        }
+        (None, isr)
+    }
+
+    /// Balanced recovery: with ISR and ELR empty, no replica is known to hold every
+    /// committed record, but each committed record is on some replica. Once every
+    /// replica is alive and has reported its log from its current life, the one with
+    /// the latest epoch and, within it, the longest log holds them all (the leader of
+    /// that epoch had them when it was elected, and the replica took its log).
+    fn most_complete(&self, partition: u32, alive: &[NodeId]) -> Option<NodeId> {
+        let replicas = &self.states[partition as usize].replicas;
+        let mut best: Option<(NodeId, (u32, u64))> = None;
+        for &replica in replicas {
+            if !alive.contains(&replica) {
+                return None;
+            }
+            let incarnation = self.registrations.get(&replica).map(|&(incarnation, _)| incarnation);
+            let report = self
+                .reports
+                .get(&replica)
+                .filter(|(life, _)| Some(*life) == incarnation)
+                .and_then(|(_, logs)| logs.iter().find(|log| log.partition == partition))?;
+            let rank = (report.latest_epoch, report.end_offset);
+            if best.is_none_or(|(_, best_rank)| rank > best_rank) {
+                best = Some((replica, rank));
+            }
+        }
+        best.map(|(replica, _)| replica)
+    }
+
+    /// KIP-966's ELR rule for an ISR about to become `target`: at or above min ISR the
+    /// high watermark may advance without anyone who left, so the ELR empties; below
+    /// it, whoever leaves the ISR holds everything committed and joins the ELR.
+    /// `unclean`, a broker that restarted and may have lost records, joins neither.
+    fn shrink_eligible(&mut self, partition: u32, target: &[NodeId], unclean: Option<NodeId>) {
+        if self.config.election != ElectionRule::Kip966 {
             return;
         }
-        state.leader = leader;
-        state.isr = isr;
-        state.leader_epoch += 1;
-        state.partition_epoch += 1;
-        self.dirty = true;
+        let index = partition as usize;
+        let mut eligible = std::mem::take(&mut self.eligible[index]);
+        if target.len() as u32 >= self.config.min_insync_replicas {
+            eligible.clear();
+        } else {
+            for &member in &self.states[index].isr {
+                if !eligible.contains(&member) {
+                    eligible.push(member);
+                }
+            }
+            eligible.retain(|member| !target.contains(member) && Some(*member) != unclean);
+        }
+        if eligible != self.eligible[index] {
+            self.dirty = true;
+        }
+        self.eligible[index] = eligible;
+    }
+
+    /// The Eligible Leader Replicas of a partition as this controller holds them.
+    pub fn eligible_leader_replicas(&self, partition: u32) -> &[NodeId] {
+        &self.eligible[partition as usize]
     }
 
     pub fn handle<S: Storage + ?Sized>(
@@ -273,8 +413,9 @@ impl Controller {
     ) -> Result<(), StorageError> {
         self.start_sessions(now_ns);
         match msg {
-            Msg::Heartbeat { broker, incarnation } => {
+            Msg::Heartbeat { broker, incarnation, logs } => {
                 self.brokers.insert(broker, Liveness { last_heartbeat_ns: now_ns });
+                self.reports.insert(broker, (incarnation, logs));
                 let next_epoch =
                     self.registrations.values().map(|&(_, epoch)| epoch).max().unwrap_or(0) + 1;
                 match self.registrations.get(&broker).copied() {
@@ -307,6 +448,8 @@ impl Controller {
                     && isr.contains(&from)
                     && isr.iter().all(|member| state.replicas.contains(member));
                 if current {
+                    self.shrink_eligible(partition, &isr, None);
+                    let state = &mut self.states[partition as usize];
                     state.isr = isr;
                     state.partition_epoch += 1;
                     self.dirty = true;
@@ -341,6 +484,37 @@ impl Controller {
     }
 
     fn forget_unsynced(&mut self, broker: NodeId) {
+        match self.config.election {
+            ElectionRule::PreKip966 => self.forget_unsynced_pre_kip_966(broker),
+            ElectionRule::Kip966 => {
+                for partition in 0..self.states.len() as u32 {
+                    let index = partition as usize;
+                    let state = &self.states[index];
+                    let led = state.leader == Some(broker);
+                    let eligible = self.eligible[index].contains(&broker);
+                    if !led && !eligible && !state.isr.contains(&broker) {
+                        continue;
+                    }
+                    // An unclean shutdown: it leaves the ISR and the ELR, even as their
+                    // last member, and comes back only by catching up.
+                    let target: Vec<NodeId> =
+                        state.isr.iter().copied().filter(|&member| member != broker).collect();
+                    self.shrink_eligible(partition, &target, Some(broker));
+                    self.eligible[index].retain(|&member| member != broker);
+                    let state = &mut self.states[index];
+                    state.isr = target;
+                    if led {
+                        state.leader = None;
+                        state.leader_epoch += 1;
+                    }
+                    state.partition_epoch += 1;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    fn forget_unsynced_pre_kip_966(&mut self, broker: NodeId) {
         for state in &mut self.states {
             let led = state.leader == Some(broker);
             let others_in_isr = state.isr.iter().any(|&member| member != broker);
@@ -361,78 +535,99 @@ impl Controller {
             }
         }
     }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            states: self.states.clone(),
+            next_producer_id: self.next_producer_id,
+            registrations: self.registrations.clone(),
+            eligible: self.eligible.clone(),
+        }
+    }
 }
 
-fn encode(
-    states: &[PartitionState],
+/// What the controller keeps durable.
+struct Metadata {
+    states: Vec<PartitionState>,
     next_producer_id: i64,
-    registrations: &BTreeMap<NodeId, (u64, u64)>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&next_producer_id.to_le_bytes());
-    out.extend_from_slice(&(states.len() as u32).to_le_bytes());
-    for state in states {
-        out.extend_from_slice(&state.partition.to_le_bytes());
-        out.extend_from_slice(&state.leader.map_or(u32::MAX, |l| l).to_le_bytes());
-        out.extend_from_slice(&state.leader_epoch.to_le_bytes());
-        out.extend_from_slice(&state.partition_epoch.to_le_bytes());
-        for list in [&state.replicas, &state.isr] {
+    /// Broker to (incarnation, broker epoch).
+    registrations: BTreeMap<NodeId, (u64, u64)>,
+    /// Each partition's ELR, in partition order.
+    eligible: Vec<Vec<NodeId>>,
+}
+
+impl Metadata {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.next_producer_id.to_le_bytes());
+        out.extend_from_slice(&(self.states.len() as u32).to_le_bytes());
+        let list = |out: &mut Vec<u8>, list: &[NodeId]| {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             list.iter().for_each(|node| out.extend_from_slice(&node.to_le_bytes()));
+        };
+        for state in &self.states {
+            out.extend_from_slice(&state.partition.to_le_bytes());
+            out.extend_from_slice(&state.leader.map_or(u32::MAX, |l| l).to_le_bytes());
+            out.extend_from_slice(&state.leader_epoch.to_le_bytes());
+            out.extend_from_slice(&state.partition_epoch.to_le_bytes());
+            list(&mut out, &state.replicas);
+            list(&mut out, &state.isr);
         }
+        out.extend_from_slice(&(self.registrations.len() as u32).to_le_bytes());
+        for (&broker, &(incarnation, epoch)) in &self.registrations {
+            out.extend_from_slice(&broker.to_le_bytes());
+            out.extend_from_slice(&incarnation.to_le_bytes());
+            out.extend_from_slice(&epoch.to_le_bytes());
+        }
+        for eligible in &self.eligible {
+            list(&mut out, eligible);
+        }
+        out
     }
-    out.extend_from_slice(&(registrations.len() as u32).to_le_bytes());
-    for (&broker, &(incarnation, epoch)) in registrations {
-        out.extend_from_slice(&broker.to_le_bytes());
-        out.extend_from_slice(&incarnation.to_le_bytes());
-        out.extend_from_slice(&epoch.to_le_bytes());
-    }
-    out
-}
 
-type Metadata = (Vec<PartitionState>, i64, BTreeMap<NodeId, (u64, u64)>);
-
-fn decode(bytes: &[u8]) -> Option<Metadata> {
-    let mut at = 0;
-    let mut u32_ = || -> Option<u32> {
-        let value = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
-        at += 4;
-        Some(value)
-    };
-    let low = u32_()? as i64;
-    let high = u32_()? as i64;
-    let next_producer_id = low | (high << 32);
-    let count = u32_()?;
-    let mut states = Vec::new();
-    for _ in 0..count.min(1 << 16) {
-        let partition = u32_()?;
-        let leader = Some(u32_()?).filter(|&l| l != u32::MAX);
-        let leader_epoch = u32_()?;
-        let partition_epoch = u32_()?;
-        let mut lists = [Vec::new(), Vec::new()];
-        for list in &mut lists {
+    /// None if the bytes are not metadata this controller wrote.
+    fn decode(bytes: &[u8]) -> Option<Metadata> {
+        let mut at = 0;
+        let mut u32_ = || -> Option<u32> {
+            let value = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+            at += 4;
+            Some(value)
+        };
+        let low = u32_()? as i64;
+        let high = u32_()? as i64;
+        let next_producer_id = low | (high << 32);
+        let count = u32_()?;
+        let list = |u32_: &mut dyn FnMut() -> Option<u32>| -> Option<Vec<NodeId>> {
             let len = u32_()?;
-            for _ in 0..len.min(1 << 10) {
-                list.push(u32_()?);
-            }
+            (0..len.min(1 << 10)).map(|_| u32_()).collect()
+        };
+        let mut states = Vec::new();
+        for _ in 0..count.min(1 << 16) {
+            let partition = u32_()?;
+            let leader = Some(u32_()?).filter(|&l| l != u32::MAX);
+            let leader_epoch = u32_()?;
+            let partition_epoch = u32_()?;
+            let replicas = list(&mut u32_)?;
+            let isr = list(&mut u32_)?;
+            states.push(PartitionState {
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+                isr,
+                partition_epoch,
+            });
         }
-        let [replicas, isr] = lists;
-        states.push(PartitionState {
-            partition,
-            replicas,
-            leader,
-            leader_epoch,
-            isr,
-            partition_epoch,
-        });
+        let mut registrations = BTreeMap::new();
+        for _ in 0..u32_()?.min(1 << 16) {
+            let broker = u32_()?;
+            let mut u64_ =
+                || -> Option<u64> { Some(u64::from(u32_()?) | (u64::from(u32_()?) << 32)) };
+            let incarnation = u64_()?;
+            let epoch = u64_()?;
+            registrations.insert(broker, (incarnation, epoch));
+        }
+        let eligible = states.iter().map(|_| list(&mut u32_)).collect::<Option<Vec<_>>>()?;
+        Some(Metadata { states, next_producer_id, registrations, eligible })
     }
-    let mut registrations = BTreeMap::new();
-    for _ in 0..u32_()?.min(1 << 16) {
-        let broker = u32_()?;
-        let mut u64_ = || -> Option<u64> { Some(u64::from(u32_()?) | (u64::from(u32_()?) << 32)) };
-        let incarnation = u64_()?;
-        let epoch = u64_()?;
-        registrations.insert(broker, (incarnation, epoch));
-    }
-    Some((states, next_producer_id, registrations))
 }

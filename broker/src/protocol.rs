@@ -33,6 +33,15 @@ pub struct PartitionState {
     pub partition_epoch: u32,
 }
 
+/// A broker's word on one of its logs, in its heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LogReport {
+    pub partition: u32,
+    /// The leader epoch of the log's last batch (0 for an empty log).
+    pub latest_epoch: u32,
+    pub end_offset: u64,
+}
+
 /// Why a request was refused. Each says whether the request may have taken effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -137,10 +146,13 @@ pub struct FetchData {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Msg {
     /// Broker to controller, periodically. A new `incarnation` means the broker
-    /// restarted and may have lost what it never synced.
+    /// restarted and may have lost what it never synced. `logs` reports, for each
+    /// partition it holds, its log's latest leader epoch and end offset: what the
+    /// controller compares when no replica is known to hold every committed record.
     Heartbeat {
         broker: NodeId,
         incarnation: u64,
+        logs: Vec<LogReport>,
     },
     /// Controller to broker: the state of every partition, with the broker's durable
     /// registration: its incarnation and the broker epoch the controller gave it (a

@@ -2,8 +2,8 @@
 //! ISR, unclean elections only when allowed, stale ISR changes refused, restarted
 //! brokers, and metadata that survives the controller's own restart.
 
-use logjam_broker::controller::{Controller, ControllerConfig};
-use logjam_broker::protocol::{Msg, NodeId, PartitionState};
+use logjam_broker::controller::{Controller, ControllerConfig, ElectionRule};
+use logjam_broker::protocol::{LogReport, Msg, NodeId, PartitionState};
 use logjam_broker::storage::FsStorage;
 
 const MS: u64 = 1_000_000;
@@ -15,6 +15,8 @@ fn config(unclean: bool) -> ControllerConfig {
         partitions: 1,
         replication_factor: 3,
         unclean_leader_election: unclean,
+        min_insync_replicas: 1,
+        election: ElectionRule::Kip966,
         session_timeout_ns: TIMEOUT_NS,
     }
 }
@@ -30,9 +32,12 @@ struct Harness {
 
 impl Harness {
     fn new(unclean: bool) -> Harness {
+        Harness::with(config(unclean))
+    }
+
+    fn with(config: ControllerConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut storage = FsStorage::new(dir.path());
-        let config = config(unclean);
         let controller = Controller::open(&mut storage, config.clone()).unwrap();
         let mut harness = Harness { _dir: dir, storage, controller, config, now_ns: 0 };
         harness.settle();
@@ -55,9 +60,34 @@ impl Harness {
     }
 
     fn heartbeat(&mut self, broker: NodeId, incarnation: u64) {
-        let msg = Msg::Heartbeat { broker, incarnation };
+        self.report(broker, incarnation, None);
+    }
+
+    /// A heartbeat reporting partition 0's log as (latest epoch, end offset).
+    fn report(&mut self, broker: NodeId, incarnation: u64, log: Option<(u32, u64)>) {
+        let logs = log
+            .map(|(latest_epoch, end_offset)| LogReport { partition: 0, latest_epoch, end_offset })
+            .into_iter()
+            .collect();
+        let msg = Msg::Heartbeat { broker, incarnation, logs };
         self.controller.handle(&mut self.storage, self.now_ns, broker, msg).unwrap();
         self.settle();
+    }
+
+    /// The leader changes the ISR against the current epochs.
+    fn alter_isr(&mut self, isr: Vec<NodeId>) {
+        let state = self.state();
+        let alter = Msg::AlterIsr {
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: isr.clone(),
+            broker_epochs: vec![],
+        };
+        let leader = state.leader.unwrap();
+        self.controller.handle(&mut self.storage, self.now_ns, leader, alter).unwrap();
+        self.settle();
+        assert_eq!(self.state().isr, isr);
     }
 
     fn advance(&mut self, by_ns: u64, alive: &[(NodeId, u64)]) {
@@ -248,4 +278,57 @@ fn a_restarted_controller_gives_every_registered_broker_a_session_before_it_elec
     h.advance(TIMEOUT_NS + MS, &[(1, 11), (2, 12)]);
     let later = h.state();
     assert_eq!((later.leader, later.isr.clone()), (Some(1), vec![1, 2]));
+}
+
+#[test]
+fn the_last_isr_member_restarted_is_elected_again_only_before_kip_966() {
+    // (rule, leader once the restarted broker is back)
+    let cases = [(ElectionRule::Kip966, Some(2)), (ElectionRule::PreKip966, Some(0))];
+    for (election, leader) in cases {
+        let config = ControllerConfig { min_insync_replicas: 2, election, ..config(false) };
+        let mut h = Harness::with(config);
+        h.advance(MS, &ALL);
+        // Both followers stop fetching: the ISR shrinks to the leader alone, and the one
+        // that left it below min ISR holds everything committed (the high watermark
+        // stops there).
+        h.alter_isr(vec![0, 2]);
+        h.alter_isr(vec![0]);
+        if election == ElectionRule::Kip966 {
+            assert_eq!(h.controller.eligible_leader_replicas(0), [2]);
+            // The ELR is durable metadata.
+            h.reopen();
+            assert_eq!(h.controller.eligible_leader_replicas(0), [2]);
+        }
+        // The leader restarts having lost what it never synced.
+        h.heartbeat(0, 99);
+        h.advance(MS, &[(0, 99), (1, 11), (2, 12)]);
+        let state = h.state();
+        assert_eq!(state.leader, leader, "{election:?}: {state:?}");
+        // An elected ELR member leaves the ELR for the ISR.
+        assert!(h.controller.eligible_leader_replicas(0).is_empty(), "{election:?}");
+    }
+}
+
+#[test]
+fn with_isr_and_elr_emptied_by_restarts_the_most_complete_log_leads_once_all_report() {
+    let config = ControllerConfig {
+        min_insync_replicas: 2,
+        election: ElectionRule::Kip966,
+        ..config(false)
+    };
+    let mut h = Harness::with(config);
+    h.advance(MS, &ALL);
+    // Every broker restarts (a power loss): none is known to hold everything committed.
+    h.report(0, 99, Some((1, 5)));
+    h.report(1, 98, Some((1, 9)));
+    h.report(2, 97, None);
+    h.advance(MS, &[]);
+    let state = h.state();
+    assert_eq!((state.leader, state.isr.clone()), (None, vec![]), "elected before 2 reported");
+    assert!(h.controller.eligible_leader_replicas(0).is_empty());
+    // Broker 2's report from its earlier life does not count; this one does.
+    h.report(2, 97, Some((1, 7)));
+    h.advance(MS, &[]);
+    let state = h.state();
+    assert_eq!((state.leader, state.isr), (Some(1), vec![1]), "not the longest log of epoch 1");
 }

@@ -51,9 +51,32 @@ pub enum Truncation {
     #[default]
     #[serde(rename = "leader-epoch")]
     LeaderEpoch,
+    /// KIP-101 alone: one question, cut where the leader's answer says, whatever epoch
+    /// it names; logs can stay apart for good after fast leader changes (KIP-279).
+    #[serde(rename = "kip-101")]
+    Kip101,
     /// To its own high watermark (the legacy rule, which can lose committed data).
     #[serde(rename = "high-watermark")]
     HighWatermark,
+}
+
+/// Whom the controller elects when no in-sync replica is alive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    /// KIP-966: Eligible Leader Replicas; a restarted broker leaves ISR and ELR.
+    #[default]
+    #[serde(rename = "kip-966")]
+    Kip966,
+    /// Before KIP-966: the last ISR member is elected again after a restart that lost
+    /// its unsynced records, and the others truncate to it.
+    #[serde(rename = "pre-kip-966")]
+    PreKip966,
+}
+
+impl Election {
+    fn is_default(&self) -> bool {
+        *self == Election::default()
+    }
 }
 
 /// The transaction protocol between producers, the coordinator and partition leaders.
@@ -106,6 +129,9 @@ pub struct Config {
     pub flush: Flush,
     #[serde(default)]
     pub truncation: Truncation,
+    /// The election rule. Written only when weaker than the default.
+    #[serde(default, skip_serializing_if = "Election::is_default")]
+    pub election: Election,
     /// Producers deduplicate their own retries (producer id and sequence numbers).
     #[serde(default = "idempotent_default")]
     pub idempotent: bool,
@@ -134,6 +160,7 @@ impl Default for Config {
             unclean_leader_election: false,
             flush: Flush::EveryBatch,
             truncation: Truncation::LeaderEpoch,
+            election: Election::Kip966,
             idempotent: idempotent_default(),
             fault_budget: FaultBudget::default(),
             transactions: Transactions::Kip890,
@@ -157,7 +184,9 @@ impl Config {
     ///   the leader-epoch truncation rule (the legacy rule drops committed records), and
     ///   fewer replicas able to lose data at once than hold every committed record:
     ///   `min_insync_replicas` with `acks=all`, only one with weaker acks (the high
-    ///   watermark can then advance with the leader alone in sync).
+    ///   watermark can then advance with the leader alone in sync). Before KIP-966 the
+    ///   last ISR member is re-elected after any restart, so then no replica may be
+    ///   able to lose data at all.
     /// - `acked-durable` needs all of that and `acks=all`: with `acks=1` an
     ///   acknowledgement means only the leader has the record.
     /// - `no-duplicates` needs `committed-stable` and idempotent producers (a retry
@@ -170,7 +199,9 @@ impl Config {
     pub fn promises(&self) -> Vec<Guarantee> {
         let clean = !self.unclean_leader_election && self.truncation == Truncation::LeaderEpoch;
         let holders_min = if self.acks == Acks::All { self.min_insync_replicas } else { 1 };
-        let committed_stable = clean && self.replicas_lossy_max() < holders_min;
+        let lossy = self.replicas_lossy_max();
+        let election_safe = self.election == Election::Kip966 || lossy == 0;
+        let committed_stable = clean && election_safe && lossy < holders_min;
         let kip_890 = self.transactions == Transactions::Kip890;
         let acked_durable = committed_stable && self.acks == Acks::All && kip_890;
         let no_duplicates = committed_stable && self.idempotent;
@@ -215,7 +246,17 @@ impl fmt::Display for Truncation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Truncation::LeaderEpoch => "leader-epoch",
+            Truncation::Kip101 => "kip-101",
             Truncation::HighWatermark => "high-watermark",
+        })
+    }
+}
+
+impl fmt::Display for Election {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Election::Kip966 => "kip-966",
+            Election::PreKip966 => "pre-kip-966",
         })
     }
 }
@@ -245,6 +286,9 @@ impl fmt::Display for Config {
             self.fault_budget.crashes_max,
             self.fault_budget.disk_faults_max,
         )?;
+        if !self.election.is_default() {
+            write!(f, " election={}", self.election)?;
+        }
         if !self.transactions.is_default() {
             write!(f, " transactions={}", self.transactions)?;
         }
@@ -289,6 +333,14 @@ mod tests {
             ),
             (r#"{"unclean_leader_election":true}"#, vec!["transactional", "integrity", "liveness"]),
             (r#"{"truncation":"high-watermark"}"#, vec!["transactional", "integrity", "liveness"]),
+            (r#"{"truncation":"kip-101"}"#, vec!["transactional", "integrity", "liveness"]),
+            // Before KIP-966 the last ISR member is re-elected whatever its crash lost...
+            (
+                r#"{"election":"pre-kip-966","flush":"never","fault_budget":{"crashes_max":1}}"#,
+                vec!["transactional", "integrity", "liveness"],
+            ),
+            // ...which costs nothing when a crash loses nothing.
+            (r#"{"election":"pre-kip-966","fault_budget":{"crashes_max":3}}"#, all.to_vec()),
             (
                 r#"{"idempotent":false}"#,
                 vec!["acked-durable", "committed-stable", "transactional", "integrity", "liveness"],

@@ -16,8 +16,8 @@
 
 use logjam_model::testkit::{GenConfig, Mutation, generate, mutate};
 use logjam_model::{
-    Acks, Config, FaultBudget, Flush, Invariant, Judgement, Transactions, Truncation, Verdict,
-    check, parse_history_str,
+    Acks, Config, Election, FaultBudget, Flush, Invariant, Judgement, Transactions, Truncation,
+    Verdict, check, parse_history_str,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, RngSeed};
@@ -29,14 +29,20 @@ fn config() -> impl Strategy<Value = Config> {
         Just(Flush::Never),
         (1u64..500).prop_map(Flush::EveryMs)
     ];
-    let truncation = prop_oneof![Just(Truncation::LeaderEpoch), Just(Truncation::HighWatermark)];
-    (acks, 1u32..=3, any::<bool>(), flush, truncation, any::<bool>(), 0u32..=3, 0u32..=2).prop_map(
+    let truncation = prop_oneof![
+        Just(Truncation::LeaderEpoch),
+        Just(Truncation::Kip101),
+        Just(Truncation::HighWatermark)
+    ];
+    let election = prop_oneof![Just(Election::Kip966), Just(Election::PreKip966)];
+    let rules = (truncation, election);
+    (acks, 1u32..=3, any::<bool>(), flush, rules, any::<bool>(), 0u32..=3, 0u32..=2).prop_map(
         |(
             acks,
             min_insync_replicas,
             unclean,
             flush,
-            truncation,
+            (truncation, election),
             idempotent,
             crashes_max,
             disk_faults_max,
@@ -46,6 +52,7 @@ fn config() -> impl Strategy<Value = Config> {
             unclean_leader_election: unclean,
             flush,
             truncation,
+            election,
             idempotent,
             fault_budget: FaultBudget { crashes_max, disk_faults_max },
             transactions: Default::default(),

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use logjam_broker::batch;
 use logjam_broker::broker::{Broker, BrokerConfig, BrokerEvent, HeldFetchEnd, TruncationRule};
 use logjam_broker::client::{Consumer, ConsumerConfig, Outcome, Producer, ProducerConfig};
-use logjam_broker::controller::{Controller, ControllerConfig};
+use logjam_broker::controller::{Controller, ControllerConfig, ElectionRule};
 use logjam_broker::coordinator::{
     Coordinator, CoordinatorConfig, CoordinatorEvent, PRODUCER_EPOCH_MAX,
 };
@@ -59,6 +59,8 @@ pub struct ClusterSpec {
     /// 0 answers at once. Below `REPLICA_FETCH_WAIT_NS_LIMIT`.
     pub replica_fetch_wait_ns: u64,
     pub truncation: TruncationRule,
+    /// Whom the controller may elect when no ISR member is alive (KIP-966 or before).
+    pub election: ElectionRule,
     pub idempotent: bool,
     /// Producer processes: plain producers, or event-store clients when `es` is set.
     pub producers: u32,
@@ -183,7 +185,12 @@ impl ClusterSpec {
             },
             truncation: match self.truncation {
                 TruncationRule::LeaderEpoch => model::Truncation::LeaderEpoch,
+                TruncationRule::Kip101 => model::Truncation::Kip101,
                 TruncationRule::HighWatermark => model::Truncation::HighWatermark,
+            },
+            election: match self.election {
+                ElectionRule::Kip966 => model::Election::Kip966,
+                ElectionRule::PreKip966 => model::Election::PreKip966,
             },
             idempotent: self.idempotent,
             fault_budget: model::FaultBudget { crashes_max, disk_faults_max },
@@ -266,6 +273,8 @@ impl ClusterSpec {
             partitions: self.total_partitions(),
             replication_factor: self.replication_factor,
             unclean_leader_election: self.unclean_leader_election,
+            min_insync_replicas: self.min_insync_replicas,
+            election: self.election,
             session_timeout_ns: 200_000_000,
         }
     }

@@ -20,6 +20,7 @@ use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFaul
 use crate::network::{Latency, NetworkConfig};
 use crate::time::{NS_PER_MS, NS_PER_S, NS_PER_US, format_duration_short, parse_duration_ns};
 use logjam_broker::broker::TruncationRule;
+use logjam_broker::controller::ElectionRule;
 use logjam_broker::log::FlushPolicy;
 use logjam_broker::protocol::Acks;
 use logjam_broker::txn::TxnProtocol;
@@ -218,6 +219,7 @@ struct ClusterFile {
     unclean_leader_election: Option<bool>,
     flush: Option<Spanned<FlushFile>>,
     truncation: Option<TruncationFile>,
+    election: Option<ElectionFile>,
     /// Long-poll follower fetches: how long a leader may hold one (0, the default,
     /// answers at once).
     replica_fetch_wait: Option<Spanned<Dur>>,
@@ -251,7 +253,17 @@ enum FlushName {
 #[serde(rename_all = "kebab-case")]
 enum TruncationFile {
     LeaderEpoch,
+    #[serde(rename = "kip-101")]
+    Kip101,
     HighWatermark,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+enum ElectionFile {
+    #[serde(rename = "kip-966")]
+    Kip966,
+    #[serde(rename = "pre-kip-966")]
+    PreKip966,
 }
 
 #[derive(Deserialize, Default)]
@@ -994,7 +1006,12 @@ impl Source<'_> {
                     replica_fetch_wait_ns,
                     truncation: match cluster.truncation.unwrap_or(TruncationFile::LeaderEpoch) {
                         TruncationFile::LeaderEpoch => TruncationRule::LeaderEpoch,
+                        TruncationFile::Kip101 => TruncationRule::Kip101,
                         TruncationFile::HighWatermark => TruncationRule::HighWatermark,
+                    },
+                    election: match cluster.election.unwrap_or(ElectionFile::Kip966) {
+                        ElectionFile::Kip966 => ElectionRule::Kip966,
+                        ElectionFile::PreKip966 => ElectionRule::PreKip966,
                     },
                     idempotent: workload.idempotent.unwrap_or(true),
                     producers: positive("workload.producers", &workload.producers, 1)?,

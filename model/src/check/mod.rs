@@ -46,8 +46,8 @@ pub fn check(history: &History) -> Verdict {
     durability::check(&digest, &mut findings);
     polls::check(&digest, &mut findings);
     sends::check(&digest, &mut findings);
-    let diverged = replicas::check(&digest, &mut findings);
-    liveness::check(&digest, &diverged, &mut findings);
+    replicas::check(&digest, &mut findings);
+    liveness::check(&digest, &mut findings);
     liveness::check_hanging(&digest, &mut findings);
     protocol::check(&digest, &mut findings);
 

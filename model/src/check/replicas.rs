@@ -12,10 +12,9 @@ use crate::history::Record;
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
 
-/// Checks the replicas; returns, per replica (in `Digest::replicas` order), whether it
-/// diverged from its reference, so liveness does not report the same logs again.
-pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) -> Vec<bool> {
-    let mut diverged = vec![false; digest.replicas.len()];
+/// Checks the replicas: each well formed, and none apart from its reference below both
+/// high watermarks.
+pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let mut well_formed = 0;
     for (index, &closing) in digest.replicas.iter().enumerate() {
         let closing = closing as usize;
@@ -55,7 +54,6 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) -> Vec<boo
         else {
             continue;
         };
-        diverged[index] = true;
         findings.found(
             Invariant::Divergence,
             Guarantee::CommittedStable,
@@ -75,7 +73,6 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) -> Vec<boo
     }
     findings.examined(Invariant::ReplicaLogOrder, digest.replicas.len() as u64, "replica logs");
     findings.examined(Invariant::Divergence, well_formed, "replica logs");
-    diverged
 }
 
 /// The first offset in `[from, below)` where two well-formed logs differ: a record in
