@@ -276,7 +276,10 @@ pub struct Broker {
 
 impl Broker {
     /// A broker starting (or restarting): it knows nothing until the controller answers
-    /// its first heartbeat. `incarnation` must differ at every start.
+    /// its first heartbeat. `incarnation` must differ at every start: its low 32 bits
+    /// also number this life's requests (from `incarnation << 32`), so that a late
+    /// answer to a request of an earlier life is never taken for one of this life's
+    /// (as a restart closes a real broker's connections).
     pub fn new(config: BrokerConfig, incarnation: u64) -> Broker {
         assert!(
             config.replica_fetch_wait_max_ns < config.request_timeout_ns,
@@ -289,7 +292,7 @@ impl Broker {
             replicas: BTreeMap::new(),
             outbox: Vec::new(),
             events: Vec::new(),
-            next_correlation: 0,
+            next_correlation: (incarnation & 0xFFFF_FFFF) << 32,
             last_heartbeat_ns: None,
             halted: None,
         }

@@ -82,6 +82,14 @@ impl Producer {
         }
     }
 
+    /// Numbers its requests from `base` up. A process gives each life a range of its
+    /// own, so an answer to a request of an earlier life (late, after a restart) never
+    /// matches one of this life's.
+    pub fn with_correlation_base(mut self, base: u64) -> Producer {
+        self.next_correlation = base;
+        self
+    }
+
     /// The refusal that ended the last operation as `Fail` (e.g. `WrongExpectedVersion`
     /// for a conditional send whose key moved on), if one did.
     pub fn last_refusal(&self) -> Option<ErrorCode> {

@@ -43,6 +43,7 @@ fn produce(correlation: u64) -> Msg {
 
 /// Two brokers; messages between them flow only while `connected`.
 struct Pair {
+    rule: TruncationRule,
     now_ns: u64,
     brokers: Vec<Broker>,
     disks: Vec<FsStorage>,
@@ -56,6 +57,7 @@ impl Pair {
         let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
         let config = |id| BrokerConfig { truncation: rule, ..broker_config(id) };
         Pair {
+            rule,
             now_ns: 1_000 * MS,
             brokers: (0..2).map(|id| Broker::new(config(id), 1)).collect(),
             disks: dirs.iter().map(|dir| FsStorage::new(dir.path())).collect(),
@@ -113,6 +115,33 @@ impl Pair {
         }
     }
 
+    /// Broker `id` restarts (a new incarnation) on its disk, and the controller tells it
+    /// of epoch `epoch` led by the other. Returns the epoch question it asks, undelivered.
+    fn restart_as_follower(&mut self, id: usize, incarnation: u64, epoch: u32) -> Msg {
+        let config = BrokerConfig { truncation: self.rule, ..broker_config(id as NodeId) };
+        self.brokers[id] = Broker::new(config, incarnation);
+        let Msg::HeartbeatAck { states, .. } = states(epoch, 1 - id as NodeId) else {
+            unreachable!()
+        };
+        let registration = Some((incarnation, incarnation));
+        self.deliver(CONTROLLER, id as NodeId, Msg::HeartbeatAck { states, registration });
+        // Its recovery's sync completes, and it asks.
+        for _ in 0..10 {
+            self.now_ns += MS;
+            for (ticket, result) in self.disks[id].take_completed() {
+                self.brokers[id].on_synced(&mut self.disks[id], self.now_ns, ticket, result);
+            }
+            self.brokers[id].tick(&mut self.disks[id], self.now_ns);
+            let asked = self.brokers[id]
+                .drain_outbox()
+                .find(|(_, msg)| matches!(msg, Msg::OffsetForLeaderEpoch { .. }));
+            if let Some((_, msg)) = asked {
+                return msg;
+            }
+        }
+        panic!("a new follower asks where its epoch ends")
+    }
+
     fn epochs(&self, id: usize) -> (Vec<(u32, u64)>, u64) {
         let log = self.brokers[id].log(0).unwrap();
         (log.leader_epochs().to_vec(), log.end_offset())
@@ -167,4 +196,32 @@ fn a_follower_lacking_the_leaders_epoch_asks_again() {
     let (leader, follower) = (pair.epochs(1), pair.epochs(0));
     assert_eq!(leader, (vec![(1, 0), (2, 3)], 10), "the leader keeps its log");
     assert_eq!(follower, leader);
+}
+
+#[test]
+fn an_answer_to_an_earlier_life_is_not_taken_for_this_ones() {
+    // Broker 1 follows, restarts, and follows again; the leader's answer to its first
+    // life's question arrives in its second life (a long network tail). Correlation ids
+    // that start again at every life (the commit before this test) made the stale
+    // answer match the new question, and the follower cut its log to the stale offset,
+    // below its own high watermark.
+    let mut pair = Pair::new(TruncationRule::LeaderEpoch);
+    pair.elect(1, 0);
+    pair.write(0, 5); // both: epoch 1 at 0..5, high watermark 5
+    pair.connected = false;
+    let first = pair.restart_as_follower(1, 2, 2);
+    let second = pair.restart_as_follower(1, 3, 3);
+    let correlation = |msg: &Msg| match msg {
+        Msg::OffsetForLeaderEpoch { correlation, .. } => *correlation,
+        _ => unreachable!(),
+    };
+    assert_ne!(correlation(&first), correlation(&second), "two lives asked with one id");
+    // The stale answer: epoch 1 ends at 0 (a log the leader had back then, say).
+    let stale = Msg::OffsetForLeaderEpochResponse {
+        partition: 0,
+        correlation: correlation(&first),
+        result: Ok((1, 0)),
+    };
+    pair.deliver(0, 1, stale);
+    assert_eq!(pair.epochs(1), (vec![(1, 0)], 5), "the follower took an earlier life's answer");
 }

@@ -57,6 +57,17 @@ pub struct LogStoreConfig {
     /// The transaction coordinator and this store's transactional id, for appends
     /// across streams (without, they fail).
     pub transactions: Option<(NodeId, String)>,
+    /// Which life of its process this store is (any number; its low 8 bits count):
+    /// each life numbers its requests in a range of its own, so a late answer to a
+    /// request of an earlier life is never taken for one of this life's.
+    pub life: u64,
+}
+
+/// Where a life's correlation ids sit: bits 24..32, below the reads' counter (bits
+/// 32..61) and the transactional producer's (bit 61); each client's own counter stays
+/// below 2^24 requests per life.
+fn life_base(life: u64) -> u64 {
+    (life & 0xFF) << 24
 }
 
 /// The transactional producer numbers its requests from here: above the producer's
@@ -140,7 +151,8 @@ impl LogStore {
             retry_backoff_ns: config.retry_backoff_ns,
             attempts_max: config.attempts_max,
             delivery_timeout_ns: config.delivery_timeout_ns,
-        });
+        })
+        .with_correlation_base(life_base(config.life));
         let txn = config.transactions.as_ref().map(|(coordinator, txn_id)| {
             TxnProducer::new(TxnProducerConfig {
                 controller: config.controller,
@@ -152,7 +164,7 @@ impl LogStore {
                 attempts_max: config.attempts_max,
                 delivery_timeout_ns: config.delivery_timeout_ns,
             })
-            .with_correlation_base(TXN_CORRELATION_BASE)
+            .with_correlation_base(TXN_CORRELATION_BASE + life_base(config.life))
         });
         LogStore {
             config,
@@ -352,7 +364,7 @@ impl LogStore {
             // The producer numbers its own requests from 1; each read gets 2^32 ids of
             // its own above 2^62, so neither the producer's nor an earlier read's
             // answers are taken for this read's.
-            correlation_base: (1 << 62) + (self.reads_started << 32),
+            correlation_base: (1 << 62) + (self.reads_started << 32) + life_base(self.config.life),
             isolation: Isolation::ReadCommitted,
         };
         self.reads_started += 1;

@@ -23,7 +23,6 @@ use logjam_broker::storage::{SyncResult, SyncTicket};
 use logjam_broker::txn::TxnProtocol;
 use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
-use rand::RngCore;
 
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::es_projection::ProjectionNode;
@@ -468,13 +467,28 @@ pub fn factory(
     recorder: SharedRecorder,
     es_recorder: SharedEsRecorder,
 ) -> impl FnMut(NodeId) -> ClusterProcess + 'static {
-    move |_| ClusterProcess {
-        spec: spec.clone(),
-        recorder: recorder.clone(),
-        es_recorder: es_recorder.clone(),
-        node: ClusterNode::Booting,
-        polling: true,
+    // How many times each node has started: a process's life, which numbers its
+    // requests apart from every earlier life's.
+    let mut lives: BTreeMap<u32, u64> = BTreeMap::new();
+    move |node| {
+        let life = lives.entry(node.0).or_insert(0);
+        *life += 1;
+        ClusterProcess {
+            spec: spec.clone(),
+            recorder: recorder.clone(),
+            es_recorder: es_recorder.clone(),
+            node: ClusterNode::Booting,
+            polling: true,
+            life: *life,
+        }
     }
+}
+
+/// The correlation ids of a client's life `life` start here: a late answer to a request
+/// of an earlier life (a restart closes a real client's connections) never matches one
+/// of this life's. Each life has 2^32 ids.
+fn client_correlation_base(life: u64) -> u64 {
+    (life & 0xFFFF) << 32
 }
 
 pub struct ClusterProcess {
@@ -485,6 +499,8 @@ pub struct ClusterProcess {
     node: ClusterNode,
     /// Cleared at the end of a run so that in-flight polls can finish.
     polling: bool,
+    /// How many times this node has started, this start included (from 1).
+    life: u64,
 }
 
 impl ClusterProcess {
@@ -758,7 +774,7 @@ impl Process for ClusterProcess {
         self.node = if id < spec.brokers {
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().protocol(t_ns, id, model::ProtocolEvent::Restart);
-            ClusterNode::Broker(Broker::new(spec.broker_config(id), ctx.rng().next_u64()))
+            ClusterNode::Broker(Broker::new(spec.broker_config(id), self.life))
         } else if id == spec.brokers {
             // A controller whose disk fails to open stays down (halts) until restarted.
             ClusterNode::Controller(Controller::open(ctx.disk(), spec.controller_config()).ok())
@@ -779,8 +795,7 @@ impl Process for ClusterProcess {
                 producer: spec.txn_producer_config(format!("p{index}")),
                 offsets_in_txn: spec.txn.as_ref().is_none_or(|txn| txn.offsets_in_txn),
             };
-            let life = ctx.rng().next_u64();
-            ClusterNode::Processor(Box::new(Processor::new(config, life, ctx.now_ns())))
+            ClusterNode::Processor(Box::new(Processor::new(config, self.life, ctx.now_ns())))
         } else if let (Some(_), None, true) =
             (&spec.txn, &spec.es, id < spec.brokers + 1 + spec.producers)
         {
@@ -788,7 +803,8 @@ impl Process for ClusterProcess {
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().restarted(t_ns, id);
             ClusterNode::TxnProducer(Box::new(TxnProducerNode {
-                producer: TxnProducer::new(spec.txn_producer_config(format!("t{index}"))),
+                producer: TxnProducer::new(spec.txn_producer_config(format!("t{index}")))
+                    .with_correlation_base(client_correlation_base(self.life)),
                 txn: None,
                 ticking: false,
             }))
@@ -804,6 +820,7 @@ impl Process for ClusterProcess {
                 read_max_bytes: 256 * 1024,
                 check_versions: es.expected_versions,
                 transactions: spec.coordinator().map(|node| (node.0, format!("es{id}"))),
+                life: self.life,
             };
             let store = LogStore::new(config);
             let recorder = self.es_recorder.clone();
@@ -820,7 +837,7 @@ impl Process for ClusterProcess {
                 max_bytes: 64 * 1024,
                 request_timeout_ns: 200_000_000,
                 poll_every_ns: 20_000_000,
-                correlation_base: 0,
+                correlation_base: client_correlation_base(self.life),
                 // The last `read_uncommitted` projections read uncommitted (the weak
                 // setup: they apply aborted transfers).
                 isolation: match &spec.txn {
@@ -837,7 +854,7 @@ impl Process for ClusterProcess {
                 // Exactly-once processing: state and position in its output partition.
                 let output = spec.partitions + index;
                 let producer = spec.txn_producer_config(format!("projection{index}"));
-                let (life, now_ns) = (ctx.rng().next_u64(), ctx.now_ns());
+                let (life, now_ns) = (self.life, ctx.now_ns());
                 self.recorder.borrow_mut().restarted(t_ns, id);
                 let node = TxnProjectionNode::new(
                     id,
@@ -866,7 +883,8 @@ impl Process for ClusterProcess {
                 delivery_timeout_ns: 2_000_000_000,
             };
             ClusterNode::Producer(ProducerNode {
-                producer: Producer::new(config),
+                producer: Producer::new(config)
+                    .with_correlation_base(client_correlation_base(self.life)),
                 sending: None,
                 ticking: false,
             })
@@ -879,7 +897,9 @@ impl Process for ClusterProcess {
                 max_bytes: 64 * 1024,
                 isolation: spec.isolation(index),
             };
-            ClusterNode::Consumer(Consumer::new(config))
+            ClusterNode::Consumer(
+                Consumer::new(config).with_correlation_base(client_correlation_base(self.life)),
+            )
         };
         if !matches!(self.node, ClusterNode::Producer(_) | ClusterNode::TxnProducer(_)) {
             ctx.set_timer(self.tick_ns(ctx.node()), ());

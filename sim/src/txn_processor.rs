@@ -24,6 +24,12 @@ pub const BATCH_RECORDS_MAX: usize = 8;
 /// The recovery reader numbers its requests apart from the input consumer's.
 const RECOVERY_CORRELATION_BASE: u64 = 1 << 40;
 
+/// Each life's correlation ids sit above 2^44 (the life's low 16 bits), so a late
+/// answer to a request of an earlier life is never taken for one of this life's.
+fn life_base(life: u64) -> u64 {
+    (life & 0xFFFF) << 44
+}
+
 /// What the processor did, for the history, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -88,15 +94,15 @@ impl Processor {
             max_bytes: 64 * 1024,
             isolation: Isolation::ReadCommitted,
         };
-        let producer = TxnProducer::new(config.producer);
+        let producer = TxnProducer::new(config.producer).with_correlation_base(life_base(life));
         let mut processor = Processor {
             group: format!("g{}", config.index),
             input: config.input,
             output: config.output,
             producer,
             recovery: Consumer::new(consumer(config.output))
-                .with_correlation_base(RECOVERY_CORRELATION_BASE),
-            consumer: Consumer::new(consumer(config.input)),
+                .with_correlation_base(RECOVERY_CORRELATION_BASE + life_base(life)),
+            consumer: Consumer::new(consumer(config.input)).with_correlation_base(life_base(life)),
             phase: Phase::Init,
             current: None,
             position: 0,
