@@ -117,6 +117,11 @@ pub struct Verdict {
     pub promises: Vec<Guarantee>,
     /// True if the header stated them; false if derived from the configuration.
     pub promises_stated: bool,
+    /// Set when the run had more replicas lossy at once than the header's fault budget
+    /// (a restarted replica not yet caught up when another crashed): the promises are
+    /// those of the budget the run showed, and this says why, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_exceeded: Option<String>,
     pub operations: u64,
     pub partitions: u64,
     pub replica_logs: u64,
@@ -251,6 +256,9 @@ impl fmt::Display for Verdict {
         let source =
             if self.promises_stated { "as the header states" } else { "from the configuration" };
         writeln!(f, "promises  {} ({source})", promises.join(" "))?;
+        if let Some(why) = &self.budget_exceeded {
+            writeln!(f, "budget    {why}: promised as for that many")?;
+        }
         writeln!(f)?;
         for check in &self.checks {
             let mut line = format!("{:<24}", check.invariant.name());

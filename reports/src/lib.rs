@@ -62,6 +62,9 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     if let Some(limit) = run.limit {
         let _ = writeln!(out, "LIMIT      run ended early: {limit}");
     }
+    if let Some(why) = &run.budget_exceeded {
+        let _ = writeln!(out, "budget     {why}: promised only what that allows");
+    }
     let _ = writeln!(out, "invariants");
     for check in &run.checks {
         // "seen": an anomaly this configuration allows (not a broken promise).

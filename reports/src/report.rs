@@ -27,6 +27,10 @@ pub struct RunReport {
     pub configuration: Vec<(String, String)>,
     /// The guarantees that configuration promises (the model's catalogue).
     pub promises: Vec<String>,
+    /// Why the run was promised less than its configuration (more replicas lossy at
+    /// once than the budget), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_exceeded: Option<String>,
     /// Client operations by kind and outcome.
     pub operations: BTreeMap<String, u64>,
     /// Messages by fate.
@@ -95,6 +99,7 @@ impl RunReport {
             events: stats.events,
             configuration,
             promises,
+            budget_exceeded: run.budget_exceeded.clone(),
             operations: run.ops.clone(),
             messages: vec![
                 ("sent".to_owned(), stats.sent),
@@ -144,6 +149,9 @@ impl RunReport {
             self.promises.join(", ")
         };
         let _ = writeln!(out, "Promises: {promised}.\n");
+        if let Some(why) = &self.budget_exceeded {
+            let _ = writeln!(out, "Budget: {why}; this run is held only to what that allows.\n");
+        }
         if let Some(anomaly) = &self.anomaly {
             let kind =
                 if anomaly.violation { "Violation" } else { "Anomaly this configuration allows" };

@@ -115,6 +115,17 @@ impl ClusterSpec {
         NodeId(self.brokers + 1 + self.producers + index)
     }
 
+    /// The plain producers and consumers (not event-store clients, transactional
+    /// producers or processors): what `faults.clients` adds to the fault targets.
+    pub fn plain_clients(&self) -> Vec<NodeId> {
+        let producers = if self.es.is_none() && self.txn.is_none() { self.producers } else { 0 };
+        let consumers = if self.es.is_none() { self.consumers } else { 0 };
+        (0..producers)
+            .map(|i| self.producer(i))
+            .chain((0..consumers).map(|i| self.consumer(i)))
+            .collect()
+    }
+
     /// The transaction coordinator, after every client (so that a cluster without
     /// transactions keeps its node numbers).
     pub fn coordinator(&self) -> Option<NodeId> {
@@ -288,9 +299,12 @@ pub struct Recorder {
     pub counted: BTreeMap<&'static str, u64>,
     /// A recording that broke the history's rules: a bug in the harness, reported.
     pub problems: Vec<String>,
-    /// The operation each transactional producer has under way: a crash ends it as
-    /// indeterminate when the producer starts again.
+    /// The operation each client node has under way: a crash ends it as indeterminate
+    /// when the node starts again.
     under_way: BTreeMap<u32, model::Op>,
+    /// The history's process for a node whose later life is a new process (a plain
+    /// producer or consumer that crashed): absent, the node's own id.
+    processes: BTreeMap<u32, u64>,
 }
 
 pub type SharedRecorder = Rc<RefCell<Recorder>>;
@@ -303,6 +317,7 @@ impl Recorder {
             counted: BTreeMap::new(),
             problems: Vec::new(),
             under_way: BTreeMap::new(),
+            processes: BTreeMap::new(),
         }))
     }
 
@@ -312,7 +327,6 @@ impl Recorder {
 
     /// A transactional producer begins an operation.
     fn invoke(&mut self, t_ns: u64, process: u32, op: model::Op) {
-        self.under_way.insert(process, op.clone());
         self.event(t_ns, process, model::EventType::Invoke, op, None);
     }
 
@@ -330,7 +344,6 @@ impl Recorder {
         op: model::Op,
         error: Option<String>,
     ) {
-        self.under_way.remove(&process);
         self.event(t_ns, process, kind, op, error);
     }
 
@@ -347,20 +360,40 @@ impl Recorder {
     /// A producer that crashed starts again: what it had under way is indeterminate.
     fn restarted(&mut self, t_ns: u64, process: u32) {
         if let Some(op) = self.under_way.remove(&process) {
-            let error = Some("the producer crashed".to_owned());
+            let error = Some("the client crashed".to_owned());
             self.event(t_ns, process, model::EventType::Info, op, error);
+        }
+    }
+
+    /// A plain producer or consumer starts its life `life`: what its earlier life had
+    /// under way ends indeterminate, and from its second life on it is a new process
+    /// of the history (Jepsen's rule: a crashed client's process never comes back), so
+    /// that its fresh start (a position read again, a sequence begun anew) is not held
+    /// against the system.
+    fn client_started(&mut self, t_ns: u64, node: u32, life: u64) {
+        self.restarted(t_ns, node);
+        if life > 1 {
+            self.count("client-restart");
+            let process = u64::from(node) + (life - 1) * u64::from(crate::config::NODES_MAX);
+            self.processes.insert(node, process);
         }
     }
 
     fn event(
         &mut self,
         t_ns: u64,
-        process: u32,
+        node: u32,
         kind: model::EventType,
         op: model::Op,
         error: Option<String>,
     ) {
-        if let Err(problem) = self.builder.event(t_ns, u64::from(process), kind, op, error) {
+        if kind == model::EventType::Invoke {
+            self.under_way.insert(node, op.clone());
+        } else {
+            self.under_way.remove(&node);
+        }
+        let process = self.processes.get(&node).copied().unwrap_or(u64::from(node));
+        if let Err(problem) = self.builder.event(t_ns, process, kind, op, error) {
             self.problems.push(problem.to_string());
         }
     }
@@ -882,6 +915,8 @@ impl Process for ClusterProcess {
                 attempts_max: 5,
                 delivery_timeout_ns: 2_000_000_000,
             };
+            let t_ns = ctx.global_now_ns();
+            self.recorder.borrow_mut().client_started(t_ns, id, self.life);
             ClusterNode::Producer(ProducerNode {
                 producer: Producer::new(config)
                     .with_correlation_base(client_correlation_base(self.life)),
@@ -897,6 +932,8 @@ impl Process for ClusterProcess {
                 max_bytes: 64 * 1024,
                 isolation: spec.isolation(index),
             };
+            let t_ns = ctx.global_now_ns();
+            self.recorder.borrow_mut().client_started(t_ns, id, self.life);
             ClusterNode::Consumer(
                 Consumer::new(config).with_correlation_base(client_correlation_base(self.life)),
             )

@@ -34,6 +34,11 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
+    ("client-restart", "a crashed producer or consumer came back as a new process"),
+    (
+        "budget-exceeded",
+        "more replicas of a partition had lost unsynced writes at once than the budget (promised less)",
+    ),
     ("long-poll-data", "a leader answered a follower's held fetch when its log grew"),
     ("long-poll-wait", "a follower's held fetch waited out the wait and got nothing new"),
     (

@@ -77,6 +77,21 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The one node a fault strikes, if it strikes one (a crash, a restart, a pause, a
+    /// resume, a clock jump, a disk fault, an isolation).
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Fault::Crash { node }
+            | Fault::Restart { node }
+            | Fault::Pause { node }
+            | Fault::Resume { node }
+            | Fault::ClockJump { node, .. }
+            | Fault::Disk { node, .. }
+            | Fault::Partition(Partition::Isolate { node }) => Some(*node),
+            _ => None,
+        }
+    }
+
     /// A stable number per kind, for the trace.
     pub(crate) fn tag(&self) -> u64 {
         match self {

@@ -157,6 +157,10 @@ pub struct RunResult {
     pub reached: coverage::Reached,
     /// Client operations by kind and outcome ("send ok", "poll info", ...).
     pub ops: BTreeMap<String, u64>,
+    /// The model's word when the run had more replicas lossy at once than the
+    /// scenario's budget (so it promised less), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_exceeded: Option<String>,
 }
 
 /// A run judged against what the scenario expects.
@@ -272,6 +276,7 @@ fn result<P: crate::Process>(
         stats: world.stats().clone(),
         reached: coverage::from_stats(world.stats()),
         ops: BTreeMap::new(),
+        budget_exceeded: None,
     };
     (result, world.trace().kept().cloned().collect())
 }
@@ -393,7 +398,11 @@ fn run_cluster(
         Ok(history) => {
             coverage::add_protocol(&mut run.reached, &history);
             run.ops = coverage::ops_by_outcome(&history);
-            (checks_of(&model::check(&history)), Some(history))
+            let verdict = model::check(&history);
+            run.budget_exceeded = verdict.budget_exceeded.clone();
+            run.reached
+                .insert("budget-exceeded".to_owned(), u64::from(run.budget_exceeded.is_some()));
+            (checks_of(&verdict), Some(history))
         }
         Err(problem) => {
             let check = Check {

@@ -365,6 +365,11 @@ struct FaultsFile {
     disk: Option<DiskMenuFile>,
     drop: Option<ProbabilityRange>,
     duplicate: Option<ProbabilityRange>,
+    /// The swarm strikes plain producers and consumers too (crashes, pauses, cuts and
+    /// clogs): a crashed client's open operation ends indeterminate, and it comes back
+    /// as a new process.
+    #[serde(default)]
+    clients: bool,
     #[serde(default)]
     at: Vec<Spanned<ScriptedFile>>,
 }
@@ -385,6 +390,7 @@ impl Default for FaultsFile {
             disk: None,
             drop: None,
             duplicate: None,
+            clients: false,
             at: Vec::new(),
         }
     }
@@ -688,9 +694,23 @@ impl Source<'_> {
         } else if faults.crash.is_some() {
             menu.crash_down_max.min(servers.len() as u32)
         } else {
-            faults.at.iter().filter(|entry| entry.get_ref().kind == ScriptedKind::Crash).count()
-                as u32
+            // Crashes of clients cost the system nothing: only servers count.
+            let crashes = scripted.iter().filter(
+                |timed| matches!(timed.fault, Fault::Crash { node } if servers.contains(&node)),
+            );
+            crashes.count() as u32
         };
+        // Faults strike the servers, the clients too if the menu says so, and whatever
+        // a scripted fault names (so that a schedule shrunk from it replays).
+        let mut fault_targets = servers.clone();
+        if faults.clients {
+            if let System::LogCluster(spec) = &system {
+                fault_targets.extend(spec.plain_clients());
+            }
+        }
+        fault_targets.extend(scripted.iter().filter_map(|timed| timed.fault.node()));
+        fault_targets.sort_unstable();
+        fault_targets.dedup();
         let mut disk_targets: Vec<NodeId> = match &system {
             System::LogCluster(spec) => (0..spec.brokers).map(NodeId).collect(),
             System::GossipCounter { .. } => servers.clone(),
@@ -743,7 +763,7 @@ impl Source<'_> {
             chaos_ns,
             quiet_ns,
             expect,
-            fault_targets: servers,
+            fault_targets,
             crashes_max,
             disk_faults_max,
         })

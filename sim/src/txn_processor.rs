@@ -23,6 +23,8 @@ use logjam_model as model;
 pub const BATCH_RECORDS_MAX: usize = 8;
 /// The recovery reader numbers its requests apart from the input consumer's.
 const RECOVERY_CORRELATION_BASE: u64 = 1 << 40;
+/// The input consumer numbers its requests apart from the producer's.
+const INPUT_CORRELATION_BASE: u64 = 1 << 36;
 
 /// Each life's correlation ids sit above 2^44 (the life's low 16 bits), so a late
 /// answer to a request of an earlier life is never taken for one of this life's.
@@ -102,7 +104,8 @@ impl Processor {
             producer,
             recovery: Consumer::new(consumer(config.output))
                 .with_correlation_base(RECOVERY_CORRELATION_BASE + life_base(life)),
-            consumer: Consumer::new(consumer(config.input)).with_correlation_base(life_base(life)),
+            consumer: Consumer::new(consumer(config.input))
+                .with_correlation_base(INPUT_CORRELATION_BASE + life_base(life)),
             phase: Phase::Init,
             current: None,
             position: 0,

@@ -10,6 +10,7 @@
 //! so the verdict is a pure function of the history.
 
 mod atomic;
+mod budget;
 mod digest;
 mod duplicate;
 mod durability;
@@ -34,7 +35,19 @@ use digest::Digest;
 /// Checks every invariant of the catalogue against a history.
 pub fn check(history: &History) -> Verdict {
     let header = history.header();
-    let mut findings = Findings::new(history, header.promises());
+    // Promises derived from the configuration are judged against the faults the run
+    // showed: more replicas lossy at once than the budget says promise less.
+    let exceeded = if header.promises.is_none() { budget::exceeded(history) } else { None };
+    let promises = match &exceeded {
+        Some(exceeded) => {
+            let mut config = header.config;
+            config.fault_budget.crashes_max = exceeded.lossy;
+            config.promises()
+        }
+        None => header.promises(),
+    };
+    let mut findings = Findings::new(history, promises);
+    findings.budget_exceeded = exceeded.map(|exceeded| exceeded.explanation);
     let digest = Digest::new(history);
     values::check(&digest, &mut findings);
     txn_reads::check(&digest, &mut findings);
@@ -60,6 +73,7 @@ pub(crate) struct Findings<'h> {
     promises: Vec<Guarantee>,
     checks: Vec<Check>,
     anomalies: Vec<Anomaly>,
+    budget_exceeded: Option<String>,
 }
 
 impl<'h> Findings<'h> {
@@ -74,7 +88,7 @@ impl<'h> Findings<'h> {
                 expected: 0,
             })
             .collect();
-        Findings { history, promises, checks, anomalies: Vec::new() }
+        Findings { history, promises, checks, anomalies: Vec::new(), budget_exceeded: None }
     }
 
     fn slot(&mut self, invariant: Invariant) -> &mut Check {
@@ -128,6 +142,7 @@ impl<'h> Findings<'h> {
             config: header.config,
             promises: self.promises,
             promises_stated: header.promises.is_some(),
+            budget_exceeded: self.budget_exceeded,
             operations: self.history.ops().len() as u64,
             partitions: digest.partitions.len() as u64,
             replica_logs: digest.replicas.len() as u64,
