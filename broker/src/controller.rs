@@ -320,30 +320,38 @@ impl Controller {
         alive: &[NodeId],
     ) -> (Option<NodeId>, Vec<NodeId>) {
         let index = partition as usize;
-        let isr: Vec<NodeId> =
-            self.states[index].isr.iter().copied().filter(|b| alive.contains(b)).collect();
-        self.shrink_eligible(partition, &isr, None);
-        if let Some(&leader) = isr.first() {
-            return (Some(leader), isr);
+        let isr = self.states[index].isr.clone();
+        let live_isr: Vec<NodeId> = isr.iter().copied().filter(|b| alive.contains(b)).collect();
+        if let Some(&leader) = live_isr.first() {
+            self.shrink_eligible(partition, &live_isr, None);
+            return (Some(leader), live_isr);
         }
-        let eligible = &mut self.eligible[index];
+        // No live ISR member: the dead ones (fenced, not restarted) hold everything
+        // committed, as the ELR does; a live one of them leads.
+        let mut eligible = self.eligible[index].clone();
+        for &member in &isr {
+            if !eligible.contains(&member) {
+                eligible.push(member);
+            }
+        }
         if let Some(position) = eligible.iter().position(|b| alive.contains(b)) {
             let leader = eligible.remove(position);
+            self.eligible[index] = eligible;
             self.dirty = true;
             return (Some(leader), vec![leader]);
         }
-        let had_eligible = !eligible.is_empty();
         if self.config.unclean_leader_election {
             if let Some(&leader) = alive.first() {
                 self.eligible[index].clear();
                 self.dirty = true;
                 return (Some(leader), vec![leader]);
             }
-        } else if !had_eligible {
+        } else if eligible.is_empty() {
             if let Some(leader) = self.most_complete(partition, alive) {
                 return (Some(leader), vec![leader]);
             }
         }
+        // Nobody may lead yet: the partition waits, its ISR and ELR as they are.
         (None, isr)
     }
 

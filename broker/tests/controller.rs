@@ -288,6 +288,10 @@ fn the_last_isr_member_restarted_is_elected_again_only_before_kip_966() {
         let config = ControllerConfig { min_insync_replicas: 2, election, ..config(false) };
         let mut h = Harness::with(config);
         h.advance(MS, &ALL);
+        // Before anyone was heard from nobody led and nothing changed: the first leader
+        // leads epoch 1 with every replica in sync.
+        let first = h.state();
+        assert_eq!((first.leader_epoch, first.isr.clone()), (1, vec![0, 1, 2]), "{election:?}");
         // Both followers stop fetching: the ISR shrinks to the leader alone, and the one
         // that left it below min ISR holds everything committed (the high watermark
         // stops there).

@@ -29,7 +29,16 @@ const INPUT_CORRELATION_BASE: u64 = 1 << 36;
 /// Each life's correlation ids sit above 2^44 (the life's low 16 bits), so a late
 /// answer to a request of an earlier life is never taken for one of this life's.
 fn life_base(life: u64) -> u64 {
-    (life & 0xFFFF) << 44
+    (life & 0xFFFF) << LIFE_SHIFT
+}
+
+/// Bits 44 and up number the life; the readers' bases sit below them.
+const LIFE_SHIFT: u32 = 44;
+
+/// A fetch answer for the recovery reader (whatever life's base it carries), not the
+/// input consumer.
+fn for_recovery(correlation: u64) -> bool {
+    correlation & ((1 << LIFE_SHIFT) - 1) >= RECOVERY_CORRELATION_BASE
 }
 
 /// What the processor did, for the history, in order.
@@ -185,7 +194,7 @@ impl Processor {
 
     pub fn handle(&mut self, now_ns: u64, msg: Msg) {
         match &msg {
-            Msg::FetchResponse { correlation, .. } if *correlation >= RECOVERY_CORRELATION_BASE => {
+            Msg::FetchResponse { correlation, .. } if for_recovery(*correlation) => {
                 self.recovery.handle(now_ns, msg)
             }
             Msg::FetchResponse { .. } => self.consumer.handle(now_ns, msg),
@@ -459,5 +468,15 @@ mod tests {
         assert_eq!(parse_offsets("3-9~ab.2"), Some(9));
         assert_eq!(parse_offsets("3-x~ab.2"), None);
         assert_eq!(parse_offsets("nonsense"), None);
+    }
+
+    #[test]
+    fn each_reader_gets_its_own_answers_in_every_life() {
+        for life in [0, 1, 2, 0xFFFF] {
+            let input = INPUT_CORRELATION_BASE + life_base(life) + 7;
+            let recovery = RECOVERY_CORRELATION_BASE + life_base(life) + 7;
+            assert!(!for_recovery(input), "life {life}: the input consumer's answer");
+            assert!(for_recovery(recovery), "life {life}: the recovery reader's answer");
+        }
     }
 }
