@@ -231,8 +231,8 @@ fn main() -> ExitCode {
                     };
                     if let Some(scenario_path) = scenario_path {
                         let Some(given) = load(scenario_path) else { return ExitCode::from(2) };
-                        if let Err(problem) = file.check(&given) {
-                            eprintln!("logjam: {}: {problem}", path.display());
+                        if let Err(problem) = file.check_at(&given, path) {
+                            eprintln!("logjam: {problem}");
                             return ExitCode::from(2);
                         }
                         scenario = given;

@@ -62,6 +62,9 @@ const TABLE: &[Row] = &[
     // A group that processed input 0 of two and stopped, in a history whose header says
     // processors had time to finish: exactly once, but stuck.
     row("processing-progress", &["processing-progress"], &[]),
+    // A group the header declares that never ran a transaction: stuck from its start
+    // (no transaction names it, so only the header makes it known).
+    row("processing-progress-never-started", &["processing-progress"], &[]),
     // A read_uncommitted poll of an aborted transaction: never a violation.
     row("dirty-read", &[], &["dirty-read"]),
     // A read past the last stable offset of a transaction left hanging.
@@ -84,6 +87,7 @@ const TABLE: &[Row] = &[
     // Committed, aborted and fenced transactions, consume-transform-produce offsets,
     // control markers leaving gaps, a read inside a transaction.
     row("valid-transactions", &[], &[]),
+    row("valid-processor-declared-finished", &[], &[]),
     // Regression, found by the broker's cluster runs: an old leader that rejoins cuts
     // its own divergent, never-committed tail below the new leader's high watermark
     // (KIP-101). Not a truncation below a watermark it ever reported.

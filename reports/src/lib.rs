@@ -25,6 +25,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let _ = writeln!(out, "scenario   {} ({})", scenario.name, scenario.path);
     let _ = writeln!(out, "seed       {}", run.seed);
     let _ = writeln!(out, "trace hash {:016x}", run.trace_hash);
+    let _ = writeln!(out, "nodes      {}", scenario.node_map());
     let _ = writeln!(
         out,
         "simulated  {} in {} events; {} client ops started, {} skipped (target down or busy); {} faults scheduled",

@@ -23,6 +23,8 @@ pub struct RunReport {
     pub trace_hash: String,
     pub simulated: String,
     pub events: u64,
+    /// Which nodes play which role (`brokers n0-n2, controller n3, ...`).
+    pub nodes: String,
     /// The configuration as `key=value` pairs, in a fixed order.
     pub configuration: Vec<(String, String)>,
     /// The guarantees that configuration promises (the model's catalogue).
@@ -97,6 +99,7 @@ impl RunReport {
             trace_hash: format!("{:016x}", run.trace_hash),
             simulated: format_ns(run.simulated_ns),
             events: stats.events,
+            nodes: scenario.node_map(),
             configuration,
             promises,
             budget_exceeded: run.budget_exceeded.clone(),
@@ -135,6 +138,7 @@ impl RunReport {
                 vec!["seed".into(), self.seed.to_string()],
                 vec!["trace hash".into(), format!("`{}`", self.trace_hash)],
                 vec!["simulated".into(), format!("{} in {} events", self.simulated, self.events)],
+                vec!["nodes".into(), self.nodes.clone()],
                 vec!["verdict".into(), self.verdict.clone()],
                 vec!["replay".into(), format!("`{}`", self.replay)],
             ],

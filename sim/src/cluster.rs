@@ -137,6 +137,16 @@ impl ClusterSpec {
         NodeId(self.brokers + 2 + self.producers + self.consumers + index)
     }
 
+    /// Each processor's consumer group and input partition, for the history's header.
+    pub fn processor_groups(&self) -> Vec<model::ProcessorGroup> {
+        (0..self.processors())
+            .map(|index| model::ProcessorGroup {
+                group: crate::txn_processor::group_name(index),
+                partition: index % self.partitions,
+            })
+            .collect()
+    }
+
     fn processors(&self) -> u32 {
         self.txn.as_ref().map_or(0, |txn| txn.processors)
     }
@@ -160,6 +170,29 @@ impl ClusterSpec {
             + self.consumers
             + u32::from(self.txn.is_some())
             + self.processors()
+    }
+
+    /// Which nodes play which role, in words (`brokers n0-n2, controller n3, producers
+    /// n4-n7, consumers n8`): what a scripted fault's `target` and a report's lanes mean.
+    pub fn node_map(&self) -> String {
+        let (producers, consumers) = if self.es.is_some() {
+            ("event-store clients", "projections")
+        } else if self.txn.is_some() {
+            ("transactional producers", "consumers")
+        } else {
+            ("producers", "consumers")
+        };
+        let mut roles = vec![
+            role("brokers", 0, self.brokers),
+            role("controller", self.controller().0, 1),
+            role(producers, self.producer(0).0, self.producers),
+            role(consumers, self.consumer(0).0, self.consumers),
+        ];
+        if let Some(coordinator) = self.coordinator() {
+            roles.push(role("transaction coordinator", coordinator.0, 1));
+            roles.push(role("processors", self.processor(0).0, self.processors()));
+        }
+        roles.into_iter().flatten().collect::<Vec<_>>().join(", ")
     }
 
     /// The nodes that run the system (brokers, the controller, the transaction
@@ -1135,4 +1168,14 @@ pub fn final_replicas(
         }
     }
     replicas
+}
+
+/// `count` nodes from `first`, under `name` (`brokers n0-n2`, `controller n3`); none for
+/// none.
+fn role(name: &str, first: u32, count: u32) -> Option<String> {
+    match count {
+        0 => None,
+        1 => Some(format!("{name} n{first}")),
+        _ => Some(format!("{name} n{first}-n{}", first + count - 1)),
+    }
 }

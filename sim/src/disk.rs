@@ -46,9 +46,9 @@ impl Default for DiskConfig {
     }
 }
 
-/// A disk fault to inject.
+/// A disk fault to inject (unknown keys: see `fault::Partition`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DiskFault {
     /// Flip one bit of durable data at rest.
     BitRot,

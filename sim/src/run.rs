@@ -329,6 +329,7 @@ fn run_cluster(
     // The quiet phase and the drain give processors (and transactional projections)
     // the time to finish their input.
     header.processors_settled = true;
+    header.processors = spec.processor_groups();
     let recorder = Recorder::new(header);
     let es_recorder: SharedEsRecorder = Rc::default();
     let factory = cluster::factory(spec.clone(), recorder.clone(), es_recorder.clone());

@@ -524,6 +524,17 @@ impl Source<'_> {
 }
 
 impl Scenario {
+    /// Which nodes play which role, in words (`brokers n0-n2, controller n3, ...`).
+    pub fn node_map(&self) -> String {
+        match &self.system {
+            System::LogCluster(spec) => spec.node_map(),
+            System::GossipCounter { .. } => match self.world.nodes {
+                1 => "counter node n0".to_owned(),
+                nodes => format!("counter nodes n0-n{}", nodes - 1),
+            },
+        }
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
@@ -539,10 +550,89 @@ impl Scenario {
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
         let source = Source { path, text };
         let file: File = toml::from_str(text).map_err(|error| {
-            source.error(error.span(), error.message().trim_end().replace('\n', " "))
+            let message = error.message().trim_end().replace('\n', " ");
+            // Name the key too: serde's messages ("unknown variant", a duration's) do not.
+            let message = match error.span().and_then(|span| key_path(text, &span)) {
+                Some(key) => format!("{key}: {message}"),
+                None => message,
+            };
+            source.error(error.span(), message)
         })?;
         source.check(file)
     }
+}
+
+/// The dotted key (`phases.chaos`, `faults.at.kind`) of the innermost key, value or
+/// table of `text` that holds the bytes `span`; `None` if the text does not parse.
+fn key_path(text: &str, span: &Range<usize>) -> Option<String> {
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut path = Vec::new();
+    key_path_in(entries(document.as_table()), span, &mut path);
+    (!path.is_empty()).then(|| path.join("."))
+}
+
+type Entry<'a> = (&'a toml_edit::Key, &'a toml_edit::Item);
+
+fn entries(table: &toml_edit::Table) -> Vec<Entry<'_>> {
+    table.iter().filter_map(|(key, _)| table.get_key_value(key)).collect()
+}
+
+/// Pushes onto `path` the keys down to the innermost of `entries` that holds `span`.
+fn key_path_in(entries_here: Vec<Entry<'_>>, span: &Range<usize>, path: &mut Vec<String>) {
+    for (key, item) in entries_here {
+        match item {
+            toml_edit::Item::Value(value) => {
+                let (Some(key_span), Some(value_span)) = (key.span(), value.span()) else {
+                    continue;
+                };
+                if !(key_span.start <= span.start && span.end <= value_span.end) {
+                    continue;
+                }
+                path.push(key.get().to_owned());
+                // An inline table, or an array of them: look inside.
+                let inline: Vec<&toml_edit::InlineTable> = match value {
+                    toml_edit::Value::InlineTable(table) => vec![table],
+                    toml_edit::Value::Array(array) => {
+                        array.iter().filter_map(toml_edit::Value::as_inline_table).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for table in inline {
+                    let inner =
+                        table.iter().filter_map(|(key, _)| table.get_key_value(key)).collect();
+                    key_path_in(inner, span, path);
+                }
+                return;
+            }
+            toml_edit::Item::Table(table) if in_table(key, table, span, path) => return,
+            toml_edit::Item::ArrayOfTables(array)
+                if array.iter().any(|table| in_table(key, table, span, path)) =>
+            {
+                return;
+            }
+            toml_edit::Item::Table(_) | toml_edit::Item::ArrayOfTables(_) => {}
+            toml_edit::Item::None => {}
+        }
+    }
+}
+
+/// Whether `table` (under `key`) holds `span`; if so, its keys down to it are on `path`.
+fn in_table(
+    key: &toml_edit::Key,
+    table: &toml_edit::Table,
+    span: &Range<usize>,
+    path: &mut Vec<String>,
+) -> bool {
+    let depth = path.len();
+    path.push(key.get().to_owned());
+    key_path_in(entries(table), span, path);
+    // A table's span holds its header and body; a dotted one (`a.b = 1`) has none.
+    let holds = table.span().is_some_and(|t| t.start <= span.start && span.end <= t.end);
+    if path.len() > depth + 1 || holds {
+        return true;
+    }
+    path.truncate(depth);
+    false
 }
 
 impl Source<'_> {
@@ -1074,6 +1164,28 @@ impl Source<'_> {
         servers: &[NodeId],
     ) -> Result<Vec<TimedFault>, ScenarioError> {
         let scripted = entry.get_ref();
+        let untargeted = match scripted.kind {
+            ScriptedKind::Heal => Some(("heal", "it heals the whole network")),
+            ScriptedKind::HealAll => Some(("heal-all", "it heals everything")),
+            ScriptedKind::PowerLoss => Some(("power-loss", "it crashes every server")),
+            ScriptedKind::Crash
+            | ScriptedKind::Restart
+            | ScriptedKind::Pause
+            | ScriptedKind::Resume
+            | ScriptedKind::Isolate
+            | ScriptedKind::ClockJump => None,
+        };
+        if let (Some((kind, what)), Some(target)) = (untargeted, &scripted.target) {
+            let message = format!(
+                "faults.at.target: `{kind}` takes no target ({what}), yet names `{}`",
+                target.get_ref()
+            );
+            return Err(self.error(Some(target.span()), message));
+        }
+        if scripted.duration.is_some() && scripted.kind != ScriptedKind::ClockJump {
+            return Err(self
+                .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
+        }
         let node = || -> Result<NodeId, ScenarioError> {
             let Some(target) = &scripted.target else {
                 return Err(self.error(
@@ -1126,10 +1238,6 @@ impl Source<'_> {
                     .collect());
             }
         };
-        if scripted.duration.is_some() && scripted.kind != ScriptedKind::ClockJump {
-            return Err(self
-                .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
-        }
         fault
             .validate(nodes)
             .map_err(|error| self.error(Some(entry.span()), format!("faults.at: {error}")))?;

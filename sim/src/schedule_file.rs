@@ -22,12 +22,15 @@
 //! bug (the file must hold once fixed, and fails the build if the bug comes back).
 //!
 //! A file is checked against its scenario before anything runs: every node, partition
-//! and time must be one the scenario has.
+//! and time must be one the scenario has. Unknown keys are refused everywhere in the
+//! format, and every refusal names the line and column of the value it is about.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::NodeId;
 use crate::fault::Fault;
@@ -142,15 +145,20 @@ impl ScheduleFile {
         let scenario_path = resolve(path, &file.scenario);
         let scenario = Scenario::load(&scenario_path).map_err(|error| ScheduleError {
             path: shown.clone(),
-            place: None,
+            place: locate(&text, "scenario"),
             message: format!("its scenario `{}`: {error}", file.scenario),
         })?;
-        file.check(&scenario).map_err(|message| ScheduleError {
-            path: shown,
-            place: None,
-            message,
-        })?;
+        file.check(&scenario).map_err(|message| placed(&shown, &text, message))?;
         Ok((file, scenario))
+    }
+
+    /// Checks the file read from `path` against `scenario`, as `check`, and names the
+    /// place of a problem in the file (read again only then, to find it).
+    pub fn check_at(&self, scenario: &Scenario, path: &Path) -> Result<(), ScheduleError> {
+        self.check(scenario).map_err(|message| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            placed(&path.display().to_string(), &text, message)
+        })
     }
 
     /// Parses the text of a schedule file (not yet checked against its scenario).
@@ -161,10 +169,25 @@ impl ScheduleFile {
             message: error.to_string(),
         })?;
         if file.format != FORMAT {
+            let message = format!("format: `{}`, but this logjam reads `{FORMAT}`", file.format);
+            return Err(placed(path, text, message));
+        }
+        // Serde refuses unknown keys of structs, not those of a fault (its enum is read
+        // as a whole before its variant is known): compare every key of the text with
+        // what was read.
+        let read = serde_json::to_value(&file).expect("a schedule file serializes");
+        let raw: &RawValue = serde_json::from_str(text).expect("parsed above");
+        if let Some(unknown) = unknown_key(raw, &read, String::new()) {
+            let message = format!(
+                "{}: unknown field `{}`, expected one of {}",
+                unknown.path,
+                unknown.key,
+                unknown.known.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(", ")
+            );
             return Err(ScheduleError {
                 path: path.to_owned(),
-                place: None,
-                message: format!("format is `{}`; this logjam reads `{FORMAT}`", file.format),
+                place: Some(line_column(text, offset(text, unknown.raw))),
+                message,
             });
         }
         Ok(file)
@@ -214,7 +237,103 @@ fn resolve(schedule_path: &Path, scenario: &str) -> PathBuf {
         .unwrap_or(given)
 }
 
-/// The checks a schedule must pass before it runs in `scenario`.
+/// A key of the text that the file read has not: a field no part of the format knows.
+struct UnknownKey<'t> {
+    /// Where it is: `schedule.faults[0].fault.colour`.
+    path: String,
+    key: String,
+    /// Its value in the text.
+    raw: &'t RawValue,
+    /// The keys the object it is in may have (those the file read has there).
+    known: Vec<String>,
+}
+
+/// The first key of `raw` (in the order of the text) that `read` does not have.
+fn unknown_key<'t>(raw: &'t RawValue, read: &Value, path: String) -> Option<UnknownKey<'t>> {
+    match read {
+        Value::Object(fields) => {
+            for (key, value) in members(raw) {
+                let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let Some(field) = fields.get(&key) else {
+                    let known = fields.keys().cloned().collect();
+                    return Some(UnknownKey { path: here, key, raw: value, known });
+                };
+                if let Some(unknown) = unknown_key(value, field, here) {
+                    return Some(unknown);
+                }
+            }
+            None
+        }
+        Value::Array(items) => elements(raw)
+            .into_iter()
+            .zip(items)
+            .enumerate()
+            .find_map(|(index, (raw, item))| unknown_key(raw, item, format!("{path}[{index}]"))),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => None,
+    }
+}
+
+/// The members of a JSON object, in the order of the text (none if it is no object).
+fn members(raw: &RawValue) -> Vec<(String, &RawValue)> {
+    let members: std::collections::BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).unwrap_or_default();
+    let mut members: Vec<(String, &RawValue)> = members.into_iter().collect();
+    members.sort_by_key(|(_, value)| value.get().as_ptr().addr());
+    members
+}
+
+/// The elements of a JSON array (none if it is no array).
+fn elements(raw: &RawValue) -> Vec<&RawValue> {
+    serde_json::from_str(raw.get()).unwrap_or_default()
+}
+
+/// Where `raw`, a part of `text`, starts in it.
+fn offset(text: &str, raw: &RawValue) -> usize {
+    raw.get().as_ptr().addr() - text.as_ptr().addr()
+}
+
+/// The 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// The place in `text` of the value `path` names (`schedule.faults[3].at_ns`): as far
+/// down the path as the text goes.
+fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let mut raw: &RawValue = serde_json::from_str(text).ok()?;
+    'steps: for step in path.split('.') {
+        let (key, indices) = step.split_once('[').map_or((step, ""), |(key, rest)| (key, rest));
+        let Some((_, value)) = members(raw).into_iter().find(|(name, _)| name == key) else {
+            break;
+        };
+        raw = value;
+        for index in indices.split('[').filter(|index| !index.is_empty()) {
+            let index = index.trim_end_matches(']').parse::<usize>().ok();
+            let Some(element) = index.and_then(|index| elements(raw).get(index).copied()) else {
+                break 'steps;
+            };
+            raw = element;
+        }
+    }
+    Some(line_column(text, offset(text, raw)))
+}
+
+/// A problem of the file at `shown` whose message starts with the path of the value it
+/// is about (`schedule.faults[3].at_ns: ...`), placed at that value in `text`.
+fn placed(shown: &str, text: &str, message: String) -> ScheduleError {
+    let path = message.split_once(": ").map_or("", |(path, _)| path);
+    let is_path =
+        !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+    let place = if is_path { locate(text, path) } else { None };
+    ScheduleError { path: shown.to_owned(), place, message }
+}
+
+/// The checks a schedule must pass before it runs in `scenario`. Each problem starts
+/// with the path of the value it is about (`schedule.faults[3].at_ns: ...`), which
+/// `ScheduleFile::load` turns into a line and column.
 pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), String> {
     let (chaos_ns, quiet_ns) = (schedule.chaos_ns, schedule.quiet_ns);
     if chaos_ns == 0 {
@@ -246,11 +365,14 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
         let place = format!("schedule.faults[{index}]");
         if timed.at_ns >= chaos_ns {
             return Err(format!(
-                "{place}: at_ns {} is not within the chaos phase [0, {chaos_ns})",
+                "{place}.at_ns: {} is not within the chaos phase [0, {chaos_ns})",
                 timed.at_ns
             ));
         }
-        timed.fault.validate(scenario.world.nodes).map_err(|error| format!("{place}: {error}"))?;
+        timed
+            .fault
+            .validate(scenario.world.nodes)
+            .map_err(|error| format!("{place}.fault: {error}"))?;
         for node in struck_nodes(&timed.fault) {
             let targets = if matches!(timed.fault, Fault::Disk { .. }) {
                 &scenario.disk_targets
@@ -259,7 +381,7 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
             };
             if !targets.contains(&node) {
                 return Err(format!(
-                    "{place}: node {} is not one this scenario's faults strike ({})",
+                    "{place}.fault.node: node {} is not one this scenario's faults strike ({})",
                     node.0,
                     list(targets)
                 ));
@@ -277,12 +399,12 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
         let place = format!("schedule.ops[{index}]");
         if op.at_ns >= chaos_ns {
             return Err(format!(
-                "{place}: at_ns {} is not within the chaos phase [0, {chaos_ns})",
+                "{place}.at_ns: {} is not within the chaos phase [0, {chaos_ns})",
                 op.at_ns
             ));
         }
         if op.at_ns < previous_ns {
-            return Err(format!("{place}: at_ns {} is before the operation above it", op.at_ns));
+            return Err(format!("{place}.at_ns: {} is before the operation above it", op.at_ns));
         }
         previous_ns = op.at_ns;
         match &scenario.system {
@@ -290,7 +412,7 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
                 let producers = spec.producer(0).0..spec.producer(0).0 + spec.producers;
                 if !producers.contains(&op.node.0) {
                     return Err(format!(
-                        "{place}: node {} is not a producer (producers are nodes {}..{})",
+                        "{place}.node: node {} is not a producer (producers are nodes {}..{})",
                         op.node.0, producers.start, producers.end
                     ));
                 }
@@ -298,13 +420,13 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
                     // An event-store operation names the account it starts at.
                     Some(es) if op.partition >= es.accounts => {
                         return Err(format!(
-                            "{place}: account {} does not exist (the scenario has {})",
+                            "{place}.partition: account {} does not exist (the scenario has {})",
                             op.partition, es.accounts
                         ));
                     }
                     None if op.partition >= spec.partitions => {
                         return Err(format!(
-                            "{place}: partition {} does not exist (the scenario has {})",
+                            "{place}.partition: partition {} does not exist (the scenario has {})",
                             op.partition, spec.partitions
                         ));
                     }
@@ -314,12 +436,14 @@ pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), St
             System::GossipCounter { .. } => {
                 if op.node.0 >= scenario.world.nodes {
                     return Err(format!(
-                        "{place}: node {} does not exist (the scenario has {})",
+                        "{place}.node: node {} does not exist (the scenario has {})",
                         op.node.0, scenario.world.nodes
                     ));
                 }
                 if op.partition != 0 {
-                    return Err(format!("{place}: the gossip counter has only partition 0"));
+                    return Err(format!(
+                        "{place}.partition: the gossip counter has only partition 0"
+                    ));
                 }
             }
         }

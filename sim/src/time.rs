@@ -12,6 +12,9 @@ pub const NS_PER_S: u64 = 1_000_000_000;
 /// so a scenario never silently means something other than what it says.
 pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("duration `{text}` cannot be negative"));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("duration `{text}` has no unit (use ns, us, ms, s, m or h)"))?;
@@ -88,6 +91,8 @@ mod tests {
             ("1.5ns", Err("finer than a nanosecond")),
             ("5", Err("no unit")),
             ("5 parsecs", Err("unknown unit `parsecs`")),
+            ("-2s", Err("`-2s` cannot be negative")),
+            ("-0s", Err("`-0s` cannot be negative")),
             ("5 ms", Ok(5_000_000)),
             ("s", Err("no number")),
             ("1.2.3s", Err("not a number")),

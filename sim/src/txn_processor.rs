@@ -41,6 +41,11 @@ fn for_recovery(correlation: u64) -> bool {
     correlation & ((1 << LIFE_SHIFT) - 1) >= RECOVERY_CORRELATION_BASE
 }
 
+/// The consumer group of processor `index` (`g0`), as its `commit-offset`s name it.
+pub fn group_name(index: u32) -> String {
+    format!("g{index}")
+}
+
 /// What the processor did, for the history, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -107,7 +112,7 @@ impl Processor {
         };
         let producer = TxnProducer::new(config.producer).with_correlation_base(life_base(life));
         let mut processor = Processor {
-            group: format!("g{}", config.index),
+            group: group_name(config.index),
             input: config.input,
             output: config.output,
             producer,

@@ -9,7 +9,7 @@
 //! Ranges sorted by start and swept with the furthest end so far: `n log n`.
 //!
 //! processing-progress (when the header says processors had time to finish): every
-//! group that ran a transaction on an input has committed past the input's last record
+//! group the header declares or a transaction names has committed past the input's last record
 //! in the final read_committed view (a processor stuck behind is a liveness failure,
 //! however exactly it processed what it did).
 
@@ -93,29 +93,33 @@ fn check_progress(
         findings.examined(Invariant::ProcessingProgress, 0, "groups' inputs");
         return;
     }
-    // Every (group, input) a transaction named, committed or not, with how far it got
-    // and the transaction to show.
-    let mut reached: BTreeMap<(&str, u32), (u64, u32)> = BTreeMap::new();
+    // Every (group, input) the header declares or a transaction named, committed or
+    // not, with how far it got and the transaction to show (none: it never ran one).
+    let mut reached: BTreeMap<(&str, u32), (u64, Option<u32>)> = BTreeMap::new();
+    for declared in &digest.history.header().processors {
+        reached.insert((declared.group.as_str(), declared.partition), (0, None));
+    }
     for (index, txn) in digest.txns.iter().enumerate() {
         let Op::Txn { ops, .. } = &digest.history.events()[txn.invoke as usize].op else {
             unreachable!("a transaction's invocation is a txn")
         };
         for micro in ops {
             if let MicroOp::CommitOffset { group, partition, .. } = micro {
-                reached.entry((group.as_str(), *partition)).or_insert((0, index as u32));
+                let entry = reached.entry((group.as_str(), *partition)).or_insert((0, None));
+                entry.1.get_or_insert(index as u32);
             }
         }
     }
     for &(group, partition, _, to, txn) in ranges {
-        let entry = reached.entry((group, partition)).or_insert((0, txn));
+        let entry = reached.entry((group, partition)).or_insert((0, Some(txn)));
         if to >= entry.0 {
-            *entry = (to, txn);
+            *entry = (to, Some(txn));
         }
     }
     let mut judged = 0;
     for (&(group, partition), &(to, txn)) in &reached {
         let Ok(part) = digest.partitions.binary_search(&partition) else { continue };
-        let Some((_, replica)) = digest.reference_replica(part as u32) else { continue };
+        let Some((closing, replica)) = digest.reference_replica(part as u32) else { continue };
         let view_end = replica.last_stable();
         let last = replica
             .records
@@ -128,6 +132,13 @@ fn check_progress(
             continue;
         }
         findings.found(Invariant::ProcessingProgress, Guarantee::Liveness, Some(partition), || {
+            let Some(txn) = txn else {
+                let explanation = format!(
+                    "group `{group}` on input partition {partition} never committed any of its input, but the input's last record in the final read_committed view is at offset {}",
+                    last.offset
+                );
+                return (explanation, vec![digest.witness.replica_at(closing, last.offset)]);
+            };
             let explanation = format!(
                 "group `{group}` on input partition {partition} committed its input up to offset {to}, but the input's last record in the final read_committed view is at offset {}",
                 last.offset

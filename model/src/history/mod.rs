@@ -43,12 +43,32 @@ pub struct Header {
     /// The run gave its consume-transform-produce processes time to finish their input
     /// once faults healed: `processing-progress` is judged only then.
     pub processors_settled: bool,
+    /// The consume-transform-produce groups the run started, each with its input:
+    /// `processing-progress` judges every one of them, also one that never ran a
+    /// transaction (without this, only groups a transaction names are known).
+    pub processors: Vec<ProcessorGroup>,
+}
+
+/// A consume-transform-produce group and the input partition it processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorGroup {
+    /// The group its `commit-offset` micro-ops name (`"g0"`).
+    pub group: String,
+    /// The input partition.
+    pub partition: u32,
 }
 
 impl Header {
     /// A header whose promises are derived from its configuration.
     pub fn new(system: impl Into<String>, config: Config) -> Header {
-        Header { system: system.into(), config, promises: None, processors_settled: false }
+        Header {
+            system: system.into(),
+            config,
+            promises: None,
+            processors_settled: false,
+            processors: Vec::new(),
+        }
     }
 
     /// The guarantees the checkers hold the history to.

@@ -13,8 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::parse::Problem;
 use super::{
-    Closing, Event, EventType, FORMAT_VERSION, Header, Isolation, MicroOp, Op, Protocol,
-    ProtocolEvent, Record, Replica,
+    Closing, Event, EventType, FORMAT_VERSION, Header, Isolation, MicroOp, Op, ProcessorGroup,
+    Protocol, ProtocolEvent, Record, Replica,
 };
 use crate::config::Config;
 use crate::invariant::Guarantee;
@@ -67,6 +67,8 @@ struct HeaderOut<'a> {
     promises: Option<&'a [Guarantee]>,
     #[serde(skip_serializing_if = "is_false")]
     processors_settled: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    processors: &'a [ProcessorGroup],
 }
 
 fn is_false(value: &bool) -> bool {
@@ -85,6 +87,8 @@ struct HeaderIn {
     promises: Option<Vec<Guarantee>>,
     #[serde(default)]
     processors_settled: bool,
+    #[serde(default)]
+    processors: Vec<ProcessorGroup>,
 }
 
 /// Only the version, read first so that a newer history is refused for its version and
@@ -117,6 +121,7 @@ pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
         config: header.config,
         promises: header.promises,
         processors_settled: header.processors_settled,
+        processors: header.processors,
     })
 }
 
@@ -127,6 +132,7 @@ pub(super) fn write_header(out: &mut impl Write, header: &Header) -> io::Result<
         config: &header.config,
         promises: header.promises.as_deref(),
         processors_settled: header.processors_settled,
+        processors: &header.processors,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
