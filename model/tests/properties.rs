@@ -282,10 +282,12 @@ fn also_broken(mutation: Mutation) -> &'static [Invariant] {
     match mutation {
         // The aborted record was an acknowledged send.
         Mutation::AbortCommittedTxnRecord => &[Invariant::LostWrite],
-        // A read_committed reader stepped over the records, then aborted; a record
-        // lost with a leader change stays invisible (only if no failed transaction
-        // has all of its records held).
-        Mutation::UnabortFailedTxn => &[Invariant::PollSkip, Invariant::AtomicVisibility],
+        // A read_committed reader stepped over the records (between polls, or inside
+        // one), then aborted; a record lost with a leader change stays invisible (only
+        // if no failed transaction has all of its records held).
+        Mutation::UnabortFailedTxn => {
+            &[Invariant::PollSkip, Invariant::IntPollSkip, Invariant::AtomicVisibility]
+        }
         // Only where no marker ends the log: a read at the high watermark's last offset.
         Mutation::HangTransaction => &[Invariant::ReadPastLso],
         Mutation::OverlapCommittedRange | Mutation::FenceCommittedTxn => &[],

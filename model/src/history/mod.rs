@@ -43,12 +43,21 @@ pub struct Header {
     /// The run gave its consume-transform-produce processes time to finish their input
     /// once faults healed: `processing-progress` is judged only then.
     pub processors_settled: bool,
+    /// Free text for people: where the history comes from, what it shows and why its
+    /// verdict is what it is (a JSON line has no comments). Never read by a checker.
+    pub about: Option<String>,
 }
 
 impl Header {
     /// A header whose promises are derived from its configuration.
     pub fn new(system: impl Into<String>, config: Config) -> Header {
-        Header { system: system.into(), config, promises: None, processors_settled: false }
+        Header {
+            system: system.into(),
+            config,
+            promises: None,
+            processors_settled: false,
+            about: None,
+        }
     }
 
     /// The guarantees the checkers hold the history to.
@@ -63,7 +72,7 @@ impl Header {
             None => self.config.promises(),
         }
         .into_iter()
-        .filter(|guarantee| guarantee.promisable())
+        .filter(|guarantee| guarantee.stateable())
         .collect()
     }
 }
