@@ -50,9 +50,11 @@ macro_rules! catalogue {
                 match self { $(Invariant::$variant => Level::$level),* }
             }
 
-            /// The guarantee an anomaly of this kind breaks. `inconsistent-offsets` is
-            /// the one exception: it breaks `acked-durable` when an acknowledgement is
-            /// involved and `committed-stable` otherwise (each anomaly says which).
+            /// The guarantee an anomaly of this kind breaks. Two kinds vary: an
+            /// `inconsistent-offsets` breaks `acked-durable` when an acknowledgement is
+            /// involved and `committed-stable` otherwise, a `g1c` breaks `transactional`
+            /// when its cycle is of reads alone and `write-isolation` when it needs the
+            /// write order (each anomaly says which).
             pub fn guarantee(self) -> Guarantee {
                 match self { $(Invariant::$variant => Guarantee::$guarantee),* }
             }
@@ -99,6 +101,14 @@ catalogue! {
     /// A transaction never reads its own sends: they are invisible until it commits.
     PrecommittedRead = "precommitted-read", Client, Transactional,
         "a read_committed read never returns a record of a transaction before it commits (a transaction reading its own sends)";
+    /// No cycle of write-write dependencies between transactions (Adya's G0).
+    G0 = "g0", Client, WriteIsolation,
+        "no transactions' sends interleave on partitions into a cycle of write order (Adya's G0)";
+    /// No cycle of write-read (and write-write) dependencies (Adya's G1c). A cycle of
+    /// reads alone breaks `transactional`; one that needs the write order breaks
+    /// `write-isolation` (each anomaly says which).
+    G1c = "g1c", Client, Transactional,
+        "no transactions read each other's writes in a cycle (Adya's G1c; through the write order only under write-isolation)";
     /// A fenced producer's later transactions never take effect.
     ZombieWrite = "zombie-write", Client, Transactional,
         "a transaction invoked after another process took its transactional id never becomes visible";

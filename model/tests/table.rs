@@ -118,6 +118,11 @@ const TABLE: &[Row] = &[
     row("valid-transaction-sends-in-order", &[], &[]),
     row("lost-write-consumer-passed-it", &["lost-write"], &[]),
     row("unseen-after-a-seek", &["unseen"], &[]),
+    // Cycles in the transactions' dependency graph.
+    row("g0", &[], &["g0"]),
+    row("g0-write-isolation", &["g0"], &[]),
+    row("g1c", &["g1c"], &[]),
+    row("valid-dependencies-point-forward", &[], &[]),
     // Results stated on info and fail completions.
     row("valid-results-of-indeterminate-operations", &[], &[]),
     // Nothing to judge is its own verdict; one completed poll is something.
@@ -155,6 +160,9 @@ const TABLE: &[Row] = &[
     nothing("jepsen/empty-history"),
     row("jepsen/unseen", &[], &[]),
     row("jepsen/precommitted-read", &["precommitted-read"], &[]),
+    row("jepsen/g0", &["unseen"], &["g0"]),
+    row("jepsen/g1c-pure-wr", &["g1c"], &[]),
+    row("jepsen/g1c-ww-wr", &["unseen"], &["g1c"]),
 ];
 
 fn histories() -> &'static Path {

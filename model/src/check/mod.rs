@@ -10,6 +10,7 @@
 //! so the verdict is a pure function of the history.
 
 mod atomic;
+mod cycles;
 mod digest;
 mod duplicate;
 mod durability;
@@ -41,6 +42,7 @@ pub fn check(history: &History) -> Verdict {
     values::check(&digest, &mut findings);
     txn_reads::check(&digest, &mut findings);
     precommitted::check(&digest, &mut findings);
+    cycles::check(&digest, &mut findings);
     atomic::check(&digest, &mut findings);
     zombie::check(&digest, &mut findings);
     exactly_once::check(&digest, &mut findings);
