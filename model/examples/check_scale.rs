@@ -5,6 +5,8 @@
 //! cargo build --release -p logjam-model --example check_scale
 //! /usr/bin/time -v target/release/examples/check_scale 1000000          # built in memory
 //! /usr/bin/time -v target/release/examples/check_scale 1000000 --jsonl  # written, parsed back
+//! # the shape of issue 19's target: 4 partitions, 8 producers, 4 consumers, 3 replicas
+//! /usr/bin/time -v target/release/examples/check_scale 1000000 --jsonl --wide
 //! ```
 //!
 //! A measuring tool, outside any simulated run: it reads the wall clock on purpose.
@@ -25,11 +27,17 @@ fn timed<T>(what: &str, work: impl FnOnce() -> T) -> (T, Duration) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let ops: usize =
-        args.next().map_or(1_000_000, |n| n.parse().expect("usage: check_scale [OPS] [--jsonl]"));
-    let via_jsonl = args.next().as_deref() == Some("--jsonl");
+    let ops: usize = args
+        .next()
+        .map_or(1_000_000, |n| n.parse().expect("usage: check_scale [OPS] [--jsonl] [--wide]"));
+    let flags: Vec<String> = args.collect();
+    let via_jsonl = flags.iter().any(|flag| flag == "--jsonl");
+    let mut setup = GenConfig::new(42, ops);
+    if flags.iter().any(|flag| flag == "--wide") {
+        setup = GenConfig { partitions: 4, producers: 8, consumers: 4, replicas: 3, ..setup };
+    }
 
-    let (mut history, _) = timed("generate", || generate(&GenConfig::new(42, ops)));
+    let (mut history, _) = timed("generate", || generate(&setup));
     eprintln!(
         "history    {} operations, {} events, {} closing lines",
         history.ops().len(),

@@ -50,9 +50,11 @@ macro_rules! catalogue {
                 match self { $(Invariant::$variant => Level::$level),* }
             }
 
-            /// The guarantee an anomaly of this kind breaks. `inconsistent-offsets` is
-            /// the one exception: it breaks `acked-durable` when an acknowledgement is
-            /// involved and `committed-stable` otherwise (each anomaly says which).
+            /// The guarantee an anomaly of this kind breaks. Two kinds vary: an
+            /// `inconsistent-offsets` breaks `acked-durable` when an acknowledgement is
+            /// involved and `committed-stable` otherwise, a `g1c` breaks `transactional`
+            /// when its cycle is of reads alone and `write-isolation` when it needs the
+            /// write order (each anomaly says which).
             pub fn guarantee(self) -> Guarantee {
                 match self { $(Invariant::$variant => Guarantee::$guarantee),* }
             }
@@ -96,6 +98,17 @@ catalogue! {
     /// A transaction's sends become visible all together or not at all.
     AtomicVisibility = "atomic-visibility", Client, Transactional,
         "a transaction's sends are all in the final read_committed view or none are, and no reader sees part of one";
+    /// A transaction never reads its own sends: they are invisible until it commits.
+    PrecommittedRead = "precommitted-read", Client, Transactional,
+        "a read_committed read never returns a record of a transaction before it commits (a transaction reading its own sends)";
+    /// No cycle of write-write dependencies between transactions (Adya's G0).
+    G0 = "g0", Client, WriteIsolation,
+        "no transactions' sends interleave on partitions into a cycle of write order (Adya's G0)";
+    /// No cycle of write-read (and write-write) dependencies (Adya's G1c). A cycle of
+    /// reads alone breaks `transactional`; one that needs the write order breaks
+    /// `write-isolation` (each anomaly says which).
+    G1c = "g1c", Client, Transactional,
+        "no transactions read each other's writes in a cycle (Adya's G1c; through the write order only under write-isolation)";
     /// A fenced producer's later transactions never take effect.
     ZombieWrite = "zombie-write", Client, Transactional,
         "a transaction invoked after another process took its transactional id never becomes visible";
@@ -108,9 +121,21 @@ catalogue! {
     /// A consumer never steps over a record others saw.
     PollSkip = "poll-skip", Client, CommittedStable,
         "a consumer never skips over an offset that holds a record";
+    /// Inside one operation, reads of a partition move strictly forward.
+    IntNonmonotonicPoll = "int-nonmonotonic-poll", Client, CommittedStable,
+        "inside one poll or transaction, the records read from a partition have strictly increasing offsets";
+    /// Inside one operation, reads of a partition never step over a record.
+    IntPollSkip = "int-poll-skip", Client, CommittedStable,
+        "inside one poll or transaction, reads of a partition never skip an offset that holds a record";
     /// One producer's sends land in the order it made them.
     NonmonotonicSend = "nonmonotonic-send", Client, AckedDurable,
         "a producer's later send lands after its earlier acknowledged send";
+    /// Inside one transaction, sends to a partition land in the order they were made.
+    IntNonmonotonicSend = "int-nonmonotonic-send", Client, AckedDurable,
+        "inside one transaction, a later send to a partition lands after the earlier ones";
+    /// Inside one transaction, sends to a partition land next to each other.
+    IntSendSkip = "int-send-skip", Client, WriteIsolation,
+        "inside one transaction, no other record lands between two successive sends to a partition";
     /// A send acknowledged before another began lands before it.
     RealtimeOrder = "realtime-order", Client, AckedDurable,
         "a send acknowledged before another send began lands before it";
@@ -194,6 +219,15 @@ pub enum Guarantee {
     Integrity,
     /// Once faults heal, operations finish and replicas converge.
     Liveness,
+    /// Adya's PL-1 for transactions on a log: writes are isolated, as if transactions
+    /// wrote one at a time (no G0 write cycle, no G1c cycle through the write order, and
+    /// no other record between two sends of a transaction to a partition). Kafka does not
+    /// promise it (Jepsen: transactions' writes interleave), so no `Config` does; a
+    /// header may state it for a system that does.
+    WriteIsolation,
+    /// Adya's PL-3: transactions are serializable (no G-single or G2 cycle through
+    /// anti-dependencies). Kafka does not promise it; a header may state it.
+    Serializable,
     /// A read_uncommitted poll sees only committed transactional data. No
     /// configuration promises it, and a header cannot state it: `dirty-read` is always
     /// the expected price of reading uncommitted.
@@ -209,6 +243,8 @@ impl Guarantee {
         Guarantee::Transactional,
         Guarantee::Integrity,
         Guarantee::Liveness,
+        Guarantee::WriteIsolation,
+        Guarantee::Serializable,
         Guarantee::ReadCommittedOnly,
     ];
 
@@ -221,12 +257,25 @@ impl Guarantee {
             Guarantee::Transactional => "transactional",
             Guarantee::Integrity => "integrity",
             Guarantee::Liveness => "liveness",
+            Guarantee::WriteIsolation => "write-isolation",
+            Guarantee::Serializable => "serializable",
             Guarantee::ReadCommittedOnly => "read-committed-only",
         }
     }
 
-    /// Whether any system may promise it (a header stating one that is not is refused).
+    /// Whether a Kafka-style configuration (`Config`) may promise it: the strongest
+    /// configuration promises exactly these. `write-isolation` and `serializable` are
+    /// not (Kafka gives neither), but a header may state them: see `stateable`.
     pub fn promisable(self) -> bool {
+        !matches!(
+            self,
+            Guarantee::ReadCommittedOnly | Guarantee::WriteIsolation | Guarantee::Serializable
+        )
+    }
+
+    /// Whether any system may promise it: a header's `promises` may state it (one
+    /// that is not is refused). Only `read-committed-only` is never promised.
+    pub fn stateable(self) -> bool {
         self != Guarantee::ReadCommittedOnly
     }
 }
@@ -260,7 +309,13 @@ mod tests {
             assert_eq!(invariant.name().parse::<Invariant>(), Ok(*invariant));
             let json = serde_json::to_string(invariant).unwrap();
             assert_eq!(json, format!("\"{}\"", invariant.name()));
-            assert!(invariant.name().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+            assert!(
+                invariant
+                    .name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{invariant}"
+            );
         }
         names.sort_unstable();
         names.dedup();

@@ -131,12 +131,16 @@ pub struct Verdict {
     /// Ordered by invariant, then by the first line of the witness; at most
     /// `ANOMALIES_KEPT_PER_INVARIANT` of each kind.
     pub anomalies: Vec<Anomaly>,
+    /// The history holds nothing to judge: no send, poll or transaction completed, no
+    /// replica's final log holds a record and no protocol event was reported. Its verdict is neither "holds" nor
+    /// "violated" (unless a promise broke anyway, such as an operation left pending).
+    pub nothing_to_judge: bool,
 }
 
 impl Verdict {
-    /// True if no promised invariant is broken.
+    /// True if no promised invariant is broken and there was something to judge.
     pub fn holds(&self) -> bool {
-        self.checks.iter().all(|check| check.violations == 0)
+        !self.nothing_to_judge && self.checks.iter().all(|check| check.violations == 0)
     }
 
     /// How one invariant fared.
@@ -264,6 +268,9 @@ impl fmt::Display for Verdict {
             let mut line = format!("{:<24}", check.invariant.name());
             let anomalies = check.violations + check.expected;
             match check.status() {
+                Status::Holds if self.nothing_to_judge => {
+                    write!(line, "nothing   {} {}", check.examined, check.unit)?
+                }
                 Status::Holds => write!(line, "holds     {} {}", check.examined, check.unit)?,
                 Status::Violated => {
                     write!(line, "VIOLATED  {anomalies} in {} {}", check.examined, check.unit)?
@@ -292,6 +299,12 @@ impl fmt::Display for Verdict {
         }
         writeln!(f)?;
         let counts = (self.violation_count(), self.violated().len() as u64, self.expected_count());
+        if self.nothing_to_judge && counts.0 == 0 {
+            return writeln!(
+                f,
+                "verdict: nothing to judge: no send, poll or transaction completed, no replica's final log holds a record, no protocol event"
+            );
+        }
         write_summary(f, counts, ("invariant", "invariants"), "configuration")
     }
 }

@@ -76,3 +76,26 @@ fn the_documented_lost_write_is_reported_as_shown() {
     let text = blocks("text");
     assert_eq!(format!("{}\n", verdict.anomalies[0]), text[1]);
 }
+
+#[test]
+fn the_documented_results_of_indeterminate_operations_are_judged_as_described() {
+    let body = &blocks("jsonl-results")[0];
+    let text = format!("{{\"v\":1,\"system\":\"doc\"}}\n{body}");
+    let history = parse_history_str(&text).unwrap_or_else(|e| panic!("HISTORY.md results: {e}"));
+    let verdict = check(&history);
+    // The failed poll's read proves the info transaction; `b` is where it was reported.
+    assert!(verdict.holds() && verdict.anomalies.is_empty(), "{verdict}");
+    assert_eq!(verdict.check(Invariant::InconsistentOffsets).examined, 1, "{verdict}");
+    // Reported at another offset than the one it was read at, `b` is a duplicate.
+    let moved = text.replace(r#""value":"b","offset":0}"#, r#""value":"b","offset":7}"#);
+    let verdict = check(&parse_history_str(&moved).expect("valid"));
+    assert_eq!(verdict.violated(), vec![Invariant::Duplicate], "{verdict}");
+}
+
+#[test]
+fn the_documented_nothing_to_judge_verdict_is_what_an_empty_history_gets() {
+    let verdict = check(&parse_history_str("{\"v\":1,\"system\":\"doc\"}\n").expect("valid"));
+    assert!(verdict.nothing_to_judge && !verdict.holds(), "{verdict}");
+    let last = verdict.to_string().lines().last().expect("a verdict line").to_string();
+    assert_eq!(format!("{last}\n"), blocks("text-nothing")[0]);
+}

@@ -43,15 +43,36 @@ pub(crate) struct Send<'h> {
     pub part: u32,
     pub key: Option<&'h str>,
     pub value: &'h str,
-    /// The offset the acknowledgement gave, if it gave one.
+    /// The offset the acknowledgement gave, if it gave one; for an `info` send whose
+    /// operation must have committed (some value of it was read at read_committed or is
+    /// in the final view, Jepsen's `must-have-committed?`), the offset its completion
+    /// reported.
     pub ack_offset: Option<u64>,
+    /// The offset its completion reported, whatever the outcome (a `fail` send's is
+    /// never believed: its write did not happen).
+    pub reported_offset: Option<u64>,
 }
 
-/// An ok poll (plain, or a poll micro-op of an ok transaction) and what it read.
+impl Send<'_> {
+    /// Whether it is known to have taken effect: acknowledged, or `info` with its
+    /// operation proven committed and an offset reported.
+    pub fn committed_at(&self) -> Option<u64> {
+        match self.outcome {
+            Outcome::Ok | Outcome::Info => self.ack_offset,
+            Outcome::Fail | Outcome::Pending => None,
+        }
+    }
+}
+
+/// A completed poll (plain, or a poll micro-op of a transaction) and what it read: every
+/// ok one, and every fail or info one that states records it read before it ended.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PollView<'h> {
-    /// The completion event (the ok poll or the ok txn).
+    /// The completion event (the poll's, or its transaction's).
     pub event: u32,
+    /// How the poll (or its transaction) ended: a `fail` one did not move the
+    /// consumer's position, an `info` one may have.
+    pub outcome: Outcome,
     pub invoke: u32,
     pub process: u64,
     pub part: u32,
@@ -146,8 +167,13 @@ pub(crate) struct Digest<'h> {
     pub reference: Vec<Option<u32>>,
     /// Sends by value id.
     pub sends: Vec<Send<'h>>,
-    /// Ok polls, plain and in transactions, in operation order.
+    /// Completed polls with a result, plain and in transactions, in operation order.
     pub polls: Vec<PollView<'h>>,
+    /// Per poll (as `polls`), where its consumer's reading reached back to: the lowest
+    /// of its `from`, its first record, and one past what the same consumer's earlier
+    /// ok polls read since its last seek. The poll and those before it passed every
+    /// offset from there to its last record.
+    pub reach_start: Vec<u64>,
     /// Transactions, in invocation order.
     pub txns: Vec<TxnView<'h>>,
     /// Per value id (sent ones first, then values never sent).
@@ -168,6 +194,7 @@ impl<'h> Digest<'h> {
             reference: Vec::new(),
             sends: Vec::new(),
             polls: Vec::new(),
+            reach_start: Vec::new(),
             txns: Vec::new(),
             facts: Vec::new(),
             claims: Vec::new(),
@@ -178,7 +205,93 @@ impl<'h> Digest<'h> {
         digest.index_polls();
         digest.collect_claims();
         digest.collect_facts();
+        if digest.believe_info_offsets() {
+            digest.claims.sort_unstable();
+            digest.collect_facts();
+        }
+        digest.index_reach();
         digest
+    }
+
+    /// Where a send landed, and the claim that shows it if it was observed: its
+    /// acknowledged (or believed) offset, else the lowest offset it was observed at.
+    /// `None` for a failed send, or one nobody can place.
+    pub fn landing(&self, value: u32) -> Option<(u64, Option<u32>)> {
+        let send = &self.sends[value as usize];
+        if send.outcome == Outcome::Fail {
+            return None;
+        }
+        match send.committed_at() {
+            Some(offset) => Some((offset, None)),
+            None => self.facts[value as usize].landed.map(|(offset, claim)| (offset, Some(claim))),
+        }
+    }
+
+    /// Jepsen's rule for indeterminate operations: an `info` operation one of whose
+    /// values was read at read_committed, or is in the final view, committed, so every
+    /// offset its completion reported is a claim like an acknowledgement. Returns
+    /// whether any was added (the claims must then be sorted again).
+    fn believe_info_offsets(&mut self) -> bool {
+        let mut proven = vec![false; self.history.ops().len()];
+        for (value, send) in self.sends.iter().enumerate() {
+            let facts = &self.facts[value];
+            if send.outcome == Outcome::Info && (facts.read || facts.in_view) {
+                proven[send.op as usize] = true;
+            }
+        }
+        let mut added = false;
+        for (value, send) in self.sends.iter_mut().enumerate() {
+            let (Outcome::Info, Some(offset)) = (send.outcome, send.reported_offset) else {
+                continue;
+            };
+            if !proven[send.op as usize] {
+                continue;
+            }
+            send.ack_offset = Some(offset);
+            self.claims.push(Claim {
+                part: send.part,
+                offset,
+                value: value as u32,
+                source: Source::Ack { op: send.op },
+                record: None,
+            });
+            added = true;
+        }
+        added
+    }
+
+    /// `reach_start` of every poll: one sweep in event order keeps, per (process,
+    /// partition), the last offset its ok polls read since its last `assign`.
+    fn index_reach(&mut self) {
+        let history = self.history;
+        let mut last_read: BTreeMap<(u64, u32), u64> = BTreeMap::new();
+        let mut by_completion: Vec<(u32, u32)> =
+            self.polls.iter().enumerate().map(|(index, poll)| (poll.event, index as u32)).collect();
+        by_completion.sort_unstable();
+        let mut reach_start = vec![0; self.polls.len()];
+        let mut next = by_completion.iter().peekable();
+        for (index, event) in history.events().iter().enumerate() {
+            if let (EventType::Invoke, Op::Assign { partitions }) = (event.kind, &event.op) {
+                for &partition in partitions {
+                    last_read.remove(&(event.process, self.part(partition)));
+                }
+            }
+            while let Some(&&(_, poll)) = next.peek().filter(|&&&(at, _)| at as usize == index) {
+                next.next();
+                let view = &self.polls[poll as usize];
+                let place = (view.process, view.part);
+                let first = view.records.first().map_or(view.from, |record| record.offset);
+                let mut start = view.from.min(first);
+                if let Some(&last) = last_read.get(&place) {
+                    start = start.min(last + 1);
+                }
+                reach_start[poll as usize] = start;
+                if let (Outcome::Ok, Some(last)) = (view.outcome, view.records.last()) {
+                    last_read.insert(place, last.offset);
+                }
+            }
+        }
+        self.reach_start = reach_start;
     }
 
     /// The dense index of a partition the history mentions.
@@ -336,8 +449,9 @@ impl<'h> Digest<'h> {
             let send = nth_send(&invoke.op, at.micro);
             let completion = span.completion.map(|c| &history.events()[c as usize]);
             let outcome = outcome_of(history, span.completion);
-            let ack_offset = match (outcome, completion) {
-                (Outcome::Ok, Some(completion)) => nth_send(&completion.op, at.micro).offset,
+            let reported_offset = completion.and_then(|c| nth_send(&c.op, at.micro).offset);
+            let ack_offset = match outcome {
+                Outcome::Ok => reported_offset,
                 _ => None,
             };
             let txn = at.micro.map(|_| txn_of_op[&at.op]);
@@ -359,24 +473,28 @@ impl<'h> Digest<'h> {
                 key: send.key,
                 value: send.value,
                 ack_offset,
+                reported_offset,
             });
         }
         self.sends = sends;
     }
 
-    /// Every ok poll, plain or in an ok transaction, flattened in operation order.
+    /// Every ok poll, plain or in an ok transaction, and every fail or info one that
+    /// states what it read, flattened in operation order.
     fn index_polls(&mut self) {
         let history = self.history;
         let mut polls = Vec::new();
         for span in history.ops() {
             let Some(completion) = span.completion else { continue };
             let event = &history.events()[completion as usize];
-            if event.kind != EventType::Ok {
-                continue;
-            }
+            let outcome = outcome_of(history, Some(completion));
             for poll in event.op.polls() {
+                if outcome != Outcome::Ok && poll.records.is_empty() {
+                    continue;
+                }
                 polls.push(PollView {
                     event: completion,
+                    outcome,
                     invoke: span.invoke,
                     process: event.process,
                     part: self.part(poll.partition),
@@ -397,7 +515,7 @@ impl<'h> Digest<'h> {
     fn collect_claims(&mut self) {
         let mut claims = Vec::new();
         for (id, send) in self.sends.iter().enumerate() {
-            if let (Outcome::Ok, Some(offset)) = (send.outcome, send.ack_offset) {
+            if let Some(offset) = send.ack_offset {
                 claims.push(Claim {
                     record: None,
                     part: send.part,
@@ -455,6 +573,7 @@ impl<'h> Digest<'h> {
     fn collect_facts(&mut self) {
         let view_ends: Vec<u64> =
             (0..self.partitions.len() as u32).map(|part| self.view_end(part)).collect();
+        self.facts.fill(ValueFacts::default());
         for (index, claim) in self.claims.iter().enumerate() {
             if !self.read_committed(claim) {
                 continue;

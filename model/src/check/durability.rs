@@ -8,10 +8,18 @@
 //!   definition). One that a poll returned is seen, and the checks of what was read
 //!   judge it.
 //!
-//! Sends that ended `info` may or may not have happened, so they are never judged here
-//! (an `info` send that a poll saw counts as committed, and is judged by the checks of
-//! what was read). An offset below the final log's start was deleted on purpose
-//! (retention): there, nothing can be proved either way.
+//! A poll "read across" an offset if its consumer's reading passed it: from the lowest
+//! of the poll's position, its first record and one past what the same consumer read
+//! before (since its last seek), to its last record. That is Jepsen's lost-write
+//! reading made exact: Jepsen takes the highest offset any poll read, assuming its
+//! consumers read everything; here a consumer must have passed the offset itself.
+//!
+//! Sends that ended `info` may or may not have happened, so they are never unseen; but
+//! once one value of an `info` operation was read at read_committed (or is in the
+//! final view) the operation committed, and each of its sends whose completion
+//! reported an offset is held to that offset here like an acknowledged one (Jepsen's
+//! atomic lost-write case). An offset below the final log's start was deleted on
+//! purpose (retention): there, nothing can be proved either way.
 
 use super::Findings;
 use super::digest::{Digest, Outcome};
@@ -22,7 +30,9 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let coverage = Coverage::new(digest);
     let mut acknowledged = 0;
     for (value, send) in digest.sends.iter().enumerate() {
-        if send.outcome != Outcome::Ok {
+        // An acknowledged send, or an indeterminate one proven committed at an offset.
+        let believed = send.outcome == Outcome::Info && send.ack_offset.is_some();
+        if send.outcome != Outcome::Ok && !believed {
             continue;
         }
         acknowledged += 1;
@@ -45,6 +55,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             continue;
         }
         let Some(offset) = send.ack_offset else {
+            debug_assert!(!believed, "a believed send has an offset");
             findings.found(Invariant::Unseen, Guarantee::AckedDurable, Some(partition), || {
                 let explanation =
                     format!("`{}` was acknowledged without an offset and never seen", send.value);
@@ -69,8 +80,9 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                         } else {
                             "has committed without it"
                         };
+                        let said = if believed { "reported" } else { "acknowledged" };
                         let explanation = format!(
-                            "`{}` was acknowledged at offset {offset}, which n{} {how}",
+                            "`{}` was {said} at offset {offset}, which n{} {how}",
                             send.value, replica.node
                         );
                         (
@@ -86,14 +98,18 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             }
         }
         if let Some(poll) = coverage.covering(send.part, offset) {
+            let how = if believed { "reported" } else { "acknowledged" };
             findings.found(Invariant::LostWrite, Guarantee::AckedDurable, Some(partition), || {
                 let explanation = format!(
-                    "`{}` was acknowledged at offset {offset}, but a poll read across that offset without it",
+                    "`{}` was {how} at offset {offset}, but a poll read across that offset without it",
                     send.value
                 );
                 (explanation, vec![digest.witness.event(acked), digest.witness.event(digest.polls[poll as usize].event as usize)])
             });
             continue;
+        }
+        if believed {
+            continue; // never unseen: it was only ever maybe
         }
         findings.found(Invariant::Unseen, Guarantee::AckedDurable, Some(partition), || {
             let explanation =
@@ -115,8 +131,9 @@ impl Coverage {
     fn new(digest: &Digest<'_>) -> Coverage {
         let mut spans = vec![Vec::new(); digest.partitions.len()];
         for (index, poll) in digest.polls.iter().enumerate() {
-            if let Some((start, end)) = ReadSpans::of(poll) {
-                spans[poll.part as usize].push((start, end, index as u32));
+            if let Some(last) = poll.records.last() {
+                let start = digest.reach_start[index];
+                spans[poll.part as usize].push((start, last.offset, index as u32));
             }
         }
         Coverage { spans: spans.into_iter().map(ReadSpans::new).collect() }

@@ -11,13 +11,16 @@
 
 mod atomic;
 mod budget;
+mod cycles;
 mod digest;
 mod duplicate;
 mod durability;
 mod exactly_once;
+mod internal_sends;
 mod liveness;
 mod offsets;
 mod polls;
+mod precommitted;
 mod protocol;
 mod replicas;
 mod sends;
@@ -26,7 +29,7 @@ mod txn_reads;
 mod values;
 mod zombie;
 
-use crate::history::{Closing, History, Replica};
+use crate::history::{Closing, History, Op, Replica};
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::{Anomaly, Check, Verdict, Witness, tally};
 
@@ -51,6 +54,8 @@ pub fn check(history: &History) -> Verdict {
     let digest = Digest::new(history);
     values::check(&digest, &mut findings);
     txn_reads::check(&digest, &mut findings);
+    precommitted::check(&digest, &mut findings);
+    cycles::check(&digest, &mut findings);
     atomic::check(&digest, &mut findings);
     zombie::check(&digest, &mut findings);
     exactly_once::check(&digest, &mut findings);
@@ -59,6 +64,7 @@ pub fn check(history: &History) -> Verdict {
     durability::check(&digest, &mut findings);
     polls::check(&digest, &mut findings);
     sends::check(&digest, &mut findings);
+    internal_sends::check(&digest, &mut findings);
     replicas::check(&digest, &mut findings);
     liveness::check(&digest, &mut findings);
     liveness::check_hanging(&digest, &mut findings);
@@ -114,7 +120,7 @@ impl<'h> Findings<'h> {
         partition: Option<u32>,
         describe: impl FnOnce() -> (String, Vec<Witness>),
     ) {
-        let promised = guarantee.promisable() && self.promises.contains(&guarantee);
+        let promised = guarantee.stateable() && self.promises.contains(&guarantee);
         let check = self.slot(invariant);
         let (judgement, kept) = tally(promised, &mut check.violations, &mut check.expected);
         if kept {
@@ -138,6 +144,7 @@ impl<'h> Findings<'h> {
         self.anomalies.sort_by_key(|a| (a.invariant, a.witness.first().map(Witness::line)));
         let header = self.history.header();
         Verdict {
+            nothing_to_judge: nothing_to_judge(self.history),
             system: header.system.clone(),
             config: header.config,
             promises: self.promises,
@@ -151,6 +158,23 @@ impl<'h> Findings<'h> {
             anomalies: self.anomalies,
         }
     }
+}
+
+/// Whether the history holds nothing to judge: no send, poll or transaction completed,
+/// no replica's final log holds a record, and no protocol event was reported. Such a history must not pass as holding.
+fn nothing_to_judge(history: &History) -> bool {
+    let data_completed = history.ops().iter().any(|span| {
+        span.completion.is_some()
+            && matches!(
+                history.events()[span.invoke as usize].op,
+                Op::Send { .. } | Op::Poll { .. } | Op::Txn { .. }
+            )
+    });
+    let closing_facts = history.closing().iter().any(|line| match line {
+        Closing::Replica(replica) => !replica.records.is_empty(),
+        Closing::Protocol(_) => true,
+    });
+    !data_completed && !closing_facts
 }
 
 /// Builds witnesses from a history: cheap to copy into the closures that describe

@@ -1,138 +1,248 @@
-//! nonmonotonic-poll and poll-skip: does each consumer read its partition in order?
+//! nonmonotonic-poll and poll-skip, and their internal forms: does each consumer read
+//! its partition in order?
 //!
-//! Per (process, partition), between assigns (which seek), successive ok polls must
-//! read strictly increasing offsets, none below the poll's `from` (nonmonotonic-poll),
-//! and must not step over an offset that someone observed holding a record: another
-//! poll or the final log (poll-skip). Only observations count as known offsets, not
+//! Per (process, partition), between assigns (which seek), successive polls must read
+//! strictly increasing offsets, none below the poll's `from` (nonmonotonic-poll), and
+//! must not step over an offset that someone observed holding a record: another poll
+//! or the final log (poll-skip). Only observations count as known offsets, not
 //! acknowledgements, so that an acknowledged write nobody can read is a lost-write and
-//! not also a skip. One anomaly of each kind per poll at most.
+//! not also a skip.
+//!
+//! Inside one operation (the records of one poll, or successive poll micro-ops of one
+//! transaction) the same two rules are the internal kinds, int-nonmonotonic-poll and
+//! int-poll-skip, as Jepsen names them.
+//!
+//! Where a consumer is: an ok poll moves it past its last record. A `fail` poll or
+//! transaction did not take effect, so it does not move the consumer (a transactional
+//! consumer rewinds on abort, as Jepsen's client does), though what it read is judged
+//! from where the consumer was. An `info` one may or may not have moved it: the next
+//! poll is judged from the best of the positions it may have had. One anomaly of each
+//! kind per poll at most.
 
 use std::collections::BTreeMap;
 
 use super::Findings;
-use super::digest::{Claim, Digest};
-use crate::history::{EventType, Op, Record};
+use super::digest::{Claim, Digest, Outcome};
+use crate::history::{EventType, Op};
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
 
+/// Where a consumer's reading of one partition stands, since its last seek.
+#[derive(Default)]
+struct Position {
+    /// The last offset its ok polls read, and the event that read it.
+    read: Option<(u64, usize)>,
+    /// The last offsets of `info` polls since then, each a position it may be at.
+    maybe: BTreeMap<u64, usize>,
+}
+
+/// The position a poll is judged from: one past a read (of an earlier operation, or of
+/// an earlier poll of its own operation), or its own `from`.
+#[derive(Clone, Copy)]
+struct Baseline {
+    /// The last offset read, and the event that read it.
+    last: Option<(u64, usize)>,
+    /// The previous read is a poll micro-op of the same operation.
+    internal: bool,
+}
+
+/// A problem found with a poll: its kind, explanation and witness.
+type Problem = (Invariant, String, Vec<Witness>);
+
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let known = known_offsets(digest);
-    // The last offset each (process, partition) read, and the event that read it.
-    let mut last_read: BTreeMap<(u64, u32), (u64, usize)> = BTreeMap::new();
+    let mut positions: BTreeMap<(u64, u32), Position> = BTreeMap::new();
     // Polls (plain, and those inside transactions) in the order they completed.
     let mut by_completion: Vec<(u32, u32)> =
         digest.polls.iter().enumerate().map(|(index, poll)| (poll.event, index as u32)).collect();
     by_completion.sort_unstable();
-    let mut next = by_completion.iter().peekable();
+    let mut next = 0;
     for (index, event) in digest.history.events().iter().enumerate() {
         if let (EventType::Invoke, Op::Assign { partitions }) = (event.kind, &event.op) {
             for &partition in partitions {
-                last_read.remove(&(event.process, digest.part(partition)));
+                positions.remove(&(event.process, digest.part(partition)));
             }
         }
-        while let Some(&&(_, poll)) = next.peek().filter(|&&&(at, _)| at as usize == index) {
-            next.next();
-            let view = &digest.polls[poll as usize];
-            let Some(last) = view.records.last() else { continue };
-            let place = (view.process, view.part);
-            let poll = Poll {
-                part: view.part,
-                from: view.from,
-                records: view.records,
-                event: index,
-                previous: last_read.get(&place).copied(),
-            };
-            judge_order(digest, findings, &poll);
-            judge_skip(digest, findings, &poll, &known[view.part as usize]);
-            last_read.insert(place, (last.offset, index));
+        let first = next;
+        while by_completion.get(next).is_some_and(|&(at, _)| at as usize == index) {
+            next += 1;
+        }
+        if first < next {
+            judge_operation(digest, findings, &known, &mut positions, &by_completion[first..next]);
         }
     }
     let polls = digest.polls.len() as u64;
-    findings.examined(Invariant::NonmonotonicPoll, polls, "polls");
-    findings.examined(Invariant::PollSkip, polls, "polls");
-}
-
-/// An ok poll with records, and where its process last read this partition.
-struct Poll<'a> {
-    part: u32,
-    from: u64,
-    records: &'a [Record],
-    event: usize,
-    previous: Option<(u64, usize)>,
-}
-
-fn judge_order(digest: &Digest<'_>, findings: &mut Findings<'_>, poll: &Poll<'_>) {
-    let first = poll.records[0].offset;
-    let this = || digest.witness.event(poll.event);
-    let problem: Option<(String, Vec<Witness>)> = if first < poll.from {
-        Some((format!("read offset {first} below its from {}", poll.from), vec![this()]))
-    } else if let Some((last, previous)) = poll.previous.filter(|&(last, _)| first <= last) {
-        Some((
-            format!("read offset {first} after the previous poll read up to {last}"),
-            vec![digest.witness.event(previous), this()],
-        ))
-    } else {
-        poll.records.windows(2).find(|pair| pair[1].offset <= pair[0].offset).map(|pair| {
-            (
-                format!("read offset {} after offset {}", pair[1].offset, pair[0].offset),
-                vec![this()],
-            )
-        })
-    };
-    if let Some((explanation, witness)) = problem {
-        let partition = digest.partition_id(poll.part);
-        findings.found(
-            Invariant::NonmonotonicPoll,
-            Guarantee::CommittedStable,
-            Some(partition),
-            || (explanation, witness),
-        );
+    for invariant in [
+        Invariant::NonmonotonicPoll,
+        Invariant::PollSkip,
+        Invariant::IntNonmonotonicPoll,
+        Invariant::IntPollSkip,
+    ] {
+        findings.examined(invariant, polls, "polls");
     }
 }
 
-fn judge_skip(
+/// The polls of one operation (one event's), in order: each judged from where its
+/// consumer stood, or from the operation's own previous poll of the partition; then
+/// the consumer moves as the operation's outcome says.
+fn judge_operation(
     digest: &Digest<'_>,
     findings: &mut Findings<'_>,
-    poll: &Poll<'_>,
-    known: &[(u64, u32)],
+    known: &[Vec<(u64, u32)>],
+    positions: &mut BTreeMap<(u64, u32), Position>,
+    polls: &[(u32, u32)],
 ) {
-    // The first offset this read should start at: right after the previous read, or
-    // at `from` after an assign.
-    let mut expected = poll.previous.map_or(poll.from, |(last, _)| last + 1);
-    // One search per poll, then a cursor that only moves forward with `expected`: it
-    // passes only known offsets below a record this poll read, so the walk is as long
-    // as the poll.
-    let mut cursor = known.partition_point(|&(offset, _)| offset < expected);
-    for (index, record) in poll.records.iter().enumerate() {
-        while known.get(cursor).is_some_and(|&(offset, _)| offset < expected) {
-            cursor += 1;
+    // The last offset this operation read per partition, and its outcome.
+    let mut read_here: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
+    let mut outcome = Outcome::Ok;
+    let mut process = 0;
+    for &(event, poll) in polls {
+        let view = &digest.polls[poll as usize];
+        (outcome, process) = (view.outcome, view.process);
+        let Some(last) = view.records.last() else { continue };
+        let event = event as usize;
+        let position = positions.get(&(view.process, view.part));
+        let poll_judged = Poll { digest, index: poll, event };
+        let problems = match read_here.get(&view.part) {
+            Some(&earlier) => {
+                poll_judged.problems(Baseline { last: Some(earlier), internal: true }, known)
+            }
+            None => poll_judged.judged_from(position, known),
+        };
+        for (invariant, explanation, witness) in problems {
+            let partition = digest.partition_id(view.part);
+            findings.found(invariant, Guarantee::CommittedStable, Some(partition), || {
+                (explanation, witness)
+            });
         }
-        if let Some(&(skipped, claim)) =
-            known.get(cursor).filter(|&&(offset, _)| offset < record.offset)
-        {
-            let partition = digest.partition_id(poll.part);
-            let claim: &Claim = &digest.claims[claim as usize];
-            findings.found(
-                Invariant::PollSkip,
-                Guarantee::CommittedStable,
-                Some(partition),
-                || {
-                    let explanation = format!(
-                        "read offset {} but skipped offset {skipped}, which holds `{}`",
-                        record.offset,
-                        digest.value_text(claim)
-                    );
-                    let mut witness =
-                        vec![digest.witness.event(poll.event), digest.claim_witness(claim)];
-                    if let (0, Some((_, previous))) = (index, poll.previous) {
-                        witness.push(digest.witness.event(previous));
-                    }
-                    (explanation, witness)
-                },
-            );
-            return;
+        read_here.insert(view.part, (last.offset, event));
+    }
+    for (part, read) in read_here {
+        let position = positions.entry((process, part)).or_default();
+        match outcome {
+            Outcome::Ok => *position = Position { read: Some(read), maybe: BTreeMap::new() },
+            Outcome::Info => {
+                position.maybe.insert(read.0, read.1);
+            }
+            Outcome::Fail | Outcome::Pending => {}
         }
-        expected = expected.max(record.offset + 1);
+    }
+}
+
+/// One poll being judged.
+struct Poll<'d, 'h> {
+    digest: &'d Digest<'h>,
+    index: u32,
+    event: usize,
+}
+
+impl Poll<'_, '_> {
+    /// The problems of a poll judged from the consumer's position: from its last ok
+    /// read, unless an `info` poll may have moved it to a place the poll reads fine from
+    /// (the highest such place below the poll's first record).
+    fn judged_from(&self, position: Option<&Position>, known: &[Vec<(u64, u32)>]) -> Vec<Problem> {
+        let definite = Baseline { last: position.and_then(|p| p.read), internal: false };
+        let problems = self.problems(definite, known);
+        if problems.is_empty() {
+            return problems;
+        }
+        let first = self.digest.polls[self.index as usize].records[0].offset;
+        let maybe = position.and_then(|p| p.maybe.range(..first).next_back());
+        match maybe {
+            Some((&offset, &event)) if definite.last.is_none_or(|(read, _)| offset > read) => {
+                let alternative = Baseline { last: Some((offset, event)), internal: false };
+                let other = self.problems(alternative, known);
+                if other.is_empty() { other } else { problems }
+            }
+            _ => problems,
+        }
+    }
+
+    /// The order problem and the skip problem of this poll from `baseline`, if any.
+    fn problems(&self, baseline: Baseline, known: &[Vec<(u64, u32)>]) -> Vec<Problem> {
+        let view = &self.digest.polls[self.index as usize];
+        let mut problems = Vec::new();
+        problems.extend(self.order(baseline));
+        problems.extend(self.skip(baseline, &known[view.part as usize]));
+        problems
+    }
+
+    fn order(&self, baseline: Baseline) -> Option<Problem> {
+        let digest = self.digest;
+        let view = &digest.polls[self.index as usize];
+        let first = view.records[0].offset;
+        let this = || digest.witness.event(self.event);
+        if let Some((last, previous)) = baseline.last.filter(|&(last, _)| first <= last) {
+            let (invariant, witness) = if baseline.internal {
+                (Invariant::IntNonmonotonicPoll, vec![this()])
+            } else {
+                (Invariant::NonmonotonicPoll, vec![digest.witness.event(previous), this()])
+            };
+            let whose = if baseline.internal {
+                "an earlier poll of the same operation"
+            } else {
+                "the previous poll"
+            };
+            return Some((
+                invariant,
+                format!("read offset {first} after {whose} read up to {last}"),
+                witness,
+            ));
+        }
+        if first < view.from && !baseline.internal {
+            return Some((
+                Invariant::NonmonotonicPoll,
+                format!("read offset {first} below its from {}", view.from),
+                vec![this()],
+            ));
+        }
+        view.records.windows(2).find(|pair| pair[1].offset <= pair[0].offset).map(|pair| {
+            (
+                Invariant::IntNonmonotonicPoll,
+                format!(
+                    "read offset {} after offset {} in the same poll",
+                    pair[1].offset, pair[0].offset
+                ),
+                vec![this()],
+            )
+        })
+    }
+
+    fn skip(&self, baseline: Baseline, known: &[(u64, u32)]) -> Option<Problem> {
+        let digest = self.digest;
+        let view = &digest.polls[self.index as usize];
+        // The first offset this read should start at: right after the previous read, or
+        // at `from` after an assign.
+        let mut expected = baseline.last.map_or(view.from, |(last, _)| last + 1);
+        // One search per poll, then a cursor that only moves forward with `expected`: it
+        // passes only known offsets below a record this poll read, so the walk is as long
+        // as the poll.
+        let mut cursor = known.partition_point(|&(offset, _)| offset < expected);
+        for (index, record) in view.records.iter().enumerate() {
+            while known.get(cursor).is_some_and(|&(offset, _)| offset < expected) {
+                cursor += 1;
+            }
+            if let Some(&(skipped, claim)) =
+                known.get(cursor).filter(|&&(offset, _)| offset < record.offset)
+            {
+                let claim: &Claim = &digest.claims[claim as usize];
+                let internal = index > 0 || baseline.internal;
+                let invariant = if internal { Invariant::IntPollSkip } else { Invariant::PollSkip };
+                let explanation = format!(
+                    "read offset {} but skipped offset {skipped}, which holds `{}`",
+                    record.offset,
+                    digest.value_text(claim)
+                );
+                let mut witness =
+                    vec![digest.witness.event(self.event), digest.claim_witness(claim)];
+                if let (0, Some((_, previous))) = (index, baseline.last) {
+                    witness.push(digest.witness.event(previous));
+                }
+                return Some((invariant, explanation, witness));
+            }
+            expected = expected.max(record.offset + 1);
+        }
+        None
     }
 }
 

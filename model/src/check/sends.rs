@@ -1,6 +1,7 @@
 //! nonmonotonic-send and realtime-order: do sends land in the order they were made?
 //!
-//! A send B lands where its acknowledgement says, or, if it ended `info` (or still
+//! A send B lands where its acknowledgement says (or the offset an `info` completion
+//! reported, once its operation is proven committed), or, if it ended `info` (or still
 //! pending) but was observed, at the lowest offset it was observed at: Jepsen's
 //! must-have-committed rule. B must land above every send A acknowledged before B was
 //! invoked. If A came from B's own process that is process order (nonmonotonic-send);
@@ -14,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::Findings;
-use super::digest::{Digest, Outcome};
+use super::digest::Digest;
 use crate::history::EventType;
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
@@ -140,13 +141,8 @@ impl Evidence {
 /// Where the send with this value id landed, and what shows it.
 fn landing(digest: &Digest<'_>, value: u32) -> Option<(u64, Evidence)> {
     let send = &digest.sends[value as usize];
-    match (send.outcome, send.ack_offset) {
-        (Outcome::Fail, _) => None,
-        (Outcome::Ok, Some(offset)) => {
-            Some((offset, Evidence::Ack(send.completion.expect("acknowledged") as usize)))
-        }
-        _ => digest.facts[value as usize]
-            .landed
-            .map(|(offset, claim)| (offset, Evidence::Observed(claim))),
-    }
+    digest.landing(value).map(|(offset, claim)| match claim {
+        Some(claim) => (offset, Evidence::Observed(claim)),
+        None => (offset, Evidence::Ack(send.completion.expect("an offset came back") as usize)),
+    })
 }

@@ -117,7 +117,8 @@ impl Validator {
         Ok(())
     }
 
-    /// Results only on completions that have them; offsets in range.
+    /// Results only on completions (an indeterminate or failed operation may state
+    /// what it got before it ended); offsets in range.
     fn check_shape(&self, line: u64, event: &Event) -> Result<(), HistoryError> {
         let kind = event.kind.name();
         if event.error.is_some() && matches!(event.kind, EventType::Invoke | EventType::Ok) {
@@ -128,7 +129,7 @@ impl Validator {
         }
         match &event.op {
             Op::Send { offset: Some(offset), .. } => {
-                if event.kind != EventType::Ok {
+                if event.kind == EventType::Invoke {
                     return Err(invalid(
                         line,
                         format!("`offset` does not belong on a send {kind}"),
@@ -138,7 +139,7 @@ impl Validator {
             }
             Op::Send { offset: None, .. } | Op::Assign { .. } | Op::Init { .. } => Ok(()),
             Op::Poll { from, records, .. } => {
-                if !records.is_empty() && event.kind != EventType::Ok {
+                if !records.is_empty() && event.kind == EventType::Invoke {
                     return Err(invalid(
                         line,
                         format!("`records` does not belong on a poll {kind}"),
@@ -314,7 +315,7 @@ impl Validator {
     }
 }
 
-/// A txn's micro-op: results only on an ok txn, offsets in range, `from <= to`.
+/// A txn's micro-op: results only on a completion, offsets in range, `from <= to`.
 fn check_micro(
     line: u64,
     kind: EventType,
@@ -324,14 +325,14 @@ fn check_micro(
     let what = format!("ops[{index}] ({}) of a txn {}", micro.name(), kind.name());
     match micro {
         MicroOp::Send { offset: Some(offset), .. } => {
-            if kind != EventType::Ok {
+            if kind == EventType::Invoke {
                 return Err(invalid(line, format!("`offset` does not belong on {what}")));
             }
             offset_in_range(line, "offset", *offset)
         }
         MicroOp::Send { offset: None, .. } => Ok(()),
         MicroOp::Poll { from, records, .. } => {
-            if !records.is_empty() && kind != EventType::Ok {
+            if !records.is_empty() && kind == EventType::Invoke {
                 return Err(invalid(line, format!("`records` does not belong on {what}")));
             }
             offset_in_range(line, "from", *from)?;

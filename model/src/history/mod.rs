@@ -47,6 +47,9 @@ pub struct Header {
     /// `processing-progress` judges every one of them, also one that never ran a
     /// transaction (without this, only groups a transaction names are known).
     pub processors: Vec<ProcessorGroup>,
+    /// Free text for people: where the history comes from, what it shows and why its
+    /// verdict is what it is (a JSON line has no comments). Never read by a checker.
+    pub about: Option<String>,
 }
 
 /// A consume-transform-produce group and the input partition it processes.
@@ -68,6 +71,7 @@ impl Header {
             promises: None,
             processors_settled: false,
             processors: Vec::new(),
+            about: None,
         }
     }
 
@@ -83,7 +87,7 @@ impl Header {
             None => self.config.promises(),
         }
         .into_iter()
-        .filter(|guarantee| guarantee.promisable())
+        .filter(|guarantee| guarantee.stateable())
         .collect()
     }
 }

@@ -69,6 +69,8 @@ struct HeaderOut<'a> {
     processors_settled: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     processors: &'a [ProcessorGroup],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    about: Option<&'a str>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -89,6 +91,7 @@ struct HeaderIn {
     processors_settled: bool,
     #[serde(default)]
     processors: Vec<ProcessorGroup>,
+    about: Option<String>,
 }
 
 /// Only the version, read first so that a newer history is refused for its version and
@@ -110,7 +113,7 @@ pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
     let header: HeaderIn = serde_json::from_str(line).map_err(Problem::malformed)?;
     debug_assert_eq!(header.v, FORMAT_VERSION);
     if let Some(unpromisable) =
-        header.promises.iter().flatten().find(|guarantee| !guarantee.promisable())
+        header.promises.iter().flatten().find(|guarantee| !guarantee.stateable())
     {
         return Err(Problem::Invalid(format!(
             "no system can promise `{unpromisable}`: read_uncommitted reads are allowed to see uncommitted data"
@@ -122,6 +125,7 @@ pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
         promises: header.promises,
         processors_settled: header.processors_settled,
         processors: header.processors,
+        about: header.about,
     })
 }
 
@@ -133,6 +137,7 @@ pub(super) fn write_header(out: &mut impl Write, header: &Header) -> io::Result<
         promises: header.promises.as_deref(),
         processors_settled: header.processors_settled,
         processors: &header.processors,
+        about: header.about.as_deref(),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -337,7 +342,7 @@ fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> 
     let op = match f.as_str() {
         "send" => {
             allowed.extend(["partition", "key", "value"]);
-            if kind == EventType::Ok {
+            if kind != EventType::Invoke {
                 allowed.push("offset");
             }
             wire.only(&what, &allowed)?;
@@ -350,13 +355,15 @@ fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> 
         }
         "poll" => {
             allowed.extend(["partition", "from", "isolation"]);
-            if kind == EventType::Ok {
+            if kind != EventType::Invoke {
                 allowed.push("records");
             }
             wire.only(&what, &allowed)?;
+            // An ok poll states its result, possibly `[]`; a fail or info poll may state
+            // what it read before it ended (absent: nothing).
             let records = match kind {
                 EventType::Ok => need(wire.records.take(), &what, "records")?,
-                _ => Vec::new(),
+                _ => wire.records.take().unwrap_or_default(),
             };
             Op::Poll {
                 partition: need(wire.partition, &what, "partition")?,
@@ -409,7 +416,7 @@ fn isolation_from_wire(isolation: Option<String>) -> Result<Isolation, Problem> 
 }
 
 /// One micro-op of a txn line (`index` in its `ops`), with exactly the fields its `f`
-/// takes; results only on an ok txn.
+/// takes; results only on a completion (ok, fail or info).
 fn micro_from_wire(
     mut micro: MicroOpIn,
     kind: EventType,
@@ -436,10 +443,10 @@ fn micro_from_wire(
             None => Ok(()),
         }
     };
-    let ok = kind == EventType::Ok;
+    let completed = kind != EventType::Invoke;
     Ok(match f.as_str() {
         "send" => {
-            only(if ok {
+            only(if completed {
                 &["partition", "key", "value", "offset"]
             } else {
                 &["partition", "key", "value"]
@@ -452,7 +459,11 @@ fn micro_from_wire(
             }
         }
         "poll" => {
-            only(if ok { &["partition", "from", "records"] } else { &["partition", "from"] })?;
+            only(if completed {
+                &["partition", "from", "records"]
+            } else {
+                &["partition", "from"]
+            })?;
             MicroOp::Poll {
                 partition: need(micro.partition, &what, "partition")?,
                 from: need(micro.from, &what, "from")?,
@@ -575,21 +586,23 @@ fn event_line(event: &Event) -> LineOut<'_> {
             line.from = Some(*from);
             // The default is left out, so a history without transactions reads as before.
             line.isolation = (*isolation != Isolation::ReadCommitted).then_some(isolation.name());
-            // Only an ok poll has a result, possibly empty.
-            line.records = (event.kind == EventType::Ok).then_some(records.as_slice());
+            // An ok poll always has a result, possibly empty; a fail or info poll only
+            // if it read something.
+            let stated = event.kind == EventType::Ok || !records.is_empty();
+            line.records = stated.then_some(records.as_slice());
         }
         Op::Assign { partitions } => line.partitions = Some(partitions),
         Op::Init { txn_id } => line.txn_id = Some(txn_id),
         Op::Txn { txn_id, ops } => {
             line.txn_id = Some(txn_id);
-            let ok = event.kind == EventType::Ok;
-            line.ops = Some(ops.iter().map(|micro| micro_line(micro, ok)).collect());
+            let kind = event.kind;
+            line.ops = Some(ops.iter().map(|micro| micro_line(micro, kind)).collect());
         }
     }
     line
 }
 
-fn micro_line(micro: &MicroOp, ok: bool) -> MicroOpOut<'_> {
+fn micro_line(micro: &MicroOp, kind: EventType) -> MicroOpOut<'_> {
     let mut line = MicroOpOut { f: micro.name(), ..MicroOpOut::default() };
     match micro {
         MicroOp::Send { partition, key, value, offset } => {
@@ -601,7 +614,8 @@ fn micro_line(micro: &MicroOp, ok: bool) -> MicroOpOut<'_> {
         MicroOp::Poll { partition, from, records } => {
             line.partition = *partition;
             line.from = Some(*from);
-            line.records = ok.then_some(records.as_slice());
+            let stated = kind == EventType::Ok || !records.is_empty();
+            line.records = stated.then_some(records.as_slice());
         }
         MicroOp::CommitOffset { group, partition, from, to } => {
             line.group = Some(group);

@@ -53,6 +53,14 @@ pub enum Mutation {
     /// Another process takes the transactional id (`init`, ok) just before a committed
     /// transaction is invoked, whose records then become visible: zombie-write.
     FenceCommittedTxn,
+    /// An ok poll returns its last record a second time: int-nonmonotonic-poll.
+    RepeatLastRecordOfPoll,
+    /// An ok poll of three or more records leaves out a middle one that the final log
+    /// holds: int-poll-skip.
+    DropRecordFromPoll,
+    /// A committed transaction also polls the partition of one of its acknowledged
+    /// sends, from that send's offset, and returns it: precommitted-read.
+    ReadOwnSend,
 }
 
 impl Mutation {
@@ -63,6 +71,8 @@ impl Mutation {
         Mutation::DuplicateRecord,
         Mutation::ChangeValue,
         Mutation::TruncateBelowHighWatermark,
+        Mutation::RepeatLastRecordOfPoll,
+        Mutation::DropRecordFromPoll,
     ];
 
     /// The mutations of transactional state; each needs a history with transactions
@@ -73,6 +83,7 @@ impl Mutation {
         Mutation::HangTransaction,
         Mutation::OverlapCommittedRange,
         Mutation::FenceCommittedTxn,
+        Mutation::ReadOwnSend,
     ];
 }
 
@@ -391,6 +402,92 @@ pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Muta
                 txn.invoke + 2
             );
             (Invariant::ZombieWrite, description)
+        }
+        Mutation::RepeatLastRecordOfPoll => {
+            let candidates: Vec<usize> = (0..events.len())
+                .filter(|&at| {
+                    events[at].kind == EventType::Ok
+                        && matches!(&events[at].op, Op::Poll { records, .. } if !records.is_empty())
+                })
+                .collect();
+            let at = pick(&candidates, choice)?;
+            let Op::Poll { records, .. } = &mut events[at].op else { unreachable!("a poll") };
+            let last = records.last().expect("not empty").clone();
+            records.push(last.clone());
+            let description =
+                format!("the poll on line {} returns offset {} twice", at + 2, last.offset);
+            (Invariant::IntNonmonotonicPoll, description)
+        }
+        Mutation::DropRecordFromPoll => {
+            let finals = committed_records(&closing);
+            let held_finally = |partition: u32, record: &Record| {
+                finals.iter().any(|(p, held)| *p == partition && held == record)
+            };
+            let candidates: Vec<(usize, usize)> = (0..events.len())
+                .filter(|&at| events[at].kind == EventType::Ok)
+                .flat_map(|at| match &events[at].op {
+                    Op::Poll { partition, records, .. } if records.len() >= 3 => (1..records.len()
+                        - 1)
+                        .filter(|&index| held_finally(*partition, &records[index]))
+                        .map(|index| (at, index))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            let (at, index) = pick(&candidates, choice)?;
+            let Op::Poll { records, .. } = &mut events[at].op else { unreachable!("a poll") };
+            let dropped = records.remove(index);
+            let description = format!(
+                "the poll on line {} leaves out offset {} ({})",
+                at + 2,
+                dropped.offset,
+                dropped.value
+            );
+            (Invariant::IntPollSkip, description)
+        }
+        Mutation::ReadOwnSend => {
+            // A transaction of a process that polls nothing, so its new read moves no
+            // consumer it had.
+            let polling: BTreeSet<u64> = events
+                .iter()
+                .filter(|event| event.op.polls().next().is_some())
+                .map(|event| event.process)
+                .collect();
+            let candidates: Vec<(&Txn, usize)> = txns
+                .iter()
+                .filter(|txn| txn.kind == Some(EventType::Ok))
+                .filter(|txn| !polling.contains(&events[txn.invoke].process))
+                .flat_map(|txn| {
+                    (0..txn.sends.len())
+                        .filter(|&send| txn.sends[send].2.is_some())
+                        .map(move |send| (txn, send))
+                })
+                .collect();
+            let (txn, send) = pick(&candidates, choice)?;
+            let (partition, value, offset) = txn.sends[send].clone();
+            let offset = offset.expect("acknowledged");
+            let completion = txn.completion.expect("committed");
+            let key = match &events[completion].op {
+                Op::Txn { ops, .. } => ops.iter().find_map(|micro| match micro {
+                    MicroOp::Send { value: sent, key, .. } if *sent == value => Some(key.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            }
+            .expect("the send is there");
+            for (event, records) in [
+                (txn.invoke, Vec::new()),
+                (completion, vec![Record { offset, key, value: value.clone() }]),
+            ] {
+                let Op::Txn { ops, .. } = &mut events[event].op else { unreachable!("a txn") };
+                ops.push(MicroOp::Poll { partition, from: offset, records });
+            }
+            let description = format!(
+                "transaction `{}` (line {}) reads back its own `{value}` at offset {offset} of partition {partition}",
+                txn.txn_id,
+                txn.invoke + 2
+            );
+            (Invariant::PrecommittedRead, description)
         }
     };
     let history = History::new(header, events, closing)
