@@ -25,6 +25,12 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let _ = writeln!(out, "scenario   {} ({})", scenario.name, scenario.path);
     let _ = writeln!(out, "seed       {}", run.seed);
     let _ = writeln!(out, "trace hash {:016x}", run.trace_hash);
+    // A scenario with menus: the configuration this run drew.
+    let drawn = scenario.pinned(&run.config).ok();
+    let scenario = drawn.as_ref().unwrap_or(scenario);
+    if !run.config.is_empty() {
+        let _ = writeln!(out, "config     {}", logjam_sim::scenario::shown_config(&run.config));
+    }
     let _ = writeln!(out, "nodes      {}", scenario.node_map());
     let _ = writeln!(
         out,
@@ -132,6 +138,22 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     let unlisted = sweep.unexpected_total.saturating_sub(sweep.unexpected.len() as u64);
     if unlisted > 0 {
         let _ = writeln!(out, "... and {unlisted} more failing seeds, not listed");
+    }
+    for row in report::config_rows(sweep) {
+        let first = row
+            .first_unexpected_seed
+            .map(|seed| format!(", first failing seed {seed}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "config {}: {} runs, {} held, {} expected violations, {} unexpected{first}",
+            row.value, row.runs, row.held, row.expected_violations, row.unexpected
+        );
+    }
+    let never: Vec<String> =
+        sweep.by_config.iter().filter(|(_, t)| t.runs == 0).map(|(v, _)| v.clone()).collect();
+    if !never.is_empty() {
+        let _ = writeln!(out, "drawn by no seed: {}", never.join(", "));
     }
     if let Some(missing) = &sweep.expected_violation_missing {
         let _ = writeln!(out, "FAIL {missing}: the harness lost its teeth");

@@ -27,6 +27,10 @@ pub struct RunReport {
     pub nodes: String,
     /// The configuration as `key=value` pairs, in a fixed order.
     pub configuration: Vec<(String, String)>,
+    /// The values this run drew from the scenario's configuration menus (none without
+    /// menus).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drawn: Vec<(String, String)>,
     /// The guarantees that configuration promises (the model's catalogue).
     pub promises: Vec<String>,
     /// Why the run was promised less than its configuration (more replicas lossy at
@@ -89,6 +93,9 @@ impl RunReport {
                 explanation: check.witness.clone().unwrap_or_default(),
                 witness_lines: check.witness_lines.clone(),
             });
+        // A scenario with menus: the configuration this run drew.
+        let drawn = scenario.pinned(&run.config).ok();
+        let scenario = drawn.as_ref().unwrap_or(scenario);
         let (configuration, promises) = configuration(scenario);
         RunReport {
             schema: "logjam.run-report.v1",
@@ -101,6 +108,7 @@ impl RunReport {
             events: stats.events,
             nodes: scenario.node_map(),
             configuration,
+            drawn: run.config.clone(),
             promises,
             budget_exceeded: run.budget_exceeded.clone(),
             operations: run.ops.clone(),
@@ -147,6 +155,10 @@ impl RunReport {
         let pairs: Vec<String> =
             self.configuration.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
         let _ = writeln!(out, "{}\n", pairs.join(" "));
+        if !self.drawn.is_empty() {
+            let drawn: Vec<String> = self.drawn.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+            let _ = writeln!(out, "Drawn from the scenario's menus: {}\n", drawn.join(" "));
+        }
         let promised = if self.promises.is_empty() {
             "nothing (no model for this system)".to_owned()
         } else {
@@ -230,6 +242,25 @@ pub struct SweepReport {
     pub coverage: Vec<CoverageRow>,
     /// Seeds-to-failure histogram: (low, high, count) buckets.
     pub seeds_to_failure: Vec<(u64, u64, u64)>,
+    /// Per configuration menu value, for a scenario with menus (none without).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configurations: Vec<ConfigRow>,
+}
+
+/// The runs of a sweep that drew one menu value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConfigRow {
+    /// `cluster.acks=1`.
+    pub value: String,
+    pub runs: u64,
+    pub held: u64,
+    pub expected_violations: u64,
+    pub unexpected: u64,
+    pub first_unexpected_seed: Option<u64>,
+    pub first_expected_seed: Option<u64>,
+    /// Coverage items these runs reached, of those the whole sweep reached.
+    pub items_reached: usize,
+    pub items_reached_by_sweep: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -297,6 +328,7 @@ impl SweepReport {
                 })
                 .collect(),
             seeds_to_failure: sweep.seeds_to_failure(),
+            configurations: config_rows(sweep),
         }
     }
 
@@ -355,6 +387,55 @@ impl SweepReport {
             })
             .collect();
         table(&mut out, &["item", "runs", "share", "required"], &rows);
+        if !self.configurations.is_empty() {
+            let _ = writeln!(out, "## Configurations\n");
+            let _ = writeln!(
+                out,
+                "Each menu value with the runs that drew it, each judged by what its drawn \
+                 configuration promises; coverage counts the items those runs reached, of \
+                 the items the sweep reached.\n"
+            );
+            let seed = |seed: Option<u64>| seed.map_or(String::new(), |seed| seed.to_string());
+            let rows: Vec<Vec<String>> = self
+                .configurations
+                .iter()
+                .map(|row| {
+                    vec![
+                        format!("`{}`", row.value),
+                        row.runs.to_string(),
+                        row.held.to_string(),
+                        row.expected_violations.to_string(),
+                        row.unexpected.to_string(),
+                        seed(row.first_unexpected_seed),
+                        seed(row.first_expected_seed),
+                        format!("{}/{}", row.items_reached, row.items_reached_by_sweep),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &[
+                    "value",
+                    "runs",
+                    "held",
+                    "expected",
+                    "failed",
+                    "first failing",
+                    "first expected",
+                    "coverage",
+                ],
+                &rows,
+            );
+            let never: Vec<String> = self
+                .configurations
+                .iter()
+                .filter(|row| row.runs == 0)
+                .map(|row| format!("`{}`", row.value))
+                .collect();
+            if !never.is_empty() {
+                let _ = writeln!(out, "Drawn by no seed: {}.\n", never.join(", "));
+            }
+        }
         if !self.seeds_to_failure.is_empty() {
             let _ = writeln!(out, "## Seeds to failure\n");
             let _ = writeln!(
@@ -376,6 +457,26 @@ impl SweepReport {
         }
         out
     }
+}
+
+/// The per-value rows of a sweep of a scenario with menus.
+pub fn config_rows(sweep: &SweepResult) -> Vec<ConfigRow> {
+    let reached_by_sweep = sweep.coverage.values().filter(|&&runs| runs > 0).count();
+    sweep
+        .by_config
+        .iter()
+        .map(|(value, tally)| ConfigRow {
+            value: value.clone(),
+            runs: tally.runs,
+            held: tally.held,
+            expected_violations: tally.expected_violations,
+            unexpected: tally.unexpected,
+            first_unexpected_seed: tally.first_unexpected_seed,
+            first_expected_seed: tally.first_expected_seed,
+            items_reached: tally.coverage.values().filter(|&&runs| runs > 0).count(),
+            items_reached_by_sweep: reached_by_sweep,
+        })
+        .collect()
 }
 
 fn mark(holds: bool, expected_anomaly: bool) -> &'static str {

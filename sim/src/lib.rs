@@ -15,6 +15,7 @@
 mod clock;
 pub mod cluster;
 mod config;
+pub mod config_menu;
 pub mod coverage;
 mod disk;
 pub mod es_client;

@@ -27,6 +27,8 @@ pub enum StreamId {
     Clocks,
     /// One per node: what the node's own code draws through its context.
     Node(NodeId),
+    /// The configuration a scenario's menus draw (`min_insync_replicas = [1, 2, 3]`).
+    Config,
 }
 
 impl StreamId {
@@ -38,6 +40,7 @@ impl StreamId {
             StreamId::Workload => 3,
             StreamId::Disk(node) => (2 << 32) | u64::from(node.0),
             StreamId::Clocks => 5,
+            StreamId::Config => 6,
             StreamId::Node(node) => (1 << 32) | u64::from(node.0),
         }
     }
@@ -65,6 +68,7 @@ mod tests {
             StreamId::Workload,
             StreamId::Disk(NodeId(0)),
             StreamId::Clocks,
+            StreamId::Config,
             StreamId::Node(NodeId(0)),
             StreamId::Node(NodeId(1)),
         ];

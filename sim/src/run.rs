@@ -51,6 +51,10 @@ pub struct Schedule {
     pub quiet_ns: u64,
     pub faults: Vec<TimedFault>,
     pub ops: Vec<TimedOp>,
+    /// The configuration drawn from the scenario's menus, as (key, value): part of the
+    /// run, never changed by a shrinker. Empty for a scenario without menus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<(String, String)>,
 }
 
 impl Schedule {
@@ -63,6 +67,7 @@ impl Schedule {
 /// Expands a seed into its schedule. Faults come from the nemesis stream, operations
 /// from the workload stream.
 pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
+    let scenario = &*scenario.for_seed(seed);
     let nodes = scenario.world.nodes;
     let mut nemesis_rng = stream(seed, StreamId::Nemesis);
     let targets = &scenario.fault_targets;
@@ -107,7 +112,14 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
             ops.push(op);
         }
     }
-    Schedule { seed, chaos_ns: scenario.chaos_ns, quiet_ns: scenario.quiet_ns, faults, ops }
+    Schedule {
+        seed,
+        chaos_ns: scenario.chaos_ns,
+        quiet_ns: scenario.quiet_ns,
+        faults,
+        ops,
+        config: scenario.drawn.clone(),
+    }
 }
 
 /// One invariant, checked.
@@ -161,6 +173,9 @@ pub struct RunResult {
     /// scenario's budget (so it promised less), in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget_exceeded: Option<String>,
+    /// The configuration drawn from the scenario's menus (empty without menus).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<(String, String)>,
 }
 
 /// A run judged against what the scenario expects.
@@ -234,7 +249,18 @@ pub struct RunOutput {
 }
 
 /// Runs an explicit schedule and keeps everything it recorded.
+///
+/// A scenario with menus runs the configuration the schedule names (checked with the
+/// schedule, see `schedule_file::check_schedule`).
 pub fn run_full(scenario: &Scenario, schedule: &Schedule, trace_kept_max: usize) -> RunOutput {
+    let drawn;
+    let scenario = if scenario.space.is_some() {
+        drawn =
+            scenario.pinned(&schedule.config).expect("a checked schedule names a configuration");
+        &drawn
+    } else {
+        scenario
+    };
     let mut config = scenario.world.clone();
     config.limits.trace_kept_max = trace_kept_max;
     match &scenario.system {
@@ -277,6 +303,7 @@ fn result<P: crate::Process>(
         reached: coverage::from_stats(world.stats()),
         ops: BTreeMap::new(),
         budget_exceeded: None,
+        config: schedule.config.clone(),
     };
     (result, world.trace().kept().cloned().collect())
 }
@@ -678,6 +705,53 @@ pub struct SweepResult {
     /// Seeds that showed the expected violation, lowest first (at most
     /// `EXPECTED_SEEDS_KEPT_MAX`): how many seeds a search needs to find it.
     pub expected_seeds: Vec<u64>,
+    /// For a scenario with configuration menus: each menu value (`cluster.acks=1`) with
+    /// the runs that drew it. Every value is listed; one no seed drew has no runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_config: BTreeMap<String, ValueTally>,
+}
+
+/// The runs of a sweep that drew one configuration menu value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueTally {
+    pub runs: u64,
+    pub held: u64,
+    pub expected_violations: u64,
+    /// Runs that broke the expectation (panics not counted: their configuration is
+    /// the seed's, replay it to see).
+    pub unexpected: u64,
+    pub first_unexpected_seed: Option<u64>,
+    pub first_expected_seed: Option<u64>,
+    /// Runs that reached each coverage item (items no run reached left out).
+    pub coverage: BTreeMap<String, u64>,
+}
+
+impl ValueTally {
+    fn merge(&mut self, part: ValueTally) {
+        self.runs += part.runs;
+        self.held += part.held;
+        self.expected_violations += part.expected_violations;
+        self.unexpected += part.unexpected;
+        self.first_unexpected_seed =
+            min_seed(self.first_unexpected_seed, part.first_unexpected_seed);
+        self.first_expected_seed = min_seed(self.first_expected_seed, part.first_expected_seed);
+        for (item, runs) in part.coverage {
+            *self.coverage.entry(item).or_insert(0) += runs;
+        }
+    }
+}
+
+fn min_seed(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The tally key of a menu value: `cluster.acks=1`.
+pub fn value_key(key: &str, value: &str) -> String {
+    format!("{key}={value}")
 }
 
 /// Expected-violation seeds a sweep keeps for its seeds-to-failure histogram.
@@ -700,6 +774,11 @@ impl SweepResult {
             coverage: coverage::ITEMS.iter().map(|(name, _)| ((*name).to_owned(), 0)).collect(),
             under_covered: Vec::new(),
             expected_seeds: Vec::new(),
+            by_config: scenario
+                .menu_values()
+                .iter()
+                .map(|(key, value)| (value_key(key, value), ValueTally::default()))
+                .collect(),
         }
     }
 
@@ -711,7 +790,29 @@ impl SweepResult {
                 *self.coverage.entry(item.clone()).or_insert(0) += 1;
             }
         }
-        match run.verdict(&scenario.expect) {
+        let verdict = run.verdict(&scenario.expect);
+        for (key, value) in &run.config {
+            let tally = self.by_config.entry(value_key(key, value)).or_default();
+            tally.runs += 1;
+            match &verdict {
+                RunVerdict::Held => tally.held += 1,
+                RunVerdict::ExpectedViolation => {
+                    tally.expected_violations += 1;
+                    tally.first_expected_seed = min_seed(tally.first_expected_seed, Some(run.seed));
+                }
+                RunVerdict::Unexpected(_) => {
+                    tally.unexpected += 1;
+                    tally.first_unexpected_seed =
+                        min_seed(tally.first_unexpected_seed, Some(run.seed));
+                }
+            }
+            for (item, count) in &run.reached {
+                if *count > 0 {
+                    *tally.coverage.entry(item.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        match verdict {
             RunVerdict::Held => self.held += 1,
             RunVerdict::ExpectedViolation => {
                 self.expected_violations += 1;
@@ -777,6 +878,9 @@ impl SweepResult {
         }
         for seed in part.expected_seeds {
             self.push_expected_seed(seed);
+        }
+        for (value, tally) in part.by_config {
+            self.by_config.entry(value).or_default().merge(tally);
         }
     }
 

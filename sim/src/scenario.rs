@@ -2,10 +2,13 @@
 //! phases and what is expected, in TOML. Every field is checked when the file is loaded,
 //! and an error names the file, the line and column, the key and the problem.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
+use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -13,11 +16,13 @@ use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
 use crate::cluster::{ClusterSpec, EsSpec, REPLICA_FETCH_WAIT_NS_LIMIT, TxnSpec};
 use crate::config::{NODES_MAX, WorldConfig};
+use crate::config_menu::{COMBINATIONS_WALKED_MAX, DRAW_ATTEMPTS_MAX, Menus};
 use crate::coverage;
 use crate::fault::{Fault, Partition};
 use crate::limits::Limits;
 use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
 use crate::network::{Latency, NetworkConfig};
+use crate::rng::{StreamId, stream};
 use crate::time::{NS_PER_MS, NS_PER_S, NS_PER_US, format_duration_short, parse_duration_ns};
 use logjam_broker::broker::TruncationRule;
 use logjam_broker::controller::ElectionRule;
@@ -53,6 +58,20 @@ pub struct Scenario {
     pub disk_faults_max: u32,
     /// Coverage a sweep must reach (`[coverage]`), else it fails as under-covered.
     pub coverage: Vec<coverage::Requirement>,
+    /// The file's configuration menus and its text, when it has menus: each seed draws
+    /// a configuration of its own (`Scenario::for_seed`).
+    pub space: Option<Arc<ConfigSpace>>,
+    /// The menu values this scenario was drawn with, as (key, value): empty without
+    /// menus.
+    pub drawn: Vec<(String, String)>,
+}
+
+/// A scenario file with configuration menus: its text and the menus in it.
+#[derive(Debug, PartialEq)]
+pub struct ConfigSpace {
+    pub text: String,
+    pub path: String,
+    pub menus: Menus,
 }
 
 /// The system a scenario runs: the replicated log, or the small gossip counter.
@@ -523,6 +542,11 @@ impl Source<'_> {
     }
 }
 
+/// A drawn configuration for people: `cluster.acks=1 cluster.brokers=5`.
+pub fn shown_config(drawn: &[(String, String)]) -> String {
+    drawn.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(" ")
+}
+
 impl Scenario {
     /// Which nodes play which role, in words (`brokers n0-n2, controller n3, ...`).
     pub fn node_map(&self) -> String {
@@ -547,7 +571,142 @@ impl Scenario {
     }
 
     /// Checks scenario text; `path` is only used in messages and replay commands.
+    ///
+    /// With configuration menus, every menu value must be part of at least one
+    /// combination that checks; the scenario returned is one of them (a base for what
+    /// does not change from seed to seed: name, phases, expectation, coverage).
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let source = Source { path, text };
+        let menus =
+            Menus::find(text).map_err(|(span, message)| source.error(Some(span), message))?;
+        if menus.is_empty() {
+            return Scenario::parse_plain(text, path);
+        }
+        let space = Arc::new(ConfigSpace { text: text.to_owned(), path: path.to_owned(), menus });
+        let mut base = None;
+        for (m, menu) in space.menus.menus.iter().enumerate() {
+            for (v, value) in menu.values.iter().enumerate() {
+                match Scenario::drawable(&space, m, v) {
+                    Ok(scenario) => {
+                        base.get_or_insert(scenario);
+                    }
+                    Err(error) => {
+                        let message = format!(
+                            "{} = {} can never be drawn: {}",
+                            menu.key, value.source, error.message
+                        );
+                        return Err(source.error(Some(value.span.clone()), message));
+                    }
+                }
+            }
+        }
+        Ok(base.expect("a menu has values"))
+    }
+
+    /// A combination with value `v` of menu `m` that checks, or the last problem met:
+    /// random draws first, then the combinations in order.
+    fn drawable(space: &Arc<ConfigSpace>, m: usize, v: usize) -> Result<Scenario, ScenarioError> {
+        let menus = &space.menus;
+        let mut rng = stream(0, StreamId::Config);
+        let mut last = None;
+        let tries = (0..64).map(|_| menus.draw(&mut rng)).chain(
+            (0..menus.combinations().min(COMBINATIONS_WALKED_MAX))
+                .map(|n| menus.combination(n))
+                .filter(|choice| choice[m] == v),
+        );
+        for mut choice in tries {
+            choice[m] = v;
+            match Scenario::pinned_choice(space, &choice) {
+                Ok(scenario) => return Ok(scenario),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.expect("a menu has values"))
+    }
+
+    /// The scenario of one combination of menu values.
+    fn pinned_choice(
+        space: &Arc<ConfigSpace>,
+        choice: &[usize],
+    ) -> Result<Scenario, ScenarioError> {
+        let text = space.menus.pin(&space.text, choice);
+        let scenario = Scenario::parse_plain(&text, &space.path)?;
+        Ok(Scenario {
+            space: Some(Arc::clone(space)),
+            drawn: space.menus.named(choice),
+            ..scenario
+        })
+    }
+
+    /// The scenario seed `seed` runs: itself without menus, else the configuration the
+    /// seed's `Config` stream draws (drawn again until it checks).
+    pub fn for_seed(&self, seed: u64) -> Cow<'_, Scenario> {
+        let Some(space) = &self.space else { return Cow::Borrowed(self) };
+        let menus = &space.menus;
+        let mut rng = stream(seed, StreamId::Config);
+        for _ in 0..DRAW_ATTEMPTS_MAX {
+            if let Ok(scenario) = Scenario::pinned_choice(space, &menus.draw(&mut rng)) {
+                return Cow::Owned(self.keeping_path(scenario));
+            }
+        }
+        let combinations = menus.combinations();
+        let first = rng.random_range(0..combinations);
+        (0..combinations.min(COMBINATIONS_WALKED_MAX))
+            .find_map(|n| {
+                let choice = menus.combination((first + n) % combinations);
+                Scenario::pinned_choice(space, &choice).ok()
+            })
+            .map(|scenario| Cow::Owned(self.keeping_path(scenario)))
+            .expect("the file was checked to have combinations that check")
+    }
+
+    /// The scenario of a configuration drawn before (a schedule file's, a run's), given
+    /// as (key, value) pairs naming one value of every menu.
+    pub fn pinned(&self, drawn: &[(String, String)]) -> Result<Scenario, String> {
+        let Some(space) = &self.space else {
+            if drawn.is_empty() {
+                return Ok(self.clone());
+            }
+            return Err(format!(
+                "the scenario has no configuration menus, yet a configuration is given ({})",
+                shown_config(drawn)
+            ));
+        };
+        let menus = &space.menus;
+        let mut choice: Vec<Option<usize>> = vec![None; menus.menus.len()];
+        for (key, value) in drawn {
+            let Some((m, v)) = menus.index_of(key, value) else {
+                return Err(format!("`{key} = {value}` is not a value of the scenario's menus"));
+            };
+            if choice[m].replace(v).is_some() {
+                return Err(format!("`{key}` is given twice"));
+            }
+        }
+        let choice: Vec<usize> = choice
+            .iter()
+            .zip(&menus.menus)
+            .map(|(index, menu)| {
+                index.ok_or_else(|| format!("no value for the menu `{}`", menu.key))
+            })
+            .collect::<Result<_, _>>()?;
+        Scenario::pinned_choice(space, &choice)
+            .map(|scenario| self.keeping_path(scenario))
+            .map_err(|error| error.message)
+    }
+
+    /// A drawn scenario under this one's path (which a caller may have set after
+    /// loading: it goes into replay commands).
+    fn keeping_path(&self, drawn: Scenario) -> Scenario {
+        Scenario { path: self.path.clone(), ..drawn }
+    }
+
+    /// Every (key, value) of the scenario's menus (none without menus).
+    pub fn menu_values(&self) -> Vec<(String, String)> {
+        self.space.as_ref().map_or_else(Vec::new, |space| space.menus.all_values())
+    }
+
+    /// Checks text without menus.
+    fn parse_plain(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
         let source = Source { path, text };
         let file: File = toml::from_str(text).map_err(|error| {
             let message = error.message().trim_end().replace('\n', " ");
@@ -856,6 +1015,8 @@ impl Source<'_> {
             fault_targets,
             crashes_max,
             disk_faults_max,
+            space: None,
+            drawn: Vec::new(),
         })
     }
 

@@ -335,6 +335,11 @@ fn placed(shown: &str, text: &str, message: String) -> ScheduleError {
 /// with the path of the value it is about (`schedule.faults[3].at_ns: ...`), which
 /// `ScheduleFile::load` turns into a line and column.
 pub fn check_schedule(scenario: &Scenario, schedule: &Schedule) -> Result<(), String> {
+    // A scenario with menus runs the configuration the schedule names: check the
+    // schedule against that one.
+    let drawn =
+        scenario.pinned(&schedule.config).map_err(|error| format!("schedule.config: {error}"))?;
+    let scenario = &drawn;
     let (chaos_ns, quiet_ns) = (schedule.chaos_ns, schedule.quiet_ns);
     if chaos_ns == 0 {
         return Err("schedule.chaos_ns: the chaos phase must last longer than 0 ns".to_owned());

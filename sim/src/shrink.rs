@@ -370,7 +370,14 @@ mod tests {
         let ops = (0..ops as u64)
             .map(|i| TimedOp { at_ns: i * 5_000_000, node: NodeId(4), partition: 0 })
             .collect();
-        Schedule { seed: 7, chaos_ns, quiet_ns: 2_000_000_000, faults: list, ops }
+        Schedule {
+            seed: 7,
+            chaos_ns,
+            quiet_ns: 2_000_000_000,
+            faults: list,
+            ops,
+            config: Vec::new(),
+        }
     }
 
     #[test]

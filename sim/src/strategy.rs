@@ -97,6 +97,8 @@ pub fn schedules(scenario: &Scenario) -> impl Strategy<Value = Schedule> + use<>
         max => max as usize,
     };
     let scripted = scenario.scripted.clone();
+    // A scenario with menus: the configuration it was loaded with.
+    let config = scenario.drawn.clone();
     (episodes(scenario), ops(scenario), any::<u64>()).prop_map(move |(episodes, ops, seed)| {
         let mut faults = open_and_close(episodes, crash_down_max, chaos_ns);
         faults.extend(scripted.iter().cloned());
@@ -104,7 +106,7 @@ pub fn schedules(scenario: &Scenario) -> impl Strategy<Value = Schedule> + use<>
         faults.push(TimedFault { at_ns: chaos_ns, fault: Fault::HealAll });
         let mut ops = ops;
         ops.sort_by_key(|op| op.at_ns);
-        Schedule { seed, chaos_ns, quiet_ns, faults, ops }
+        Schedule { seed, chaos_ns, quiet_ns, faults, ops, config: config.clone() }
     })
 }
 
