@@ -86,6 +86,13 @@ impl RunReport {
             .checks
             .iter()
             .find(|check| !check.holds)
+            // The anomaly the scenario names first, then any other allowed one.
+            .or_else(|| {
+                run.checks.iter().find(|check| {
+                    check.expected_anomaly
+                        && matches!(&scenario.expect, Expect::Violation { invariant, .. } if invariant == check.invariant)
+                })
+            })
             .or_else(|| run.checks.iter().find(|check| check.expected_anomaly))
             .map(|check| AnomalyReport {
                 invariant: check.invariant.to_owned(),

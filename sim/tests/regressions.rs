@@ -98,8 +98,12 @@ fn the_judge_fails_a_regression_that_loses_its_anomaly_shows_more_or_whose_bug_r
 
 #[test]
 fn a_seeds_schedule_written_and_read_back_replays_to_the_same_trace_hash() {
-    for (name, seeds) in [("crash-restart-loop", 0..3), ("disk-faults", 0..3), ("partitions", 0..3)]
-    {
+    for (name, seeds) in [
+        ("crash-restart-loop", 0..3),
+        ("disk-faults", 0..3),
+        ("partitions", 0..3),
+        ("config-swarm", 0..3),
+    ] {
         let path = format!("scenarios/{name}.toml");
         let scenario = Scenario::load(&repo(&path)).unwrap();
         for seed in seeds {

@@ -272,6 +272,28 @@ violation = "lost-write"
 
 /// Impossible clusters and misnamed things in a log-cluster scenario.
 const CLUSTER_CASES: &[(&str, &str, &str)] = &[
+    // Configuration menus: empty, a value out of range, a value no combination allows.
+    ("brokers = 3", "brokers = []", "c.toml:6:11: cluster.brokers: a menu with no values"),
+    (
+        "min_insync_replicas = 2",
+        "min_insync_replicas = [2, 0]",
+        "c.toml:8:27: cluster.min_insync_replicas = 0 can never be drawn: cluster.min_insync_replicas: must be above zero",
+    ),
+    (
+        "replication_factor = 3",
+        "replication_factor = [3, 4]",
+        "c.toml:7:26: cluster.replication_factor = 4 can never be drawn: cluster.replication_factor: 4 exceeds brokers 3",
+    ),
+    (
+        "acks = \"all\"",
+        "acks = [\"all\", \"all\"]",
+        "c.toml:9:16: cluster.acks: `\"all\"` is in the menu twice",
+    ),
+    (
+        "acks = \"all\"",
+        "acks = [\"all\", \"most\"]",
+        "c.toml:9:16: cluster.acks = \"most\" can never be drawn: cluster.acks: unknown variant `most`",
+    ),
     (
         "replication_factor = 3",
         "replication_factor = 4",
