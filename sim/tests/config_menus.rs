@@ -61,7 +61,8 @@ fn a_schedule_must_name_a_configuration_the_menus_hold() {
     let scenario = config_swarm();
     let good = schedule_for(&scenario, 5);
     assert!(check_schedule(&scenario, &good).is_ok());
-    let cases: [(&dyn Fn(&mut Vec<(String, String)>), &str); 4] = [
+    type Edit<'a> = &'a dyn Fn(&mut Vec<(String, String)>);
+    let cases: [(Edit, &str); 4] = [
         (&|config| config.clear(), "schedule.config: no value for the menu `cluster.brokers`"),
         (
             &|config| config[0].1 = "4".to_owned(),
