@@ -422,12 +422,17 @@ fn run_cluster(
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
     let mut run = run;
     coverage::add_counted(&mut run.reached, &recorder.counted);
+    // The promises the log was judged by: the configuration's, or fewer when the run
+    // had more replicas lossy at once than the budget (the event store's checks follow).
+    let mut log_promises =
+        spec.model_config(scenario.crashes_max, scenario.disk_faults_max).promises();
     let (checks, history) = match recorder.finish(replicas) {
         Ok(history) => {
             coverage::add_protocol(&mut run.reached, &history);
             run.ops = coverage::ops_by_outcome(&history);
             let verdict = model::check(&history);
             run.budget_exceeded = verdict.budget_exceeded.clone();
+            log_promises = verdict.promises.clone();
             run.reached
                 .insert("budget-exceeded".to_owned(), u64::from(run.budget_exceeded.is_some()));
             (checks_of(&verdict), Some(history))
@@ -460,7 +465,7 @@ fn run_cluster(
         let restarts: u64 = recording.projection_opens.values().map(|opens| opens - 1).sum();
         run.reached.insert("projection-restart".to_owned(), restarts);
         run.reached.insert("snapshot-load".to_owned(), recording.snapshot_loads);
-        let promises = spec.model_config(scenario.crashes_max, scenario.disk_faults_max).promises();
+        let promises = log_promises;
         let es_history = model::es::EsHistory {
             domain: es.domain.clone(),
             expected_versions: es.expected_versions,
