@@ -500,7 +500,17 @@ impl TxnProducer {
                         } else {
                             Outcome::Fail(format!("aborted: {}", why.as_deref().unwrap_or("asked")))
                         };
+                        let epoch_before = self.ids.map(|(_, epoch)| epoch);
                         self.next_epoch(next_epoch);
+                        // An out-of-order refusal means this producer's sequence and the
+                        // partition's parted: continuing in the same epoch (the legacy
+                        // protocol) would be refused forever. Take the id again for a new
+                        // epoch, as Kafka's producer bumps it (KIP-360).
+                        let sequence_lost =
+                            matches!(self.last_refusal, Some((ErrorCode::OutOfOrderSequence, _)));
+                        if sequence_lost && epoch_before == Some(next_epoch) {
+                            self.ids = None;
+                        }
                         outcome
                     }
                     Err(ErrorCode::ConcurrentTransactions) => {

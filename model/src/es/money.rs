@@ -87,7 +87,13 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) -> Option<Mone
             }
             ([], [completion, ..]) => {
                 anomalous += 1;
-                let guarantee = EsGuarantee::Integrity;
+                // A log that may lose acknowledged appends may lose the debit and keep
+                // the credit (they are on two streams); otherwise it is made up.
+                let guarantee = if digest.history.lossy_log {
+                    EsGuarantee::AckedDurable
+                } else {
+                    EsGuarantee::Integrity
+                };
                 report(digest, guarantee, *completion, findings, || {
                     let (stream, event) = describe(digest, *completion);
                     (
@@ -216,7 +222,10 @@ fn completed_twice(digest: &Digest<'_>, id: u64, first: At, second: At, findings
 
 fn in_flight(digest: &Digest<'_>, id: u64, debit: At, findings: &mut Findings) {
     let stored = digest.event(debit.replica, debit.position);
-    findings.found(EsInvariant::TransferCompletion, EsGuarantee::Liveness, Some(&stored.stream), || {
+    // A log that may lose acknowledged appends may lose the credit the saga appended.
+    let guarantee =
+        if digest.history.lossy_log { EsGuarantee::AckedDurable } else { EsGuarantee::Liveness };
+    findings.found(EsInvariant::TransferCompletion, guarantee, Some(&stored.stream), || {
         let (at, event) = describe(digest, debit);
         let explanation = format!(
             "transfer {id}: {event} on {at} (command {}) is neither credited nor refunded by the end",
