@@ -11,7 +11,6 @@
 use super::Findings;
 use super::digest::Digest;
 use super::replicas::first_difference;
-use crate::config::Truncation;
 use crate::history::Op;
 use crate::invariant::{Guarantee, Invariant};
 
@@ -55,17 +54,9 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             continue;
         }
         let offset = difference.unwrap_or(replica.high_watermark.min(reference.high_watermark));
-        // Logs apart for good are what a truncation rule that cannot find where they
-        // parted allows (KIP-101 on the high-watermark rule, KIP-279 on KIP-101's one
-        // question): judged with the stability of what was committed, which those rules
-        // do not promise. Only KIP-279's rule promises that logs meet again.
-        let truncation = history.header().config.truncation;
-        let parted_for_good = difference.is_some() && truncation != Truncation::LeaderEpoch;
-        let guarantee =
-            if parted_for_good { Guarantee::CommittedStable } else { Guarantee::Liveness };
         findings.found(
             Invariant::NotConverged,
-            guarantee,
+            Guarantee::Liveness,
             Some(replica.partition),
             || {
                 let ends = format!(
@@ -76,10 +67,6 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                     reference.log_end_offset()
                 );
                 let explanation = match difference {
-                    Some(offset) if parted_for_good => format!(
-                        "n{} still differs from n{} at offset {offset} ({ends}): the {truncation} truncation rule cannot find where logs parted",
-                        replica.node, reference.node
-                    ),
                     Some(offset) => format!(
                         "n{} still differs from n{} at offset {offset} ({ends})",
                         replica.node, reference.node
