@@ -182,6 +182,30 @@ impl BatchHeader {
     }
 }
 
+/// The CRC a batch's bytes carry (not checked: see `validate`).
+pub fn stored_crc(bytes: &[u8]) -> u32 {
+    u32_at(bytes, CRC_FIELD.start)
+}
+
+/// The header's fields and their bytes, as the layout table above gives them: for
+/// tools that aim damage at one field (a harness's disk faults), never for parsing.
+pub const HEADER_FIELDS: &[(&str, std::ops::Range<usize>)] = &[
+    ("base-offset", 0..8),
+    ("length", 8..12),
+    ("crc", CRC_FIELD),
+    ("magic", 16..17),
+    ("attributes", 17..18),
+    ("leader-epoch", 18..22),
+    ("producer-id", 22..30),
+    ("producer-epoch", 30..32),
+    ("base-sequence", 32..36),
+    ("record-count", 36..40),
+    ("first-timestamp", 40..48),
+    ("max-timestamp", 48..56),
+];
+
+const CRC_FIELD: std::ops::Range<usize> = 12..16;
+
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -364,6 +388,35 @@ mod tests {
             let bytes = marker.encode().unwrap();
             assert_eq!(validate(&bytes), Ok(marker.encoded_header(bytes.len())));
         }
+    }
+
+    #[test]
+    fn header_fields_tile_the_header_and_name_what_the_encoder_wrote() {
+        let mut at = 0;
+        for (name, bytes) in HEADER_FIELDS {
+            assert_eq!(bytes.start, at, "{name} does not follow the field before it");
+            at = bytes.end;
+        }
+        assert_eq!(at, HEADER_BYTES);
+        let batch = sample(123, 2);
+        let bytes = batch.encode().unwrap();
+        let field = |wanted: &str| {
+            let (_, range) = HEADER_FIELDS.iter().find(|(name, _)| *name == wanted).unwrap();
+            let mut value = [0u8; 8];
+            value[..range.len()].copy_from_slice(&bytes[range.clone()]);
+            u64::from_le_bytes(value)
+        };
+        assert_eq!(field("base-offset"), 123);
+        assert_eq!(field("length"), bytes.len() as u64 - 12);
+        assert_eq!(field("crc"), u64::from(stored_crc(&bytes)));
+        assert_eq!(field("magic"), u64::from(MAGIC));
+        assert_eq!(field("leader-epoch"), 7);
+        assert_eq!(field("producer-id"), 42);
+        assert_eq!(field("producer-epoch"), 3);
+        assert_eq!(field("base-sequence"), 9);
+        assert_eq!(field("record-count"), 2);
+        assert_eq!(field("first-timestamp"), 1_000);
+        assert_eq!(field("max-timestamp"), 1_001);
     }
 
     #[test]

@@ -94,6 +94,20 @@ pub enum BrokerEvent {
         shrank: bool,
         grew: bool,
     },
+    /// A batch went into a partition's log, as leader or as follower: with its CRC, it
+    /// names the batch, so a harness can keep a ledger of all a replica ever wrote and
+    /// check a recovered log against it.
+    Appended {
+        partition: u32,
+        base_offset: u64,
+        end_offset: u64,
+        crc: u32,
+    },
+    /// A partition's log was opened and recovered from the disk (at every start of the
+    /// broker, once the controller names the partition).
+    Opened {
+        partition: u32,
+    },
     /// Opening the log after a restart cut a torn or corrupt tail.
     RecoveryCut {
         partition: u32,
@@ -258,7 +272,14 @@ struct Replica {
     key_versions: Option<KeyVersions>,
 }
 
-const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
+/// The file a partition's high watermark is checkpointed in, in the partition's
+/// directory.
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
+
+fn appended_event(partition: u32, appended: &crate::log::Appended) -> BrokerEvent {
+    let (base_offset, end_offset, crc) = (appended.base_offset, appended.end_offset, appended.crc);
+    BrokerEvent::Appended { partition, base_offset, end_offset, crc }
+}
 
 /// One broker.
 pub struct Broker {
@@ -803,6 +824,7 @@ impl Broker {
             let (partition, bytes) = (state.partition, report.truncated_bytes);
             self.events.push(BrokerEvent::RecoveryCut { partition, bytes });
         }
+        self.events.push(BrokerEvent::Opened { partition: state.partition });
         // Make what recovery kept durable, so the recovery point (and, with durable
         // acknowledgements, the high watermark) can reach the log end.
         log.flush(storage, 0)?;
@@ -1092,6 +1114,7 @@ impl Broker {
                 }
                 Err(error) => return Err(error),
             };
+        self.events.push(appended_event(partition, &appended));
         note_producer(replica, producer, count, appended.base_offset, false);
         if transactional {
             replica.txns.note_data(
@@ -1206,6 +1229,7 @@ impl Broker {
             }
             Err(error) => return Err(error),
         };
+        self.events.push(appended_event(partition, &appended));
         note_producer(replica, producer, 1, appended.base_offset, true);
         replica.txns.note_marker(pid, marker, appended.base_offset);
         if let Some(versions) = &mut replica.key_versions {
@@ -1479,6 +1503,7 @@ impl Broker {
                 Err(LogError::Batch(_)) => return Ok(()),
                 Err(error) => return Err(error),
             };
+            self.events.push(appended_event(partition, &appended));
             let count = (appended.end_offset - appended.base_offset) as i32;
             let control = appended.attributes & batch::ATTRIBUTE_CONTROL != 0;
             note_producer(replica, appended.producer, count, appended.base_offset, control);

@@ -20,7 +20,8 @@ fn lane_of(event: &TraceEvent) -> Option<NodeId> {
         TraceEvent::Send { from, .. }
         | TraceEvent::Drop { from, .. }
         | TraceEvent::Duplicate { from, .. }
-        | TraceEvent::Clog { from, .. } => Some(*from),
+        | TraceEvent::Clog { from, .. }
+        | TraceEvent::LinkLoss { from, .. } => Some(*from),
         TraceEvent::Deliver { to, .. } => Some(*to),
         TraceEvent::Start { node }
         | TraceEvent::TimerFired { node, .. }

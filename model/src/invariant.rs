@@ -160,6 +160,9 @@ catalogue! {
     /// No replica truncates what it knew to be committed.
     TruncationBelowHw = "truncation-below-hw", Replica, CommittedStable,
         "no replica truncates its log below the high watermark it reported in that lifetime";
+    /// Recovery keeps only what the replica wrote.
+    RecoveryPrefix = "recovery-prefix", Replica, Integrity,
+        "a replica's log recovered at a restart holds only batches it had itself written at those offsets";
     /// Every operation finishes.
     StillPending = "still-pending", Liveness, Liveness,
         "every operation completes (ok, fail or info) before the history ends";

@@ -63,6 +63,8 @@ const TABLE: &[Row] = &[
     row("epoch-regression", &["epoch-regression"], &[]),
     row("hw-regression", &["hw-regression"], &[]),
     row("truncation-below-hw", &["truncation-below-hw"], &[]),
+    row("recovery-prefix", &["recovery-prefix"], &[]),
+    row("valid-recovery-prefix", &[], &[]),
     row("still-pending", &["still-pending"], &[]),
     row("not-converged", &["not-converged"], &[]),
     // Transactions, one anomaly kind each.
@@ -329,6 +331,11 @@ fn witnesses_are_the_few_lines_that_prove_it() {
             "truncation-below-hw",
             "n1 truncated to offset 1, below its own committed high watermark 2",
             &[3, 4],
+        ),
+        (
+            "recovery-prefix",
+            "n1 recovered its log to offset 5, but from offset 3 on it holds batches it never wrote there",
+            &[3],
         ),
     ];
     for &(file, explanation, lines) in cases {

@@ -622,7 +622,8 @@ impl<'a> Data<'a> {
                             ),
                         });
                     }
-                    model::ProtocolEvent::HighWatermark { .. } => {}
+                    model::ProtocolEvent::HighWatermark { .. }
+                    | model::ProtocolEvent::Recover { .. } => {}
                 }
                 if witness_protocol.contains(&index) {
                     markers.push(Marker {

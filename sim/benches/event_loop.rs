@@ -6,7 +6,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logjam_sim::toy::{Broadcast, PingPong, ReplicatedLog};
-use logjam_sim::{Latency, NetworkConfig, Process, World, WorldConfig};
+use logjam_sim::{Latency, LatencyShape, NetworkConfig, Process, World, WorldConfig};
 
 const PING_PONG_ROUNDS: u64 = 100_000;
 const BROADCAST_ROUNDS: u64 = 10_000;
@@ -23,6 +23,7 @@ fn faulty_network() -> NetworkConfig {
             max_ns: 1_000_000,
             tail_probability: 0.01,
             tail_max_ns: 20_000_000,
+            shape: LatencyShape::Uniform,
         },
         drop_probability: 0.05,
         duplicate_probability: 0.05,

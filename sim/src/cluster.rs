@@ -338,7 +338,22 @@ pub struct Recorder {
     /// The history's process for a node whose later life is a new process (a plain
     /// producer or consumer that crashed): absent, the node's own id.
     processes: BTreeMap<u32, u64>,
+    /// Every batch each broker ever wrote, by (node, partition) and base offset: what a
+    /// log recovered at a restart is checked against (`recovery-prefix`).
+    written: BTreeMap<(u32, u32), BTreeMap<u64, Vec<WrittenBatch>>>,
+    written_batches: u64,
 }
+
+/// A batch a broker wrote: where it ends and its CRC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WrittenBatch {
+    end_offset: u64,
+    crc: u32,
+}
+
+/// The most batches the ledger of written batches keeps (about 40 MB); past it the
+/// recovery check is skipped for the rest of the run, and counted.
+const WRITTEN_BATCHES_MAX: u64 = 1 << 20;
 
 pub type SharedRecorder = Rc<RefCell<Recorder>>;
 
@@ -351,6 +366,8 @@ impl Recorder {
             problems: Vec::new(),
             under_way: BTreeMap::new(),
             processes: BTreeMap::new(),
+            written: BTreeMap::new(),
+            written_batches: 0,
         }))
     }
 
@@ -461,6 +478,21 @@ impl Recorder {
                 return;
             }
             BrokerEvent::RecoveryCut { .. } => return count("recovery-truncation"),
+            BrokerEvent::Appended { partition, base_offset, end_offset, crc } => {
+                if self.written_batches >= WRITTEN_BATCHES_MAX {
+                    return count("ledger-full");
+                }
+                let at = self.written.entry((node, partition)).or_default();
+                let batches = at.entry(base_offset).or_default();
+                let batch = WrittenBatch { end_offset, crc };
+                if !batches.contains(&batch) {
+                    batches.push(batch);
+                    self.written_batches += 1;
+                }
+                return;
+            }
+            // Checked where the log can be read: `recovered`.
+            BrokerEvent::Opened { .. } => return,
             BrokerEvent::Fenced { .. } => return count("fencing-refusal"),
             BrokerEvent::ProducerFenced { .. } => return count("producer-fenced"),
             BrokerEvent::TxnMarker { .. } => return count("txn-marker"),
@@ -473,6 +505,44 @@ impl Recorder {
             }
         };
         self.protocol(t_ns, node, event);
+    }
+
+    /// A broker opened a partition's log at a start: how far it holds only batches the
+    /// node itself wrote there, as a `recover` protocol event. `served` is what reads
+    /// of the recovered log return, in order (each validated, up to the first a read
+    /// refuses); the log itself says it runs from `log_start_offset` to
+    /// `log_end_offset`. A batch the ledger does not know, or a part of the log no read
+    /// serves, is held without proof.
+    fn recovered(
+        &mut self,
+        t_ns: u64,
+        node: u32,
+        partition: u32,
+        served: &[ServedBatch],
+        (log_start_offset, log_end_offset): (u64, u64),
+    ) {
+        if self.written_batches >= WRITTEN_BATCHES_MAX {
+            return; // the ledger stopped keeping: no verdict either way
+        }
+        let written = self.written.get(&(node, partition));
+        if written.is_none() && log_end_offset == log_start_offset {
+            return; // a first start: nothing written, nothing recovered
+        }
+        let batches = served;
+        let served_end = batches.last().map_or(log_start_offset, |batch| batch.end_offset);
+        let offset = batches
+            .iter()
+            .find(|served| {
+                let batch = WrittenBatch { end_offset: served.end_offset, crc: served.crc };
+                let known = written.and_then(|at| at.get(&served.base_offset));
+                !known.is_some_and(|known| known.contains(&batch))
+            })
+            .map_or(served_end, |served| served.base_offset);
+        self.protocol(
+            t_ns,
+            node,
+            model::ProtocolEvent::Recover { partition, offset, log_end_offset },
+        );
     }
 
     /// Closes the history with the protocol events and the replicas' final logs.
@@ -699,8 +769,16 @@ impl ClusterProcess {
             }
             ClusterNode::Broker(broker) => {
                 if broker.has_output() {
+                    let mut opened = Vec::new();
                     for event in broker.drain_events() {
+                        if let BrokerEvent::Opened { partition } = event {
+                            opened.push(partition);
+                        }
                         recorder.broker_event(t_ns, me, event);
+                    }
+                    for partition in opened {
+                        let (served, bounds) = served_batches(broker, ctx, partition);
+                        recorder.recovered(t_ns, me, partition, &served, bounds);
                     }
                     send_all(ctx, broker.drain_outbox());
                 }
@@ -804,6 +882,31 @@ impl ClusterProcess {
             ctx.halt();
         }
     }
+}
+
+/// A batch a read of a log served (validated): where it sits and its CRC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ServedBatch {
+    base_offset: u64,
+    end_offset: u64,
+    crc: u32,
+}
+
+/// The batches of a partition's log as its reads serve them (each validated), up to
+/// the first the read path refuses, and the log's own start and end offsets.
+fn served_batches(
+    broker: &Broker,
+    ctx: &mut Context<'_, ClusterProcess>,
+    partition: u32,
+) -> (Vec<ServedBatch>, (u64, u64)) {
+    let Some(log) = broker.log(partition) else { return (Vec::new(), (0, 0)) };
+    let mut batches = Vec::new();
+    // A read that fails part way leaves what it served so far: the rest is never served.
+    let _ = log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
+        let (base_offset, end_offset) = (header.base_offset, header.end_offset());
+        batches.push(ServedBatch { base_offset, end_offset, crc: batch::stored_crc(bytes) });
+    });
+    (batches, (log.start_offset(), log.end_offset()))
 }
 
 fn model_isolation(isolation: Isolation) -> model::Isolation {
@@ -1177,5 +1280,74 @@ fn role(name: &str, first: u32, count: u32) -> Option<String> {
         0 => None,
         1 => Some(format!("{name} n{first}")),
         _ => Some(format!("{name} n{first}-n{}", first + count - 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(base_offset: u64, end_offset: u64, crc: u32) -> ServedBatch {
+        ServedBatch { base_offset, end_offset, crc }
+    }
+
+    /// What a recovery of partition 0 on n1 reports, after n1 wrote `written`, when reads
+    /// of the recovered log serve `served` and the log says it spans `bounds`.
+    fn recover_event(
+        written: &[ServedBatch],
+        served: &[ServedBatch],
+        bounds: (u64, u64),
+    ) -> Option<model::ProtocolEvent> {
+        let header = model::Header::new("test", model::Config::default());
+        let recorder = Recorder::new(header);
+        let mut recorder = recorder.borrow_mut();
+        for written in written {
+            let ServedBatch { base_offset, end_offset, crc } = *written;
+            let event = BrokerEvent::Appended { partition: 0, base_offset, end_offset, crc };
+            recorder.broker_event(1, 1, event);
+        }
+        recorder.recovered(2, 1, 0, served, bounds);
+        recorder.protocol.last().map(|protocol| protocol.event)
+    }
+
+    #[test]
+    fn a_recovered_log_is_proven_only_as_far_as_the_ledger_and_the_reads_go() {
+        let written = [batch(0, 3, 11), batch(3, 5, 12), batch(5, 9, 13)];
+        // A batch at offset 3 from an earlier life, later truncated and written anew.
+        let rewritten = [batch(0, 3, 11), batch(3, 5, 12), batch(3, 4, 21), batch(4, 6, 22)];
+        // (what, written, served, the log's bounds, proven up to: None for no event)
+        type Case<'a> = (&'a str, &'a [ServedBatch], &'a [ServedBatch], (u64, u64), Option<u64>);
+        let cases: &[Case<'_>] = &[
+            ("everything it wrote", &written, &written, (0, 9), Some(9)),
+            ("a prefix: the unsynced tail lost", &written, &written[..2], (0, 5), Some(5)),
+            ("nothing written, nothing held: no event", &[], &[], (0, 0), None),
+            ("all lost: an empty log is a prefix", &written, &[], (0, 0), Some(0)),
+            // Recovery kept a torn batch: its header survived, reads refuse its body.
+            ("a torn tail kept", &written, &written[..2], (0, 9), Some(5)),
+            (
+                "a batch it never wrote",
+                &written,
+                &[batch(0, 3, 11), batch(3, 5, 99)],
+                (0, 5),
+                Some(3),
+            ),
+            ("a batch of an earlier life", &rewritten, &rewritten[..2], (0, 5), Some(5)),
+            (
+                "an old batch where a new one ended",
+                &rewritten,
+                &[rewritten[0], batch(3, 5, 21)],
+                (0, 5),
+                Some(3),
+            ),
+        ];
+        for &(what, written, served, bounds, proven) in cases {
+            let event = recover_event(written, served, bounds);
+            let expected = proven.map(|offset| model::ProtocolEvent::Recover {
+                partition: 0,
+                offset,
+                log_end_offset: bounds.1,
+            });
+            assert_eq!(event, expected, "{what}");
+        }
     }
 }

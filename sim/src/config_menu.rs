@@ -48,6 +48,8 @@ pub const MENU_KEYS: &[&str] = &[
     "faults.clients",
     "faults.crash.max_down",
     "faults.disk.nodes",
+    "network.shape",
+    "network.connections",
 ];
 
 /// Draws tried before a seed's configuration falls back to walking the combinations.

@@ -21,11 +21,22 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("clock-jump", "a clock jumped forward"),
     ("message-drop", "the network dropped a message at random"),
     ("message-duplicate", "the network duplicated a message"),
+    ("link-loss", "a link lost messages of its own (a burst, or a lossy link)"),
+    (
+        "connection-closed",
+        "a message died with its connection (its link was cut or an end crashed)",
+    ),
     (
         "disk-fault",
         "a disk fault struck (rot, bad sector, misdirected write, full disk, failed sync)",
     ),
     ("crash-lost-writes", "a crash lost or tore writes that were not yet synced"),
+    (
+        "torn-tail",
+        "a crash tore the last batch of a log segment, synced or not (disk kind torn-tail)",
+    ),
+    ("header-flip", "a bit of a batch header field flipped at rest (disk kind batch-header)"),
+    ("checkpoint-flip", "a bit of a checkpoint file flipped at rest (disk kind checkpoint)"),
     ("failed-sync", "a sync failed"),
     ("halt", "a broker stopped itself on storage it could not trust"),
     ("leader-election", "a partition got a new leader after its first"),
@@ -33,6 +44,11 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("isr-shrink", "a lagging or lost follower left a partition's in-sync replicas"),
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
+    (
+        "log-recovery",
+        "a restarted broker recovered a log it had written to, checked against its ledger of written batches",
+    ),
+    ("ledger-full", "the ledger of written batches reached its limit: recoveries went unchecked"),
     ("fencing-refusal", "a request was refused for a stale or unknown leader epoch"),
     ("client-restart", "a crashed producer or consumer came back as a new process"),
     (
@@ -76,8 +92,13 @@ pub fn from_stats(stats: &Stats) -> Reached {
     set("clock-jump", stats.clock_jumps);
     set("message-drop", stats.dropped_random);
     set("message-duplicate", stats.duplicated);
+    set("link-loss", stats.dropped_link_loss);
+    set("connection-closed", stats.dropped_connection_closed);
     set("disk-fault", stats.disk_faults);
     set("crash-lost-writes", stats.disk_writes_lost + stats.disk_writes_torn);
+    set("torn-tail", stats.disk_tails_torn);
+    set("header-flip", stats.disk_header_flips);
+    set("checkpoint-flip", stats.disk_checkpoint_flips);
     set("failed-sync", stats.syncs_failed);
     set("halt", stats.halts);
     reached
@@ -88,7 +109,7 @@ pub fn from_stats(stats: &Stats) -> Reached {
 pub fn add_protocol(reached: &mut Reached, history: &model::History) {
     let mut first_epoch: BTreeMap<u32, u64> = BTreeMap::new();
     let mut started: BTreeMap<u32, ()> = BTreeMap::new();
-    let (mut elections, mut truncations, mut restarts) = (0, 0, 0);
+    let (mut elections, mut truncations, mut restarts, mut recoveries) = (0, 0, 0, 0);
     for closing in history.closing() {
         let model::Closing::Protocol(protocol) = closing else { continue };
         match protocol.event {
@@ -100,9 +121,11 @@ pub fn add_protocol(reached: &mut Reached, history: &model::History) {
             model::ProtocolEvent::Restart => {
                 restarts += u64::from(started.insert(protocol.node, ()).is_some());
             }
+            model::ProtocolEvent::Recover { .. } => recoveries += 1,
             model::ProtocolEvent::Follower { .. } | model::ProtocolEvent::HighWatermark { .. } => {}
         }
     }
+    reached.insert("log-recovery".to_owned(), recoveries);
     reached.insert("leader-election".to_owned(), elections);
     reached.insert("follower-truncation".to_owned(), truncations);
     reached.insert("restart".to_owned(), restarts);

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use logjam_broker::batch::{self, HEADER_BYTES};
 use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -62,7 +63,97 @@ pub enum DiskFault {
     FailSync,
     /// Space returns and armed faults are disarmed (bad sectors and rot stay).
     Heal,
+    /// Armed: at the node's next crash the last batch appended to a log segment is
+    /// torn, cut at a random byte inside it, synced or not (a disk whose cache lied),
+    /// and nothing after it survives. Aimed where recovery must cut.
+    TornTail,
+    /// One bit of one header field flips, at rest, in a random batch of a random log
+    /// segment: the field a CRC that leaves some fields out would miss.
+    BatchHeader { field: HeaderField },
+    /// One bit of a log directory's checkpoint file flips, at rest.
+    Checkpoint { file: CheckpointFile },
 }
+
+/// A field of a batch header (the broker's `batch::HEADER_FIELDS` names them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderField {
+    BaseOffset,
+    Length,
+    Crc,
+    Magic,
+    Attributes,
+    /// Outside the CRC in Kafka's format (the leader stamps it), inside it here.
+    LeaderEpoch,
+    ProducerId,
+    ProducerEpoch,
+    BaseSequence,
+    RecordCount,
+    FirstTimestamp,
+    MaxTimestamp,
+}
+
+impl HeaderField {
+    /// Every field, in header order.
+    pub const ALL: [HeaderField; 12] = [
+        HeaderField::BaseOffset,
+        HeaderField::Length,
+        HeaderField::Crc,
+        HeaderField::Magic,
+        HeaderField::Attributes,
+        HeaderField::LeaderEpoch,
+        HeaderField::ProducerId,
+        HeaderField::ProducerEpoch,
+        HeaderField::BaseSequence,
+        HeaderField::RecordCount,
+        HeaderField::FirstTimestamp,
+        HeaderField::MaxTimestamp,
+    ];
+
+    /// The field's bytes in a batch, from the broker's own layout table.
+    pub fn bytes(self) -> std::ops::Range<usize> {
+        let (_, bytes) = batch::HEADER_FIELDS[self as usize].clone();
+        bytes
+    }
+
+    /// The field's name, as scenario and schedule files write it.
+    pub fn name(self) -> &'static str {
+        batch::HEADER_FIELDS[self as usize].0
+    }
+}
+
+/// A checkpoint file of a partition's log directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointFile {
+    /// The leader-epoch cache (`leader-epochs.checkpoint`).
+    LeaderEpochs,
+    /// How far the log is known durable (`recovery-point.checkpoint`).
+    RecoveryPoint,
+    /// The partition's high watermark (`high-watermark.checkpoint`).
+    HighWatermark,
+}
+
+impl CheckpointFile {
+    /// Every checkpoint file.
+    pub const ALL: [CheckpointFile; 3] = [
+        CheckpointFile::LeaderEpochs,
+        CheckpointFile::RecoveryPoint,
+        CheckpointFile::HighWatermark,
+    ];
+
+    /// The file's name in a log directory, as the broker names it.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            CheckpointFile::LeaderEpochs => logjam_broker::log::LEADER_EPOCHS_FILE,
+            CheckpointFile::RecoveryPoint => logjam_broker::log::RECOVERY_POINT_FILE,
+            CheckpointFile::HighWatermark => logjam_broker::broker::HIGH_WATERMARK_FILE,
+        }
+    }
+}
+
+/// The suffix of a log segment's file name.
+const SEGMENT_SUFFIX: &str = ".log";
 
 impl DiskFault {
     pub(crate) fn tag(self) -> u64 {
@@ -73,6 +164,9 @@ impl DiskFault {
             DiskFault::OutOfSpace { .. } => 4,
             DiskFault::FailSync => 5,
             DiskFault::Heal => 6,
+            DiskFault::TornTail => 7,
+            DiskFault::BatchHeader { .. } => 8,
+            DiskFault::Checkpoint { .. } => 9,
         }
     }
 }
@@ -84,6 +178,8 @@ pub struct CrashDamage {
     pub writes_torn: u64,
     pub writes_kept: u64,
     pub name_changes_lost: u64,
+    /// An armed `TornTail` tore a log segment's last batch (counted in `writes_torn`).
+    pub tail_torn: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +231,23 @@ struct SimFile {
     /// Changes since `durable`, oldest first.
     pending: Vec<Pending>,
     pending_bytes: u64,
+}
+
+/// Where each whole batch of a segment's bytes starts, following the length fields
+/// from the start up to the first that does not frame a batch.
+fn batch_starts(segment: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at + HEADER_BYTES <= segment.len() {
+        let length = u32::from_le_bytes(segment[at + 8..at + 12].try_into().expect("4 bytes"));
+        let size = 12 + length as usize;
+        if size < HEADER_BYTES || at + size > segment.len() {
+            break;
+        }
+        starts.push(at);
+        at += size;
+    }
+    starts
 }
 
 /// Writes `bytes` at `offset` of `content`, growing it (with zeros) as needed.
@@ -292,6 +405,10 @@ pub struct SimDisk {
     /// Armed by the fault: where (a random draw) the next write lands.
     misdirect_next_write: Option<u64>,
     fail_next_sync: bool,
+    /// Armed by `TornTail`: the next crash tears `last_segment_append`.
+    tear_tail_at_crash: bool,
+    /// The last append to a log segment: (file, offset, length).
+    last_segment_append: Option<(u64, u64, u64)>,
     /// A name was removed or renamed away since unreachable files were last dropped.
     files_unnamed: bool,
     /// The last few names looked up and their files (a broker appends to one active
@@ -328,6 +445,8 @@ impl SimDisk {
             quota_bytes: None,
             misdirect_next_write: None,
             fail_next_sync: false,
+            tear_tail_at_crash: false,
+            last_segment_append: None,
             files_unnamed: false,
             lookups: Vec::new(),
             lookup_victim: 0,
@@ -437,6 +556,19 @@ impl SimDisk {
         let mut damage = CrashDamage::default();
         self.requested.clear();
         self.in_flight.clear();
+        // An armed torn tail: the bytes of the last segment append that survive, drawn
+        // before anything else so that the draws of the unarmed stay as they were.
+        let torn_tail = match self.last_segment_append.take() {
+            Some((inode, offset, len)) if std::mem::take(&mut self.tear_tail_at_crash) => self
+                .files
+                .get(&inode)
+                .filter(|file| len >= 2 && file.current.len() as u64 >= offset + len)
+                .map(|file| {
+                    let cut = offset + rng.random_range(1..len);
+                    (inode, offset, file.current[offset as usize..cut as usize].to_vec())
+                }),
+            _ => None,
+        };
         for file in self.files.values_mut() {
             let mut content = file.take_durable();
             for pending in std::mem::take(&mut file.pending) {
@@ -467,6 +599,17 @@ impl SimDisk {
             file.durable = Durable::Prefix(content.len() as u64);
             file.current = content;
             file.pending_bytes = 0;
+        }
+        if let Some((inode, offset, kept)) = torn_tail {
+            let file = self.files.get_mut(&inode).expect("the file was there before the crash");
+            // Unless the crash lost what came before the batch, the batch ends torn.
+            if file.current.len() as u64 >= offset {
+                file.current.truncate(offset as usize);
+                file.current.extend_from_slice(&kept);
+                file.durable = Durable::Prefix(file.current.len() as u64);
+                damage.writes_torn += 1;
+                damage.tail_torn = true;
+            }
         }
         for changes in std::mem::take(&mut self.name_changes).into_values() {
             let kept = rng.random_range(0..=changes.len());
@@ -506,16 +649,9 @@ impl SimDisk {
                 let Some(inode) = self.random_file(rng, |file| file.durable_len() > 0) else {
                     return u64::MAX;
                 };
-                let file = self.files.get_mut(&inode).expect("named file exists");
-                let byte = rng.random_range(0..file.durable_len() as usize);
+                let byte = rng.random_range(0..self.files[&inode].durable_len() as usize);
                 let bit = 1u8 << rng.random_range(0..8u32);
-                // A durable prefix is `current`'s own bytes: one flip strikes both.
-                if let Durable::Own(durable) = &mut file.durable {
-                    durable[byte] ^= bit;
-                }
-                if byte < file.current.len() {
-                    file.current[byte] ^= bit;
-                }
+                self.flip_bit(inode, byte, bit);
                 (inode << 40) | byte as u64
             }
             DiskFault::LatentSectorError => {
@@ -544,8 +680,78 @@ impl SimDisk {
                 self.quota_bytes = None;
                 self.misdirect_next_write = None;
                 self.fail_next_sync = false;
+                self.tear_tail_at_crash = false;
                 0
             }
+            DiskFault::TornTail => {
+                self.tear_tail_at_crash = true;
+                0
+            }
+            DiskFault::BatchHeader { field } => {
+                let segments = self.named_files(|name| name.ends_with(SEGMENT_SUFFIX));
+                let Some(inode) = self.pick_file(rng, segments, |file| file.durable_len() > 0)
+                else {
+                    return u64::MAX;
+                };
+                let file = &self.files[&inode];
+                let durable = match &file.durable {
+                    Durable::Prefix(len) => &file.current[..*len as usize],
+                    Durable::Own(bytes) => &bytes[..],
+                };
+                let starts = batch_starts(durable);
+                if starts.is_empty() {
+                    return u64::MAX;
+                }
+                let start = starts[rng.random_range(0..starts.len())];
+                let bytes = field.bytes();
+                let bit = rng.random_range(0..bytes.len() * 8);
+                let byte = start + bytes.start + bit / 8;
+                self.flip_bit(inode, byte, 1 << (bit % 8));
+                (inode << 40) | byte as u64
+            }
+            DiskFault::Checkpoint { file } => {
+                let name = file.file_name();
+                let files = self.named_files(|path| path.rsplit('/').next() == Some(name));
+                let Some(inode) = self.pick_file(rng, files, |file| file.durable_len() > 0) else {
+                    return u64::MAX;
+                };
+                let byte = rng.random_range(0..self.files[&inode].durable_len() as usize);
+                let bit = 1u8 << rng.random_range(0..8u32);
+                self.flip_bit(inode, byte, bit);
+                (inode << 40) | byte as u64
+            }
+        }
+    }
+
+    /// The files of the names `wanted` accepts, in name order (no file twice).
+    fn named_files(&self, wanted: impl Fn(&str) -> bool) -> Vec<u64> {
+        let mut inodes: Vec<u64> =
+            self.names.iter().filter(|(name, _)| wanted(name)).map(|(_, &inode)| inode).collect();
+        inodes.dedup();
+        inodes
+    }
+
+    /// One of `inodes` that `eligible` accepts, drawn at random.
+    fn pick_file(
+        &self,
+        rng: &mut SimRng,
+        inodes: Vec<u64>,
+        eligible: impl Fn(&SimFile) -> bool,
+    ) -> Option<u64> {
+        let candidates: Vec<u64> =
+            inodes.into_iter().filter(|inode| eligible(&self.files[inode])).collect();
+        (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
+    }
+
+    /// Flips bits of a durable byte of a file, at rest: reads see it too.
+    fn flip_bit(&mut self, inode: u64, byte: usize, bits: u8) {
+        let file = self.files.get_mut(&inode).expect("named file exists");
+        // A durable prefix is `current`'s own bytes: one flip strikes both.
+        if let Durable::Own(durable) = &mut file.durable {
+            durable[byte] ^= bits;
+        }
+        if byte < file.current.len() {
+            file.current[byte] ^= bits;
         }
     }
 
@@ -708,6 +914,9 @@ impl Storage for SimDisk {
             }
         } else {
             self.append_bytes(inode, bytes);
+        }
+        if path.ends_with(SEGMENT_SUFFIX) {
+            self.last_segment_append = Some((inode, len, bytes.len() as u64));
         }
         Ok(len)
     }

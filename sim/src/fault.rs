@@ -58,6 +58,14 @@ pub enum Fault {
         to: NodeId,
         duration_ns: u64,
     },
+    /// A link loses each message sent on it with `drop_probability` for
+    /// `duration_ns`: a lossy link, or at probability 1 a burst that loses everything.
+    LinkLoss {
+        from: NodeId,
+        to: NodeId,
+        drop_probability: f64,
+        duration_ns: u64,
+    },
     /// A node's clock steps forward.
     ClockJump {
         node: NodeId,
@@ -68,7 +76,7 @@ pub enum Fault {
         drop_probability: f64,
         duplicate_probability: f64,
     },
-    /// Heals partitions and clogs only.
+    /// Heals partitions, clogs and link losses only.
     HealNetwork,
     /// A fault of a node's disk.
     Disk {
@@ -111,6 +119,7 @@ impl Fault {
             Fault::HealNetwork => 9,
             Fault::HealAll => 10,
             Fault::Disk { .. } => 11,
+            Fault::LinkLoss { .. } => 12,
         }
     }
 
@@ -139,6 +148,7 @@ impl Fault {
         match self {
             Fault::ClockJump { forward_ns, .. } => span("clock jump", *forward_ns)?,
             Fault::Clog { duration_ns, .. } => span("clog", *duration_ns)?,
+            Fault::LinkLoss { duration_ns, .. } => span("link loss", *duration_ns)?,
             _ => {}
         }
         match self {
@@ -161,6 +171,11 @@ impl Fault {
             Fault::Clog { from, to, .. } => {
                 check_node("clog", *from, nodes)?;
                 check_node("clog", *to, nodes)
+            }
+            Fault::LinkLoss { from, to, drop_probability, .. } => {
+                check_node("link loss", *from, nodes)?;
+                check_node("link loss", *to, nodes)?;
+                check_probability("fault.drop_probability", *drop_probability)
             }
             Fault::NetworkFaults { drop_probability, duplicate_probability } => {
                 check_probability("fault.drop_probability", *drop_probability)?;

@@ -22,6 +22,7 @@ pub mod es_client;
 pub mod es_projection;
 pub mod es_txn_projection;
 mod fault;
+mod latency_shape;
 mod limits;
 pub mod nemesis;
 mod network;
@@ -45,8 +46,11 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
 pub use config::{ConfigError, NODES_MAX, WorldConfig};
-pub use disk::{CrashDamage, DiskConfig, DiskFault, SECTOR_BYTES, SimDisk};
+pub use disk::{
+    CheckpointFile, CrashDamage, DiskConfig, DiskFault, HeaderField, SECTOR_BYTES, SimDisk,
+};
 pub use fault::{Fault, Partition};
+pub use latency_shape::LatencyShape;
 pub use limits::{Limit, Limits};
 pub use network::{Latency, NetworkConfig};
 pub use process::{Context, Process, TimerId};

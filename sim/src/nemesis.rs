@@ -9,7 +9,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
-use crate::disk::DiskFault;
+use crate::disk::{CheckpointFile, DiskFault, HeaderField};
 use crate::fault::{Fault, Partition};
 use crate::rng::SimRng;
 
@@ -37,6 +37,51 @@ pub enum DiskFaultKind {
     MisdirectWrite,
     FailSync,
     OutOfSpace,
+    /// A log segment's last batch torn at the node's next crash.
+    TornTail,
+    /// A bit of a batch header field (drawn among all) flipped at rest.
+    BatchHeader,
+    /// A bit of a checkpoint file (drawn among all) flipped at rest.
+    Checkpoint,
+}
+
+impl DiskFaultKind {
+    /// A fault of this kind, with what it leaves open drawn from `rng`.
+    pub fn draw(self, rng: &mut SimRng) -> DiskFault {
+        match self {
+            DiskFaultKind::BitRot => DiskFault::BitRot,
+            DiskFaultKind::LatentSectorError => DiskFault::LatentSectorError,
+            DiskFaultKind::MisdirectWrite => DiskFault::MisdirectWrite,
+            DiskFaultKind::FailSync => DiskFault::FailSync,
+            DiskFaultKind::OutOfSpace => {
+                DiskFault::OutOfSpace { free_bytes: rng.random_range(0..1 << 20) }
+            }
+            DiskFaultKind::TornTail => DiskFault::TornTail,
+            DiskFaultKind::BatchHeader => {
+                let field = HeaderField::ALL[rng.random_range(0..HeaderField::ALL.len())];
+                DiskFault::BatchHeader { field }
+            }
+            DiskFaultKind::Checkpoint => {
+                let file = CheckpointFile::ALL[rng.random_range(0..CheckpointFile::ALL.len())];
+                DiskFault::Checkpoint { file }
+            }
+        }
+    }
+
+    /// The kind of a disk fault (none for `Heal`, which is not a fault).
+    pub fn of(fault: DiskFault) -> Option<DiskFaultKind> {
+        Some(match fault {
+            DiskFault::BitRot => DiskFaultKind::BitRot,
+            DiskFault::LatentSectorError => DiskFaultKind::LatentSectorError,
+            DiskFault::MisdirectWrite => DiskFaultKind::MisdirectWrite,
+            DiskFault::FailSync => DiskFaultKind::FailSync,
+            DiskFault::OutOfSpace { .. } => DiskFaultKind::OutOfSpace,
+            DiskFault::TornTail => DiskFaultKind::TornTail,
+            DiskFault::BatchHeader { .. } => DiskFaultKind::BatchHeader,
+            DiskFault::Checkpoint { .. } => DiskFaultKind::Checkpoint,
+            DiskFault::Heal => return None,
+        })
+    }
 }
 
 /// Periodic faults a run may suffer, before the swarm draw.
@@ -60,6 +105,12 @@ pub struct FaultMenu {
     /// Random drop and duplicate probability ranges for the chaos phase.
     pub drop: Option<[f64; 2]>,
     pub duplicate: Option<[f64; 2]>,
+    /// A random directed link loses everything sent on it every `every`, for
+    /// `duration` (burst loss).
+    pub burst: Option<(RangeNs, RangeNs)>,
+    /// A random directed link turns lossy every `every`, for `duration`, losing each
+    /// message with a probability drawn from `probability`.
+    pub lossy_link: Option<(RangeNs, RangeNs, [f64; 2])>,
 }
 
 /// A fault at a time.
@@ -217,17 +268,27 @@ pub fn expand(
         if !kinds.is_empty() && !disk_targets.is_empty() {
             for at_ns in periodic(rng, *every, chaos_ns) {
                 let node = pick(rng, disk_targets);
-                let disk_fault = match kinds[rng.random_range(0..kinds.len())] {
-                    DiskFaultKind::BitRot => DiskFault::BitRot,
-                    DiskFaultKind::LatentSectorError => DiskFault::LatentSectorError,
-                    DiskFaultKind::MisdirectWrite => DiskFault::MisdirectWrite,
-                    DiskFaultKind::FailSync => DiskFault::FailSync,
-                    DiskFaultKind::OutOfSpace => {
-                        DiskFault::OutOfSpace { free_bytes: rng.random_range(0..1 << 20) }
-                    }
-                };
+                let disk_fault = kinds[rng.random_range(0..kinds.len())].draw(rng);
                 push(at_ns, Fault::Disk { node, disk_fault });
             }
+        }
+    }
+    // The entries added later draw their swarm switch only when present, after every
+    // draw of the others: a scenario without them draws exactly what it drew before.
+    let link_entries =
+        [menu.burst.map(|(every, duration)| (every, duration, [1.0, 1.0])), menu.lossy_link];
+    for (every, duration, [low, high]) in link_entries.into_iter().flatten() {
+        let on = !menu.swarm || rng.random_bool(0.5);
+        if !on || targets.len() < 2 {
+            continue;
+        }
+        for at_ns in periodic(rng, every, chaos_ns) {
+            let from = pick(rng, targets);
+            let others: Vec<NodeId> = targets.iter().copied().filter(|&n| n != from).collect();
+            let to = pick(rng, &others);
+            let drop_probability = if low < high { rng.random_range(low..=high) } else { low };
+            let duration_ns = draw(rng, duration);
+            push(at_ns, Fault::LinkLoss { from, to, drop_probability, duration_ns });
         }
     }
     // Stable: faults at the same time keep the order they were drawn in.
@@ -261,6 +322,8 @@ mod tests {
             crash_down_max: 2,
             drop: Some([0.01, 0.1]),
             duplicate: Some([0.01, 0.1]),
+            burst: Some(([100 * MS, 500 * MS], [10 * MS, 200 * MS])),
+            lossy_link: Some(([100 * MS, 500 * MS], [10 * MS, 200 * MS], [0.1, 0.5])),
         }
     }
 
@@ -276,7 +339,16 @@ mod tests {
         let mut rng = stream(1, StreamId::Nemesis);
         let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
         let faults = expand(&full_menu(false), &targets, &targets, 5, 10_000 * MS, &mut rng);
-        assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
+        assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]);
+        let losses: Vec<f64> = faults
+            .iter()
+            .filter_map(|timed| match timed.fault {
+                Fault::LinkLoss { drop_probability, .. } => Some(drop_probability),
+                _ => None,
+            })
+            .collect();
+        assert!(losses.contains(&1.0), "no burst among {losses:?}");
+        assert!(losses.iter().any(|&p| (0.1..=0.5).contains(&p)), "no lossy link");
         assert!(faults.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
         assert!(faults.iter().all(|f| f.at_ns < 10_000 * MS));
         assert!(faults.iter().all(|f| f.fault.validate(5).is_ok()));
@@ -293,13 +365,14 @@ mod tests {
             .collect();
         let sizes: Vec<usize> = subsets.iter().map(Vec::len).collect();
         assert!(sizes.iter().any(|&n| n <= 2), "no nearly calm seed in 512");
-        assert!(sizes.contains(&10), "no seed with every fault kind in 512");
+        assert!(sizes.contains(&11), "no seed with every fault kind in 512");
         subsets.sort();
         subsets.dedup();
-        // Drop and duplicate share a trace tag: 7 independent switches, 128 mixes.
+        // Drop and duplicate share a trace tag, and so do bursts and lossy links: 8
+        // independent switches, 256 mixes.
         assert!(
-            subsets.len() > 80,
-            "only {} of 128 possible fault mixes in 512 seeds",
+            subsets.len() > 120,
+            "only {} of 256 possible fault mixes in 512 seeds",
             subsets.len()
         );
     }

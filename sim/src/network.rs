@@ -5,11 +5,13 @@
 use rand::{Rng, RngCore};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::LatencyShape;
 use crate::NodeId;
 use crate::config::ConfigError;
 use crate::rng::SimRng;
 
-/// How long a message takes on a link: uniform in `[min_ns, max_ns]`, plus, with
+/// How long a message takes on a link: drawn from `[min_ns, max_ns]` by `shape`
+/// (uniform unless asked; see `LatencyShape` for the others), plus, with
 /// `tail_probability`, an extra delay uniform in `[0, tail_max_ns]` (the slow tail).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Latency {
@@ -17,6 +19,7 @@ pub struct Latency {
     pub max_ns: u64,
     pub tail_probability: f64,
     pub tail_max_ns: u64,
+    pub shape: LatencyShape,
 }
 
 impl Latency {
@@ -26,7 +29,13 @@ impl Latency {
     }
 
     pub fn uniform(min_ns: u64, max_ns: u64) -> Latency {
-        Latency { min_ns, max_ns, tail_probability: 0.0, tail_max_ns: 0 }
+        Latency {
+            min_ns,
+            max_ns,
+            tail_probability: 0.0,
+            tail_max_ns: 0,
+            shape: LatencyShape::Uniform,
+        }
     }
 
     fn validate(&self, what: &str) -> Result<(), ConfigError> {
@@ -44,6 +53,11 @@ pub struct NetworkConfig {
     pub link_latency: Vec<(NodeId, NodeId, Latency)>,
     pub drop_probability: f64,
     pub duplicate_probability: f64,
+    /// Messages travel on connections, as over TCP: a crash of either end or a cut of
+    /// the link closes the connection, and what was in flight on it is dropped instead
+    /// of reaching a later incarnation (or the far side after a heal). Off, late
+    /// messages still arrive: a harsher world, which a protocol must survive too.
+    pub connections: bool,
 }
 
 impl Default for NetworkConfig {
@@ -53,6 +67,7 @@ impl Default for NetworkConfig {
             link_latency: Vec::new(),
             drop_probability: 0.0,
             duplicate_probability: 0.0,
+            connections: false,
         }
     }
 }
@@ -139,6 +154,11 @@ struct Link {
     clogged_until_ns: u64,
     /// Id of the newest message delivered on this link, plus one (0: none yet).
     delivered_msg_id_end: u64,
+    /// The link's own loss (a lossy link, a burst): until when, and how likely.
+    loss_until_ns: u64,
+    loss: Chance,
+    /// Bumped whenever the link's connection closes (a crash of either end, a cut).
+    connection: u32,
 }
 
 /// The network's live state.
@@ -147,6 +167,7 @@ pub(crate) struct Network {
     links: Vec<Link>,
     pub(crate) drop: Chance,
     pub(crate) duplicate: Chance,
+    pub(crate) connections: bool,
     pub(crate) rng: SimRng,
 }
 
@@ -158,6 +179,9 @@ impl Network {
             cut: false,
             clogged_until_ns: 0,
             delivered_msg_id_end: 0,
+            loss_until_ns: 0,
+            loss: Chance::new(0.0),
+            connection: 0,
         };
         let mut links = vec![link; (nodes as usize) * (nodes as usize)];
         for (from, to, latency) in &config.link_latency {
@@ -170,6 +194,7 @@ impl Network {
             links,
             drop: Chance::new(config.drop_probability),
             duplicate: Chance::new(config.duplicate_probability),
+            connections: config.connections,
             rng,
         }
     }
@@ -200,8 +225,11 @@ impl Network {
         let link = &self.links[index];
         let (min_ns, max_ns, tail, tail_max_ns) =
             (link.latency.min_ns, link.latency.max_ns, link.tail, link.latency.tail_max_ns);
-        let mut latency_ns =
-            if min_ns == max_ns { min_ns } else { self.rng.random_range(min_ns..=max_ns) };
+        let mut latency_ns = match link.latency.shape {
+            _ if min_ns == max_ns => min_ns,
+            LatencyShape::Uniform => self.rng.random_range(min_ns..=max_ns),
+            shape => min_ns + shape.delay_ns(max_ns - min_ns, self.rng.random::<u32>()),
+        };
         if tail.happens(&mut self.rng) {
             latency_ns += self.rng.random_range(0..=tail_max_ns);
         }
@@ -222,7 +250,11 @@ impl Network {
 
     pub(crate) fn set_cut(&mut self, from: NodeId, to: NodeId, cut: bool) {
         if from != to {
-            self.link_mut(from, to).cut = cut;
+            let link = self.link_mut(from, to);
+            if cut && !link.cut {
+                link.connection = link.connection.wrapping_add(1);
+            }
+            link.cut = cut;
         }
     }
 
@@ -230,7 +262,40 @@ impl Network {
         for link in &mut self.links {
             link.cut = false;
             link.clogged_until_ns = 0;
+            link.loss_until_ns = 0;
         }
+    }
+
+    /// The link loses each message sent on it with `loss` until `until_ns`.
+    pub(crate) fn set_loss(&mut self, from: NodeId, to: NodeId, loss: Chance, until_ns: u64) {
+        let link = self.link_mut(from, to);
+        link.loss = loss;
+        link.loss_until_ns = until_ns;
+    }
+
+    /// Whether the link's own loss takes a message sent now (a draw only while the
+    /// link is lossy and the loss is not certain).
+    #[inline]
+    pub(crate) fn link_loses(&mut self, from: NodeId, to: NodeId, now_ns: u64) -> bool {
+        let index = from.index() * self.nodes as usize + to.index();
+        let link = &self.links[index];
+        link.loss_until_ns > now_ns && link.loss.happens(&mut self.rng)
+    }
+
+    /// Closes the connections of every link to and from `node` (it crashed).
+    pub(crate) fn close_connections(&mut self, node: NodeId) {
+        for other in 0..self.nodes {
+            for (from, to) in [(node, NodeId(other)), (NodeId(other), node)] {
+                let link = self.link_mut(from, to);
+                link.connection = link.connection.wrapping_add(1);
+            }
+        }
+    }
+
+    /// The link's connection now (compare at delivery with the one at send).
+    #[inline]
+    pub(crate) fn connection(&self, from: NodeId, to: NodeId) -> u32 {
+        self.link(from, to).connection
     }
 
     pub(crate) fn clog(&mut self, from: NodeId, to: NodeId, until_ns: u64) {
@@ -269,7 +334,13 @@ mod tests {
     #[test]
     fn latency_stays_in_its_range() {
         let config = NetworkConfig {
-            latency: Latency { min_ns: 10, max_ns: 20, tail_probability: 0.1, tail_max_ns: 1000 },
+            latency: Latency {
+                min_ns: 10,
+                max_ns: 20,
+                tail_probability: 0.1,
+                tail_max_ns: 1000,
+                shape: LatencyShape::Uniform,
+            },
             ..NetworkConfig::default()
         };
         let mut network = Network::new(&config, 2, stream(3, StreamId::Network));

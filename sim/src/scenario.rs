@@ -12,18 +12,19 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::NodeId;
 use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
 use crate::cluster::{ClusterSpec, EsSpec, REPLICA_FETCH_WAIT_NS_LIMIT, TxnSpec};
 use crate::config::{NODES_MAX, WorldConfig};
 use crate::config_menu::{COMBINATIONS_WALKED_MAX, DRAW_ATTEMPTS_MAX, Menus};
 use crate::coverage;
+use crate::disk::{CheckpointFile, DiskFault, HeaderField};
 use crate::fault::{Fault, Partition};
 use crate::limits::Limits;
 use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
 use crate::network::{Latency, NetworkConfig};
 use crate::rng::{StreamId, stream};
 use crate::time::{NS_PER_MS, NS_PER_S, NS_PER_US, format_duration_short, parse_duration_ns};
+use crate::{LatencyShape, NodeId};
 use logjam_broker::broker::TruncationRule;
 use logjam_broker::controller::ElectionRule;
 use logjam_broker::log::FlushPolicy;
@@ -305,6 +306,19 @@ struct NetworkFile {
     latency: DurRange,
     tail_probability: Spanned<f64>,
     tail_max: Dur,
+    /// How latency is spread over `latency` (see `LatencyShape`).
+    shape: ShapeFile,
+    /// Messages travel on connections that a crash or a cut closes.
+    connections: bool,
+}
+
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ShapeFile {
+    #[default]
+    Uniform,
+    Exponential,
+    Pareto,
 }
 
 impl Default for NetworkFile {
@@ -313,6 +327,8 @@ impl Default for NetworkFile {
             latency: Spanned::new(0..0, [Dur(100 * NS_PER_US), Dur(NS_PER_MS)]),
             tail_probability: Spanned::new(0..0, 0.0),
             tail_max: Dur(0),
+            shape: ShapeFile::Uniform,
+            connections: false,
         }
     }
 }
@@ -358,6 +374,15 @@ struct DurationMenuFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct LossyLinkMenuFile {
+    every: DurRange,
+    duration: DurRange,
+    /// Each message sent on the link is lost with a probability drawn from this range.
+    probability: ProbabilityRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClockJumpMenuFile {
     every: DurRange,
     forward: DurRange,
@@ -384,6 +409,10 @@ struct FaultsFile {
     disk: Option<DiskMenuFile>,
     drop: Option<ProbabilityRange>,
     duplicate: Option<ProbabilityRange>,
+    /// A link loses everything for a while.
+    burst: Option<DurationMenuFile>,
+    /// A link loses some of what is sent on it for a while.
+    lossy_link: Option<LossyLinkMenuFile>,
     /// The swarm strikes plain producers and consumers too (crashes, pauses, cuts and
     /// clogs): a crashed client's open operation ends indeterminate, and it comes back
     /// as a new process.
@@ -409,6 +438,8 @@ impl Default for FaultsFile {
             disk: None,
             drop: None,
             duplicate: None,
+            burst: None,
+            lossy_link: None,
             clients: false,
             at: Vec::new(),
         }
@@ -422,6 +453,41 @@ struct ScriptedFile {
     kind: ScriptedKind,
     target: Option<Spanned<String>>,
     duration: Option<Dur>,
+    /// `split`: the nodes on one side.
+    nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `one-way`, `cut`: the senders (a list); `clog`, `burst`, `lossy-link`: one node.
+    from: Option<Spanned<NodeList>>,
+    /// `one-way`, `cut`: the receivers (a list); `clog`, `burst`, `lossy-link`: one node.
+    to: Option<Spanned<NodeList>>,
+    /// `disk`: the disk fault, as `faults.disk.kinds` names them.
+    disk: Option<Spanned<DiskFaultKind>>,
+    /// `disk` with `disk = "batch-header"`: the field (default: drawn).
+    field: Option<HeaderField>,
+    /// `disk` with `disk = "checkpoint"`: the file (default: drawn).
+    file: Option<CheckpointFile>,
+    /// `disk` with `disk = "out-of-space"`: bytes left (default 0).
+    free_bytes: Option<u64>,
+    /// `lossy-link`: the share of messages lost; `network-faults`: the random drop.
+    probability: Option<Spanned<f64>>,
+    /// `network-faults`: the random duplication.
+    duplicate: Option<Spanned<f64>>,
+}
+
+/// One node (`"n1"`) or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NodeList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl NodeList {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            NodeList::One(name) => vec![name.as_str()],
+            NodeList::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Deserialize, PartialEq)]
@@ -437,6 +503,62 @@ enum ScriptedKind {
     HealAll,
     /// Every server crashes at once (correlated power loss).
     PowerLoss,
+    /// Two sides, `nodes` and the rest, cut from each other.
+    Split,
+    /// Messages from `from` to `to` lost; the other way works.
+    OneWay,
+    /// Messages between `from` and `to` lost, both ways.
+    Cut,
+    /// The link `from` -> `to` holds everything for `duration`, then delivers it.
+    Clog,
+    /// The link `from` -> `to` loses everything sent on it for `duration`.
+    Burst,
+    /// The link `from` -> `to` loses each message with `probability` for `duration`.
+    LossyLink,
+    /// A disk fault (`disk`) on the target's disk.
+    Disk,
+    /// The network's random drop (`probability`) and duplication (`duplicate`).
+    NetworkFaults,
+}
+
+impl ScriptedKind {
+    /// The kind's name in scenario files.
+    fn name(self) -> &'static str {
+        match self {
+            ScriptedKind::Crash => "crash",
+            ScriptedKind::Restart => "restart",
+            ScriptedKind::Pause => "pause",
+            ScriptedKind::Resume => "resume",
+            ScriptedKind::Isolate => "isolate",
+            ScriptedKind::ClockJump => "clock-jump",
+            ScriptedKind::Heal => "heal",
+            ScriptedKind::HealAll => "heal-all",
+            ScriptedKind::PowerLoss => "power-loss",
+            ScriptedKind::Split => "split",
+            ScriptedKind::OneWay => "one-way",
+            ScriptedKind::Cut => "cut",
+            ScriptedKind::Clog => "clog",
+            ScriptedKind::Burst => "burst",
+            ScriptedKind::LossyLink => "lossy-link",
+            ScriptedKind::Disk => "disk",
+            ScriptedKind::NetworkFaults => "network-faults",
+        }
+    }
+
+    /// The fields a kind takes besides `time`, `kind` and (if it strikes a node)
+    /// `target`.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            ScriptedKind::ClockJump => &["duration"],
+            ScriptedKind::Split => &["nodes"],
+            ScriptedKind::OneWay | ScriptedKind::Cut => &["from", "to"],
+            ScriptedKind::Clog | ScriptedKind::Burst => &["from", "to", "duration"],
+            ScriptedKind::LossyLink => &["from", "to", "duration", "probability"],
+            ScriptedKind::Disk => &["disk", "field", "file", "free_bytes"],
+            ScriptedKind::NetworkFaults => &["probability", "duplicate"],
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -540,6 +662,11 @@ impl Source<'_> {
         }
         Ok([min, max])
     }
+}
+
+/// A disk fault kind as scenario files write it.
+fn disk_kind_name(kind: DiskFaultKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// A drawn configuration for people: `cluster.acks=1 cluster.brokers=5`.
@@ -806,7 +933,13 @@ impl Source<'_> {
                 max_ns,
                 tail_probability,
                 tail_max_ns: file.network.tail_max.0,
+                shape: match file.network.shape {
+                    ShapeFile::Uniform => LatencyShape::Uniform,
+                    ShapeFile::Exponential => LatencyShape::Exponential,
+                    ShapeFile::Pareto => LatencyShape::Pareto,
+                },
             },
+            connections: file.network.connections,
             ..NetworkConfig::default()
         };
         let drift_max_ppm = *file.clocks.drift_max_ppm.get_ref();
@@ -921,6 +1054,21 @@ impl Source<'_> {
                 .as_ref()
                 .map(|r| self.probability_range("faults.duplicate", r))
                 .transpose()?,
+            burst: faults
+                .burst
+                .as_ref()
+                .map(|m| periodic("burst", &m.every, ("duration", &m.duration)))
+                .transpose()?,
+            lossy_link: match &faults.lossy_link {
+                None => None,
+                Some(m) => {
+                    let (every, duration) =
+                        periodic("lossy_link", &m.every, ("duration", &m.duration))?;
+                    let probability =
+                        self.probability_range("faults.lossy_link.probability", &m.probability)?;
+                    Some((every, duration, probability))
+                }
+            },
         };
         let mut scripted = Vec::new();
         for entry in &faults.at {
@@ -976,10 +1124,22 @@ impl Source<'_> {
             }
             disk_targets.truncate(count as usize);
         }
+        // Scripted disk faults spend the budget too: every disk they strike counts.
+        let mut struck_disks: Vec<NodeId> = scripted
+            .iter()
+            .filter_map(|timed| match timed.fault {
+                Fault::Disk { node, .. } => Some(node),
+                _ => None,
+            })
+            .collect();
+        if faults.disk.is_some() {
+            struck_disks.extend(&disk_targets);
+        }
+        struck_disks.sort_unstable();
+        struck_disks.dedup();
         let disk_faults_max = match (&faults.disk, disk_nodes) {
-            (None, _) => 0,
-            (Some(_), Some(nodes)) => *nodes.get_ref(),
             (Some(_), None) => servers.len() as u32,
+            _ => struck_disks.len() as u32,
         };
         let expect = self.expect(&file.expect, &system)?;
         let mut coverage = Vec::new();
@@ -1325,28 +1485,84 @@ impl Source<'_> {
         servers: &[NodeId],
     ) -> Result<Vec<TimedFault>, ScenarioError> {
         let scripted = entry.get_ref();
-        let untargeted = match scripted.kind {
-            ScriptedKind::Heal => Some(("heal", "it heals the whole network")),
-            ScriptedKind::HealAll => Some(("heal-all", "it heals everything")),
-            ScriptedKind::PowerLoss => Some(("power-loss", "it crashes every server")),
+        let kind = scripted.kind;
+        let untargeted = match kind {
+            ScriptedKind::Heal => Some("it heals the whole network"),
+            ScriptedKind::HealAll => Some("it heals everything"),
+            ScriptedKind::PowerLoss => Some("it crashes every server"),
+            ScriptedKind::Split => Some("it names one side in `nodes`"),
+            ScriptedKind::OneWay
+            | ScriptedKind::Cut
+            | ScriptedKind::Clog
+            | ScriptedKind::Burst
+            | ScriptedKind::LossyLink => Some("it names its links' ends in `from` and `to`"),
+            ScriptedKind::NetworkFaults => Some("it strikes every link"),
             ScriptedKind::Crash
             | ScriptedKind::Restart
             | ScriptedKind::Pause
             | ScriptedKind::Resume
             | ScriptedKind::Isolate
-            | ScriptedKind::ClockJump => None,
+            | ScriptedKind::ClockJump
+            | ScriptedKind::Disk => None,
         };
-        if let (Some((kind, what)), Some(target)) = (untargeted, &scripted.target) {
+        if let (Some(what), Some(target)) = (untargeted, &scripted.target) {
             let message = format!(
-                "faults.at.target: `{kind}` takes no target ({what}), yet names `{}`",
+                "faults.at.target: `{}` takes no target ({what}), yet names `{}`",
+                kind.name(),
                 target.get_ref()
             );
             return Err(self.error(Some(target.span()), message));
         }
-        if scripted.duration.is_some() && scripted.kind != ScriptedKind::ClockJump {
-            return Err(self
-                .error(Some(entry.span()), "faults.at: only clock-jump takes a duration".into()));
+        let given: [(&str, bool); 10] = [
+            ("duration", scripted.duration.is_some()),
+            ("nodes", scripted.nodes.is_some()),
+            ("from", scripted.from.is_some()),
+            ("to", scripted.to.is_some()),
+            ("disk", scripted.disk.is_some()),
+            ("field", scripted.field.is_some()),
+            ("file", scripted.file.is_some()),
+            ("free_bytes", scripted.free_bytes.is_some()),
+            ("probability", scripted.probability.is_some()),
+            ("duplicate", scripted.duplicate.is_some()),
+        ];
+        if let Some((field, _)) =
+            given.iter().find(|(field, set)| *set && !kind.fields().contains(field))
+        {
+            let takes = match kind.fields() {
+                [] => "none".to_owned(),
+                fields => fields.join(", "),
+            };
+            return Err(self.error(
+                Some(entry.span()),
+                format!(
+                    "faults.at.{field}: `{}` takes no `{field}` (it takes: {takes})",
+                    kind.name()
+                ),
+            ));
         }
+        let need = |field: &str| -> ScenarioError {
+            self.error(Some(entry.span()), format!("faults.at: `{}` needs `{field}`", kind.name()))
+        };
+        let parse_node = |field: &str, text: &str, span: Range<usize>| {
+            let node = text
+                .strip_prefix('n')
+                .and_then(|digits| digits.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    self.error(
+                        Some(span.clone()),
+                        format!(
+                            "faults.at.{field}: `{text}` is not a node (write \"n0\", \"n1\", ...)"
+                        ),
+                    )
+                })?;
+            if node >= nodes {
+                let message = format!(
+                    "faults.at.{field}: node n{node} does not exist (the cluster has {nodes} nodes)"
+                );
+                return Err(self.error(Some(span), message));
+            }
+            Ok(NodeId(node))
+        };
         let node = || -> Result<NodeId, ScenarioError> {
             let Some(target) = &scripted.target else {
                 return Err(self.error(
@@ -1354,41 +1570,42 @@ impl Source<'_> {
                     "faults.at: this kind needs a target (\"n0\", \"n1\", ...)".into(),
                 ));
             };
-            let text = target.get_ref();
-            let node = text
-                .strip_prefix('n')
-                .and_then(|digits| digits.parse::<u32>().ok())
-                .ok_or_else(|| {
-                    self.error(
-                        Some(target.span()),
-                        format!(
-                            "faults.at.target: `{text}` is not a node (write \"n0\", \"n1\", ...)"
-                        ),
-                    )
-                })?;
-            if node >= nodes {
-                let message = format!(
-                    "faults.at.target: node n{node} does not exist (the cluster has {nodes} nodes)"
-                );
-                return Err(self.error(Some(target.span()), message));
-            }
-            Ok(NodeId(node))
+            parse_node("target", target.get_ref(), target.span())
         };
-        let fault = match scripted.kind {
+        let list = |field: &str, value: &Option<Spanned<NodeList>>| {
+            let value = value.as_ref().ok_or_else(|| need(field))?;
+            let names = value.get_ref().names();
+            if names.is_empty() {
+                let message = format!("faults.at.{field}: name at least one node");
+                return Err(self.error(Some(value.span()), message));
+            }
+            names
+                .into_iter()
+                .map(|name| parse_node(field, name, value.span()))
+                .collect::<Result<Vec<NodeId>, ScenarioError>>()
+        };
+        let one = |field: &str, value: &Option<Spanned<NodeList>>| {
+            let found = list(field, value)?;
+            match found[..] {
+                [node] => Ok(node),
+                _ => {
+                    let span = value.as_ref().map(Spanned::span);
+                    Err(self.error(span, format!("faults.at.{field}: name exactly one node")))
+                }
+            }
+        };
+        let duration = || scripted.duration.map(|Dur(ns)| ns).ok_or_else(|| need("duration"));
+        let probability = |field: &str, value: &Option<Spanned<f64>>| match value {
+            Some(value) => self.probability(&format!("faults.at.{field}"), value),
+            None => Err(need(field)),
+        };
+        let fault = match kind {
             ScriptedKind::Crash => Fault::Crash { node: node()? },
             ScriptedKind::Restart => Fault::Restart { node: node()? },
             ScriptedKind::Pause => Fault::Pause { node: node()? },
             ScriptedKind::Resume => Fault::Resume { node: node()? },
             ScriptedKind::Isolate => Fault::Partition(Partition::Isolate { node: node()? }),
-            ScriptedKind::ClockJump => {
-                let Some(Dur(forward_ns)) = scripted.duration else {
-                    return Err(self.error(
-                        Some(entry.span()),
-                        "faults.at: clock-jump needs a duration".into(),
-                    ));
-                };
-                Fault::ClockJump { node: node()?, forward_ns }
-            }
+            ScriptedKind::ClockJump => Fault::ClockJump { node: node()?, forward_ns: duration()? },
             ScriptedKind::Heal => Fault::HealNetwork,
             ScriptedKind::HealAll => Fault::HealAll,
             ScriptedKind::PowerLoss => {
@@ -1398,6 +1615,82 @@ impl Source<'_> {
                     .map(|&node| TimedFault { at_ns, fault: Fault::Crash { node } })
                     .collect());
             }
+            ScriptedKind::Split => {
+                let given = scripted.nodes.as_ref().ok_or_else(|| need("nodes"))?;
+                let left = given
+                    .get_ref()
+                    .iter()
+                    .map(|name| parse_node("nodes", name.get_ref(), name.span()))
+                    .collect::<Result<Vec<NodeId>, ScenarioError>>()?;
+                if left.is_empty() || left.len() as u32 >= nodes {
+                    let message = "faults.at.nodes: a split needs nodes on both sides".to_owned();
+                    return Err(self.error(Some(given.span()), message));
+                }
+                Fault::Partition(Partition::Split { left })
+            }
+            ScriptedKind::OneWay => Fault::Partition(Partition::OneWay {
+                from: list("from", &scripted.from)?,
+                to: list("to", &scripted.to)?,
+            }),
+            ScriptedKind::Cut => Fault::Partition(Partition::Symmetric {
+                a: list("from", &scripted.from)?,
+                b: list("to", &scripted.to)?,
+            }),
+            ScriptedKind::Clog => Fault::Clog {
+                from: one("from", &scripted.from)?,
+                to: one("to", &scripted.to)?,
+                duration_ns: duration()?,
+            },
+            ScriptedKind::Burst | ScriptedKind::LossyLink => Fault::LinkLoss {
+                from: one("from", &scripted.from)?,
+                to: one("to", &scripted.to)?,
+                drop_probability: match kind {
+                    ScriptedKind::Burst => 1.0,
+                    _ => probability("probability", &scripted.probability)?,
+                },
+                duration_ns: duration()?,
+            },
+            ScriptedKind::Disk => {
+                let disk = scripted.disk.as_ref().ok_or_else(|| need("disk"))?;
+                let kind = *disk.get_ref();
+                let wrong = match (kind, &scripted.field, &scripted.file, &scripted.free_bytes) {
+                    (DiskFaultKind::BatchHeader, _, None, None)
+                    | (DiskFaultKind::Checkpoint, None, _, None)
+                    | (DiskFaultKind::OutOfSpace, None, None, _)
+                    | (_, None, None, None) => None,
+                    (_, Some(_), _, _) => Some("field"),
+                    (_, _, Some(_), _) => Some("file"),
+                    (_, _, _, Some(_)) => Some("free_bytes"),
+                };
+                if let Some(field) = wrong {
+                    let message = format!(
+                        "faults.at.{field}: disk fault `{}` takes no `{field}`",
+                        disk_kind_name(kind)
+                    );
+                    return Err(self.error(Some(disk.span()), message));
+                }
+                let mut rng = crate::rng::stream(scripted.time.0, crate::rng::StreamId::Nemesis);
+                let disk_fault = match (kind, scripted.field, scripted.file, scripted.free_bytes) {
+                    (DiskFaultKind::BatchHeader, Some(field), _, _) => {
+                        DiskFault::BatchHeader { field }
+                    }
+                    (DiskFaultKind::Checkpoint, _, Some(file), _) => DiskFault::Checkpoint { file },
+                    (DiskFaultKind::OutOfSpace, _, _, free_bytes) => {
+                        DiskFault::OutOfSpace { free_bytes: free_bytes.unwrap_or(0) }
+                    }
+                    // A field or file left open is drawn, from a stream of the fault's
+                    // own time: the scenario, not the seed, decides it.
+                    (kind, _, _, _) => kind.draw(&mut rng),
+                };
+                Fault::Disk { node: node()?, disk_fault }
+            }
+            ScriptedKind::NetworkFaults => Fault::NetworkFaults {
+                drop_probability: probability("probability", &scripted.probability)?,
+                duplicate_probability: match &scripted.duplicate {
+                    Some(value) => self.probability("faults.at.duplicate", value)?,
+                    None => 0.0,
+                },
+            },
         };
         fault
             .validate(nodes)

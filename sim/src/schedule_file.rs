@@ -468,6 +468,7 @@ fn struck_nodes(fault: &Fault) -> Vec<NodeId> {
         | Fault::Disk { node, .. } => vec![*node],
         Fault::Partition(_)
         | Fault::Clog { .. }
+        | Fault::LinkLoss { .. }
         | Fault::NetworkFaults { .. }
         | Fault::HealNetwork
         | Fault::HealAll => Vec::new(),

@@ -60,7 +60,7 @@ use proptest::sample::{select, subsequence};
 use proptest::strategy::{BoxedStrategy, Union};
 
 use crate::NodeId;
-use crate::disk::DiskFault;
+use crate::disk::{CheckpointFile, DiskFault, HeaderField};
 use crate::fault::{Fault, Partition};
 use crate::nemesis::{DiskFaultKind, PartitionKind, RangeNs, TimedFault};
 use crate::run::{OPS_PER_RUN_MAX, Schedule, TimedOp};
@@ -254,6 +254,30 @@ fn episodes(scenario: &Scenario) -> BoxedStrategy<Vec<Episode>> {
             );
         }
     }
+    let link_entries =
+        [menu.burst.map(|(every, duration)| (every, duration, [1.0, 1.0])), menu.lossy_link];
+    for (every, duration, [low, high]) in link_entries.into_iter().flatten() {
+        if targets.len() >= 2 {
+            fit = fit.saturating_add(fitting(chaos_ns, every));
+            let link_targets = targets.clone();
+            let n = targets.len();
+            kinds.push(
+                (time.clone(), 0..n, 0..n - 1, within(duration), 0..=1_000u32)
+                    .prop_map(move |(at_ns, from, to, duration_ns, share)| {
+                        // `to` indexes the targets other than `from`.
+                        let to = if to >= from { to + 1 } else { to };
+                        let (from, to) = (link_targets[from], link_targets[to]);
+                        let drop_probability = low + (high - low) * f64::from(share) / 1_000.0;
+                        Episode {
+                            at_ns,
+                            opening: Fault::LinkLoss { from, to, drop_probability, duration_ns },
+                            closing: None,
+                        }
+                    })
+                    .boxed(),
+            );
+        }
+    }
     if let Some((every, forward)) = menu.clock_jump {
         fit = fit.saturating_add(fitting(chaos_ns, every));
         kinds.push(
@@ -281,6 +305,13 @@ fn episodes(scenario: &Scenario) -> BoxedStrategy<Vec<Episode>> {
                     DiskFaultKind::FailSync => Just(DiskFault::FailSync).boxed(),
                     DiskFaultKind::OutOfSpace => (0..1u64 << 20)
                         .prop_map(|free_bytes| DiskFault::OutOfSpace { free_bytes })
+                        .boxed(),
+                    DiskFaultKind::TornTail => Just(DiskFault::TornTail).boxed(),
+                    DiskFaultKind::BatchHeader => proptest::sample::select(&HeaderField::ALL[..])
+                        .prop_map(|field| DiskFault::BatchHeader { field })
+                        .boxed(),
+                    DiskFaultKind::Checkpoint => proptest::sample::select(&CheckpointFile::ALL[..])
+                        .prop_map(|file| DiskFault::Checkpoint { file })
                         .boxed(),
                 })
                 .collect();
@@ -449,6 +480,22 @@ mod tests {
                 target(*to)?;
                 in_range("clog duration", *duration_ns, duration)
             }
+            Fault::LinkLoss { from, to, drop_probability, duration_ns } => {
+                let entries = [
+                    menu.burst.map(|(_, duration)| (duration, [1.0, 1.0])),
+                    menu.lossy_link.map(|(_, duration, probability)| (duration, probability)),
+                ];
+                if from == to {
+                    return Err(format!("{fault:?}: a link from a node to itself"));
+                }
+                target(*from)?;
+                target(*to)?;
+                let fits = entries.into_iter().flatten().any(|(duration, [low, high])| {
+                    (duration[0]..=duration[1]).contains(duration_ns)
+                        && (low..=high).contains(drop_probability)
+                });
+                if fits { Ok(()) } else { disabled() }
+            }
             Fault::ClockJump { node, forward_ns } => {
                 let Some((_, forward)) = menu.clock_jump else { return disabled() };
                 target(*node)?;
@@ -459,14 +506,7 @@ mod tests {
                 if !scenario.disk_targets.contains(node) {
                     return Err(format!("{fault:?}: n{} is not a disk target", node.0));
                 }
-                let kind = match disk_fault {
-                    DiskFault::BitRot => DiskFaultKind::BitRot,
-                    DiskFault::LatentSectorError => DiskFaultKind::LatentSectorError,
-                    DiskFault::MisdirectWrite => DiskFaultKind::MisdirectWrite,
-                    DiskFault::FailSync => DiskFaultKind::FailSync,
-                    DiskFault::OutOfSpace { .. } => DiskFaultKind::OutOfSpace,
-                    DiskFault::Heal => return disabled(),
-                };
+                let Some(kind) = DiskFaultKind::of(*disk_fault) else { return disabled() };
                 if kinds.contains(&kind) { Ok(()) } else { disabled() }
             }
             Fault::NetworkFaults { drop_probability, duplicate_probability } => {

@@ -22,6 +22,10 @@ pub enum DropReason {
     NodeDown,
     /// The sender's message was refused because the in-flight limit was reached.
     LimitReached,
+    /// The link's own loss took it (a lossy link, a burst).
+    LinkLoss,
+    /// Its connection closed while it was in flight (a crash of either end, a cut).
+    ConnectionClosed,
 }
 
 /// One thing that happened in the world.
@@ -73,6 +77,13 @@ pub enum TraceEvent {
     Partition {
         links_cut: u32,
         links_digest: u64,
+    },
+    /// A link loses messages sent on it with `loss_ppm` until `until_ns`.
+    LinkLoss {
+        from: NodeId,
+        to: NodeId,
+        until_ns: u64,
+        loss_ppm: u32,
     },
     Clog {
         from: NodeId,
@@ -139,6 +150,9 @@ impl TraceEvent {
                 [10, u64::from(*links_cut), *links_digest, 0]
             }
             TraceEvent::Clog { from, to, until_ns } => [11, link(from, to), *until_ns, 0],
+            TraceEvent::LinkLoss { from, to, until_ns, loss_ppm } => {
+                [19, link(from, to), *until_ns, u64::from(*loss_ppm)]
+            }
             TraceEvent::ClockJump { node, forward_ns } => [12, n(node), *forward_ns, 0],
             TraceEvent::NetworkFaults { drop_ppm, duplicate_ppm } => {
                 [13, u64::from(*drop_ppm), u64::from(*duplicate_ppm), 0]
@@ -183,6 +197,11 @@ impl fmt::Display for TraceEvent {
             TraceEvent::Clog { from, to, until_ns } => {
                 write!(f, "{from}->{to} clogged until {}", format_ns(*until_ns))
             }
+            TraceEvent::LinkLoss { from, to, until_ns, loss_ppm } => write!(
+                f,
+                "{from}->{to} loses {loss_ppm}ppm of its messages until {}",
+                format_ns(*until_ns)
+            ),
             TraceEvent::ClockJump { node, forward_ns } => {
                 write!(f, "{node} clock jumps forward {forward_ns}ns")
             }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, WorldConfig};
 use logjam_broker::storage::SyncTicket;
 
-use crate::disk::SimDisk;
+use crate::disk::{DiskFault, SimDisk};
 use crate::fault::Fault;
 use crate::limits::{Limit, Limits};
 use crate::network::{Chance, Network};
@@ -43,6 +43,10 @@ pub struct Stats {
     pub dropped_partitioned: u64,
     pub dropped_node_down: u64,
     pub dropped_limit: u64,
+    /// Messages a link's own loss took (a lossy link, a burst).
+    pub dropped_link_loss: u64,
+    /// Messages whose connection closed while they were in flight.
+    pub dropped_connection_closed: u64,
     pub duplicated: u64,
     /// Deliveries that overtook an earlier message on the same link.
     pub reordered: u64,
@@ -56,6 +60,8 @@ pub struct Stats {
     pub partitions: u64,
     pub heals: u64,
     pub clogs: u64,
+    /// Links made lossy (a burst is a link that loses everything for a while).
+    pub link_losses: u64,
     pub clock_jumps: u64,
     pub faults_ignored: u64,
     pub syncs_completed: u64,
@@ -63,6 +69,12 @@ pub struct Stats {
     pub disk_writes_lost: u64,
     pub disk_writes_torn: u64,
     pub disk_faults: u64,
+    /// Crashes that tore a log segment's last batch (an armed `TornTail`).
+    pub disk_tails_torn: u64,
+    /// Batch header fields struck by a flipped bit.
+    pub disk_header_flips: u64,
+    /// Checkpoint files struck by a flipped bit.
+    pub disk_checkpoint_flips: u64,
     /// Processes that stopped themselves (`Context::halt`).
     pub halts: u64,
 }
@@ -70,7 +82,12 @@ pub struct Stats {
 impl Stats {
     /// Messages dropped, for every reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_random + self.dropped_partitioned + self.dropped_node_down + self.dropped_limit
+        self.dropped_random
+            + self.dropped_partitioned
+            + self.dropped_node_down
+            + self.dropped_limit
+            + self.dropped_link_loss
+            + self.dropped_connection_closed
     }
 }
 
@@ -79,6 +96,8 @@ pub(crate) struct Delivery<M> {
     to: NodeId,
     msg_id: u64,
     digest: u64,
+    /// The link's connection when it was sent (see `NetworkConfig::connections`).
+    connection: u32,
     msg: M,
 }
 
@@ -150,10 +169,15 @@ impl<P: Process> Core<P> {
             self.stats.dropped_partitioned += 1;
             return drop(self, DropReason::Partitioned);
         }
+        if self.network.link_loses(from, to, now_ns) {
+            self.stats.dropped_link_loss += 1;
+            return drop(self, DropReason::LinkLoss);
+        }
         if self.network.drop.happens(&mut self.network.rng) {
             self.stats.dropped_random += 1;
             return drop(self, DropReason::Random);
         }
+        let connection = self.network.connection(from, to);
         let duplicate = self.network.duplicate.happens(&mut self.network.rng);
         let copies = 1 + u64::from(duplicate);
         if self.in_flight + copies > self.limits.in_flight_max {
@@ -164,14 +188,16 @@ impl<P: Process> Core<P> {
         self.in_flight += copies;
         if duplicate {
             let latency_ns = self.network.sample_latency_ns(from, to);
-            let copy = Delivery { from, to, msg_id, digest, msg: msg.clone() };
+            let copy = Delivery { from, to, msg_id, digest, connection, msg: msg.clone() };
             self.queue.push(now_ns + latency_ns, Event::Deliver(copy));
             self.stats.duplicated += 1;
             self.trace.record(now_ns, TraceEvent::Duplicate { from, to, msg_id });
         }
         let latency_ns = self.network.sample_latency_ns(from, to);
-        self.queue
-            .push(now_ns + latency_ns, Event::Deliver(Delivery { from, to, msg_id, digest, msg }));
+        self.queue.push(
+            now_ns + latency_ns,
+            Event::Deliver(Delivery { from, to, msg_id, digest, connection, msg }),
+        );
     }
 
     pub(crate) fn schedule_timer(
@@ -395,19 +421,24 @@ impl<P: Process> World<P> {
     }
 
     fn deliver(&mut self, delivery: Delivery<P::Message>) {
-        let Delivery { from, to, msg_id, digest, .. } = delivery;
+        let Delivery { from, to, msg_id, digest, connection, .. } = delivery;
         let now_ns = self.core.now_ns;
         let node = &mut self.nodes[to.index()];
+        let network = &self.core.network;
         let reason = match node.status {
             NodeStatus::Paused => return node.backlog.push(Event::Deliver(delivery)),
             NodeStatus::Crashed => Some(DropReason::NodeDown),
-            NodeStatus::Up if self.core.network.is_cut(from, to) => Some(DropReason::Partitioned),
+            NodeStatus::Up if network.is_cut(from, to) => Some(DropReason::Partitioned),
+            NodeStatus::Up if network.connections && network.connection(from, to) != connection => {
+                Some(DropReason::ConnectionClosed)
+            }
             NodeStatus::Up => None,
         };
         if let Some(reason) = reason {
             self.core.in_flight -= 1;
             match reason {
                 DropReason::NodeDown => self.core.stats.dropped_node_down += 1,
+                DropReason::ConnectionClosed => self.core.stats.dropped_connection_closed += 1,
                 _ => self.core.stats.dropped_partitioned += 1,
             }
             return self.core.trace.record(now_ns, TraceEvent::Drop { from, to, msg_id, reason });
@@ -481,6 +512,16 @@ impl<P: Process> World<P> {
                 self.core.stats.partitions += 1;
                 self.record_partition();
             }
+            Fault::LinkLoss { from, to, drop_probability, duration_ns } => {
+                let until_ns = now_ns.saturating_add(duration_ns);
+                let loss = Chance::new(drop_probability);
+                self.core.network.set_loss(from, to, loss, until_ns);
+                self.core.stats.link_losses += 1;
+                let loss_ppm = loss.parts_per_million();
+                self.core
+                    .trace
+                    .record(now_ns, TraceEvent::LinkLoss { from, to, until_ns, loss_ppm });
+            }
             Fault::Clog { from, to, duration_ns } => {
                 let until_ns = now_ns.saturating_add(duration_ns);
                 self.core.network.clog(from, to, until_ns);
@@ -503,6 +544,16 @@ impl<P: Process> World<P> {
                 let state = &mut self.nodes[node.index()];
                 let detail = state.disk.inject(disk_fault, &mut state.disk_rng);
                 self.core.stats.disk_faults += 1;
+                let struck = detail != u64::MAX;
+                match disk_fault {
+                    DiskFault::BatchHeader { .. } => {
+                        self.core.stats.disk_header_flips += u64::from(struck);
+                    }
+                    DiskFault::Checkpoint { .. } => {
+                        self.core.stats.disk_checkpoint_flips += u64::from(struck);
+                    }
+                    _ => {}
+                }
                 self.core.trace.record(
                     now_ns,
                     TraceEvent::DiskFault { node, fault_tag: disk_fault.tag(), detail },
@@ -531,10 +582,12 @@ impl<P: Process> World<P> {
         state.process = None;
         state.status = NodeStatus::Crashed;
         state.timers.clear();
+        self.core.network.close_connections(node);
         let damage = state.disk.crash(&mut state.disk_rng);
         self.core.stats.crashes += 1;
         self.core.stats.disk_writes_lost += damage.writes_lost;
         self.core.stats.disk_writes_torn += damage.writes_torn;
+        self.core.stats.disk_tails_torn += u64::from(damage.tail_torn);
         self.core.trace.record(now_ns, TraceEvent::Crash { node });
         self.core.trace.record(now_ns, TraceEvent::DiskCrash { node, damage });
         for event in std::mem::take(&mut state.backlog) {

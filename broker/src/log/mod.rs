@@ -82,6 +82,9 @@ pub struct Appended {
     pub end_offset: u64,
     pub producer: ProducerStamp,
     pub attributes: u8,
+    /// The stored batch's CRC: with the offsets, what names this batch among all the
+    /// log ever held (a harness checks a recovered log against it).
+    pub crc: u32,
 }
 
 /// Batches read from the log, decoded.
@@ -92,10 +95,12 @@ struct FlushGroup {
     outstanding: usize,
 }
 
-const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+/// The file a log's recovery point is checkpointed in, in its directory.
+pub const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
 /// How often `poll` writes the recovery point checkpoint, at most.
 const RECOVERY_POINT_CHECKPOINT_EVERY_NS: u64 = 1_000_000_000;
-const LEADER_EPOCHS_FILE: &str = "leader-epochs.checkpoint";
+/// The file a log's leader-epoch cache is checkpointed in, in its directory.
+pub const LEADER_EPOCHS_FILE: &str = "leader-epochs.checkpoint";
 
 /// One partition's log.
 pub struct PartitionLog {
@@ -292,6 +297,7 @@ impl PartitionLog {
             end_offset: header.end_offset(),
             producer: header.producer,
             attributes: header.attributes,
+            crc: batch::stored_crc(bytes),
         })
     }
 

@@ -90,7 +90,7 @@ pub(super) fn exceeded(history: &History) -> Option<Exceeded> {
                     }
                 }
             }
-            ProtocolEvent::Truncate { .. } => {}
+            ProtocolEvent::Truncate { .. } | ProtocolEvent::Recover { .. } => {}
         }
     }
     worst

@@ -1,5 +1,6 @@
-//! multiple-leaders, epoch-regression, hw-regression, truncation-below-hw: did the
-//! replication protocol keep its own rules, as the nodes reported them?
+//! multiple-leaders, epoch-regression, hw-regression, truncation-below-hw,
+//! recovery-prefix: did the replication protocol keep its own rules, as the nodes
+//! reported them?
 //!
 //! Protocol events are read in order. A `restart` starts a new lifetime of its node:
 //! epochs and high watermarks are in-memory state and may start lower after it. No
@@ -23,6 +24,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     let mut epochs: BTreeMap<(u32, u32), Seen> = BTreeMap::new();
     let mut high_watermarks: BTreeMap<(u32, u32), Seen> = BTreeMap::new();
     let (mut elections, mut epoch_changes, mut hw_updates, mut truncations) = (0, 0, 0, 0);
+    let mut recoveries = 0;
     for (closing, line) in digest.history.closing().iter().enumerate() {
         let Closing::Protocol(protocol) = line else { continue };
         let node = protocol.node;
@@ -99,6 +101,22 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                     }
                 }
             }
+            ProtocolEvent::Recover { partition, offset, log_end_offset } => {
+                recoveries += 1;
+                if offset < log_end_offset {
+                    findings.found(
+                        Invariant::RecoveryPrefix,
+                        Guarantee::Integrity,
+                        Some(partition),
+                        || {
+                            let explanation = format!(
+                                "n{node} recovered its log to offset {log_end_offset}, but from offset {offset} on it holds batches it never wrote there"
+                            );
+                            (explanation, vec![witness.protocol(closing)])
+                        },
+                    );
+                }
+            }
             ProtocolEvent::Truncate { partition, offset } => {
                 truncations += 1;
                 // Below what this node itself knew to be committed. A node may cut
@@ -125,6 +143,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     findings.examined(Invariant::EpochRegression, epoch_changes, "epoch changes");
     findings.examined(Invariant::HwRegression, hw_updates, "high watermark updates");
     findings.examined(Invariant::TruncationBelowHw, truncations, "truncations");
+    findings.examined(Invariant::RecoveryPrefix, recoveries, "log recoveries");
 }
 
 /// Drops what a node's previous lifetime reported, for every partition.

@@ -295,6 +295,10 @@ impl Validator {
                 {
                     offset_in_range(line, "offset", *offset)?;
                 }
+                if let ProtocolEvent::Recover { offset, log_end_offset, .. } = event {
+                    offset_in_range(line, "offset", *offset)?;
+                    offset_in_range(line, "log_end_offset", *log_end_offset)?;
+                }
             }
         }
         self.closing.push(closing);

@@ -397,6 +397,11 @@ pub enum ProtocolEvent {
     Truncate { partition: u32, offset: u64 },
     /// The node restarted: a new lifetime begins (in-memory state starts over).
     Restart,
+    /// The node opened the partition's log from its disk at a start: the recovered log
+    /// ends at `log_end_offset`, and up to `offset` it holds only batches this node had
+    /// itself written there (in any lifetime). `offset < log_end_offset`: recovery kept
+    /// records the node never wrote (a torn or damaged batch taken for a good one).
+    Recover { partition: u32, offset: u64, log_end_offset: u64 },
 }
 
 impl ProtocolEvent {
@@ -407,6 +412,7 @@ impl ProtocolEvent {
             ProtocolEvent::HighWatermark { .. } => "high-watermark",
             ProtocolEvent::Truncate { .. } => "truncate",
             ProtocolEvent::Restart => "restart",
+            ProtocolEvent::Recover { .. } => "recover",
         }
     }
 
@@ -415,7 +421,8 @@ impl ProtocolEvent {
             ProtocolEvent::Leader { partition, .. }
             | ProtocolEvent::Follower { partition, .. }
             | ProtocolEvent::HighWatermark { partition, .. }
-            | ProtocolEvent::Truncate { partition, .. } => Some(partition),
+            | ProtocolEvent::Truncate { partition, .. }
+            | ProtocolEvent::Recover { partition, .. } => Some(partition),
             ProtocolEvent::Restart => None,
         }
     }

@@ -543,6 +543,21 @@ fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
             wire.only(&what, &["t_ns", "node"])?;
             ProtocolEvent::Restart
         }
+        "recover" => {
+            wire.only(&what, &["t_ns", "node", "partition", "offset", "log_end_offset"])?;
+            let offset = need(wire.offset, &what, "offset")?;
+            let log_end_offset = need(wire.log_end_offset, &what, "log_end_offset")?;
+            if offset > log_end_offset {
+                return Err(Problem::Invalid(format!(
+                    "offset {offset} (written up to) is past log_end_offset {log_end_offset}"
+                )));
+            }
+            ProtocolEvent::Recover {
+                partition: need(wire.partition, &what, "partition")?,
+                offset,
+                log_end_offset,
+            }
+        }
         _ => return Err(Problem::UnknownType(kind.to_string())),
     };
     Ok(Closing::Protocol(Protocol {
@@ -641,6 +656,10 @@ fn protocol_line(protocol: &Protocol) -> LineOut<'static> {
         }
         ProtocolEvent::HighWatermark { offset, .. } | ProtocolEvent::Truncate { offset, .. } => {
             line.offset = Some(offset);
+        }
+        ProtocolEvent::Recover { offset, log_end_offset, .. } => {
+            line.offset = Some(offset);
+            line.log_end_offset = Some(log_end_offset);
         }
         ProtocolEvent::Restart => {}
     }

@@ -724,7 +724,9 @@ fn truncation_targets(closing: &[Closing]) -> Vec<(usize, TruncationTarget)> {
                 }
             }
             ProtocolEvent::Restart => reported.retain(|&(held, _), _| held != node),
-            ProtocolEvent::Leader { .. } | ProtocolEvent::Follower { .. } => {}
+            ProtocolEvent::Leader { .. }
+            | ProtocolEvent::Follower { .. }
+            | ProtocolEvent::Recover { .. } => {}
         }
     }
     targets
