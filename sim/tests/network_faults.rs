@@ -174,3 +174,98 @@ fn a_clogged_link_delivers_nothing_then_everything_late() {
     assert_eq!(world.now_ns(), 100_000_000, "held messages arrive when the clog ends");
     assert_eq!(world.stats().clog_delayed, 10);
 }
+
+#[test]
+fn a_link_loss_takes_its_share_on_its_link_only_and_only_while_it_lasts() {
+    // (drop probability, share of the lossy link's messages expected lost)
+    for (drop_probability, expected) in [(1.0, 1.0), (0.3, 0.3), (0.0, 0.0)] {
+        let network = NetworkConfig { latency: Latency::fixed(1_000), ..NetworkConfig::default() };
+        let (mut world, log) = probe_world(&config(3, network), 7, None);
+        let duration_ns = 1_000_000_000;
+        let loss =
+            Fault::LinkLoss { from: NodeId(0), to: NodeId(1), drop_probability, duration_ns };
+        world.schedule(0, loss).unwrap();
+        world.run_until(0);
+        blast(&mut world, 0, 1, MESSAGES);
+        blast(&mut world, 0, 2, 100);
+        blast(&mut world, 1, 0, 100);
+        world.run_to_quiescence();
+        let lost = MESSAGES - received(&log, 0, 1).len() as u64;
+        assert_eq!(lost, world.stats().dropped_link_loss, "p={drop_probability}");
+        let share = lost as f64 / MESSAGES as f64;
+        assert!((share - expected).abs() < 0.02, "p={drop_probability}: lost {share}");
+        assert_eq!(received(&log, 0, 2).len(), 100, "another link lost messages");
+        assert_eq!(received(&log, 1, 0).len(), 100, "the other direction lost messages");
+        // Once the loss is over, the link delivers again.
+        world.run_until(duration_ns);
+        log.borrow_mut().clear();
+        blast(&mut world, 0, 1, 100);
+        world.run_to_quiescence();
+        assert_eq!(received(&log, 0, 1).len(), 100, "p={drop_probability}: still lossy");
+    }
+}
+
+#[test]
+fn connections_drop_what_a_crash_or_a_cut_left_in_flight_and_off_it_arrives_late() {
+    // (connections, what strikes while 5 messages are in flight, how many arrive)
+    let crash_and_restart = [
+        (1_000_000, Fault::Crash { node: NodeId(1) }),
+        (2_000_000, Fault::Restart { node: NodeId(1) }),
+    ];
+    let cut_and_heal = [
+        (1_000_000, Fault::Partition(Partition::Isolate { node: NodeId(1) })),
+        (2_000_000, Fault::HealNetwork),
+    ];
+    let cases = [
+        (true, &crash_and_restart, 0),
+        (false, &crash_and_restart, 5),
+        (true, &cut_and_heal, 0),
+        // A cut that heals before the messages arrive: without connections they pass.
+        (false, &cut_and_heal, 5),
+    ];
+    for (connections, faults, arrived) in cases {
+        let network = NetworkConfig {
+            latency: Latency::fixed(10_000_000),
+            connections,
+            ..NetworkConfig::default()
+        };
+        let (mut world, log) = probe_world(&config(2, network), 8, None);
+        blast(&mut world, 0, 1, 5);
+        for (at_ns, fault) in faults.iter().cloned() {
+            world.schedule(at_ns, fault).unwrap();
+        }
+        world.run_to_quiescence();
+        let what = format!("connections {connections}, {:?}", faults[0].1);
+        assert_eq!(received(&log, 0, 1).len(), arrived, "{what}");
+        assert_eq!(world.stats().dropped_connection_closed, 5 - arrived as u64, "{what}");
+        // What is sent on the new connection arrives.
+        log.borrow_mut().clear();
+        blast(&mut world, 0, 1, 3);
+        world.run_to_quiescence();
+        assert_eq!(received(&log, 0, 1).len(), 3, "{what}: the new connection");
+    }
+}
+
+#[test]
+fn latency_shapes_spread_delays_as_they_say() {
+    use logjam_sim::LatencyShape;
+    // (shape, the most a delay of min 1 ms + scale 1 ms may take)
+    let cases = [
+        (LatencyShape::Uniform, 2_000_000),
+        (LatencyShape::Exponential, 1_000_000 + 6_300_000),
+        (LatencyShape::Pareto, 1_000_000 + 63_000_000),
+    ];
+    let mut p99s = Vec::new();
+    for (shape, max_ns) in cases {
+        let latency = Latency { shape, ..Latency::uniform(1_000_000, 2_000_000) };
+        let network = NetworkConfig { latency, ..NetworkConfig::default() };
+        let (mut world, _) = probe_world(&config(2, network), 9, None);
+        let mut delays = support::delays(&mut world, 0, 1, 2_000);
+        delays.sort_unstable();
+        assert!(delays[0] >= 1_000_000, "{shape:?}: faster than the minimum");
+        assert!(*delays.last().unwrap() <= max_ns, "{shape:?}: slower than its bound");
+        p99s.push(delays[delays.len() * 99 / 100]);
+    }
+    // The tails grow: uniform < exponential < Pareto at the 99th percentile.
+    assert!(p99s.windows(2).all(|pair| pair[0] < pair[1]), "{p99s:?}");
+}

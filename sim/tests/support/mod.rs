@@ -101,3 +101,19 @@ pub fn blast(world: &mut World<Probe>, from: u32, to: u32, count: u64) {
         })
         .expect("sender is up");
 }
+
+/// Sends `count` messages from `from` to `to` one at a time, each once the one before
+/// arrived, and returns how long each took (clocks must not be skewed).
+pub fn delays(world: &mut World<Probe>, from: u32, to: u32, count: u64) -> Vec<u64> {
+    let mut delays = Vec::new();
+    for value in 0..count {
+        let sent_ns = world.now_ns();
+        world
+            .with_process(NodeId(from), |_, ctx| Probe::send(ctx, to, value))
+            .expect("sender is up");
+        world.run_to_quiescence();
+        let arrived_ns = world.now_ns();
+        delays.push(arrived_ns - sent_ns);
+    }
+    delays
+}
