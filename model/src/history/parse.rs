@@ -10,6 +10,7 @@ use std::io::{BufRead, Read};
 use thiserror::Error;
 
 use super::build::Validator;
+use super::text::Interner;
 use super::wire::{self, Line};
 use super::{EventType, History};
 
@@ -86,11 +87,13 @@ impl HistoryError {
 struct Parser {
     validator: Option<Validator>,
     line: u64,
+    /// Every record's key and value, held once.
+    interner: Interner,
 }
 
 impl Parser {
     fn new() -> Parser {
-        Parser { validator: None, line: 0 }
+        Parser { validator: None, line: 0, interner: Interner::new() }
     }
 
     /// One line, with its newline already checked and removed.
@@ -109,7 +112,9 @@ impl Parser {
                 Ok(())
             }
             Some(validator) => {
-                match wire::line_from_str(text).map_err(|p| HistoryError::new(line, p))? {
+                match wire::line_from_str(text, &mut self.interner)
+                    .map_err(|p| HistoryError::new(line, p))?
+                {
                     Line::Event(event) => validator.push_event(event),
                     Line::Closing(closing) => validator.push_closing(closing),
                 }
