@@ -12,7 +12,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::parse::Problem;
+use super::parse::{Problem, quoted};
 use super::text::Interner;
 use super::{
     Closing, Event, EventType, FORMAT_VERSION, Header, Isolation, MicroOp, Op, ProcessorGroup,
@@ -189,15 +189,23 @@ struct VersionIn {
 }
 
 pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
-    let version: VersionIn = serde_json::from_str(line).map_err(Problem::malformed)?;
+    if !line.trim_start().starts_with('{') {
+        if let Some(problem) = Problem::not_an_object(line) {
+            return Err(problem);
+        }
+    }
+    let version: VersionIn = serde_json::from_str(line).map_err(|error| {
+        Problem::not_an_object(line).unwrap_or_else(|| Problem::malformed(error, line))
+    })?;
     match version.v {
         None => return Err(Problem::Invalid("the header has no `v` (format version)".into())),
         Some(v) if v.as_u64() != Some(FORMAT_VERSION) => {
-            return Err(Problem::Version(v.to_string()));
+            return Err(Problem::Version(quoted(&v.to_string()).into_owned()));
         }
         Some(_) => {}
     }
-    let header: HeaderIn = serde_json::from_str(line).map_err(Problem::malformed)?;
+    let header: HeaderIn =
+        serde_json::from_str(line).map_err(|error| Problem::malformed(error, line))?;
     debug_assert_eq!(header.v, FORMAT_VERSION);
     if let Some(unpromisable) =
         header.promises.iter().flatten().find(|guarantee| !guarantee.stateable())
@@ -361,7 +369,14 @@ pub(super) enum Line {
 }
 
 pub(super) fn line_from_str(line: &str, interner: &mut Interner) -> Result<Line, Problem> {
-    let wire: LineIn<'_> = serde_json::from_str(line).map_err(Problem::malformed)?;
+    let wire: LineIn<'_> = match serde_json::from_str(line) {
+        Ok(wire) => wire,
+        Err(error) => {
+            return Err(
+                Problem::not_an_object(line).unwrap_or_else(|| Problem::malformed(error, line))
+            );
+        }
+    };
     line_from_wire(wire, interner)
 }
 
@@ -549,7 +564,7 @@ fn event_from_wire(
                 .collect::<Result<Vec<MicroOp>, Problem>>()?;
             Op::Txn { txn_id, ops }
         }
-        _ => return Err(Problem::UnknownOperation(f.to_string())),
+        _ => return Err(Problem::UnknownOperation(quoted(f).into_owned())),
     };
     Ok(Event {
         i: need(wire.i, what, "i")?,
@@ -566,7 +581,8 @@ fn isolation_from_wire(isolation: Option<Borrowed<'_>>) -> Result<Isolation, Pro
         None | Some("read_committed") => Ok(Isolation::ReadCommitted),
         Some("read_uncommitted") => Ok(Isolation::ReadUncommitted),
         Some(other) => Err(Problem::Invalid(format!(
-            "unknown isolation `{other}` (read_committed or read_uncommitted)"
+            "unknown isolation `{}` (read_committed or read_uncommitted)",
+            quoted(other)
         ))),
     }
 }
@@ -640,7 +656,8 @@ fn micro_from_wire(
         }
         _ => {
             return Err(Problem::Invalid(format!(
-                "unknown micro-op `{f}` in {} (send, poll or commit-offset)",
+                "unknown micro-op `{}` in {} (send, poll or commit-offset)",
+                quoted(f),
                 at()
             )));
         }
@@ -706,7 +723,7 @@ fn closing_from_wire(
             wire.only(what, field::T_NS | field::NODE)?;
             ProtocolEvent::Restart
         }
-        _ => return Err(Problem::UnknownType(kind.to_string())),
+        _ => return Err(Problem::UnknownType(quoted(kind).into_owned())),
     };
     Ok(Closing::Protocol(Protocol {
         t_ns: need(wire.t_ns, what, "t_ns")?,
