@@ -493,3 +493,53 @@ fn replay_writes_a_self_contained_html_timeline() {
     }
     assert!(!html.contains("http://") && !html.contains("https://"), "not self-contained");
 }
+
+/// `logjam check` words its errors in the format's terms, not its reading types', exits
+/// 2 with the file and line, cuts a quoted value, and reads a byte-order mark first.
+#[test]
+fn check_words_bad_lines_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"v":1,"system":"s","config":{}}"#;
+    let send =
+        r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":0,"value":"a"}"#;
+    let huge = "x".repeat(10_000_000);
+    let cases = [
+        (
+            format!(
+                "{header}\n{}\n",
+                send.replace(r#""t_ns":1"#, r#""t_ns":18446744073709551616"#)
+            ),
+            "2: malformed line: integer 18446744073709551616 is out of range, expected an integer from 0 to 18446744073709551615 (column 34)",
+        ),
+        (
+            format!("{header}\n[0,1]\n"),
+            "2: malformed line: expected a JSON object {...} on every line, found an array",
+        ),
+        (
+            format!(
+                "{header}\n{send}\n{}\n",
+                send.replace("invoke", "ok")
+                    .replace(r#""i":0"#, r#""i":1"#)
+                    .replace(r#""value":"a""#, &format!(r#""value":"{huge}""#))
+            ),
+            "3: ok does not match its invoke on line 2: value `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (10000000 bytes)` vs `a`",
+        ),
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{index}.jsonl"));
+        std::fs::write(&path, text).unwrap();
+        let output = logjam(&["check", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end(), format!("logjam: {}:{expected}", path.display()));
+    }
+    let bom = dir.path().join("bom.jsonl");
+    let ok = send
+        .replace("invoke", "ok")
+        .replace(r#""i":0"#, r#""i":1"#)
+        .replace("}", r#","offset":0}"#);
+    std::fs::write(&bom, format!("\u{feff}{header}\n{send}\n{ok}\n")).unwrap();
+    let output = logjam(&["check", bom.to_str().unwrap()]);
+    assert_ne!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout(&output).contains("1 operations"), "{}", stdout(&output));
+}

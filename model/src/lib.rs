@@ -44,7 +44,7 @@ pub use config::{Acks, Config, Election, FaultBudget, Flush, Transactions, Trunc
 pub use history::{
     Closing, EVENTS_MAX, Event, EventType, FORMAT_VERSION, Header, History, HistoryBuilder,
     HistoryError, Isolation, LINE_BYTES_MAX, MicroOp, OFFSET_MAX, Op, OpSpan, Problem,
-    ProcessorGroup, Protocol, ProtocolEvent, Record, Replica, event_json, parse_history,
+    ProcessorGroup, Protocol, ProtocolEvent, Record, Replica, Text, event_json, parse_history,
     parse_history_str, protocol_json,
 };
 pub use invariant::{Guarantee, Invariant, Level, UnknownName};

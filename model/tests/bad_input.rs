@@ -335,6 +335,36 @@ fn each_bad_input_names_its_line_and_problem() {
             lines(&[r#"{"v":1,"system":"s","promises":["integrity","read-committed-only"]}"#]),
             "line 1: no system can promise `read-committed-only`",
         ),
+        // serde reads a number past u64 as a float: the message names it as written.
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":18446744073709551616,"process":0,"type":"invoke","f":"send","partition":0,"value":"a"}"#,
+            ]),
+            "line 2: malformed line: integer 18446744073709551616 is out of range, expected an integer from 0 to 18446744073709551615 (column 34)",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":4294967296,"value":"a"}"#,
+            ]),
+            "line 2: malformed line: invalid value: integer `4294967296`, expected an integer from 0 to 4294967295 (column 77)",
+        ),
+        // A line that is JSON but not an object says so, not the reading type's name.
+        (
+            lines(&[HEADER, "[0,1,\"process\"]"]),
+            "line 2: malformed line: expected a JSON object {...} on every line, found an array",
+        ),
+        (
+            lines(&["[1]"]),
+            "line 1: malformed line: expected a JSON object {...} on every line, found an array",
+        ),
+        (
+            lines(&[HEADER, "7"]),
+            "line 2: malformed line: expected a JSON object {...} on every line, found a number",
+        ),
+        // A byte-order mark is read before the header only.
+        (lines(&[HEADER, "\u{feff}{}"]), "line 2: malformed line: expected value (column 1)"),
     ];
     for (text, expected) in cases {
         let error = parse(&text).expect_err(&text);
@@ -361,6 +391,34 @@ fn not_utf8_is_named_by_the_reader() {
     bytes.extend_from_slice(b"{\"type\":\"\xff\"}\n");
     let error = parse_history(bytes.as_slice()).expect_err("not UTF-8");
     assert_eq!(error, HistoryError { line: 2, problem: Problem::NotUtf8 });
+}
+
+#[test]
+fn a_byte_order_mark_before_the_header_is_read() {
+    let text = format!("\u{feff}{}", lines(&[HEADER, SEND_A, SEND_A_OK]));
+    assert_eq!(parse(&text).expect("a BOM first").events().len(), 2);
+}
+
+#[test]
+fn a_quoted_value_is_cut_to_its_start_and_length() {
+    let huge = "x".repeat(10_000_000);
+    let completion = SEND_A_OK.replace(r#""value":"a""#, &format!(r#""value":"{huge}""#));
+    let error = parse(&lines(&[HEADER, SEND_A, &completion])).expect_err("a mismatch");
+    let shown = format!("`{}… (10000000 bytes)`", &huge[..80]);
+    assert_eq!(
+        error.to_string(),
+        format!("line 3: ok does not match its invoke on line 2: value {shown} vs `a`")
+    );
+    // The same for an unknown operation, and for what serde quotes.
+    let unknown = SEND_A.replace(r#""f":"send""#, &format!(r#""f":"{huge}""#));
+    let error = parse(&lines(&[HEADER, &unknown])).expect_err("unknown");
+    assert_eq!(
+        error.to_string(),
+        format!("line 2: unknown operation `{}… (10000000 bytes)`", &huge[..80])
+    );
+    let header = format!(r#"{{"v":1,"system":"s","config":{{"acks":"{huge}"}}}}"#);
+    let error = parse(&lines(&[&header])).expect_err("unknown variant");
+    assert!(error.to_string().len() < 400, "{}", &error.to_string()[..400]);
 }
 
 #[test]

@@ -325,7 +325,13 @@ fn witnesses_are_the_few_lines_that_prove_it() {
         (
             "hanging-transaction",
             "n0 ends with last stable offset 0 below its high watermark 1: a transaction left undecided",
-            &[4],
+            // The replica's log, and the undecided transaction's own line.
+            &[3, 4],
+        ),
+        (
+            "processing-progress",
+            "group `g` on input partition 0 committed its input up to (not including) offset 1, but the input's last record in the final read_committed view is at offset 1, still unprocessed",
+            &[7],
         ),
         (
             "truncation-below-hw",

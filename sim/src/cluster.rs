@@ -850,8 +850,8 @@ impl ClusterProcess {
                                 .into_iter()
                                 .map(|r| model::Record {
                                     offset: r.offset,
-                                    key: Some(r.key),
-                                    value: r.value,
+                                    key: Some(r.key.into()),
+                                    value: r.value.into(),
                                 })
                                 .collect();
                             (model::EventType::Ok, records, None)
@@ -1239,7 +1239,11 @@ pub fn final_replicas(
                         records.extend(batch::record_views(bytes, header).enumerate().map(
                             |(i, r)| {
                                 let (key, value) = (text(r.key), text(r.value));
-                                model::Record { offset: base + i as u64, key: Some(key), value }
+                                model::Record {
+                                    offset: base + i as u64,
+                                    key: Some(key.into()),
+                                    value: value.into(),
+                                }
                             },
                         ));
                     })

@@ -140,7 +140,7 @@ fn check_progress(
                 return (explanation, vec![digest.witness.replica_at(closing, last.offset)]);
             };
             let explanation = format!(
-                "group `{group}` on input partition {partition} committed its input up to offset {to}, but the input's last record in the final read_committed view is at offset {}",
+                "group `{group}` on input partition {partition} committed its input up to (not including) offset {to}, but the input's last record in the final read_committed view is at offset {}, still unprocessed",
                 last.offset
             );
             let shown = digest.txns[txn as usize].last_event() as usize;

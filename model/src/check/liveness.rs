@@ -103,7 +103,19 @@ pub(super) fn check_hanging(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                 "n{} ends with last stable offset {lso} below its high watermark {}: a transaction left undecided",
                 replica.node, replica.high_watermark
             );
-            (explanation, vec![digest.witness.replica_at(closing, lso)])
+            let mut witness = vec![digest.witness.replica_at(closing, lso)];
+            // The undecided transaction's own line: the one whose record holds the last
+            // stable offset (its invocation while pending, or how it ended unknown).
+            let undecided = replica
+                .records
+                .binary_search_by_key(&lso, |record| record.offset)
+                .ok()
+                .and_then(|at| digest.history.send_position(replica.partition, &replica.records[at].value))
+                .and_then(|send| digest.sends[send as usize].txn);
+            if let Some(txn) = undecided {
+                witness.push(digest.witness.event(digest.txns[txn as usize].last_event() as usize));
+            }
+            (explanation, witness)
         });
     }
     findings.examined(Invariant::HangingTransaction, judged, "partitions");

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::parse::{HistoryError, Problem};
+use super::parse::{HistoryError, Problem, quoted};
 use super::values::ValueIndex;
 use super::{
     Closing, EVENTS_MAX, Event, EventType, Header, History, MicroOp, OFFSET_MAX, Op, OpSpan,
@@ -211,7 +211,8 @@ impl Validator {
             return Err(invalid(
                 line,
                 format!(
-                    "value `{value}` was already sent to partition {partition} on line {first_line}: values must be unique per partition"
+                    "value `{}` was already sent to partition {partition} on line {first_line}: values must be unique per partition",
+                    quoted(value)
                 ),
             ));
         }
@@ -439,6 +440,14 @@ fn send_key_of(op: &Op, at: SendAt) -> (u32, &str) {
     }
 }
 
+/// A key as a mismatch names it (`Some("k")`, `None`), cut as `quoted` cuts.
+fn quoted_key(key: &Option<String>) -> String {
+    match key {
+        Some(key) => format!("Some({:?})", quoted(key)),
+        None => "None".to_string(),
+    }
+}
+
 /// How a completion's arguments differ from its invocation's, if they do.
 fn mismatch(invoke: &Op, completion: &Op) -> Option<String> {
     match (invoke, completion) {
@@ -449,9 +458,9 @@ fn mismatch(invoke: &Op, completion: &Op) -> Option<String> {
             if p1 != p2 {
                 Some(format!("partition {p2} vs {p1}"))
             } else if k1 != k2 {
-                Some(format!("key {k2:?} vs {k1:?}"))
+                Some(format!("key {} vs {}", quoted_key(k2), quoted_key(k1)))
             } else if v1 != v2 {
-                Some(format!("value `{v2}` vs `{v1}`"))
+                Some(format!("value `{}` vs `{}`", quoted(v2), quoted(v1)))
             } else {
                 None
             }
@@ -474,11 +483,11 @@ fn mismatch(invoke: &Op, completion: &Op) -> Option<String> {
             (a != b).then(|| format!("partitions {b:?} vs {a:?}"))
         }
         (Op::Init { txn_id: a }, Op::Init { txn_id: b }) => {
-            (a != b).then(|| format!("txn_id `{b}` vs `{a}`"))
+            (a != b).then(|| format!("txn_id `{}` vs `{}`", quoted(b), quoted(a)))
         }
         (Op::Txn { txn_id: a, ops: invoked }, Op::Txn { txn_id: b, ops: completed }) => {
             if a != b {
-                return Some(format!("txn_id `{b}` vs `{a}`"));
+                return Some(format!("txn_id `{}` vs `{}`", quoted(b), quoted(a)));
             }
             if invoked.len() != completed.len() {
                 return Some(format!("{} ops vs {}", completed.len(), invoked.len()));
@@ -501,9 +510,9 @@ fn micro_mismatch(invoke: &MicroOp, completion: &MicroOp) -> Option<String> {
             if p1 != p2 {
                 Some(format!("partition {p2} vs {p1}"))
             } else if k1 != k2 {
-                Some(format!("key {k2:?} vs {k1:?}"))
+                Some(format!("key {} vs {}", quoted_key(k2), quoted_key(k1)))
             } else {
-                (v1 != v2).then(|| format!("value `{v2}` vs `{v1}`"))
+                (v1 != v2).then(|| format!("value `{}` vs `{}`", quoted(v2), quoted(v1)))
             }
         }
         (
@@ -521,7 +530,7 @@ fn micro_mismatch(invoke: &MicroOp, completion: &MicroOp) -> Option<String> {
             MicroOp::CommitOffset { group: g2, partition: p2, from: f2, to: t2 },
         ) => {
             if g1 != g2 {
-                Some(format!("group `{g2}` vs `{g1}`"))
+                Some(format!("group `{}` vs `{}`", quoted(g2), quoted(g1)))
             } else if p1 != p2 {
                 Some(format!("partition {p2} vs {p1}"))
             } else {

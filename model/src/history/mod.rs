@@ -7,6 +7,7 @@
 
 mod build;
 mod parse;
+mod text;
 mod values;
 mod wire;
 
@@ -19,6 +20,7 @@ use crate::invariant::Guarantee;
 
 pub use build::HistoryBuilder;
 pub use parse::{HistoryError, LINE_BYTES_MAX, Problem, parse_history, parse_history_str};
+pub use text::Text;
 
 /// The format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
@@ -118,17 +120,18 @@ impl EventType {
 }
 
 /// One record of a partition: as polled, or as held by a replica. On the wire it is
-/// the array `[offset, key, value]`, with `null` for no key.
+/// the array `[offset, key, value]`, with `null` for no key. Key and value are shared
+/// strings ([`Text`]): the parser holds each distinct one once.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Record {
     pub offset: u64,
-    pub key: Option<String>,
-    pub value: String,
+    pub key: Option<Text>,
+    pub value: Text,
 }
 
 impl Record {
     pub fn new(offset: u64, key: Option<&str>, value: &str) -> Record {
-        Record { offset, key: key.map(str::to_string), value: value.to_string() }
+        Record { offset, key: key.map(Text::from), value: Text::from(value) }
     }
 }
 

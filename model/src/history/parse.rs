@@ -10,6 +10,7 @@ use std::io::{BufRead, Read};
 use thiserror::Error;
 
 use super::build::Validator;
+use super::text::Interner;
 use super::wire::{self, Line};
 use super::{EventType, History};
 
@@ -46,20 +47,88 @@ pub enum Problem {
     Invalid(String),
 }
 
+/// The most characters of a quoted value a message shows: a line may hold megabytes.
+pub const QUOTED_CHARS_MAX: usize = 80;
+
+/// `text` as a message quotes it: whole up to `QUOTED_CHARS_MAX` characters, else its
+/// start and how long it is.
+pub(crate) fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    cut(text, QUOTED_CHARS_MAX)
+}
+
+/// `text` up to `chars_max` characters, else its start and how long it is.
+fn cut(text: &str, chars_max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(chars_max) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()).into(),
+    }
+}
+
 impl Problem {
-    /// A JSON error without serde's "at line 1 column 7" (the line is ours to name).
-    pub(super) fn malformed(error: serde_json::Error) -> Problem {
+    /// A JSON error without serde's "at line 1 column 7" (the line is ours to name), in
+    /// the words of the format rather than of the types that read it.
+    pub(super) fn malformed(error: serde_json::Error, line: &str) -> Problem {
         let message = error.to_string();
         let message = match message.rsplit_once(" at line ") {
-            Some((message, _)) => format!("{message} (column {})", error.column()),
+            Some((message, _)) => message.to_string(),
             None => message,
         };
-        Problem::Malformed(message)
+        let message = plain_words(&message, line, error.column());
+        // serde quotes what it read (an unknown variant, a string where a number
+        // belongs): room for the message around a quoted value, not for megabytes.
+        let message = cut(&message, 3 * QUOTED_CHARS_MAX);
+        Problem::Malformed(format!("{message} (column {})", error.column()))
+    }
+
+    /// A line that failed to read because it is JSON but not an object: said so, rather
+    /// than in the words of the type that expected an object.
+    pub(super) fn not_an_object(line: &str) -> Option<Problem> {
+        let found = match serde_json::from_str::<serde_json::Value>(line).ok()? {
+            serde_json::Value::Object(_) => return None,
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Null => "null",
+        };
+        Some(Problem::Malformed(format!(
+            "expected a JSON object {{...}} on every line, found {found}"
+        )))
     }
 
     pub(super) fn unmatched(kind: EventType, process: u64) -> Problem {
         Problem::Unmatched { kind: kind.name(), process }
     }
+}
+
+/// serde's message said in the format's words: a number too large for any field is
+/// named as written (serde reads it as a float), and the names of the reading types
+/// (`struct LineIn`) become what they read ("an object").
+fn plain_words(message: &str, line: &str, column: usize) -> String {
+    if message.starts_with("invalid type: floating point") {
+        // The number ends at the column serde names (1-based, inclusive).
+        let before = line.get(..column.min(line.len())).unwrap_or("");
+        let start =
+            before.rfind(|c: char| !(c.is_ascii_digit() || c == '-')).map_or(0, |at| at + 1);
+        let digits = &before[start..];
+        if !digits.is_empty() && digits.bytes().any(|b| b.is_ascii_digit()) {
+            let expected = message.rsplit_once(", expected ").map_or("an integer", |(_, e)| e);
+            return integer_words(&format!(
+                "integer {digits} is out of range, expected {expected}"
+            ));
+        }
+    }
+    match message.find("expected struct ") {
+        Some(at) => format!("{}expected an object", &message[..at]),
+        None => integer_words(message),
+    }
+}
+
+/// Rust's integer types said as ranges.
+fn integer_words(message: &str) -> String {
+    message
+        .replace("expected u64", "expected an integer from 0 to 18446744073709551615")
+        .replace("expected u32", "expected an integer from 0 to 4294967295")
 }
 
 /// A history that cannot be checked: the line (1-based) and what is wrong with it.
@@ -86,11 +155,13 @@ impl HistoryError {
 struct Parser {
     validator: Option<Validator>,
     line: u64,
+    /// Every record's key and value, held once.
+    interner: Interner,
 }
 
 impl Parser {
     fn new() -> Parser {
-        Parser { validator: None, line: 0 }
+        Parser { validator: None, line: 0, interner: Interner::new() }
     }
 
     /// One line, with its newline already checked and removed.
@@ -98,6 +169,8 @@ impl Parser {
         self.line += 1;
         let line = self.line;
         let text = text.strip_suffix('\r').unwrap_or(text);
+        // A byte-order mark some editors write first is not part of the header.
+        let text = if line == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
         if text.is_empty() {
             return Err(HistoryError::new(line, Problem::EmptyLine));
         }
@@ -109,7 +182,9 @@ impl Parser {
                 Ok(())
             }
             Some(validator) => {
-                match wire::line_from_str(text).map_err(|p| HistoryError::new(line, p))? {
+                match wire::line_from_str(text, &mut self.interner)
+                    .map_err(|p| HistoryError::new(line, p))?
+                {
                     Line::Event(event) => validator.push_event(event),
                     Line::Closing(closing) => validator.push_closing(closing),
                 }

@@ -5,13 +5,15 @@
 //! (and `f`) need. Reading flat keeps parsing fast (no buffering of tagged enums) and
 //! lets errors say precisely which field is missing or out of place.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::parse::Problem;
+use super::parse::{Problem, quoted};
+use super::text::Interner;
 use super::{
     Closing, Event, EventType, FORMAT_VERSION, Header, Isolation, MicroOp, Op, ProcessorGroup,
     Protocol, ProtocolEvent, Record, Replica,
@@ -55,6 +57,91 @@ impl<'de> Deserialize<'de> for Record {
 
         deserializer.deserialize_seq(RecordVisitor)
     }
+}
+
+/// A string as read: borrowed from the line unless it holds escapes, so reading a
+/// line's `type`, `f` or a record allocates nothing.
+struct Borrowed<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BorrowedVisitor;
+
+        impl<'de> Visitor<'de> for BorrowedVisitor {
+            type Value = Borrowed<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(text)))
+            }
+        }
+
+        deserializer.deserialize_str(BorrowedVisitor)
+    }
+}
+
+impl Borrowed<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A record as read, its strings borrowed from the line until they are interned.
+struct RecordIn<'a> {
+    offset: u64,
+    key: Option<Borrowed<'a>>,
+    value: Borrowed<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RecordIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordVisitor;
+
+        impl<'de> Visitor<'de> for RecordVisitor {
+            type Value = RecordIn<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a record [offset, key or null, value]")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let offset =
+                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let key = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                let value =
+                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(4, &self));
+                }
+                Ok(RecordIn { offset, key, value })
+            }
+        }
+
+        deserializer.deserialize_seq(RecordVisitor)
+    }
+}
+
+/// Records as read, their keys and values interned.
+fn records_from_wire(records: Vec<RecordIn<'_>>, interner: &mut Interner) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|record| Record {
+            offset: record.offset,
+            key: record.key.map(|key| interner.intern(key.as_str())),
+            value: interner.intern(record.value.as_str()),
+        })
+        .collect()
 }
 
 /// The header as written.
@@ -102,15 +189,23 @@ struct VersionIn {
 }
 
 pub(super) fn header_from_line(line: &str) -> Result<Header, Problem> {
-    let version: VersionIn = serde_json::from_str(line).map_err(Problem::malformed)?;
+    if !line.trim_start().starts_with('{') {
+        if let Some(problem) = Problem::not_an_object(line) {
+            return Err(problem);
+        }
+    }
+    let version: VersionIn = serde_json::from_str(line).map_err(|error| {
+        Problem::not_an_object(line).unwrap_or_else(|| Problem::malformed(error, line))
+    })?;
     match version.v {
         None => return Err(Problem::Invalid("the header has no `v` (format version)".into())),
         Some(v) if v.as_u64() != Some(FORMAT_VERSION) => {
-            return Err(Problem::Version(v.to_string()));
+            return Err(Problem::Version(quoted(&v.to_string()).into_owned()));
         }
         Some(_) => {}
     }
-    let header: HeaderIn = serde_json::from_str(line).map_err(Problem::malformed)?;
+    let header: HeaderIn =
+        serde_json::from_str(line).map_err(|error| Problem::malformed(error, line))?;
     debug_assert_eq!(header.v, FORMAT_VERSION);
     if let Some(unpromisable) =
         header.promises.iter().flatten().find(|guarantee| !guarantee.stateable())
@@ -143,31 +238,36 @@ pub(super) fn write_header(out: &mut impl Write, header: &Header) -> io::Result<
     out.write_all(b"\n")
 }
 
-/// Any line after the header, as read: every field optional, none unknown.
+/// Any line after the header, as read: every field optional, none unknown. Strings the
+/// checkers keep are owned; the rest are borrowed from the line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LineIn {
+struct LineIn<'a> {
     i: Option<u64>,
     t_ns: Option<u64>,
     process: Option<u64>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    f: Option<String>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Borrowed<'a>>,
+    #[serde(borrow)]
+    f: Option<Borrowed<'a>>,
     partition: Option<u32>,
     key: Option<String>,
     value: Option<String>,
     offset: Option<u64>,
     from: Option<u64>,
-    records: Option<Vec<Record>>,
+    #[serde(borrow)]
+    records: Option<Vec<RecordIn<'a>>>,
     partitions: Option<Vec<u32>>,
     error: Option<String>,
     node: Option<u32>,
     epoch: Option<u64>,
     log_start_offset: Option<u64>,
     high_watermark: Option<u64>,
-    isolation: Option<String>,
+    #[serde(borrow)]
+    isolation: Option<Borrowed<'a>>,
     txn_id: Option<String>,
-    ops: Option<Vec<MicroOpIn>>,
+    #[serde(borrow)]
+    ops: Option<Vec<MicroOpIn<'a>>>,
     last_stable_offset: Option<u64>,
     aborted: Option<Vec<u64>>,
     log_end_offset: Option<u64>,
@@ -176,8 +276,9 @@ struct LineIn {
 /// A micro-op of a `txn`, as read: every field optional, none unknown.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MicroOpIn {
-    f: Option<String>,
+struct MicroOpIn<'a> {
+    #[serde(borrow)]
+    f: Option<Borrowed<'a>>,
     group: Option<String>,
     partition: Option<u32>,
     key: Option<String>,
@@ -185,7 +286,8 @@ struct MicroOpIn {
     offset: Option<u64>,
     from: Option<u64>,
     to: Option<u64>,
-    records: Option<Vec<Record>>,
+    #[serde(borrow)]
+    records: Option<Vec<RecordIn<'a>>>,
 }
 
 /// A micro-op of a `txn`, as written. Field order is the order on the line.
@@ -266,57 +368,124 @@ pub(super) enum Line {
     Closing(Closing),
 }
 
-pub(super) fn line_from_str(line: &str) -> Result<Line, Problem> {
-    let wire: LineIn = serde_json::from_str(line).map_err(Problem::malformed)?;
-    line_from_wire(wire)
+pub(super) fn line_from_str(line: &str, interner: &mut Interner) -> Result<Line, Problem> {
+    let wire: LineIn<'_> = match serde_json::from_str(line) {
+        Ok(wire) => wire,
+        Err(error) => {
+            return Err(
+                Problem::not_an_object(line).unwrap_or_else(|| Problem::malformed(error, line))
+            );
+        }
+    };
+    line_from_wire(wire, interner)
 }
 
-impl LineIn {
-    /// The names of the fields present, to refuse those a line's type does not take.
-    fn present(&self) -> impl Iterator<Item = &'static str> {
+/// What a line or micro-op is, for messages: made only when one is needed, so reading a
+/// good line formats nothing.
+type What<'w> = &'w dyn Fn() -> String;
+
+/// A line's fields other than `type`, one bit each, in the order a message names the
+/// first one out of place.
+mod field {
+    pub const I: u32 = 1 << 0;
+    pub const T_NS: u32 = 1 << 1;
+    pub const PROCESS: u32 = 1 << 2;
+    pub const F: u32 = 1 << 3;
+    pub const PARTITION: u32 = 1 << 4;
+    pub const KEY: u32 = 1 << 5;
+    pub const VALUE: u32 = 1 << 6;
+    pub const OFFSET: u32 = 1 << 7;
+    pub const FROM: u32 = 1 << 8;
+    pub const RECORDS: u32 = 1 << 9;
+    pub const PARTITIONS: u32 = 1 << 10;
+    pub const ERROR: u32 = 1 << 11;
+    pub const NODE: u32 = 1 << 12;
+    pub const EPOCH: u32 = 1 << 13;
+    pub const LOG_START_OFFSET: u32 = 1 << 14;
+    pub const HIGH_WATERMARK: u32 = 1 << 15;
+    pub const ISOLATION: u32 = 1 << 16;
+    pub const TXN_ID: u32 = 1 << 17;
+    pub const OPS: u32 = 1 << 18;
+    pub const LAST_STABLE_OFFSET: u32 = 1 << 19;
+    pub const ABORTED: u32 = 1 << 20;
+    pub const LOG_END_OFFSET: u32 = 1 << 21;
+
+    /// The name of each bit.
+    pub const NAMES: [&str; 22] = [
+        "i",
+        "t_ns",
+        "process",
+        "f",
+        "partition",
+        "key",
+        "value",
+        "offset",
+        "from",
+        "records",
+        "partitions",
+        "error",
+        "node",
+        "epoch",
+        "log_start_offset",
+        "high_watermark",
+        "isolation",
+        "txn_id",
+        "ops",
+        "last_stable_offset",
+        "aborted",
+        "log_end_offset",
+    ];
+}
+
+impl LineIn<'_> {
+    /// The fields present, to refuse those a line's type does not take.
+    fn present(&self) -> u32 {
+        use field::*;
         [
-            ("i", self.i.is_some()),
-            ("t_ns", self.t_ns.is_some()),
-            ("process", self.process.is_some()),
-            ("f", self.f.is_some()),
-            ("partition", self.partition.is_some()),
-            ("key", self.key.is_some()),
-            ("value", self.value.is_some()),
-            ("offset", self.offset.is_some()),
-            ("from", self.from.is_some()),
-            ("records", self.records.is_some()),
-            ("partitions", self.partitions.is_some()),
-            ("error", self.error.is_some()),
-            ("node", self.node.is_some()),
-            ("epoch", self.epoch.is_some()),
-            ("log_start_offset", self.log_start_offset.is_some()),
-            ("high_watermark", self.high_watermark.is_some()),
-            ("isolation", self.isolation.is_some()),
-            ("txn_id", self.txn_id.is_some()),
-            ("ops", self.ops.is_some()),
-            ("last_stable_offset", self.last_stable_offset.is_some()),
-            ("aborted", self.aborted.is_some()),
-            ("log_end_offset", self.log_end_offset.is_some()),
+            (I, self.i.is_some()),
+            (T_NS, self.t_ns.is_some()),
+            (PROCESS, self.process.is_some()),
+            (F, self.f.is_some()),
+            (PARTITION, self.partition.is_some()),
+            (KEY, self.key.is_some()),
+            (VALUE, self.value.is_some()),
+            (OFFSET, self.offset.is_some()),
+            (FROM, self.from.is_some()),
+            (RECORDS, self.records.is_some()),
+            (PARTITIONS, self.partitions.is_some()),
+            (ERROR, self.error.is_some()),
+            (NODE, self.node.is_some()),
+            (EPOCH, self.epoch.is_some()),
+            (LOG_START_OFFSET, self.log_start_offset.is_some()),
+            (HIGH_WATERMARK, self.high_watermark.is_some()),
+            (ISOLATION, self.isolation.is_some()),
+            (TXN_ID, self.txn_id.is_some()),
+            (OPS, self.ops.is_some()),
+            (LAST_STABLE_OFFSET, self.last_stable_offset.is_some()),
+            (ABORTED, self.aborted.is_some()),
+            (LOG_END_OFFSET, self.log_end_offset.is_some()),
         ]
         .into_iter()
-        .filter_map(|(name, present)| present.then_some(name))
+        .fold(0, |mask, (bit, present)| if present { mask | bit } else { mask })
     }
 
-    /// Refuses any present field outside `allowed` (which always admits `type`).
-    fn only(&self, what: &str, allowed: &[&str]) -> Result<(), Problem> {
-        match self.present().find(|field| !allowed.contains(field)) {
-            Some(field) => Err(Problem::Invalid(format!("`{field}` does not belong on {what}"))),
-            None => Ok(()),
+    /// Refuses any present field outside `allowed` (`type` is always admitted).
+    fn only(&self, what: What<'_>, allowed: u32) -> Result<(), Problem> {
+        let out_of_place = self.present() & !allowed;
+        if out_of_place == 0 {
+            return Ok(());
         }
+        let field = field::NAMES[out_of_place.trailing_zeros() as usize];
+        Err(Problem::Invalid(format!("`{field}` does not belong on {}", what())))
     }
 }
 
-fn need<T>(field: Option<T>, what: &str, name: &str) -> Result<T, Problem> {
-    field.ok_or_else(|| Problem::Invalid(format!("{what} has no `{name}`")))
+fn need<T>(field: Option<T>, what: What<'_>, name: &str) -> Result<T, Problem> {
+    field.ok_or_else(|| Problem::Invalid(format!("{} has no `{name}`", what())))
 }
 
-fn line_from_wire(mut wire: LineIn) -> Result<Line, Problem> {
-    let kind = need(wire.kind.take(), "the line", "type")?;
+fn line_from_wire(mut wire: LineIn<'_>, interner: &mut Interner) -> Result<Line, Problem> {
+    let kind = need(wire.kind.take(), &|| "the line".to_string(), "type")?;
     let event_type = match kind.as_str() {
         "invoke" => Some(EventType::Invoke),
         "ok" => Some(EventType::Ok),
@@ -325,92 +494,95 @@ fn line_from_wire(mut wire: LineIn) -> Result<Line, Problem> {
         _ => None,
     };
     match event_type {
-        Some(event_type) => event_from_wire(wire, event_type).map(Line::Event),
-        None => closing_from_wire(wire, &kind).map(Line::Closing),
+        Some(event_type) => event_from_wire(wire, event_type, interner).map(Line::Event),
+        None => closing_from_wire(wire, kind.as_str(), interner).map(Line::Closing),
     }
 }
 
-fn event_from_wire(mut wire: LineIn, kind: EventType) -> Result<Event, Problem> {
-    let f = need(wire.f.take(), &format!("an {} event", kind.name()), "f")?;
-    let article = if f.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-    let what = format!("{article} {f} {}", kind.name());
+/// The fields every operation event takes, and those a completion that did not end
+/// `ok` takes too.
+const EVENT_FIELDS: u32 = field::I | field::T_NS | field::PROCESS | field::F;
+const ENDED_FIELDS: u32 = EVENT_FIELDS | field::ERROR;
+
+fn event_from_wire(
+    mut wire: LineIn<'_>,
+    kind: EventType,
+    interner: &mut Interner,
+) -> Result<Event, Problem> {
+    let f = need(wire.f.take(), &|| format!("an {} event", kind.name()), "f")?;
+    let f = f.as_str();
+    let what_text = || {
+        let article = if f.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {f} {}", kind.name())
+    };
+    let what: What<'_> = &what_text;
     let ended = matches!(kind, EventType::Fail | EventType::Info);
-    let mut allowed = vec!["i", "t_ns", "process", "f"];
-    if ended {
-        allowed.push("error");
-    }
-    let op = match f.as_str() {
+    let allowed = if ended { ENDED_FIELDS } else { EVENT_FIELDS };
+    let invoke = kind == EventType::Invoke;
+    let op = match f {
         "send" => {
-            allowed.extend(["partition", "key", "value"]);
-            if kind != EventType::Invoke {
-                allowed.push("offset");
-            }
-            wire.only(&what, &allowed)?;
+            let also = field::PARTITION | field::KEY | field::VALUE;
+            wire.only(what, allowed | also | if invoke { 0 } else { field::OFFSET })?;
             Op::Send {
-                partition: need(wire.partition, &what, "partition")?,
+                partition: need(wire.partition, what, "partition")?,
                 key: wire.key.take(),
-                value: need(wire.value.take(), &what, "value")?,
+                value: need(wire.value.take(), what, "value")?,
                 offset: wire.offset,
             }
         }
         "poll" => {
-            allowed.extend(["partition", "from", "isolation"]);
-            if kind != EventType::Invoke {
-                allowed.push("records");
-            }
-            wire.only(&what, &allowed)?;
+            let also = field::PARTITION | field::FROM | field::ISOLATION;
+            wire.only(what, allowed | also | if invoke { 0 } else { field::RECORDS })?;
             // An ok poll states its result, possibly `[]`; a fail or info poll may state
             // what it read before it ended (absent: nothing).
             let records = match kind {
-                EventType::Ok => need(wire.records.take(), &what, "records")?,
+                EventType::Ok => need(wire.records.take(), what, "records")?,
                 _ => wire.records.take().unwrap_or_default(),
             };
             Op::Poll {
-                partition: need(wire.partition, &what, "partition")?,
-                from: need(wire.from, &what, "from")?,
-                records,
+                partition: need(wire.partition, what, "partition")?,
+                from: need(wire.from, what, "from")?,
+                records: records_from_wire(records, interner),
                 isolation: isolation_from_wire(wire.isolation.take())?,
             }
         }
         "assign" => {
-            allowed.push("partitions");
-            wire.only(&what, &allowed)?;
-            Op::Assign { partitions: need(wire.partitions.take(), &what, "partitions")? }
+            wire.only(what, allowed | field::PARTITIONS)?;
+            Op::Assign { partitions: need(wire.partitions.take(), what, "partitions")? }
         }
         "init" => {
-            allowed.push("txn_id");
-            wire.only(&what, &allowed)?;
-            Op::Init { txn_id: need(wire.txn_id.take(), &what, "txn_id")? }
+            wire.only(what, allowed | field::TXN_ID)?;
+            Op::Init { txn_id: need(wire.txn_id.take(), what, "txn_id")? }
         }
         "txn" => {
-            allowed.extend(["txn_id", "ops"]);
-            wire.only(&what, &allowed)?;
-            let txn_id = need(wire.txn_id.take(), &what, "txn_id")?;
-            let ops = need(wire.ops.take(), &what, "ops")?
+            wire.only(what, allowed | field::TXN_ID | field::OPS)?;
+            let txn_id = need(wire.txn_id.take(), what, "txn_id")?;
+            let ops = need(wire.ops.take(), what, "ops")?
                 .into_iter()
                 .enumerate()
-                .map(|(index, micro)| micro_from_wire(micro, kind, index))
+                .map(|(index, micro)| micro_from_wire(micro, kind, index, interner))
                 .collect::<Result<Vec<MicroOp>, Problem>>()?;
             Op::Txn { txn_id, ops }
         }
-        _ => return Err(Problem::UnknownOperation(f)),
+        _ => return Err(Problem::UnknownOperation(quoted(f).into_owned())),
     };
     Ok(Event {
-        i: need(wire.i, &what, "i")?,
-        t_ns: need(wire.t_ns, &what, "t_ns")?,
-        process: need(wire.process, &what, "process")?,
+        i: need(wire.i, what, "i")?,
+        t_ns: need(wire.t_ns, what, "t_ns")?,
+        process: need(wire.process, what, "process")?,
         kind,
         op,
         error: wire.error.take(),
     })
 }
 
-fn isolation_from_wire(isolation: Option<String>) -> Result<Isolation, Problem> {
-    match isolation.as_deref() {
+fn isolation_from_wire(isolation: Option<Borrowed<'_>>) -> Result<Isolation, Problem> {
+    match isolation.as_ref().map(Borrowed::as_str) {
         None | Some("read_committed") => Ok(Isolation::ReadCommitted),
         Some("read_uncommitted") => Ok(Isolation::ReadUncommitted),
         Some(other) => Err(Problem::Invalid(format!(
-            "unknown isolation `{other}` (read_committed or read_uncommitted)"
+            "unknown isolation `{}` (read_committed or read_uncommitted)",
+            quoted(other)
         ))),
     }
 }
@@ -418,13 +590,16 @@ fn isolation_from_wire(isolation: Option<String>) -> Result<Isolation, Problem> 
 /// One micro-op of a txn line (`index` in its `ops`), with exactly the fields its `f`
 /// takes; results only on a completion (ok, fail or info).
 fn micro_from_wire(
-    mut micro: MicroOpIn,
+    mut micro: MicroOpIn<'_>,
     kind: EventType,
     index: usize,
+    interner: &mut Interner,
 ) -> Result<MicroOp, Problem> {
-    let at = format!("a txn {}'s ops[{index}]", kind.name());
+    let at = || format!("a txn {}'s ops[{index}]", kind.name());
     let f = need(micro.f.take(), &at, "f")?;
-    let what = format!("{at} ({f})");
+    let f = f.as_str();
+    let what_text = || format!("{} ({f})", at());
+    let what: What<'_> = &what_text;
     let present = [
         ("group", micro.group.is_some()),
         ("partition", micro.partition.is_some()),
@@ -438,13 +613,13 @@ fn micro_from_wire(
     let only = |allowed: &[&str]| -> Result<(), Problem> {
         match present.iter().find(|(name, there)| *there && !allowed.contains(name)) {
             Some((field, _)) => {
-                Err(Problem::Invalid(format!("`{field}` does not belong on {what}")))
+                Err(Problem::Invalid(format!("`{field}` does not belong on {}", what())))
             }
             None => Ok(()),
         }
     };
     let completed = kind != EventType::Invoke;
-    Ok(match f.as_str() {
+    Ok(match f {
         "send" => {
             only(if completed {
                 &["partition", "key", "value", "offset"]
@@ -452,9 +627,9 @@ fn micro_from_wire(
                 &["partition", "key", "value"]
             })?;
             MicroOp::Send {
-                partition: need(micro.partition, &what, "partition")?,
+                partition: need(micro.partition, what, "partition")?,
                 key: micro.key.take(),
-                value: need(micro.value.take(), &what, "value")?,
+                value: need(micro.value.take(), what, "value")?,
                 offset: micro.offset,
             }
         }
@@ -465,62 +640,67 @@ fn micro_from_wire(
                 &["partition", "from"]
             })?;
             MicroOp::Poll {
-                partition: need(micro.partition, &what, "partition")?,
-                from: need(micro.from, &what, "from")?,
-                records: micro.records.take().unwrap_or_default(),
+                partition: need(micro.partition, what, "partition")?,
+                from: need(micro.from, what, "from")?,
+                records: records_from_wire(micro.records.take().unwrap_or_default(), interner),
             }
         }
         "commit-offset" => {
             only(&["group", "partition", "from", "to"])?;
             MicroOp::CommitOffset {
-                group: need(micro.group.take(), &what, "group")?,
-                partition: need(micro.partition, &what, "partition")?,
-                from: need(micro.from, &what, "from")?,
-                to: need(micro.to, &what, "to")?,
+                group: need(micro.group.take(), what, "group")?,
+                partition: need(micro.partition, what, "partition")?,
+                from: need(micro.from, what, "from")?,
+                to: need(micro.to, what, "to")?,
             }
         }
         _ => {
             return Err(Problem::Invalid(format!(
-                "unknown micro-op `{f}` in {at} (send, poll or commit-offset)"
+                "unknown micro-op `{}` in {} (send, poll or commit-offset)",
+                quoted(f),
+                at()
             )));
         }
     })
 }
 
-fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
-    let what = format!("a {kind} line");
-    let partition_event = |wire: &LineIn, field: &str| -> Result<(u32, u64), Problem> {
-        wire.only(&what, &["t_ns", "node", "partition", field])?;
-        let value = match field {
-            "epoch" => wire.epoch,
-            _ => wire.offset,
+const REPLICA_FIELDS: u32 = field::NODE
+    | field::PARTITION
+    | field::LOG_START_OFFSET
+    | field::HIGH_WATERMARK
+    | field::LAST_STABLE_OFFSET
+    | field::ABORTED
+    | field::LOG_END_OFFSET
+    | field::RECORDS;
+
+fn closing_from_wire(
+    mut wire: LineIn<'_>,
+    kind: &str,
+    interner: &mut Interner,
+) -> Result<Closing, Problem> {
+    let what_text = || format!("a {kind} line");
+    let what: What<'_> = &what_text;
+    let partition_event = |wire: &LineIn, name: &str| -> Result<(u32, u64), Problem> {
+        let (bit, value) = match name {
+            "epoch" => (field::EPOCH, wire.epoch),
+            _ => (field::OFFSET, wire.offset),
         };
-        Ok((need(wire.partition, &what, "partition")?, need(value, &what, field)?))
+        wire.only(what, field::T_NS | field::NODE | field::PARTITION | bit)?;
+        Ok((need(wire.partition, what, "partition")?, need(value, what, name)?))
     };
     let event = match kind {
         "replica" => {
-            wire.only(
-                &what,
-                &[
-                    "node",
-                    "partition",
-                    "log_start_offset",
-                    "high_watermark",
-                    "last_stable_offset",
-                    "aborted",
-                    "log_end_offset",
-                    "records",
-                ],
-            )?;
+            wire.only(what, REPLICA_FIELDS)?;
+            let records = need(wire.records.take(), what, "records")?;
             return Ok(Closing::Replica(Replica {
-                node: need(wire.node, &what, "node")?,
-                partition: need(wire.partition, &what, "partition")?,
+                node: need(wire.node, what, "node")?,
+                partition: need(wire.partition, what, "partition")?,
                 log_start_offset: wire.log_start_offset.unwrap_or(0),
-                high_watermark: need(wire.high_watermark, &what, "high_watermark")?,
+                high_watermark: need(wire.high_watermark, what, "high_watermark")?,
                 last_stable_offset: wire.last_stable_offset,
                 aborted: wire.aborted.take().unwrap_or_default(),
                 log_end_offset: wire.log_end_offset,
-                records: need(wire.records.take(), &what, "records")?,
+                records: records_from_wire(records, interner),
             }));
         }
         "leader" => {
@@ -540,29 +720,34 @@ fn closing_from_wire(mut wire: LineIn, kind: &str) -> Result<Closing, Problem> {
             ProtocolEvent::Truncate { partition, offset }
         }
         "restart" => {
-            wire.only(&what, &["t_ns", "node"])?;
+            wire.only(what, field::T_NS | field::NODE)?;
             ProtocolEvent::Restart
         }
         "recover" => {
-            wire.only(&what, &["t_ns", "node", "partition", "offset", "log_end_offset"])?;
-            let offset = need(wire.offset, &what, "offset")?;
-            let log_end_offset = need(wire.log_end_offset, &what, "log_end_offset")?;
+            let fields = field::T_NS
+                | field::NODE
+                | field::PARTITION
+                | field::OFFSET
+                | field::LOG_END_OFFSET;
+            wire.only(what, fields)?;
+            let offset = need(wire.offset, what, "offset")?;
+            let log_end_offset = need(wire.log_end_offset, what, "log_end_offset")?;
             if offset > log_end_offset {
                 return Err(Problem::Invalid(format!(
                     "offset {offset} (written up to) is past log_end_offset {log_end_offset}"
                 )));
             }
             ProtocolEvent::Recover {
-                partition: need(wire.partition, &what, "partition")?,
+                partition: need(wire.partition, what, "partition")?,
                 offset,
                 log_end_offset,
             }
         }
-        _ => return Err(Problem::UnknownType(kind.to_string())),
+        _ => return Err(Problem::UnknownType(quoted(kind).into_owned())),
     };
     Ok(Closing::Protocol(Protocol {
-        t_ns: need(wire.t_ns, &what, "t_ns")?,
-        node: need(wire.node, &what, "node")?,
+        t_ns: need(wire.t_ns, what, "t_ns")?,
+        node: need(wire.node, what, "node")?,
         event,
     }))
 }

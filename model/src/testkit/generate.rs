@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::history::{
     Closing, EventType, Header, History, HistoryBuilder, Isolation, MicroOp, Op, Protocol,
-    ProtocolEvent, Record, Replica,
+    ProtocolEvent, Record, Replica, Text,
 };
 use crate::log::PartitionLog;
 
@@ -1193,5 +1193,5 @@ impl<'c> Generator<'c> {
 }
 
 fn record(offset: u64, value: u64) -> Record {
-    Record { offset, key: key(value), value: value_text(value) }
+    Record { offset, key: key(value).map(Text::from), value: Text::from(value_text(value)) }
 }

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use crate::history::{
-    Closing, Event, EventType, History, MicroOp, Op, Protocol, ProtocolEvent, Record, Replica,
+    Closing, Event, EventType, History, MicroOp, Op, Protocol, ProtocolEvent, Record, Replica, Text,
 };
 use crate::invariant::Invariant;
 
@@ -196,7 +196,7 @@ pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Muta
             let mutant = format!("mutant-{choice}");
             for_each_replica(&mut closing, partition, |replica| {
                 for held in replica.records.iter_mut().filter(|r| r.offset == record.offset) {
-                    held.value = mutant.clone();
+                    held.value = mutant.as_str().into();
                 }
             });
             let description =
@@ -477,7 +477,10 @@ pub fn mutate(history: &History, mutation: Mutation, choice: u64) -> Option<Muta
             .expect("the send is there");
             for (event, records) in [
                 (txn.invoke, Vec::new()),
-                (completion, vec![Record { offset, key, value: value.clone() }]),
+                (
+                    completion,
+                    vec![Record { offset, key: key.map(Text::from), value: value.as_str().into() }],
+                ),
             ] {
                 let Op::Txn { ops, .. } = &mut events[event].op else { unreachable!("a txn") };
                 ops.push(MicroOp::Poll { partition, from: offset, records });
@@ -574,7 +577,7 @@ impl Vouched {
                 }
                 Op::Poll { partition, records, .. } => {
                     for record in records {
-                        vouched.read.insert((*partition, record.offset, record.value.clone()));
+                        vouched.read.insert((*partition, record.offset, record.value.to_string()));
                     }
                 }
                 _ => {}
@@ -584,11 +587,11 @@ impl Vouched {
     }
 
     fn read_at(&self, partition: u32, record: &Record) -> bool {
-        self.read.contains(&(partition, record.offset, record.value.clone()))
+        self.read.contains(&(partition, record.offset, record.value.to_string()))
     }
 
     fn vouches(&self, partition: u32, record: &Record) -> bool {
-        let place = (partition, record.offset, record.value.clone());
+        let place = (partition, record.offset, record.value.to_string());
         self.acknowledged.contains(&place) || self.read.contains(&place)
     }
 
