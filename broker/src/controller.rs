@@ -263,6 +263,29 @@ impl Controller {
         self.persist(storage)
     }
 
+    /// Moves the leadership of a partition off its live leader to the next live ISR
+    /// member (a preferred-leader election, or a controlled shutdown's first step): a
+    /// clean election with the ISR unchanged, in a new epoch. Nothing happens without a
+    /// live leader or another live ISR member. Returns whether the leader moved.
+    pub fn move_leader(&mut self, partition: u32, now_ns: u64) -> bool {
+        assert!(partition < self.config.partitions, "p{partition}: no such partition");
+        let state = &self.states[partition as usize];
+        let Some(leader) = state.leader.filter(|&leader| self.alive(leader, now_ns)) else {
+            return false;
+        };
+        let at = state.isr.iter().position(|&b| b == leader).unwrap_or(0);
+        let next = (1..state.isr.len())
+            .map(|step| state.isr[(at + step) % state.isr.len()])
+            .find(|&b| b != leader && self.alive(b, now_ns));
+        let Some(next) = next else { return false };
+        let state = &mut self.states[partition as usize];
+        state.leader = Some(next);
+        state.leader_epoch += 1;
+        state.partition_epoch += 1;
+        self.dirty = true;
+        true
+    }
+
     fn elect(&mut self, partition: u32, now_ns: u64) {
         let alive: Vec<NodeId> = self.states[partition as usize]
             .replicas

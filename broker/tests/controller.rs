@@ -336,3 +336,31 @@ fn with_isr_and_elr_emptied_by_restarts_the_most_complete_log_leads_once_all_rep
     let state = h.state();
     assert_eq!((state.leader, state.isr), (Some(1), vec![1]), "not the longest log of epoch 1");
 }
+
+#[test]
+fn a_leader_move_hands_a_live_leadership_to_the_next_live_isr_member_in_a_new_epoch() {
+    let mut h = Harness::new(false);
+    assert!(!h.controller.move_leader(0, h.now_ns), "no leader yet: nothing to move");
+    h.advance(MS, &ALL);
+    let before = h.state();
+    assert_eq!(before.leader, Some(0));
+    assert!(h.controller.move_leader(0, h.now_ns));
+    h.advance(MS, &ALL);
+    let after = h.state();
+    assert_eq!((after.leader, after.isr.clone()), (Some(1), before.isr.clone()), "ISR unchanged");
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+    assert!(after.partition_epoch > before.partition_epoch);
+    // Round the ISR, skipping members that are not alive (n2 went silent; its leader
+    // has not shrunk the ISR yet).
+    h.advance(TIMEOUT_NS + MS, &[(0, 10), (1, 11)]);
+    assert_eq!(h.state().leader, Some(1));
+    assert!(h.controller.move_leader(0, h.now_ns));
+    h.advance(MS, &[(0, 10), (1, 11)]);
+    assert_eq!(h.state().leader, Some(0), "moved to the silent n2");
+    // Alone in the ISR, a leader stays.
+    h.alter_isr(vec![0]);
+    let alone = h.state();
+    assert!(!h.controller.move_leader(0, h.now_ns), "moved to a replica out of the ISR");
+    h.advance(MS, &[(0, 10), (1, 11)]);
+    assert_eq!(h.state().leader_epoch, alone.leader_epoch);
+}

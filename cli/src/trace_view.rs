@@ -32,7 +32,8 @@ fn lane_of(event: &TraceEvent) -> Option<NodeId> {
         | TraceEvent::Ignored { node, .. }
         | TraceEvent::SyncDone { node, .. }
         | TraceEvent::DiskCrash { node, .. }
-        | TraceEvent::DiskFault { node, .. } => Some(*node),
+        | TraceEvent::DiskFault { node, .. }
+        | TraceEvent::Operator { node, .. } => Some(*node),
         TraceEvent::Partition { .. }
         | TraceEvent::NetworkFaults { .. }
         | TraceEvent::LimitReached { .. } => None,

@@ -1167,6 +1167,16 @@ impl Process for ClusterProcess {
         self.flush(ctx);
     }
 
+    fn on_operator(&mut self, ctx: &mut Context<'_, Self>, action: u64) {
+        if let ClusterNode::Controller(Some(controller)) = &mut self.node {
+            let partition = (action % u64::from(self.spec.total_partitions())) as u32;
+            if controller.move_leader(partition, ctx.now_ns()) {
+                self.recorder.borrow_mut().count("leader-move");
+            }
+            self.flush(ctx);
+        }
+    }
+
     fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
         match &mut self.node {
             ClusterNode::Broker(broker) => {

@@ -40,6 +40,10 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("failed-sync", "a sync failed"),
     ("halt", "a broker stopped itself on storage it could not trust"),
     ("leader-election", "a partition got a new leader after its first"),
+    (
+        "leader-move",
+        "the controller moved a partition's leadership off its live leader (an operator's leader-move)",
+    ),
     ("follower-truncation", "a replica cut its log by the protocol (epochs or the legacy rule)"),
     ("isr-shrink", "a lagging or lost follower left a partition's in-sync replicas"),
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),

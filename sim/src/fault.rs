@@ -66,6 +66,13 @@ pub enum Fault {
         drop_probability: f64,
         duration_ns: u64,
     },
+    /// An operator's command to the node's process (`Process::on_operator`): for the
+    /// log cluster's controller, move the leadership of partition `action` off its live
+    /// leader (a preferred-leader election, a controlled shutdown's first step).
+    Operator {
+        node: NodeId,
+        action: u64,
+    },
     /// A node's clock steps forward.
     ClockJump {
         node: NodeId,
@@ -100,6 +107,7 @@ impl Fault {
             | Fault::Resume { node }
             | Fault::ClockJump { node, .. }
             | Fault::Disk { node, .. }
+            | Fault::Operator { node, .. }
             | Fault::Partition(Partition::Isolate { node }) => Some(*node),
             _ => None,
         }
@@ -120,6 +128,7 @@ impl Fault {
             Fault::HealAll => 10,
             Fault::Disk { .. } => 11,
             Fault::LinkLoss { .. } => 12,
+            Fault::Operator { .. } => 13,
         }
     }
 
@@ -157,6 +166,7 @@ impl Fault {
             | Fault::Pause { node }
             | Fault::Resume { node }
             | Fault::ClockJump { node, .. }
+            | Fault::Operator { node, .. }
             | Fault::Disk { node, .. } => check_node("fault", *node, nodes),
             Fault::Partition(Partition::Isolate { node }) => check_node("partition", *node, nodes),
             Fault::Partition(Partition::Symmetric { a, b }) => {

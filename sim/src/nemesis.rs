@@ -111,6 +111,9 @@ pub struct FaultMenu {
     /// A random directed link turns lossy every `every`, for `duration`, losing each
     /// message with a probability drawn from `probability`.
     pub lossy_link: Option<(RangeNs, RangeNs, [f64; 2])>,
+    /// Every `every`, an operator's command to `node`, its action drawn in
+    /// `0..actions` (the log cluster: the controller moves partition `action`'s leader).
+    pub operator: Option<(RangeNs, NodeId, u64)>,
 }
 
 /// A fault at a time.
@@ -291,6 +294,14 @@ pub fn expand(
             push(at_ns, Fault::LinkLoss { from, to, drop_probability, duration_ns });
         }
     }
+    if let Some((every, node, actions)) = menu.operator {
+        let on = !menu.swarm || rng.random_bool(0.5);
+        if on && actions > 0 {
+            for at_ns in periodic(rng, every, chaos_ns) {
+                push(at_ns, Fault::Operator { node, action: rng.random_range(0..actions) });
+            }
+        }
+    }
     // Stable: faults at the same time keep the order they were drawn in.
     faults.sort_by_key(|timed| timed.at_ns);
     faults
@@ -324,6 +335,7 @@ mod tests {
             duplicate: Some([0.01, 0.1]),
             burst: Some(([100 * MS, 500 * MS], [10 * MS, 200 * MS])),
             lossy_link: Some(([100 * MS, 500 * MS], [10 * MS, 200 * MS], [0.1, 0.5])),
+            operator: Some(([100 * MS, 500 * MS], NodeId(4), 3)),
         }
     }
 
@@ -339,7 +351,7 @@ mod tests {
         let mut rng = stream(1, StreamId::Nemesis);
         let targets: Vec<NodeId> = (0..5).map(NodeId).collect();
         let faults = expand(&full_menu(false), &targets, &targets, 5, 10_000 * MS, &mut rng);
-        assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]);
+        assert_eq!(kinds(&faults), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]);
         let losses: Vec<f64> = faults
             .iter()
             .filter_map(|timed| match timed.fault {
@@ -365,14 +377,14 @@ mod tests {
             .collect();
         let sizes: Vec<usize> = subsets.iter().map(Vec::len).collect();
         assert!(sizes.iter().any(|&n| n <= 2), "no nearly calm seed in 512");
-        assert!(sizes.contains(&11), "no seed with every fault kind in 512");
+        assert!(sizes.contains(&12), "no seed with every fault kind in 512");
         subsets.sort();
         subsets.dedup();
-        // Drop and duplicate share a trace tag, and so do bursts and lossy links: 8
-        // independent switches, 256 mixes.
+        // Drop and duplicate share a trace tag, and so do bursts and lossy links: 9
+        // independent switches, 512 mixes.
         assert!(
-            subsets.len() > 120,
-            "only {} of 256 possible fault mixes in 512 seeds",
+            subsets.len() > 200,
+            "only {} of 512 possible fault mixes in 512 seeds",
             subsets.len()
         );
     }

@@ -33,6 +33,12 @@ pub trait Process: Sized {
     fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
         let _ = (ctx, ticket, result);
     }
+    /// An operator's command (`Fault::Operator`): the process says what `action` means
+    /// (the log cluster's controller moves the leadership of partition `action`); by
+    /// default none.
+    fn on_operator(&mut self, ctx: &mut Context<'_, Self>, action: u64) {
+        let _ = (ctx, action);
+    }
 }
 
 /// Names a pending timer. Stale once it fired, was cancelled, or its node crashed.

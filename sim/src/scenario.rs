@@ -374,6 +374,12 @@ struct DurationMenuFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct EveryMenuFile {
+    every: DurRange,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LossyLinkMenuFile {
     every: DurRange,
     duration: DurRange,
@@ -413,6 +419,8 @@ struct FaultsFile {
     burst: Option<DurationMenuFile>,
     /// A link loses some of what is sent on it for a while.
     lossy_link: Option<LossyLinkMenuFile>,
+    /// The controller moves a random partition's leadership off its live leader.
+    leader_move: Option<EveryMenuFile>,
     /// The swarm strikes plain producers and consumers too (crashes, pauses, cuts and
     /// clogs): a crashed client's open operation ends indeterminate, and it comes back
     /// as a new process.
@@ -440,6 +448,7 @@ impl Default for FaultsFile {
             duplicate: None,
             burst: None,
             lossy_link: None,
+            leader_move: None,
             clients: false,
             at: Vec::new(),
         }
@@ -471,6 +480,8 @@ struct ScriptedFile {
     probability: Option<Spanned<f64>>,
     /// `network-faults`: the random duplication.
     duplicate: Option<Spanned<f64>>,
+    /// `leader-move`: the partition whose leadership moves.
+    partition: Option<Spanned<u32>>,
 }
 
 /// One node (`"n1"`) or a list of them.
@@ -519,6 +530,8 @@ enum ScriptedKind {
     Disk,
     /// The network's random drop (`probability`) and duplication (`duplicate`).
     NetworkFaults,
+    /// The controller moves the leadership of `partition` off its live leader.
+    LeaderMove,
 }
 
 impl ScriptedKind {
@@ -542,6 +555,7 @@ impl ScriptedKind {
             ScriptedKind::LossyLink => "lossy-link",
             ScriptedKind::Disk => "disk",
             ScriptedKind::NetworkFaults => "network-faults",
+            ScriptedKind::LeaderMove => "leader-move",
         }
     }
 
@@ -556,6 +570,7 @@ impl ScriptedKind {
             ScriptedKind::LossyLink => &["from", "to", "duration", "probability"],
             ScriptedKind::Disk => &["disk", "field", "file", "free_bytes"],
             ScriptedKind::NetworkFaults => &["probability", "duplicate"],
+            ScriptedKind::LeaderMove => &["partition"],
             _ => &[],
         }
     }
@@ -1069,6 +1084,21 @@ impl Source<'_> {
                     Some((every, duration, probability))
                 }
             },
+            operator: match (&faults.leader_move, &system) {
+                (None, _) => None,
+                (Some(m), System::LogCluster(spec)) => {
+                    let every = self.range("faults.leader_move.every", &m.every)?;
+                    if every[0] == 0 {
+                        let message = "faults.leader_move.every: must be above zero".to_owned();
+                        return Err(self.error(Some(m.every.span()), message));
+                    }
+                    Some((every, NodeId(spec.brokers), u64::from(spec.total_partitions())))
+                }
+                (Some(m), _) => {
+                    let message = "faults.leader_move: only a log cluster has leaders".to_owned();
+                    return Err(self.error(Some(m.every.span()), message));
+                }
+            },
         };
         let mut scripted = Vec::new();
         for entry in &faults.at {
@@ -1082,7 +1112,11 @@ impl Source<'_> {
                 );
                 return Err(self.error(Some(entry.span()), message));
             }
-            scripted.extend(self.scripted(entry, nodes, &servers)?);
+            let leaders = match &system {
+                System::LogCluster(spec) => Some((NodeId(spec.brokers), spec.total_partitions())),
+                _ => None,
+            };
+            scripted.extend(self.scripted(entry, nodes, &servers, leaders)?);
         }
         let power_loss =
             faults.at.iter().any(|entry| entry.get_ref().kind == ScriptedKind::PowerLoss);
@@ -1483,6 +1517,7 @@ impl Source<'_> {
         entry: &Spanned<ScriptedFile>,
         nodes: u32,
         servers: &[NodeId],
+        leaders: Option<(NodeId, u32)>,
     ) -> Result<Vec<TimedFault>, ScenarioError> {
         let scripted = entry.get_ref();
         let kind = scripted.kind;
@@ -1497,6 +1532,7 @@ impl Source<'_> {
             | ScriptedKind::Burst
             | ScriptedKind::LossyLink => Some("it names its links' ends in `from` and `to`"),
             ScriptedKind::NetworkFaults => Some("it strikes every link"),
+            ScriptedKind::LeaderMove => Some("the controller moves the leadership"),
             ScriptedKind::Crash
             | ScriptedKind::Restart
             | ScriptedKind::Pause
@@ -1513,7 +1549,8 @@ impl Source<'_> {
             );
             return Err(self.error(Some(target.span()), message));
         }
-        let given: [(&str, bool); 10] = [
+        let given: [(&str, bool); 11] = [
+            ("partition", scripted.partition.is_some()),
             ("duration", scripted.duration.is_some()),
             ("nodes", scripted.nodes.is_some()),
             ("from", scripted.from.is_some()),
@@ -1683,6 +1720,21 @@ impl Source<'_> {
                     (kind, _, _, _) => kind.draw(&mut rng),
                 };
                 Fault::Disk { node: node()?, disk_fault }
+            }
+            ScriptedKind::LeaderMove => {
+                let partition = scripted.partition.as_ref().ok_or_else(|| need("partition"))?;
+                let Some((controller, partitions)) = leaders else {
+                    let message = "faults.at: `leader-move`: only a log cluster has leaders";
+                    return Err(self.error(Some(entry.span()), message.to_owned()));
+                };
+                if *partition.get_ref() >= partitions {
+                    let message = format!(
+                        "faults.at.partition: partition {} does not exist (there are {partitions})",
+                        partition.get_ref()
+                    );
+                    return Err(self.error(Some(partition.span()), message));
+                }
+                Fault::Operator { node: controller, action: u64::from(*partition.get_ref()) }
             }
             ScriptedKind::NetworkFaults => Fault::NetworkFaults {
                 drop_probability: probability("probability", &scripted.probability)?,

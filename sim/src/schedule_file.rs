@@ -465,6 +465,7 @@ fn struck_nodes(fault: &Fault) -> Vec<NodeId> {
         | Fault::Pause { node }
         | Fault::Resume { node }
         | Fault::ClockJump { node, .. }
+        | Fault::Operator { node, .. }
         | Fault::Disk { node, .. } => vec![*node],
         Fault::Partition(_)
         | Fault::Clog { .. }

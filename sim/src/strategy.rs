@@ -278,6 +278,20 @@ fn episodes(scenario: &Scenario) -> BoxedStrategy<Vec<Episode>> {
             );
         }
     }
+    if let Some((every, node, actions)) = menu.operator {
+        if actions > 0 {
+            fit = fit.saturating_add(fitting(chaos_ns, every));
+            kinds.push(
+                (time.clone(), 0..actions)
+                    .prop_map(move |(at_ns, action)| Episode {
+                        at_ns,
+                        opening: Fault::Operator { node, action },
+                        closing: None,
+                    })
+                    .boxed(),
+            );
+        }
+    }
     if let Some((every, forward)) = menu.clock_jump {
         fit = fit.saturating_add(fitting(chaos_ns, every));
         kinds.push(
@@ -496,6 +510,11 @@ mod tests {
                 });
                 if fits { Ok(()) } else { disabled() }
             }
+            Fault::Operator { node, action } => match menu.operator {
+                Some((_, operated, actions)) if *node == operated && *action < actions => Ok(()),
+                Some(_) => Err(format!("{fault:?}: not a command the menu gives")),
+                None => disabled(),
+            },
             Fault::ClockJump { node, forward_ns } => {
                 let Some((_, forward)) = menu.clock_jump else { return disabled() };
                 target(*node)?;

@@ -78,6 +78,11 @@ pub enum TraceEvent {
         links_cut: u32,
         links_digest: u64,
     },
+    /// An operator's command reached the node's process.
+    Operator {
+        node: NodeId,
+        action: u64,
+    },
     /// A link loses messages sent on it with `loss_ppm` until `until_ns`.
     LinkLoss {
         from: NodeId,
@@ -153,6 +158,7 @@ impl TraceEvent {
             TraceEvent::LinkLoss { from, to, until_ns, loss_ppm } => {
                 [19, link(from, to), *until_ns, u64::from(*loss_ppm)]
             }
+            TraceEvent::Operator { node, action } => [20, n(node), *action, 0],
             TraceEvent::ClockJump { node, forward_ns } => [12, n(node), *forward_ns, 0],
             TraceEvent::NetworkFaults { drop_ppm, duplicate_ppm } => {
                 [13, u64::from(*drop_ppm), u64::from(*duplicate_ppm), 0]
@@ -196,6 +202,9 @@ impl fmt::Display for TraceEvent {
             }
             TraceEvent::Clog { from, to, until_ns } => {
                 write!(f, "{from}->{to} clogged until {}", format_ns(*until_ns))
+            }
+            TraceEvent::Operator { node, action } => {
+                write!(f, "{node} takes operator command {action}")
             }
             TraceEvent::LinkLoss { from, to, until_ns, loss_ppm } => write!(
                 f,

@@ -60,6 +60,8 @@ pub struct Stats {
     pub partitions: u64,
     pub heals: u64,
     pub clogs: u64,
+    /// Operator commands a process took (`Fault::Operator`).
+    pub operator_actions: u64,
     /// Links made lossy (a burst is a link that loses everything for a while).
     pub link_losses: u64,
     pub clock_jumps: u64,
@@ -522,6 +524,14 @@ impl<P: Process> World<P> {
                     .trace
                     .record(now_ns, TraceEvent::LinkLoss { from, to, until_ns, loss_ppm });
             }
+            Fault::Operator { node, action } => match self.nodes[node.index()].status {
+                NodeStatus::Up => {
+                    self.core.stats.operator_actions += 1;
+                    self.core.trace.record(now_ns, TraceEvent::Operator { node, action });
+                    self.call(node, |process, ctx| process.on_operator(ctx, action));
+                }
+                _ => ignored(self, node),
+            },
             Fault::Clog { from, to, duration_ns } => {
                 let until_ns = now_ns.saturating_add(duration_ns);
                 self.core.network.clog(from, to, until_ns);

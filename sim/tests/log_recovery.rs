@@ -259,3 +259,41 @@ proptest! {
         prop_assert_eq!(&values[..], &expected[..values.len()], "recovery served something never written");
     }
 }
+
+/// A full disk may refuse a new epoch's checkpoint right at the append that opens the
+/// epoch. The append must then fail whole: nothing in the log, nothing in the segment,
+/// so that the producer told "storage error" (not appended) can retry without the batch
+/// being there twice. (Found by config-swarm seed 1041 through recovery-prefix: the
+/// append wrote the batch, then failed on the checkpoint, and its error made the broker
+/// treat the batch as never written.)
+#[test]
+fn an_append_refused_for_a_full_disk_leaves_nothing_behind_whatever_part_of_it_failed() {
+    // Every amount of room from none to more than the batch and the checkpoint take
+    // (about 230 and 40 bytes), so that each part of the append is the one refused.
+    for room in (0..400).chain([1 << 20]) {
+        let (mut disk, mut log) = synced_log(2);
+        let (end, segment_len) = (log.end_offset(), disk.len(SEGMENT).unwrap());
+        let epochs = log.leader_epochs().to_vec();
+        let mut rng = stream(1, StreamId::Disk(NodeId(0)));
+        disk.inject(DiskFault::OutOfSpace { free_bytes: room }, &mut rng);
+        // A batch of a new epoch (2): its append writes the epoch cache's checkpoint too.
+        let appended = log.append(&mut disk, 0, 2, ProducerStamp::NONE, records(3, 9));
+        match appended {
+            Ok(appended) => {
+                assert!(room >= 230, "room {room}: appended without room");
+                assert_eq!(appended.base_offset, end);
+                assert_eq!(log.end_offset(), end + 3);
+            }
+            Err(error) => {
+                assert!(matches!(error, LogError::Storage(_)), "room {room}: {error}");
+                assert_eq!(log.end_offset(), end, "room {room}: a refused append left its batch");
+                assert_eq!(disk.len(SEGMENT).unwrap(), segment_len, "room {room}: in the file");
+                assert_eq!(log.leader_epochs(), &epochs[..], "room {room}: the epoch stayed");
+                // Once there is room again, the same append goes through.
+                disk.inject(DiskFault::Heal, &mut rng);
+                let again = log.append(&mut disk, 0, 2, ProducerStamp::NONE, records(3, 9));
+                assert_eq!(again.unwrap().base_offset, end, "room {room}");
+            }
+        }
+    }
+}

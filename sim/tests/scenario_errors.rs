@@ -112,6 +112,76 @@ const CASES: &[(&str, &str, &str)] = &[
         "all_hold = true\n\n[coverage]\ncrash = \"half\"",
         "t.toml:28:9: coverage.crash: `half`: write a percentage of runs, like \"5%\"",
     ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"split\"\nnodes = []",
+        "t.toml:18:9: faults.at.nodes: a split needs nodes on both sides",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"split\"\nnodes = [\"n0\"]\nduration = \"1s\"",
+        "t.toml:15:1: faults.at.duration: `split` takes no `duration` (it takes: nodes)",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"clog\"\nfrom = [\"n0\", \"n1\"]\nto = \"n2\"\nduration = \"1s\"",
+        "t.toml:18:8: faults.at.from: name exactly one node",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"burst\"\nfrom = \"n0\"\nto = \"n7\"\nduration = \"1s\"",
+        "t.toml:19:6: faults.at.to: node n7 does not exist (the cluster has 3 nodes)",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"burst\"\nfrom = \"n0\"\nto = \"n1\"",
+        "t.toml:15:1: faults.at: `burst` needs `duration`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"lossy-link\"\nfrom = \"n0\"\nto = \"n1\"\nduration = \"1s\"\nprobability = 1.5",
+        "t.toml:21:15: faults.at.probability: probability 1.5 is outside [0, 1]",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"one-way\"\nfrom = \"n0\"",
+        "t.toml:15:1: faults.at: `one-way` needs `to`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"cut\"\ntarget = \"n1\"",
+        "t.toml:18:10: faults.at.target: `cut` takes no target (it names its links' ends in `from` and `to`), yet names `n1`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"disk\"\ntarget = \"n1\"",
+        "t.toml:15:1: faults.at: `disk` needs `disk`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"disk\"\ntarget = \"n1\"\ndisk = \"bit-rot\"\nfield = \"crc\"",
+        "t.toml:19:8: faults.at.field: disk fault `bit-rot` takes no `field`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"disk\"\ntarget = \"n1\"\ndisk = \"batch-header\"\nfield = \"colour\"",
+        "t.toml:20:9: faults.at.field: unknown variant `colour`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"network-faults\"\nduplicate = 0.1",
+        "t.toml:15:1: faults.at: `network-faults` needs `probability`",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"leader-move\"\npartition = 0",
+        "t.toml:15:1: faults.at: `leader-move`: only a log cluster has leaders",
+    ),
+    (
+        "kind = \"crash\"\ntarget = \"n1\"",
+        "kind = \"leader-move\"",
+        "t.toml:15:1: faults.at: `leader-move` needs `partition`",
+    ),
     ("name = \"t\"", "name = ", "t.toml:2:8: invalid string"),
 ];
 

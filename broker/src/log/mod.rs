@@ -274,9 +274,30 @@ impl PartitionLog {
         {
             self.roll(storage)?;
         }
+        // A batch that opens an epoch writes the epoch cache's checkpoint first: an
+        // append refused (a full disk) must leave nothing behind, or the batch would sit
+        // in a log whose caller was told it was not written (and a retry would write it
+        // twice). A checkpoint naming an epoch that starts at the log end is harmless:
+        // recovery keeps only epochs that start below the end.
+        let opens_epoch = self.epochs.last().is_none_or(|&(epoch, _)| header.leader_epoch > epoch);
+        if opens_epoch {
+            self.epochs.push((header.leader_epoch, header.base_offset));
+            if let Err(error) = self.write_epochs(storage) {
+                self.epochs.pop();
+                return Err(error.into());
+            }
+        }
         let interval = self.config.index_interval_bytes;
         let active = self.segments.last_mut().expect("a log always has a segment");
-        let position = storage.append(&active.log_path, bytes)?;
+        let position = match storage.append(&active.log_path, bytes) {
+            Ok(position) => position,
+            Err(error) => {
+                if opens_epoch {
+                    self.epochs.pop();
+                }
+                return Err(error.into());
+            }
+        };
         assert_eq!(
             position, active.size_bytes,
             "{}: file and log disagree on the size",
@@ -284,10 +305,6 @@ impl PartitionLog {
         );
         active.note_batch(header.base_offset, header.end_offset(), position, size, interval);
         active.dirty = true;
-        if self.epochs.last().is_none_or(|&(epoch, _)| header.leader_epoch > epoch) {
-            self.epochs.push((header.leader_epoch, header.base_offset));
-            self.write_epochs(storage)?;
-        }
         match self.config.flush {
             FlushPolicy::EveryAppend => self.flush(storage, now_ns)?,
             FlushPolicy::Interval { .. } | FlushPolicy::Never => {}
