@@ -53,8 +53,8 @@ fn each_bad_input_names_its_line_and_problem() {
         (lines(&[HEADER, "", SEND_A]), "line 2: empty line"),
         (lines(&[HEADER, r#"{"type":"commit","node":1}"#]), "line 2: unknown line type `commit`"),
         (
-            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe"}"#]),
-            "line 2: unknown operation `subscribe`",
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"unsubscribe"}"#]),
+            "line 2: unknown operation `unsubscribe`",
         ),
         (
             lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"f":"send"}"#]),
@@ -607,6 +607,7 @@ fn transactional_lines_round_trip() {
         from: 0,
         records,
         isolation: Isolation::ReadUncommitted,
+        assignment: None,
     };
     builder.invoke(5, 1, read(vec![])).expect("poll");
     builder
