@@ -169,7 +169,7 @@ pub enum Op {
         from: u64,
         records: Vec<Record>,
         isolation: Isolation,
-        assignment: Option<Vec<u32>>,
+        assignment: Option<Box<[u32]>>,
     },
     /// Assign partitions to the consumer. `seek: true` (the default on the wire): every
     /// assigned partition's position is reset, each next poll states its own start.
@@ -179,7 +179,7 @@ pub enum Op {
     /// Join consumer group `group` for `partitions` (what the group may assign; a
     /// history names partitions, not topics). The completion may state `assignment`, the
     /// partitions the client was given. Later rebalances are stated on polls.
-    Subscribe { group: String, partitions: Vec<u32>, assignment: Option<Vec<u32>> },
+    Subscribe { group: String, partitions: Vec<u32>, assignment: Option<Box<[u32]>> },
     /// Take the transactional id (Kafka's InitProducerId): once it completes `ok`, every
     /// earlier holder of the id is fenced.
     Init { txn_id: String },

@@ -568,7 +568,7 @@ fn event_from_wire(
                 from: need(wire.from, what, "from")?,
                 records: records_from_wire(records, interner),
                 isolation: isolation_from_wire(wire.isolation.take())?,
-                assignment: wire.assignment.take(),
+                assignment: wire.assignment.take().map(Vec::into_boxed_slice),
             }
         }
         "assign" => {
@@ -590,7 +590,7 @@ fn event_from_wire(
             Op::Subscribe {
                 group: need(wire.group.take(), what, "group")?,
                 partitions: need(wire.partitions.take(), what, "partitions")?,
-                assignment: wire.assignment.take(),
+                assignment: wire.assignment.take().map(Vec::into_boxed_slice),
             }
         }
         "init" => {
