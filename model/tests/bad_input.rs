@@ -11,6 +11,12 @@ const HEADER: &str = r#"{"v":1,"system":"s","config":{}}"#;
 const SEND_A: &str = r#"{"i":0,"t_ns":10,"process":0,"type":"invoke","f":"send","partition":0,"key":"k","value":"a"}"#;
 const SEND_A_OK: &str = r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"send","partition":0,"key":"k","value":"a","offset":0}"#;
 
+const SUBSCRIBE: &str = r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","group":"g","partitions":[0,1]}"#;
+const SUBSCRIBE_OK: &str = r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"subscribe","group":"g","partitions":[0,1],"assignment":[0]}"#;
+const POLL: &str =
+    r#"{"i":2,"t_ns":3,"process":0,"type":"invoke","f":"poll","partition":0,"from":0}"#;
+const SUBSCRIBE_TOPICS: &str = r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","group":"g","topics":["orders"]}"#;
+
 const TXN: &str = r#"{"i":0,"t_ns":10,"process":0,"type":"invoke","f":"txn","txn_id":"tx","ops":[{"f":"send","partition":0,"key":"k","value":"t1"},{"f":"poll","partition":1,"from":0},{"f":"commit-offset","group":"g","partition":2,"from":5,"to":9}]}"#;
 const TXN_OK: &str = r#"{"i":1,"t_ns":20,"process":0,"type":"ok","f":"txn","txn_id":"tx","ops":[{"f":"send","partition":0,"key":"k","value":"t1","offset":4},{"f":"poll","partition":1,"from":0,"records":[]},{"f":"commit-offset","group":"g","partition":2,"from":5,"to":9}]}"#;
 
@@ -53,8 +59,8 @@ fn each_bad_input_names_its_line_and_problem() {
         (lines(&[HEADER, "", SEND_A]), "line 2: empty line"),
         (lines(&[HEADER, r#"{"type":"commit","node":1}"#]), "line 2: unknown line type `commit`"),
         (
-            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe"}"#]),
-            "line 2: unknown operation `subscribe`",
+            lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"unsubscribe"}"#]),
+            "line 2: unknown operation `unsubscribe`",
         ),
         (
             lines(&[HEADER, r#"{"i":0,"t_ns":1,"process":0,"f":"send"}"#]),
@@ -364,7 +370,118 @@ fn each_bad_input_names_its_line_and_problem() {
             "line 2: malformed line: expected a JSON object {...} on every line, found a number",
         ),
         // A byte-order mark is read before the header only.
-        (lines(&[HEADER, "\u{feff}{}"]), "line 2: malformed line: expected value (column 1)"),
+        (lines(&[HEADER, "\u{feff}{}"]), "line 2: malformed line: expected value (column 1)"), // Consumer groups and assigns without a seek.
+        (
+            lines(&[HEADER, SUBSCRIBE_TOPICS]),
+            "line 2: a subscribe invoke names `topics`, but a history names partitions, not topics: state the consumer group as `group` and the partitions it may assign as `partitions`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","partitions":[0]}"#,
+            ]),
+            "line 2: a subscribe invoke has no `group`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","group":"g"}"#,
+            ]),
+            "line 2: a subscribe invoke has no `partitions`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","group":"g","partitions":[0],"assignment":[0]}"#,
+            ]),
+            "line 2: `assignment` does not belong on a subscribe invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"subscribe","group":7,"partitions":[0]}"#,
+            ]),
+            "line 2: malformed line: invalid type: integer `7`, expected a string",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SUBSCRIBE,
+                r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"subscribe","group":"g","partitions":[0,1],"assignment":[2]}"#,
+            ]),
+            "line 3: assignment [2] names partition 2, which the subscribe's partitions [0, 1] do not",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SUBSCRIBE,
+                r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"subscribe","group":"h","partitions":[0,1]}"#,
+            ]),
+            "line 3: ok does not match its invoke on line 2: group `h` vs `g`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SUBSCRIBE,
+                SUBSCRIBE_OK,
+                r#"{"i":2,"t_ns":3,"process":0,"type":"invoke","f":"poll","partition":0,"from":0,"assignment":[0]}"#,
+            ]),
+            "line 4: `assignment` does not belong on a poll invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                SUBSCRIBE,
+                SUBSCRIBE_OK,
+                POLL,
+                r#"{"i":3,"t_ns":4,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"assignment":[0,3],"records":[]}"#,
+            ]),
+            "line 5: assignment [0, 3] names partition 3, which the subscribe on line 2 does not ([0, 1])",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":3,"process":0,"type":"invoke","f":"poll","partition":0,"from":0}"#,
+                r#"{"i":1,"t_ns":4,"process":0,"type":"ok","f":"poll","partition":0,"from":0,"assignment":[0],"records":[]}"#,
+            ]),
+            "line 3: a poll states a rebalance (`assignment`), but process 0 is not subscribed",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"send","partition":0,"value":"a","topics":["t"]}"#,
+            ]),
+            "line 2: `topics` does not belong on a send invoke",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"assign","partitions":[0],"seek":"no"}"#,
+            ]),
+            "line 2: malformed line: invalid type: string \"no\", expected a boolean",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"assign","seek":false}"#,
+            ]),
+            "line 2: an assign invoke has no `partitions`",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"assign","partitions":[0],"seek":false}"#,
+                r#"{"i":1,"t_ns":2,"process":0,"type":"ok","f":"assign","partitions":[0]}"#,
+            ]),
+            "line 3: ok does not match its invoke on line 2: seek true vs false",
+        ),
+        (
+            lines(&[
+                HEADER,
+                r#"{"i":0,"t_ns":1,"process":0,"type":"invoke","f":"assign","partitions":[0],"group":"g"}"#,
+            ]),
+            "line 2: `group` does not belong on an assign invoke",
+        ),
     ];
     for (text, expected) in cases {
         let error = parse(&text).expect_err(&text);
@@ -607,6 +724,7 @@ fn transactional_lines_round_trip() {
         from: 0,
         records,
         isolation: Isolation::ReadUncommitted,
+        assignment: None,
     };
     builder.invoke(5, 1, read(vec![])).expect("poll");
     builder
@@ -639,4 +757,18 @@ fn transactional_lines_round_trip() {
         parse(&plain).expect("valid").to_jsonl().lines().skip(1).collect::<Vec<_>>(),
         [SEND_A, SEND_A_OK]
     );
+}
+
+#[test]
+fn subscribe_and_assign_without_a_seek_round_trip() {
+    for file in ["valid-subscribe-rebalance", "valid-assign-no-seek"] {
+        let path = format!("{}/tests/histories/{file}.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("the history file");
+        let history = parse(&text).expect("valid");
+        let written = history.to_jsonl();
+        assert_eq!(parse(&written).expect("round trip"), history, "{file}");
+        // A seeking assign writes no `seek`, a non-seeking one `"seek":false`.
+        assert_eq!(written.contains(r#""seek":false"#), file.contains("assign"), "{file}");
+        assert_eq!(written.contains(r#""assignment":["#), file.contains("subscribe"), "{file}");
+    }
 }

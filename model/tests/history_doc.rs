@@ -99,3 +99,23 @@ fn the_documented_nothing_to_judge_verdict_is_what_an_empty_history_gets() {
     let last = verdict.to_string().lines().last().expect("a verdict line").to_string();
     assert_eq!(format!("{last}\n"), blocks("text-nothing")[0]);
 }
+
+#[test]
+fn the_documented_group_example_is_judged_as_described() {
+    let body = &blocks("jsonl-groups")[0];
+    let text = format!("{{\"v\":1,\"system\":\"doc\"}}\n{body}");
+    let history = parse_history_str(&text).unwrap_or_else(|e| panic!("HISTORY.md groups: {e}"));
+    let verdict = check(&history);
+    assert!(verdict.holds() && verdict.anomalies.is_empty(), "{verdict}");
+    // Without the rebalance, reading `b` again is a rewind within one assignment.
+    let unstated = text.replace(r#""assignment":[0],"#, "");
+    let verdict = check(&parse_history_str(&unstated).expect("valid"));
+    assert_eq!(verdict.violated(), vec![Invariant::NonmonotonicPoll], "{verdict}");
+    // Reading `a` again, below what the group committed, is one despite the rebalance.
+    let below = text
+        .replace(r#""partition":0,"from":1"#, r#""partition":0,"from":0"#)
+        .replace(r#""records":[[1,null,"b"]]"#, r#""records":[[0,null,"a"]]"#);
+    let verdict = check(&parse_history_str(&below).expect("valid"));
+    assert_eq!(verdict.violated(), vec![Invariant::NonmonotonicPoll], "{verdict}");
+    assert_eq!(format!("{}\n", verdict.anomalies[0]), blocks("text-groups")[0]);
+}

@@ -123,6 +123,15 @@ const TABLE: &[Row] = &[
     // The kinds Jepsen names that logjam folded or missed, each with its near-miss.
     row("precommitted-read", &["precommitted-read"], &[]),
     row("valid-reads-of-other-transactions", &[], &[]),
+    // Assigns without a seek (a partition that stays assigned keeps its position) and
+    // consumer groups (skips and rewinds across a rebalance allowed, not below the
+    // group's committed offset), each with the valid near-miss.
+    row("assign-no-seek-skip", &["poll-skip"], &[]),
+    row("assign-no-seek-rewind", &["nonmonotonic-poll"], &[]),
+    row("valid-assign-no-seek", &[], &[]),
+    row("subscribe-poll-skip", &["poll-skip"], &[]),
+    row("subscribe-rebalance-below-committed", &["nonmonotonic-poll"], &[]),
+    row("valid-subscribe-rebalance", &[], &[]),
     row("int-nonmonotonic-poll", &["int-nonmonotonic-poll"], &[]),
     row("int-poll-skip", &["int-poll-skip"], &[]),
     row("valid-polls-step-over-gaps", &[], &[]),

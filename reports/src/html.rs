@@ -1897,7 +1897,12 @@ fn op_text(history: &model::History, bar: &OpBar) -> (String, String) {
             format!("poll partition {partition} from offset {from}"),
             format!("poll p{partition}@{from}"),
         ),
-        model::Op::Assign { partitions } => (format!("assign {partitions:?}"), "assign".to_owned()),
+        model::Op::Assign { partitions, .. } => {
+            (format!("assign {partitions:?}"), "assign".to_owned())
+        }
+        model::Op::Subscribe { group, partitions, .. } => {
+            (format!("subscribe {group} {partitions:?}"), "subscribe".to_owned())
+        }
         model::Op::Init { txn_id } => {
             (format!("init transactional id {txn_id}"), "init".to_owned())
         }

@@ -864,12 +864,13 @@ impl ClusterProcess {
                         from: poll.from,
                         records,
                         isolation,
+                        assignment: None,
                     };
                     recorder.event(t_ns, me, kind, op, error);
                     if poll.reset_to.is_some() {
                         // The consumer seeks back: an assign in the history's terms.
                         let partitions = (0..self.spec.total_partitions()).collect::<Vec<_>>();
-                        let op = model::Op::Assign { partitions };
+                        let op = model::Op::Assign { partitions, seek: true };
                         recorder.event(t_ns, me, model::EventType::Invoke, op.clone(), None);
                         recorder.event(t_ns, me, model::EventType::Ok, op, None);
                     }
@@ -1142,8 +1143,13 @@ impl Process for ClusterProcess {
                 if let Some((partition, from)) = consumer.next_poll().filter(|_| self.polling) {
                     if consumer.poll(now_ns) {
                         let isolation = model_isolation(consumer.isolation());
-                        let op =
-                            model::Op::Poll { partition, from, records: Vec::new(), isolation };
+                        let op = model::Op::Poll {
+                            partition,
+                            from,
+                            records: Vec::new(),
+                            isolation,
+                            assignment: None,
+                        };
                         let (t_ns, me) = (ctx.global_now_ns(), ctx.node().0);
                         self.recorder.borrow_mut().event(
                             t_ns,

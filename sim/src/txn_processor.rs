@@ -184,7 +184,7 @@ impl Processor {
     /// A consumer of the processor moved its position: the history says so with an
     /// assign, after which a poll may start anywhere.
     fn record_assign(&mut self, partition: u32) {
-        let op = model::Op::Assign { partitions: vec![partition] };
+        let op = model::Op::Assign { partitions: vec![partition], seek: true };
         self.steps.push(Step::Invoke(op.clone()));
         self.steps.push(Step::Complete(model::EventType::Ok, op, None));
     }
@@ -261,7 +261,7 @@ impl Processor {
         let model::Op::Poll { partition, from, isolation, .. } = op else {
             unreachable!("the operation under way is this poll")
         };
-        let done = model::Op::Poll { partition, from, records: seen, isolation };
+        let done = model::Op::Poll { partition, from, records: seen, isolation, assignment: None };
         self.complete(model::EventType::Ok, done, None);
         match &mut self.phase {
             Phase::Recover { committed_to } => {

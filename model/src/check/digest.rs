@@ -209,7 +209,7 @@ impl<'h> Digest<'h> {
             sort_claims(&mut digest.claims);
             digest.collect_facts();
         }
-        digest.index_reach();
+        digest.reach_start = digest.reach_starts();
         digest
     }
 
@@ -261,20 +261,22 @@ impl<'h> Digest<'h> {
     }
 
     /// `reach_start` of every poll: one sweep in event order keeps, per (process,
-    /// partition), the last offset its ok polls read since its last `assign`.
-    fn index_reach(&mut self) {
+    /// partition), the last offset its ok polls read since its position last started
+    /// anew (an assign, a subscribe, a rebalance: `membership`).
+    fn reach_starts(&self) -> Vec<u64> {
         let history = self.history;
         let mut last_read: BTreeMap<(u64, u32), u64> = BTreeMap::new();
+        let mut membership = super::membership::Membership::new(self);
+        let mut resets = Vec::new();
         let mut by_completion: Vec<(u32, u32)> =
             self.polls.iter().enumerate().map(|(index, poll)| (poll.event, index as u32)).collect();
         by_completion.sort_unstable();
         let mut reach_start = vec![0; self.polls.len()];
         let mut next = by_completion.iter().peekable();
         for (index, event) in history.events().iter().enumerate() {
-            if let (EventType::Invoke, Op::Assign { partitions }) = (event.kind, &event.op) {
-                for &partition in partitions {
-                    last_read.remove(&(event.process, self.part(partition)));
-                }
+            membership.resets(index, event, &mut resets);
+            for reset in &resets {
+                last_read.remove(&(event.process, reset.part));
             }
             while let Some(&&(_, poll)) = next.peek().filter(|&&&(at, _)| at as usize == index) {
                 next.next();
@@ -291,7 +293,7 @@ impl<'h> Digest<'h> {
                 }
             }
         }
-        self.reach_start = reach_start;
+        reach_start
     }
 
     /// The dense index of a partition the history mentions.

@@ -22,7 +22,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
         }
         let invoke = history.invoke_of(op);
         let partition = match &invoke.op {
-            Op::Assign { .. } | Op::Init { .. } => None,
+            Op::Assign { .. } | Op::Subscribe { .. } | Op::Init { .. } => None,
             op => op.partitions().next(),
         };
         findings.found(Invariant::StillPending, Guarantee::Liveness, partition, || {

@@ -18,6 +18,7 @@ mod durability;
 mod exactly_once;
 mod internal_sends;
 mod liveness;
+mod membership;
 mod offsets;
 mod polls;
 mod precommitted;

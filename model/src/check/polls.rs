@@ -23,17 +23,21 @@ use std::collections::BTreeMap;
 
 use super::Findings;
 use super::digest::{Claim, Digest, Outcome};
-use crate::history::{EventType, Op};
+use super::membership::Membership;
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
 
-/// Where a consumer's reading of one partition stands, since its last seek.
+/// Where a consumer's reading of one partition stands, since it last started anew (a
+/// seek, a subscribe, a rebalance: `membership`).
 #[derive(Default)]
 struct Position {
     /// The last offset its ok polls read, and the event that read it.
     read: Option<(u64, usize)>,
     /// The last offsets of `info` polls since then, each a position it may be at.
     maybe: BTreeMap<u64, usize>,
+    /// After a subscribe or a rebalance: the offset its group had committed, below
+    /// which it may not start (and the event that committed it).
+    floor: Option<(u64, usize)>,
 }
 
 /// The position a poll is judged from: one past a read (of an earlier operation, or of
@@ -44,6 +48,8 @@ struct Baseline {
     last: Option<(u64, usize)>,
     /// The previous read is a poll micro-op of the same operation.
     internal: bool,
+    /// With no read yet: the group's committed offset the reading may not start below.
+    floor: Option<(u64, usize)>,
 }
 
 /// A problem found with a poll: its kind, explanation and witness.
@@ -57,11 +63,18 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
         digest.polls.iter().enumerate().map(|(index, poll)| (poll.event, index as u32)).collect();
     by_completion.sort_unstable();
     let mut next = 0;
+    let mut membership = Membership::new(digest);
+    let mut resets = Vec::new();
     for (index, event) in digest.history.events().iter().enumerate() {
-        if let (EventType::Invoke, Op::Assign { partitions }) = (event.kind, &event.op) {
-            for &partition in partitions {
-                positions.remove(&(event.process, digest.part(partition)));
-            }
+        membership.resets(index, event, &mut resets);
+        for reset in &resets {
+            let place = (event.process, reset.part);
+            match reset.floor {
+                None => positions.remove(&place),
+                Some(floor) => {
+                    positions.insert(place, Position { floor: Some(floor), ..Position::default() })
+                }
+            };
         }
         let first = next;
         while by_completion.get(next).is_some_and(|&(at, _)| at as usize == index) {
@@ -104,9 +117,8 @@ fn judge_operation(
         let position = positions.get(&(view.process, view.part));
         let poll_judged = Poll { digest, index: poll, event };
         let problems = match read_here.get(&view.part) {
-            Some(&earlier) => {
-                poll_judged.problems(Baseline { last: Some(earlier), internal: true }, known)
-            }
+            Some(&earlier) => poll_judged
+                .problems(Baseline { last: Some(earlier), internal: true, floor: None }, known),
             None => poll_judged.judged_from(position, known),
         };
         for (invariant, explanation, witness) in problems {
@@ -120,7 +132,9 @@ fn judge_operation(
     for (part, read) in read_here {
         let position = positions.entry((process, part)).or_default();
         match outcome {
-            Outcome::Ok => *position = Position { read: Some(read), maybe: BTreeMap::new() },
+            Outcome::Ok => {
+                *position = Position { read: Some(read), maybe: BTreeMap::new(), floor: None };
+            }
             Outcome::Info => {
                 position.maybe.insert(read.0, read.1);
             }
@@ -141,7 +155,9 @@ impl Poll<'_, '_> {
     /// read, unless an `info` poll may have moved it to a place the poll reads fine from
     /// (the highest such place below the poll's first record).
     fn judged_from(&self, position: Option<&Position>, known: &[Vec<(u64, u32)>]) -> Vec<Problem> {
-        let definite = Baseline { last: position.and_then(|p| p.read), internal: false };
+        let read = position.and_then(|p| p.read);
+        let floor = position.and_then(|p| p.floor).filter(|_| read.is_none());
+        let definite = Baseline { last: read, internal: false, floor };
         let problems = self.problems(definite, known);
         if problems.is_empty() {
             return problems;
@@ -150,7 +166,8 @@ impl Poll<'_, '_> {
         let maybe = position.and_then(|p| p.maybe.range(..first).next_back());
         match maybe {
             Some((&offset, &event)) if definite.last.is_none_or(|(read, _)| offset > read) => {
-                let alternative = Baseline { last: Some((offset, event)), internal: false };
+                let alternative =
+                    Baseline { last: Some((offset, event)), internal: false, floor: None };
                 let other = self.problems(alternative, known);
                 if other.is_empty() { other } else { problems }
             }
@@ -187,6 +204,15 @@ impl Poll<'_, '_> {
                 invariant,
                 format!("read offset {first} after {whose} read up to {last}"),
                 witness,
+            ));
+        }
+        if let Some((floor, committed)) = baseline.floor.filter(|&(floor, _)| first < floor) {
+            return Some((
+                Invariant::NonmonotonicPoll,
+                format!(
+                    "read offset {first} after its group's rebalance, but the group had committed its position at offset {floor} (offsets below it processed)"
+                ),
+                vec![digest.witness.event(committed), this()],
             ));
         }
         if first < view.from && !baseline.internal {

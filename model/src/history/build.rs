@@ -30,6 +30,9 @@ pub(crate) struct Validator {
     /// (partition, value) index.
     sends: Vec<SendAt>,
     value_index: ValueIndex,
+    /// Each subscribed process's latest `subscribe` (an index into `ops`), until it
+    /// assigns: a poll may state a rebalance only then.
+    subscribed: BTreeMap<u64, u32>,
 }
 
 fn invalid(line: u64, message: String) -> HistoryError {
@@ -65,6 +68,7 @@ impl Validator {
             closing_first_line: None,
             sends: Vec::new(),
             value_index: ValueIndex::with_capacity(0),
+            subscribed: BTreeMap::new(),
         }
     }
 
@@ -138,11 +142,35 @@ impl Validator {
                 offset_in_range(line, "offset", *offset)
             }
             Op::Send { offset: None, .. } | Op::Assign { .. } | Op::Init { .. } => Ok(()),
-            Op::Poll { from, records, .. } => {
+            Op::Subscribe { partitions, assignment, .. } => {
+                let Some(assignment) = assignment else { return Ok(()) };
+                if event.kind == EventType::Invoke {
+                    return Err(invalid(
+                        line,
+                        format!("`assignment` does not belong on a subscribe {kind}"),
+                    ));
+                }
+                match assignment.iter().find(|partition| !partitions.contains(partition)) {
+                    Some(stray) => Err(invalid(
+                        line,
+                        format!(
+                            "assignment {assignment:?} names partition {stray}, which the subscribe's partitions {partitions:?} do not"
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            Op::Poll { from, records, assignment, .. } => {
                 if !records.is_empty() && event.kind == EventType::Invoke {
                     return Err(invalid(
                         line,
                         format!("`records` does not belong on a poll {kind}"),
+                    ));
+                }
+                if assignment.is_some() && event.kind == EventType::Invoke {
+                    return Err(invalid(
+                        line,
+                        format!("`assignment` does not belong on a poll {kind}"),
                     ));
                 }
                 offset_in_range(line, "from", *from)?;
@@ -188,6 +216,15 @@ impl Validator {
             _ => Vec::new(),
         };
         self.check_unsent(line, &sent)?;
+        match &event.op {
+            Op::Subscribe { .. } => {
+                self.subscribed.insert(event.process, op);
+            }
+            Op::Assign { .. } => {
+                self.subscribed.remove(&event.process);
+            }
+            _ => {}
+        }
         self.ops.push(OpSpan { invoke: self.events.len() as u32, completion: None });
         for (at, partition, value) in sent {
             self.index_send(partition, value, at, &event.op);
@@ -253,8 +290,35 @@ impl Validator {
                 ),
             ));
         }
+        if let Op::Poll { assignment: Some(assignment), .. } = &event.op {
+            if let Err(problem) = self.check_rebalance(event.process, assignment) {
+                self.pending.insert(event.process, op);
+                return Err(invalid(line, problem));
+            }
+        }
         self.ops[op as usize].completion = Some(self.events.len() as u32);
         Ok(op)
+    }
+
+    /// A poll states a rebalance (`assignment`): its process must be subscribed, and the
+    /// group may give it only partitions its subscription names.
+    fn check_rebalance(&self, process: u64, assignment: &[u32]) -> Result<(), String> {
+        let Some(&subscribe) = self.subscribed.get(&process) else {
+            return Err(format!(
+                "a poll states a rebalance (`assignment`), but process {process} is not subscribed: only a consumer that subscribed to a group (and has not assigned since) is rebalanced"
+            ));
+        };
+        let invoke = &self.events[self.ops[subscribe as usize].invoke as usize];
+        let Op::Subscribe { partitions, .. } = &invoke.op else {
+            unreachable!("subscribed holds subscribes")
+        };
+        match assignment.iter().find(|partition| !partitions.contains(partition)) {
+            Some(stray) => Err(format!(
+                "assignment {assignment:?} names partition {stray}, which the subscribe on line {} does not ({partitions:?})",
+                invoke.i + 2
+            )),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn push_closing(&mut self, closing: Closing) -> Result<(), HistoryError> {
@@ -479,8 +543,22 @@ fn mismatch(invoke: &Op, completion: &Op) -> Option<String> {
                 None
             }
         }
-        (Op::Assign { partitions: a }, Op::Assign { partitions: b }) => {
-            (a != b).then(|| format!("partitions {b:?} vs {a:?}"))
+        (Op::Assign { partitions: a, seek: s1 }, Op::Assign { partitions: b, seek: s2 }) => {
+            if a != b {
+                Some(format!("partitions {b:?} vs {a:?}"))
+            } else {
+                (s1 != s2).then(|| format!("seek {s2} vs {s1}"))
+            }
+        }
+        (
+            Op::Subscribe { group: g1, partitions: a, .. },
+            Op::Subscribe { group: g2, partitions: b, .. },
+        ) => {
+            if g1 != g2 {
+                Some(format!("group `{}` vs `{}`", quoted(g2), quoted(g1)))
+            } else {
+                (a != b).then(|| format!("partitions {b:?} vs {a:?}"))
+            }
         }
         (Op::Init { txn_id: a }, Op::Init { txn_id: b }) => {
             (a != b).then(|| format!("txn_id `{}` vs `{}`", quoted(b), quoted(a)))

@@ -161,10 +161,25 @@ impl Isolation {
 pub enum Op {
     /// Append one record. Values are unique per partition, so a value names its send.
     Send { partition: u32, key: Option<String>, value: String, offset: Option<u64> },
-    /// Read a partition from an offset (the consumer's position).
-    Poll { partition: u32, from: u64, records: Vec<Record>, isolation: Isolation },
-    /// Assign partitions to the consumer, resetting its positions (a seek).
-    Assign { partitions: Vec<u32> },
+    /// Read a partition from an offset (the consumer's position). A subscribed
+    /// consumer's completion may state `assignment`: during this poll the group
+    /// rebalanced and gave the consumer these partitions (a result, never on an invoke).
+    Poll {
+        partition: u32,
+        from: u64,
+        records: Vec<Record>,
+        isolation: Isolation,
+        assignment: Option<Box<[u32]>>,
+    },
+    /// Assign partitions to the consumer. `seek: true` (the default on the wire): every
+    /// assigned partition's position is reset, each next poll states its own start.
+    /// `seek: false` (Kafka's `assign` alone): a partition that stays assigned keeps its
+    /// position, a newly assigned one starts anywhere.
+    Assign { partitions: Vec<u32>, seek: bool },
+    /// Join consumer group `group` for `partitions` (what the group may assign; a
+    /// history names partitions, not topics). The completion may state `assignment`, the
+    /// partitions the client was given. Later rebalances are stated on polls.
+    Subscribe { group: String, partitions: Vec<u32>, assignment: Option<Box<[u32]>> },
     /// Take the transactional id (Kafka's InitProducerId): once it completes `ok`, every
     /// earlier holder of the id is fenced.
     Init { txn_id: String },
@@ -180,6 +195,7 @@ impl Op {
             Op::Send { .. } => "send",
             Op::Poll { .. } => "poll",
             Op::Assign { .. } => "assign",
+            Op::Subscribe { .. } => "subscribe",
             Op::Init { .. } => "init",
             Op::Txn { .. } => "txn",
         }
@@ -187,7 +203,18 @@ impl Op {
 
     /// A read_committed poll without results (an invocation).
     pub fn poll(partition: u32, from: u64) -> Op {
-        Op::Poll { partition, from, records: Vec::new(), isolation: Isolation::ReadCommitted }
+        Op::Poll {
+            partition,
+            from,
+            records: Vec::new(),
+            isolation: Isolation::ReadCommitted,
+            assignment: None,
+        }
+    }
+
+    /// A seeking assign of `partitions` (every position reset).
+    pub fn assign(partitions: Vec<u32>) -> Op {
+        Op::Assign { partitions, seek: true }
     }
 
     /// A transaction of `ops` under `txn_id`.
@@ -219,7 +246,7 @@ impl Op {
     /// reads.
     pub(crate) fn polls(&self) -> impl Iterator<Item = PollArgs<'_>> {
         let (single, micro): (Option<PollArgs<'_>>, &[MicroOp]) = match self {
-            Op::Poll { partition, from, records, isolation } => (
+            Op::Poll { partition, from, records, isolation, .. } => (
                 Some(PollArgs {
                     partition: *partition,
                     from: *from,
@@ -234,11 +261,13 @@ impl Op {
         single.into_iter().chain(micro.iter().filter_map(MicroOp::poll_args))
     }
 
-    /// Every partition the operation writes, reads or assigns (not the input partitions
-    /// of offset commits, which name a consumer group's input).
+    /// Every partition the operation writes, reads, assigns or subscribes to (not the
+    /// input partitions of offset commits, which name a consumer group's input).
     pub(crate) fn partitions(&self) -> impl Iterator<Item = u32> + '_ {
         let assigned = match self {
-            Op::Assign { partitions } => partitions.as_slice(),
+            Op::Assign { partitions, .. } | Op::Subscribe { partitions, .. } => {
+                partitions.as_slice()
+            }
             _ => &[],
         };
         self.sends()

@@ -271,6 +271,11 @@ struct LineIn<'a> {
     last_stable_offset: Option<u64>,
     aborted: Option<Vec<u64>>,
     log_end_offset: Option<u64>,
+    group: Option<String>,
+    seek: Option<bool>,
+    assignment: Option<Vec<u32>>,
+    /// Read only to refuse it in words: a history names partitions, not topics.
+    topics: Option<de::IgnoredAny>,
 }
 
 /// A micro-op of a `txn`, as read: every field optional, none unknown.
@@ -327,11 +332,17 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     txn_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     partition: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     partitions: Option<&'a [u32]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seek: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignment: Option<&'a [u32]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,9 +420,13 @@ mod field {
     pub const LAST_STABLE_OFFSET: u32 = 1 << 19;
     pub const ABORTED: u32 = 1 << 20;
     pub const LOG_END_OFFSET: u32 = 1 << 21;
+    pub const GROUP: u32 = 1 << 22;
+    pub const SEEK: u32 = 1 << 23;
+    pub const ASSIGNMENT: u32 = 1 << 24;
+    pub const TOPICS: u32 = 1 << 25;
 
     /// The name of each bit.
-    pub const NAMES: [&str; 22] = [
+    pub const NAMES: [&str; 26] = [
         "i",
         "t_ns",
         "process",
@@ -434,6 +449,10 @@ mod field {
         "last_stable_offset",
         "aborted",
         "log_end_offset",
+        "group",
+        "seek",
+        "assignment",
+        "topics",
     ];
 }
 
@@ -464,6 +483,10 @@ impl LineIn<'_> {
             (LAST_STABLE_OFFSET, self.last_stable_offset.is_some()),
             (ABORTED, self.aborted.is_some()),
             (LOG_END_OFFSET, self.log_end_offset.is_some()),
+            (GROUP, self.group.is_some()),
+            (SEEK, self.seek.is_some()),
+            (ASSIGNMENT, self.assignment.is_some()),
+            (TOPICS, self.topics.is_some()),
         ]
         .into_iter()
         .fold(0, |mask, (bit, present)| if present { mask | bit } else { mask })
@@ -532,7 +555,8 @@ fn event_from_wire(
         }
         "poll" => {
             let also = field::PARTITION | field::FROM | field::ISOLATION;
-            wire.only(what, allowed | also | if invoke { 0 } else { field::RECORDS })?;
+            let results = field::RECORDS | field::ASSIGNMENT;
+            wire.only(what, allowed | also | if invoke { 0 } else { results })?;
             // An ok poll states its result, possibly `[]`; a fail or info poll may state
             // what it read before it ended (absent: nothing).
             let records = match kind {
@@ -544,11 +568,30 @@ fn event_from_wire(
                 from: need(wire.from, what, "from")?,
                 records: records_from_wire(records, interner),
                 isolation: isolation_from_wire(wire.isolation.take())?,
+                assignment: wire.assignment.take().map(Vec::into_boxed_slice),
             }
         }
         "assign" => {
-            wire.only(what, allowed | field::PARTITIONS)?;
-            Op::Assign { partitions: need(wire.partitions.take(), what, "partitions")? }
+            wire.only(what, allowed | field::PARTITIONS | field::SEEK)?;
+            Op::Assign {
+                partitions: need(wire.partitions.take(), what, "partitions")?,
+                seek: wire.seek.unwrap_or(true),
+            }
+        }
+        "subscribe" => {
+            if wire.topics.is_some() {
+                return Err(Problem::Invalid(format!(
+                    "{} names `topics`, but a history names partitions, not topics: state the consumer group as `group` and the partitions it may assign as `partitions`",
+                    what()
+                )));
+            }
+            let also = field::GROUP | field::PARTITIONS;
+            wire.only(what, allowed | also | if invoke { 0 } else { field::ASSIGNMENT })?;
+            Op::Subscribe {
+                group: need(wire.group.take(), what, "group")?,
+                partitions: need(wire.partitions.take(), what, "partitions")?,
+                assignment: wire.assignment.take().map(Vec::into_boxed_slice),
+            }
         }
         "init" => {
             wire.only(what, allowed | field::TXN_ID)?;
@@ -781,8 +824,9 @@ fn event_line(event: &Event) -> LineOut<'_> {
             line.value = Some(value);
             line.offset = *offset;
         }
-        Op::Poll { partition, from, records, isolation } => {
+        Op::Poll { partition, from, records, isolation, assignment } => {
             line.partition = Some(*partition);
+            line.assignment = assignment.as_deref();
             line.from = Some(*from);
             // The default is left out, so a history without transactions reads as before.
             line.isolation = (*isolation != Isolation::ReadCommitted).then_some(isolation.name());
@@ -791,7 +835,16 @@ fn event_line(event: &Event) -> LineOut<'_> {
             let stated = event.kind == EventType::Ok || !records.is_empty();
             line.records = stated.then_some(records.as_slice());
         }
-        Op::Assign { partitions } => line.partitions = Some(partitions),
+        Op::Assign { partitions, seek } => {
+            line.partitions = Some(partitions);
+            // The default is left out, so a history of seeking assigns reads as before.
+            line.seek = (!seek).then_some(false);
+        }
+        Op::Subscribe { group, partitions, assignment } => {
+            line.group = Some(group);
+            line.partitions = Some(partitions);
+            line.assignment = assignment.as_deref();
+        }
         Op::Init { txn_id } => line.txn_id = Some(txn_id),
         Op::Txn { txn_id, ops } => {
             line.txn_id = Some(txn_id);

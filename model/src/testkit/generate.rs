@@ -479,7 +479,7 @@ impl<'c> Generator<'c> {
                     self.event(
                         EventType::Invoke,
                         process,
-                        Op::Assign { partitions: partitions.clone() },
+                        Op::Assign { partitions: partitions.clone(), seek: true },
                         None,
                     );
                     self.consumers[consumer].0 = Consumer::Assigning { partitions, positions };
@@ -487,7 +487,13 @@ impl<'c> Generator<'c> {
                     let part = self.rng.random_range(0..self.config.partitions);
                     let from = self.consumers[consumer].1[part as usize];
                     let isolation = self.isolation(consumer);
-                    let poll = Op::Poll { partition: part, from, records: Vec::new(), isolation };
+                    let poll = Op::Poll {
+                        partition: part,
+                        from,
+                        records: Vec::new(),
+                        isolation,
+                        assignment: None,
+                    };
                     self.event(EventType::Invoke, process, poll, None);
                     self.consumers[consumer].0 = Consumer::Polling { part, from };
                 }
@@ -495,7 +501,13 @@ impl<'c> Generator<'c> {
             Consumer::Polling { part, from } => {
                 let roll: f64 = self.rng.random();
                 let isolation = self.isolation(consumer);
-                let empty = Op::Poll { partition: part, from, records: Vec::new(), isolation };
+                let empty = Op::Poll {
+                    partition: part,
+                    from,
+                    records: Vec::new(),
+                    isolation,
+                    assignment: None,
+                };
                 if roll < fail {
                     self.event(EventType::Fail, process, empty, Some("not leader"));
                 } else if roll < fail + info {
@@ -509,7 +521,7 @@ impl<'c> Generator<'c> {
                     self.event(
                         EventType::Ok,
                         process,
-                        Op::Poll { partition: part, from, records, isolation },
+                        Op::Poll { partition: part, from, records, isolation, assignment: None },
                         None,
                     );
                 }
@@ -518,7 +530,7 @@ impl<'c> Generator<'c> {
                 for (&part, &position) in partitions.iter().zip(&positions) {
                     self.consumers[consumer].1[part as usize] = position;
                 }
-                self.event(EventType::Ok, process, Op::Assign { partitions }, None);
+                self.event(EventType::Ok, process, Op::Assign { partitions, seek: true }, None);
             }
         }
     }
@@ -1122,7 +1134,7 @@ impl<'c> Generator<'c> {
     fn read_everything(&mut self) {
         for part in 0..self.parts.len() {
             let process = (self.config.producers + self.config.consumers) as u64 + part as u64;
-            let assign = Op::Assign { partitions: vec![part as u32] };
+            let assign = Op::Assign { partitions: vec![part as u32], seek: true };
             self.tick();
             self.event(EventType::Invoke, process, assign.clone(), None);
             self.event(EventType::Ok, process, assign, None);
@@ -1139,7 +1151,13 @@ impl<'c> Generator<'c> {
                 self.event(
                     EventType::Ok,
                     process,
-                    Op::Poll { partition, from, records, isolation: Isolation::ReadCommitted },
+                    Op::Poll {
+                        partition,
+                        from,
+                        records,
+                        isolation: Isolation::ReadCommitted,
+                        assignment: None,
+                    },
                     None,
                 );
                 if next >= hw {
