@@ -95,6 +95,20 @@ const TABLE: &[Row] = &[
         &[],
         &["projection 1 of partition 0 ends below offset 3, 2 committed events behind"],
     ),
+    // The same on a log that may lose acknowledged appends: what the projection folded
+    // may have vanished under it, so stopping is what that allows.
+    row(
+        "projection-stuck-behind-on-a-lossy-log",
+        bank,
+        |h| {
+            h.projections_settled = true;
+            h.lossy_log = true;
+            h.projections.pop();
+        },
+        &[],
+        &["projection-progress"],
+        &[],
+    ),
     row("projections-caught-up", bank, |h| h.projections_settled = true, &[], &[], &[]),
     // A projection that counted a debit the log does not hold (an aborted transaction's,
     // read uncommitted) makes money vanish at its cut: expected of a projection reading
