@@ -36,6 +36,10 @@ fn synced_log(batches: u8) -> (SimDisk, PartitionLog) {
         complete_syncs(&mut disk, &mut log);
     }
     assert_eq!(log.recovery_point(), 3 * u64::from(batches));
+    // One cache entry per epoch, however many batches it holds (a mutant that let every
+    // batch of the latest epoch open it again survived the whole suite before).
+    let expected: &[(u32, u64)] = if batches == 0 { &[] } else { &[(1, 0)] };
+    assert_eq!(log.leader_epochs(), expected);
     (disk, log)
 }
 
