@@ -635,10 +635,20 @@ impl SimDisk {
         self.files.retain(|inode, _| live.contains(inode));
     }
 
-    /// A named file, drawn at random among those `eligible` accepts.
-    fn random_file(&self, rng: &mut SimRng, eligible: impl Fn(&SimFile) -> bool) -> Option<u64> {
-        let candidates: Vec<u64> =
-            self.names.values().copied().filter(|inode| eligible(&self.files[inode])).collect();
+    /// A file drawn at random among those whose name `wanted` accepts and that
+    /// `eligible` accepts, in name order.
+    fn random_file(
+        &self,
+        rng: &mut SimRng,
+        wanted: impl Fn(&str) -> bool,
+        eligible: impl Fn(&SimFile) -> bool,
+    ) -> Option<u64> {
+        let candidates: Vec<u64> = self
+            .names
+            .iter()
+            .filter(|(name, inode)| wanted(name) && eligible(&self.files[inode]))
+            .map(|(_, &inode)| inode)
+            .collect();
         (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
     }
 
@@ -646,7 +656,8 @@ impl SimDisk {
     pub fn inject(&mut self, fault: DiskFault, rng: &mut SimRng) -> u64 {
         match fault {
             DiskFault::BitRot => {
-                let Some(inode) = self.random_file(rng, |file| file.durable_len() > 0) else {
+                let Some(inode) = self.random_file(rng, |_| true, |file| file.durable_len() > 0)
+                else {
                     return u64::MAX;
                 };
                 let byte = rng.random_range(0..self.files[&inode].durable_len() as usize);
@@ -655,7 +666,8 @@ impl SimDisk {
                 (inode << 40) | byte as u64
             }
             DiskFault::LatentSectorError => {
-                let Some(inode) = self.random_file(rng, |file| !file.current.is_empty()) else {
+                let Some(inode) = self.random_file(rng, |_| true, |file| !file.current.is_empty())
+                else {
                     return u64::MAX;
                 };
                 let sectors = (self.files[&inode].current.len() as u64).div_ceil(SECTOR_BYTES);
@@ -688,8 +700,8 @@ impl SimDisk {
                 0
             }
             DiskFault::BatchHeader { field } => {
-                let segments = self.named_files(|name| name.ends_with(SEGMENT_SUFFIX));
-                let Some(inode) = self.pick_file(rng, segments, |file| file.durable_len() > 0)
+                let segment = |name: &str| name.ends_with(SEGMENT_SUFFIX);
+                let Some(inode) = self.random_file(rng, segment, |file| file.durable_len() > 0)
                 else {
                     return u64::MAX;
                 };
@@ -711,8 +723,9 @@ impl SimDisk {
             }
             DiskFault::Checkpoint { file } => {
                 let name = file.file_name();
-                let files = self.named_files(|path| path.rsplit('/').next() == Some(name));
-                let Some(inode) = self.pick_file(rng, files, |file| file.durable_len() > 0) else {
+                let named = |path: &str| path.rsplit('/').next() == Some(name);
+                let Some(inode) = self.random_file(rng, named, |file| file.durable_len() > 0)
+                else {
                     return u64::MAX;
                 };
                 let byte = rng.random_range(0..self.files[&inode].durable_len() as usize);
@@ -721,26 +734,6 @@ impl SimDisk {
                 (inode << 40) | byte as u64
             }
         }
-    }
-
-    /// The files of the names `wanted` accepts, in name order (no file twice).
-    fn named_files(&self, wanted: impl Fn(&str) -> bool) -> Vec<u64> {
-        let mut inodes: Vec<u64> =
-            self.names.iter().filter(|(name, _)| wanted(name)).map(|(_, &inode)| inode).collect();
-        inodes.dedup();
-        inodes
-    }
-
-    /// One of `inodes` that `eligible` accepts, drawn at random.
-    fn pick_file(
-        &self,
-        rng: &mut SimRng,
-        inodes: Vec<u64>,
-        eligible: impl Fn(&SimFile) -> bool,
-    ) -> Option<u64> {
-        let candidates: Vec<u64> =
-            inodes.into_iter().filter(|inode| eligible(&self.files[inode])).collect();
-        (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
     }
 
     /// Flips bits of a durable byte of a file, at rest: reads see it too.
@@ -1022,5 +1015,24 @@ impl Storage for SimDisk {
         self.in_flight.push(SyncRequest { ticket, target, path, seq_end: self.next_seq });
         self.requested.push(ticket);
         ticket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_are_the_brokers_own_by_name_and_in_order() {
+        // `HeaderField::bytes` indexes the broker's table by the variant's position: the
+        // name files spell must be the broker's name at that position.
+        assert_eq!(HeaderField::ALL.len(), batch::HEADER_FIELDS.len());
+        for (index, field) in HeaderField::ALL.into_iter().enumerate() {
+            assert_eq!(field as usize, index);
+            let spelled = serde_json::to_value(field).unwrap();
+            assert_eq!(spelled.as_str(), Some(field.name()), "{field:?}");
+        }
+        let epoch: HeaderField = serde_json::from_str("\"leader-epoch\"").unwrap();
+        assert_eq!(epoch.bytes(), 18..22);
     }
 }

@@ -116,6 +116,15 @@ pub struct FaultMenu {
     pub operator: Option<(RangeNs, NodeId, u64)>,
 }
 
+impl FaultMenu {
+    /// The menu's link losses as (every, duration, drop probability range): bursts
+    /// (which lose everything) first, then lossy links.
+    pub fn link_losses(&self) -> impl Iterator<Item = (RangeNs, RangeNs, [f64; 2])> {
+        let burst = self.burst.map(|(every, duration)| (every, duration, [1.0, 1.0]));
+        [burst, self.lossy_link].into_iter().flatten()
+    }
+}
+
 /// A fault at a time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,9 +287,7 @@ pub fn expand(
     }
     // The entries added later draw their swarm switch only when present, after every
     // draw of the others: a scenario without them draws exactly what it drew before.
-    let link_entries =
-        [menu.burst.map(|(every, duration)| (every, duration, [1.0, 1.0])), menu.lossy_link];
-    for (every, duration, [low, high]) in link_entries.into_iter().flatten() {
+    for (every, duration, [low, high]) in menu.link_losses() {
         let on = !menu.swarm || rng.random_bool(0.5);
         if !on || targets.len() < 2 {
             continue;

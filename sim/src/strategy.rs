@@ -254,9 +254,7 @@ fn episodes(scenario: &Scenario) -> BoxedStrategy<Vec<Episode>> {
             );
         }
     }
-    let link_entries =
-        [menu.burst.map(|(every, duration)| (every, duration, [1.0, 1.0])), menu.lossy_link];
-    for (every, duration, [low, high]) in link_entries.into_iter().flatten() {
+    for (every, duration, [low, high]) in menu.link_losses() {
         if targets.len() >= 2 {
             fit = fit.saturating_add(fitting(chaos_ns, every));
             let link_targets = targets.clone();
@@ -495,16 +493,12 @@ mod tests {
                 in_range("clog duration", *duration_ns, duration)
             }
             Fault::LinkLoss { from, to, drop_probability, duration_ns } => {
-                let entries = [
-                    menu.burst.map(|(_, duration)| (duration, [1.0, 1.0])),
-                    menu.lossy_link.map(|(_, duration, probability)| (duration, probability)),
-                ];
                 if from == to {
                     return Err(format!("{fault:?}: a link from a node to itself"));
                 }
                 target(*from)?;
                 target(*to)?;
-                let fits = entries.into_iter().flatten().any(|(duration, [low, high])| {
+                let fits = menu.link_losses().any(|(_, duration, [low, high])| {
                     (duration[0]..=duration[1]).contains(duration_ns)
                         && (low..=high).contains(drop_probability)
                 });

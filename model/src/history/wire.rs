@@ -33,29 +33,13 @@ impl Serialize for Record {
 
 impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RecordVisitor;
-
-        impl<'de> Visitor<'de> for RecordVisitor {
-            type Value = Record;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a record [offset, key or null, value]")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
-                let offset =
-                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let key = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
-                let value =
-                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
-                if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::invalid_length(4, &self));
-                }
-                Ok(Record { offset, key, value })
-            }
-        }
-
-        deserializer.deserialize_seq(RecordVisitor)
+        // One reader of the `[offset, key, value]` form: `RecordIn`'s, without interning.
+        let record = RecordIn::deserialize(deserializer)?;
+        Ok(Record {
+            offset: record.offset,
+            key: record.key.map(|key| key.as_str().into()),
+            value: record.value.as_str().into(),
+        })
     }
 }
 
