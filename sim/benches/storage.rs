@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use logjam_broker::batch::{ProducerStamp, Record, RecordBatch};
 use logjam_broker::log::{FlushPolicy, LogConfig, PartitionLog};
 use logjam_broker::storage::{FsStorage, Storage};
-use logjam_sim::{DiskConfig, SimDisk};
+use logjam_sim::{LogDisk, SimDisk, broker_disk_config};
 
 const TOTAL_BYTES: usize = 32 << 20;
 const RECORD_BYTES: usize = 1024;
@@ -77,8 +77,8 @@ fn storage(c: &mut Criterion) {
 
     group.bench_function("append/simdisk", |b| {
         b.iter_batched(
-            || SimDisk::new(DiskConfig::default()),
-            |mut disk| fill(&mut disk, &batches),
+            || SimDisk::new(broker_disk_config()),
+            |mut disk| fill(&mut LogDisk(&mut disk), &batches),
             BatchSize::PerIteration,
         )
     });
@@ -106,11 +106,16 @@ fn storage(c: &mut Criterion) {
         )
     });
 
-    let mut disk = SimDisk::new(DiskConfig::default());
-    let log = fill(&mut disk, &batches);
-    group.bench_function("read/simdisk", |b| b.iter(|| read_all(&mut disk, &log)));
+    let mut disk = SimDisk::new(broker_disk_config());
+    let log = fill(&mut LogDisk(&mut disk), &batches);
+    group.bench_function("read/simdisk", |b| b.iter(|| read_all(&mut LogDisk(&mut disk), &log)));
     group.bench_function("recover/simdisk", |b| {
-        b.iter(|| PartitionLog::open(&mut disk, "p0", config()).expect("recovers").0.end_offset())
+        b.iter(|| {
+            PartitionLog::open(&mut LogDisk(&mut disk), "p0", config())
+                .expect("recovers")
+                .0
+                .end_offset()
+        })
     });
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -19,7 +19,6 @@ use logjam_broker::coordinator::{
 };
 use logjam_broker::log::{FlushPolicy, LogConfig};
 use logjam_broker::protocol::{Acks, Isolation, Msg};
-use logjam_broker::storage::{SyncResult, SyncTicket};
 use logjam_broker::txn::TxnProtocol;
 use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
@@ -27,8 +26,9 @@ use logjam_model as model;
 use crate::es_client::{EsClient, SharedEsRecorder, Work};
 use crate::es_projection::ProjectionNode;
 use crate::es_txn_projection::TxnProjectionNode;
+use crate::log_disk::{sync_result, sync_ticket};
 use crate::txn_processor::{Processor, ProcessorConfig, Step, kind_of};
-use crate::{Context, NodeId, Process, TimerId};
+use crate::{Context, LogDisk, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 use logjam_eventstore::reader::ReaderConfig;
 
@@ -424,7 +424,7 @@ impl Recorder {
         self.restarted(t_ns, node);
         if life > 1 {
             self.count("client-restart");
-            let process = u64::from(node) + (life - 1) * u64::from(crate::config::NODES_MAX);
+            let process = u64::from(node) + (life - 1) * u64::from(crate::NODES_MAX);
             self.processes.insert(node, process);
         }
     }
@@ -903,10 +903,11 @@ fn served_batches(
     let Some(log) = broker.log(partition) else { return (Vec::new(), (0, 0)) };
     let mut batches = Vec::new();
     // A read that fails part way leaves what it served so far: the rest is never served.
-    let _ = log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
-        let (base_offset, end_offset) = (header.base_offset, header.end_offset());
-        batches.push(ServedBatch { base_offset, end_offset, crc: batch::stored_crc(bytes) });
-    });
+    let _ =
+        log.read_each(&mut LogDisk(ctx.disk()), log.start_offset(), usize::MAX, |bytes, header| {
+            let (base_offset, end_offset) = (header.base_offset, header.end_offset());
+            batches.push(ServedBatch { base_offset, end_offset, crc: batch::stored_crc(bytes) });
+        });
     (batches, (log.start_offset(), log.end_offset()))
 }
 
@@ -947,12 +948,14 @@ impl Process for ClusterProcess {
             ClusterNode::Broker(Broker::new(spec.broker_config(id), self.life))
         } else if id == spec.brokers {
             // A controller whose disk fails to open stays down (halts) until restarted.
-            ClusterNode::Controller(Controller::open(ctx.disk(), spec.controller_config()).ok())
+            ClusterNode::Controller(
+                Controller::open(&mut LogDisk(ctx.disk()), spec.controller_config()).ok(),
+            )
         } else if let (Some(txn), true) = (&spec.txn, Some(NodeId(id)) == spec.coordinator()) {
             let config = spec.coordinator_config(txn, id);
             let now_ns = ctx.now_ns();
             ClusterNode::Coordinator(
-                Coordinator::open(ctx.disk(), config, now_ns).ok().map(Box::new),
+                Coordinator::open(&mut LogDisk(ctx.disk()), config, now_ns).ok().map(Box::new),
             )
         } else if let (Some(_), true) = (&spec.txn, id >= spec.processor(0).0) {
             let index = id - spec.processor(0).0;
@@ -1036,7 +1039,14 @@ impl Process for ClusterProcess {
                 );
                 ClusterNode::EsTxnProjection(Box::new(node))
             } else {
-                match ProjectionNode::open(ctx.disk(), id, tables, reader, recorder, t_ns) {
+                match ProjectionNode::open(
+                    &mut LogDisk(ctx.disk()),
+                    id,
+                    tables,
+                    reader,
+                    recorder,
+                    t_ns,
+                ) {
                     Ok(node) => ClusterNode::EsProjection(Box::new(node)),
                     Err(_) => ClusterNode::Booting, // its disk cannot be read: it stays idle
                 }
@@ -1085,9 +1095,11 @@ impl Process for ClusterProcess {
         let now_ns = ctx.now_ns();
         match &mut self.node {
             ClusterNode::Booting => {}
-            ClusterNode::Broker(broker) => broker.handle(ctx.disk(), now_ns, from.0, msg),
+            ClusterNode::Broker(broker) => {
+                broker.handle(&mut LogDisk(ctx.disk()), now_ns, from.0, msg)
+            }
             ClusterNode::Controller(Some(controller)) => {
-                if controller.handle(ctx.disk(), now_ns, from.0, msg).is_err() {
+                if controller.handle(&mut LogDisk(ctx.disk()), now_ns, from.0, msg).is_err() {
                     self.node = ClusterNode::Controller(None);
                 }
             }
@@ -1096,14 +1108,14 @@ impl Process for ClusterProcess {
             ClusterNode::TxnProducer(node) => node.producer.handle(now_ns, msg),
             ClusterNode::Processor(processor) => processor.handle(now_ns, msg),
             ClusterNode::Coordinator(Some(coordinator)) => {
-                coordinator.handle(ctx.disk(), now_ns, from.0, msg)
+                coordinator.handle(&mut LogDisk(ctx.disk()), now_ns, from.0, msg)
             }
             ClusterNode::Coordinator(None) => {}
             ClusterNode::Consumer(consumer) => consumer.handle(now_ns, msg),
             ClusterNode::EsClient(client) => client.handle(now_ns, msg),
             ClusterNode::EsProjection(node) => {
                 let t_ns = ctx.global_now_ns();
-                node.handle(ctx.disk(), now_ns, t_ns, &msg)
+                node.handle(&mut LogDisk(ctx.disk()), now_ns, t_ns, &msg)
             }
             ClusterNode::EsTxnProjection(node) => node.handle(now_ns, ctx.global_now_ns(), msg),
         }
@@ -1114,9 +1126,9 @@ impl Process for ClusterProcess {
         let now_ns = ctx.now_ns();
         match &mut self.node {
             ClusterNode::Booting => {}
-            ClusterNode::Broker(broker) => broker.tick(ctx.disk(), now_ns),
+            ClusterNode::Broker(broker) => broker.tick(&mut LogDisk(ctx.disk()), now_ns),
             ClusterNode::Controller(Some(controller)) => {
-                if controller.tick(ctx.disk(), now_ns).is_err() {
+                if controller.tick(&mut LogDisk(ctx.disk()), now_ns).is_err() {
                     self.node = ClusterNode::Controller(None);
                 }
             }
@@ -1130,7 +1142,9 @@ impl Process for ClusterProcess {
                 node.ticking = !node.producer.is_idle();
             }
             ClusterNode::Processor(processor) => processor.tick(now_ns),
-            ClusterNode::Coordinator(Some(coordinator)) => coordinator.tick(ctx.disk(), now_ns),
+            ClusterNode::Coordinator(Some(coordinator)) => {
+                coordinator.tick(&mut LogDisk(ctx.disk()), now_ns)
+            }
             ClusterNode::Coordinator(None) => {}
             ClusterNode::EsClient(client) => client.tick(now_ns),
             ClusterNode::EsProjection(node) => node.tick(now_ns),
@@ -1183,22 +1197,30 @@ impl Process for ClusterProcess {
         }
     }
 
-    fn on_synced(&mut self, ctx: &mut Context<'_, Self>, ticket: SyncTicket, result: SyncResult) {
+    fn on_synced(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        ticket: crate::SyncTicket,
+        result: crate::SyncResult,
+    ) {
+        let (ticket, result) = (sync_ticket(ticket), sync_result(result));
         match &mut self.node {
             ClusterNode::Broker(broker) => {
                 let now_ns = ctx.now_ns();
-                broker.on_synced(ctx.disk(), now_ns, ticket, result)
+                broker.on_synced(&mut LogDisk(ctx.disk()), now_ns, ticket, result)
             }
             ClusterNode::Controller(Some(controller)) => {
                 let failed = controller.owns(ticket)
-                    && controller.on_synced(ctx.disk(), ticket, result).is_err();
+                    && controller.on_synced(&mut LogDisk(ctx.disk()), ticket, result).is_err();
                 if failed {
                     self.node = ClusterNode::Controller(None);
                 }
             }
-            ClusterNode::EsProjection(node) => node.on_synced(ctx.disk(), ticket, result),
+            ClusterNode::EsProjection(node) => {
+                node.on_synced(&mut LogDisk(ctx.disk()), ticket, result)
+            }
             ClusterNode::Coordinator(Some(coordinator)) if coordinator.owns(ticket) => {
-                coordinator.on_synced(ctx.disk(), ticket, result)
+                coordinator.on_synced(&mut LogDisk(ctx.disk()), ticket, result)
             }
             _ => {}
         }
@@ -1240,29 +1262,34 @@ pub fn final_replicas(
                     // Each batch is validated as it is read; its records are turned into
                     // the history's text straight from the bytes. Markers are not
                     // records: their offsets stay empty.
-                    log.read_each(ctx.disk(), log.start_offset(), usize::MAX, |bytes, header| {
-                        if header.is_control() {
-                            return;
-                        }
-                        let base = header.base_offset;
-                        let of_aborted = header.is_transactional()
-                            && aborted_txns
-                                .iter()
-                                .any(|txn| txn.covers(header.producer.producer_id, base));
-                        if of_aborted {
-                            aborted.extend(base..base + u64::from(header.record_count));
-                        }
-                        records.extend(batch::record_views(bytes, header).enumerate().map(
-                            |(i, r)| {
-                                let (key, value) = (text(r.key), text(r.value));
-                                model::Record {
-                                    offset: base + i as u64,
-                                    key: Some(key.into()),
-                                    value: value.into(),
-                                }
-                            },
-                        ));
-                    })
+                    log.read_each(
+                        &mut LogDisk(ctx.disk()),
+                        log.start_offset(),
+                        usize::MAX,
+                        |bytes, header| {
+                            if header.is_control() {
+                                return;
+                            }
+                            let base = header.base_offset;
+                            let of_aborted = header.is_transactional()
+                                && aborted_txns
+                                    .iter()
+                                    .any(|txn| txn.covers(header.producer.producer_id, base));
+                            if of_aborted {
+                                aborted.extend(base..base + u64::from(header.record_count));
+                            }
+                            records.extend(batch::record_views(bytes, header).enumerate().map(
+                                |(i, r)| {
+                                    let (key, value) = (text(r.key), text(r.value));
+                                    model::Record {
+                                        offset: base + i as u64,
+                                        key: Some(key.into()),
+                                        value: value.into(),
+                                    }
+                                },
+                            ));
+                        },
+                    )
                     .ok()?;
                     Some((records, aborted))
                 })

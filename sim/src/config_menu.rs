@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use rand::Rng;
 
-use crate::rng::SimRng;
+use crate::SimRng;
 
 /// The keys that may hold a menu: configuration values that are never arrays
 /// themselves (a range such as `network.latency` is, and is no menu).
@@ -228,7 +228,7 @@ fn lookup_inline<'d>(table: &'d toml_edit::InlineTable, key: &str) -> Option<&'d
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{StreamId, stream};
+    use crate::{StreamId, stream};
 
     const TEXT: &str = "[cluster]\nbrokers = [3, 5]\nacks = [\"1\", \"all\"]\nflush = [\"never\", { every_ms = 50 }]\n[faults]\ncrash = { every = [\"1s\", \"2s\"], max_down = [1, 2] }\n";
 

@@ -826,7 +826,9 @@ pub fn final_es_replicas(
                 // aborted transactions.
                 let visible_end = broker.last_stable_offset(partition).unwrap_or(0);
                 let aborted = broker.aborted_txns(partition);
-                let batches = log.read(ctx.disk(), log.start_offset(), usize::MAX).ok()?;
+                let batches = log
+                    .read(&mut crate::LogDisk(ctx.disk()), log.start_offset(), usize::MAX)
+                    .ok()?;
                 let mut events = Vec::new();
                 for batch in batches {
                     let control = batch.attributes & logjam_broker::batch::ATTRIBUTE_CONTROL != 0;

@@ -14,8 +14,8 @@ use logjam_eventstore::projection::{
 use logjam_eventstore::reader::{PartitionReader, ReaderConfig};
 use logjam_model::es::ProjectionCheckpoint;
 
-use crate::SimDisk;
 use crate::es_client::SharedEsRecorder;
+use crate::{LogDisk, SimDisk};
 
 /// The read models the simulator projects.
 enum Model {
@@ -38,7 +38,7 @@ impl Model {
         }
     }
 
-    fn checkpoint(&mut self, disk: &mut SimDisk) -> Result<(), ProjectionError> {
+    fn checkpoint(&mut self, disk: &mut LogDisk<&mut SimDisk>) -> Result<(), ProjectionError> {
         match self {
             Model::Bank(p) => p.checkpoint(disk),
             Model::Table(p) => p.checkpoint(disk),
@@ -54,7 +54,7 @@ impl Model {
 
     fn on_synced(
         &mut self,
-        disk: &mut SimDisk,
+        disk: &mut LogDisk<&mut SimDisk>,
         ticket: SyncTicket,
         result: SyncResult,
     ) -> Result<(), ProjectionError> {
@@ -105,7 +105,7 @@ impl ProjectionNode {
     /// Opens the projection (of tables when `tables`, else of bank balances) from what
     /// its disk durably holds and resumes after it.
     pub fn open(
-        disk: &mut SimDisk,
+        disk: &mut LogDisk<&mut SimDisk>,
         node: u32,
         tables: bool,
         reader: ReaderConfig,
@@ -161,7 +161,7 @@ impl ProjectionNode {
         }
     }
 
-    pub fn handle(&mut self, disk: &mut SimDisk, now_ns: u64, t_ns: u64, msg: &Msg) {
+    pub fn handle(&mut self, disk: &mut LogDisk<&mut SimDisk>, now_ns: u64, t_ns: u64, msg: &Msg) {
         if self.halted.is_some() || !self.reader.handle(now_ns, msg) {
             return;
         }
@@ -184,7 +184,12 @@ impl ProjectionNode {
         }
     }
 
-    pub fn on_synced(&mut self, disk: &mut SimDisk, ticket: SyncTicket, result: SyncResult) {
+    pub fn on_synced(
+        &mut self,
+        disk: &mut LogDisk<&mut SimDisk>,
+        ticket: SyncTicket,
+        result: SyncResult,
+    ) {
         if !self.projection.owns(ticket) {
             return;
         }

@@ -9,9 +9,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
-use crate::disk::{CheckpointFile, DiskFault, HeaderField};
-use crate::fault::{Fault, Partition};
-use crate::rng::SimRng;
+use crate::SimRng;
+use crate::{CheckpointFile, DiskFault, HeaderField};
+use crate::{Fault, Partition};
 
 /// An inclusive range `[min, max]` of nanoseconds (or of a probability).
 pub type RangeNs = [u64; 2];
@@ -317,7 +317,7 @@ pub fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{StreamId, stream};
+    use crate::{StreamId, stream};
 
     const MS: u64 = 1_000_000;
 

@@ -6,8 +6,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::nemesis::{self, TimedFault};
-use crate::rng::{StreamId, stream};
 use crate::scenario::{Expect, Scenario, System};
+use crate::{StreamId, stream};
 use std::rc::Rc;
 
 use logjam_model as model;

@@ -12,19 +12,19 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::clock::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+use crate::Limits;
 use crate::cluster::{ClusterSpec, EsSpec, REPLICA_FETCH_WAIT_NS_LIMIT, TxnSpec};
-use crate::config::{NODES_MAX, WorldConfig};
 use crate::config_menu::{COMBINATIONS_WALKED_MAX, DRAW_ATTEMPTS_MAX, Menus};
 use crate::coverage;
-use crate::disk::{CheckpointFile, DiskFault, HeaderField};
-use crate::fault::{Fault, Partition};
-use crate::limits::Limits;
 use crate::nemesis::{DiskFaultKind, FaultMenu, PartitionKind, RangeNs, TimedFault};
-use crate::network::{Latency, NetworkConfig};
-use crate::rng::{StreamId, stream};
 use crate::time::{NS_PER_MS, NS_PER_S, NS_PER_US, format_duration_short, parse_duration_ns};
+use crate::{CheckpointFile, DiskFault, HeaderField};
+use crate::{ClockConfig, DRIFT_MAX_PPM_LIMIT};
+use crate::{Fault, Partition};
+use crate::{Latency, NetworkConfig};
 use crate::{LatencyShape, NodeId};
+use crate::{NODES_MAX, WorldConfig};
+use crate::{StreamId, stream};
 use logjam_broker::broker::TruncationRule;
 use logjam_broker::controller::ElectionRule;
 use logjam_broker::log::FlushPolicy;
@@ -977,7 +977,9 @@ impl Source<'_> {
                 .unwrap_or(defaults.timers_per_node_max),
             trace_kept_max: 0,
         };
-        let world = WorldConfig { nodes, network, clocks, limits, ..WorldConfig::default() };
+        // The cluster runs the broker on every disk: its aimed faults strike the broker's logs.
+        let disk = crate::broker_disk_config();
+        let world = WorldConfig { nodes, network, clocks, disk, limits, ..WorldConfig::default() };
         world.validate().map_err(|error| self.error(None, error.to_string()))?;
         if chaos_ns.saturating_add(quiet_ns) > world.limits.time_max_ns {
             let message = "phases: chaos + quiet exceed limits.time_max".to_owned();
@@ -992,10 +994,10 @@ impl Source<'_> {
                 return Err(self.error(Some(every.span()), message));
             }
             let span_ns = self.range(&format!("faults.{what}.{name}"), second)?;
-            if span_ns[1] > crate::fault::FAULT_SPAN_MAX_NS {
+            if span_ns[1] > crate::FAULT_SPAN_MAX_NS {
                 let message = format!(
                     "faults.{what}.{name}: at most {}",
-                    format_duration_short(crate::fault::FAULT_SPAN_MAX_NS)
+                    format_duration_short(crate::FAULT_SPAN_MAX_NS)
                 );
                 return Err(self.error(Some(second.span()), message));
             }
@@ -1706,7 +1708,7 @@ impl Source<'_> {
                     );
                     return Err(self.error(Some(disk.span()), message));
                 }
-                let mut rng = crate::rng::stream(scripted.time.0, crate::rng::StreamId::Nemesis);
+                let mut rng = crate::stream(scripted.time.0, crate::StreamId::Nemesis);
                 let disk_fault = match (kind, scripted.field, scripted.file, scripted.free_bytes) {
                     (DiskFaultKind::BatchHeader, Some(field), _, _) => {
                         DiskFault::BatchHeader { field }

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::Fault;
 use crate::NodeId;
-use crate::fault::Fault;
 use crate::run::{OPS_PER_RUN_MAX, RunResult, Schedule};
 use crate::scenario::{Scenario, System};
 

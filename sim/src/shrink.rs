@@ -14,7 +14,7 @@
 //! `chaos_ns` is structure, not a fault: it is never dropped and moves with the chaos
 //! phase's end.
 
-use crate::fault::Fault;
+use crate::Fault;
 use crate::nemesis::TimedFault;
 use crate::run::{Schedule, run_schedule};
 use crate::scenario::Scenario;

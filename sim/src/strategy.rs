@@ -60,11 +60,11 @@ use proptest::sample::{select, subsequence};
 use proptest::strategy::{BoxedStrategy, Union};
 
 use crate::NodeId;
-use crate::disk::{CheckpointFile, DiskFault, HeaderField};
-use crate::fault::{Fault, Partition};
 use crate::nemesis::{DiskFaultKind, PartitionKind, RangeNs, TimedFault};
 use crate::run::{OPS_PER_RUN_MAX, Schedule, TimedOp};
 use crate::scenario::{Scenario, System};
+use crate::{CheckpointFile, DiskFault, HeaderField};
+use crate::{Fault, Partition};
 
 /// The most fault episodes a generated schedule holds (an episode is one fault and,
 /// for crashes, pauses and partitions, the fault that ends it).

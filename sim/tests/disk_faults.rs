@@ -1,11 +1,12 @@
 //! The simulated disk keeps exactly what was synced, damages what was not, and each
 //! injected fault does what it says.
 
-use logjam_broker::storage::Storage;
-use logjam_sim::{DiskConfig, DiskFault, SECTOR_BYTES, SimDisk, StreamId, stream};
+use logjam_sim::{
+    DiskConfig, DiskFault, SECTOR_BYTES, SimDisk, StreamId, broker_disk_config, stream,
+};
 
 fn disk_with_file(path: &str) -> SimDisk {
-    let mut disk = SimDisk::new(DiskConfig::default());
+    let mut disk = SimDisk::new(broker_disk_config());
     disk.create_dir("d").unwrap();
     disk.create(path).unwrap();
     disk

@@ -19,7 +19,7 @@ use logjam_broker::batch::{ProducerStamp, Record};
 use logjam_broker::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 use logjam_broker::storage::{FsStorage, Storage, SyncResult, SyncTicket};
 use logjam_model::PartitionLog as ModelLog;
-use logjam_sim::{DiskConfig, DiskFault, NodeId, SimDisk, StreamId, stream};
+use logjam_sim::{DiskFault, LogDisk, NodeId, SimDisk, StreamId, broker_disk_config, stream};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ trait Harness: Storage {
     fn completions(&mut self) -> Vec<(SyncTicket, SyncResult)>;
 }
 
-impl Harness for SimDisk {
+impl Harness for LogDisk {
     fn completions(&mut self) -> Vec<(SyncTicket, SyncResult)> {
         self.complete_all_syncs()
     }
@@ -304,17 +304,17 @@ fn run<S: Harness>(
 }
 
 fn sim_disk_run(ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
-    let mut disk = SimDisk::new(DiskConfig::default());
+    let mut disk = LogDisk(SimDisk::new(broker_disk_config()));
     let mut crash_rng = stream(seed, StreamId::Disk(NodeId(0)));
     let mut fault_rng = stream(seed, StreamId::Nemesis);
     run(
         &mut disk,
         ops,
         |disk| {
-            disk.crash(&mut crash_rng);
+            disk.0.crash(&mut crash_rng);
         },
         |disk, fault| {
-            disk.inject(fault, &mut fault_rng);
+            disk.0.inject(fault, &mut fault_rng);
         },
     )
 }

@@ -5,7 +5,7 @@
 use logjam_broker::batch::{ProducerStamp, Record};
 use logjam_broker::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 use logjam_broker::storage::Storage;
-use logjam_sim::{DiskConfig, DiskFault, NodeId, SimDisk, StreamId, stream};
+use logjam_sim::{DiskFault, LogDisk, NodeId, SimDisk, StreamId, broker_disk_config, stream};
 use proptest::prelude::*;
 
 const SEGMENT: &str = "p0/00000000000000000000.log";
@@ -26,8 +26,8 @@ fn config(flush: FlushPolicy) -> LogConfig {
 }
 
 /// A log of `batches` batches of 3 records, all synced, and the disk under it.
-fn synced_log(batches: u8) -> (SimDisk, PartitionLog) {
-    let mut disk = SimDisk::new(DiskConfig::default());
+fn synced_log(batches: u8) -> (LogDisk, PartitionLog) {
+    let mut disk = LogDisk(SimDisk::new(broker_disk_config()));
     let (mut log, report) =
         PartitionLog::open(&mut disk, "p0", config(FlushPolicy::EveryAppend)).unwrap();
     assert!(report.problems.is_empty());
@@ -43,7 +43,7 @@ fn synced_log(batches: u8) -> (SimDisk, PartitionLog) {
     (disk, log)
 }
 
-fn complete_syncs(disk: &mut SimDisk, log: &mut PartitionLog) {
+fn complete_syncs(disk: &mut LogDisk, log: &mut PartitionLog) {
     loop {
         let done = disk.complete_all_syncs();
         if done.is_empty() {
@@ -57,7 +57,7 @@ fn complete_syncs(disk: &mut SimDisk, log: &mut PartitionLog) {
     }
 }
 
-fn all_values(disk: &mut SimDisk, log: &PartitionLog) -> Vec<Vec<u8>> {
+fn all_values(disk: &mut LogDisk, log: &PartitionLog) -> Vec<Vec<u8>> {
     let batches = log.read(disk, log.start_offset(), usize::MAX).unwrap();
     batches.into_iter().flat_map(|batch| batch.records).map(|record| record.value).collect()
 }
@@ -184,7 +184,7 @@ fn a_segment_from_elsewhere_is_refused_by_its_offsets() {
 
 #[test]
 fn corrupt_checkpoints_and_indexes_are_rebuilt_not_trusted() {
-    let mut disk = SimDisk::new(DiskConfig::default());
+    let mut disk = LogDisk(SimDisk::new(broker_disk_config()));
     let small = LogConfig {
         segment_bytes_max: 1 << 20,
         index_interval_bytes: 64,
@@ -217,7 +217,7 @@ fn corrupt_checkpoints_and_indexes_are_rebuilt_not_trusted() {
 }
 
 fn reopen_never_panics(bytes: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
-    let mut disk = SimDisk::new(DiskConfig::default());
+    let mut disk = LogDisk(SimDisk::new(broker_disk_config()));
     disk.create_dir("p0").unwrap();
     disk.put_durable(SEGMENT, bytes);
     let (log, _) = PartitionLog::open(&mut disk, "p0", config(FlushPolicy::Never)).ok()?;

@@ -12,7 +12,8 @@ use logjam_eventstore::projection::{BankBalances, Projection, ProjectionConfig};
 use logjam_eventstore::schema::decode_event;
 use logjam_eventstore::store::InMemoryStore;
 use logjam_model::es::{self, EsHistory, EsInvariant, ProjectionCheckpoint, ReplicaStreams};
-use logjam_sim::{SimDisk, StreamId, stream};
+use logjam_sim::log_disk::{sync_result, sync_ticket};
+use logjam_sim::{LogDisk, SimDisk, StreamId, stream};
 
 const EVENTS: u64 = 12;
 
@@ -69,8 +70,9 @@ fn settle(
             return true;
         }
         for (ticket, result) in completed {
+            let (ticket, result) = (sync_ticket(ticket), sync_result(result));
             if projection.owns(ticket) {
-                projection.on_synced(disk, ticket, result).unwrap();
+                projection.on_synced(&mut LogDisk(&mut *disk), ticket, result).unwrap();
             }
         }
         done += 1;
@@ -102,27 +104,29 @@ fn run_with_a_crash(
         ProjectionConfig { broken_checkpoint_order: broken, ..ProjectionConfig::new("proj") };
     let mut disk = SimDisk::default();
     let mut rng = stream(seed, StreamId::Disk(logjam_sim::NodeId(0)));
-    let mut projection = Projection::<BankBalances>::open(&mut disk, &config).unwrap();
+    let mut projection =
+        Projection::<BankBalances>::open(&mut LogDisk(&mut disk), &config).unwrap();
     let mut checkpoints = Vec::new();
     for (offset, key, value) in &records[..crash_at as usize] {
         projection.apply(*offset, key, value).unwrap();
-        projection.checkpoint(&mut disk).unwrap();
+        projection.checkpoint(&mut LogDisk(&mut disk)).unwrap();
         settle(&mut disk, &mut projection, None);
     }
     // One more record and a checkpoint cut short by the crash.
     if let Some((offset, key, value)) = records.get(crash_at as usize) {
         projection.apply(*offset, key, value).unwrap();
-        projection.checkpoint(&mut disk).unwrap();
+        projection.checkpoint(&mut LogDisk(&mut disk)).unwrap();
         settle(&mut disk, &mut projection, Some(rounds));
     }
     disk.crash(&mut rng);
-    let mut projection = Projection::<BankBalances>::open(&mut disk, &config).unwrap();
+    let mut projection =
+        Projection::<BankBalances>::open(&mut LogDisk(&mut disk), &config).unwrap();
     checkpoints.push(checkpoint_of(&projection, 1));
     // The consumer resumes where the restored offset says.
     for (offset, key, value) in &records[projection.next_offset() as usize..] {
         projection.apply(*offset, key, value).unwrap();
     }
-    projection.checkpoint(&mut disk).unwrap();
+    projection.checkpoint(&mut LogDisk(&mut disk)).unwrap();
     settle(&mut disk, &mut projection, None);
     checkpoints.push(checkpoint_of(&projection, 2));
     checkpoints

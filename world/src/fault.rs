@@ -114,7 +114,7 @@ impl Fault {
     }
 
     /// A stable number per kind, for the trace.
-    pub(crate) fn tag(&self) -> u64 {
+    pub fn tag(&self) -> u64 {
         match self {
             Fault::Crash { .. } => 1,
             Fault::Restart { .. } => 2,

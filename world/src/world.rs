@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::NodeId;
 use crate::clock::Clock;
 use crate::config::{ConfigError, WorldConfig};
-use logjam_broker::storage::SyncTicket;
+use crate::disk::SyncTicket;
 
 use crate::disk::{DiskFault, SimDisk};
 use crate::fault::Fault;

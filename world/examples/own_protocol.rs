@@ -2,14 +2,14 @@
 //!
 //! A protocol written as sans-IO state machines (it never touches a socket, a clock or
 //! a thread: it reacts to inputs and acts through a `Context`) runs unchanged in
-//! `logjam_sim::World`, which plays the network, the clocks and the faults, all from
+//! `logjam_world::World`, which plays the network, the clocks and the faults, all from
 //! one seed. This example defines a tiny protocol of its own: node 0 asks node 1 to add
 //! numbers, one request at a time, and re-sends a request whose answer does not come
 //! back within a retry period. The network drops and duplicates messages.
 //!
-//! Run: `cargo run --release -p logjam-sim --example own_protocol`
+//! Run: `cargo run --release -p logjam-world --example own_protocol`
 
-use logjam_sim::{Context, Latency, NetworkConfig, NodeId, Process, TimerId, World, WorldConfig};
+use logjam_world::{Context, Latency, NetworkConfig, NodeId, Process, TimerId, World, WorldConfig};
 
 const CLIENT: NodeId = NodeId(0);
 const SERVER: NodeId = NodeId(1);

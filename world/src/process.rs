@@ -5,7 +5,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-use logjam_broker::storage::{SyncResult, SyncTicket};
+use crate::disk::{SyncResult, SyncTicket};
 
 use crate::NodeId;
 use crate::clock::Clock;

@@ -1,5 +1,5 @@
-//! `SimDisk`: a node's disk, implementing the broker's `Storage`, that fails the way
-//! real disks and file systems do.
+//! `SimDisk`: a node's disk, a small file system that fails the way real disks and file
+//! systems do.
 //!
 //! - A volatile layer: reads see every write at once (the page cache), but a write is
 //!   durable only once a sync of its file, asked for after the write, completes; a
@@ -20,13 +20,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use logjam_broker::batch::{self, HEADER_BYTES};
-use logjam_broker::storage::{Storage, StorageError, SyncResult, SyncTicket, parent};
+mod error;
+mod layout;
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SimRng;
+use error::parent;
+pub use error::{DiskError, SyncResult, SyncTicket};
+pub use layout::{CheckpointFile, DiskLayout, HeaderField};
 
+/// The unit a torn write is cut at and a latent error strikes.
 pub const SECTOR_BYTES: u64 = 512;
 
 /// Names (and sync paths) a disk remembers the lookups of.
@@ -39,11 +44,18 @@ pub struct DiskConfig {
     pub sync_latency_ns: [u64; 2],
     /// Unsynced bytes one file may hold before the oldest are written back.
     pub writeback_bytes_max: u64,
+    /// Which files are logs, for the aimed faults (`DiskLayout::NONE` by default: the
+    /// harness that runs a log on the disk says how its files look).
+    pub layout: DiskLayout,
 }
 
 impl Default for DiskConfig {
     fn default() -> Self {
-        DiskConfig { sync_latency_ns: [50_000, 2_000_000], writeback_bytes_max: 64 << 20 }
+        DiskConfig {
+            sync_latency_ns: [50_000, 2_000_000],
+            writeback_bytes_max: 64 << 20,
+            layout: DiskLayout::NONE,
+        }
     }
 }
 
@@ -73,87 +85,6 @@ pub enum DiskFault {
     /// One bit of a log directory's checkpoint file flips, at rest.
     Checkpoint { file: CheckpointFile },
 }
-
-/// A field of a batch header (the broker's `batch::HEADER_FIELDS` names them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HeaderField {
-    BaseOffset,
-    Length,
-    Crc,
-    Magic,
-    Attributes,
-    /// Outside the CRC in Kafka's format (the leader stamps it), inside it here.
-    LeaderEpoch,
-    ProducerId,
-    ProducerEpoch,
-    BaseSequence,
-    RecordCount,
-    FirstTimestamp,
-    MaxTimestamp,
-}
-
-impl HeaderField {
-    /// Every field, in header order.
-    pub const ALL: [HeaderField; 12] = [
-        HeaderField::BaseOffset,
-        HeaderField::Length,
-        HeaderField::Crc,
-        HeaderField::Magic,
-        HeaderField::Attributes,
-        HeaderField::LeaderEpoch,
-        HeaderField::ProducerId,
-        HeaderField::ProducerEpoch,
-        HeaderField::BaseSequence,
-        HeaderField::RecordCount,
-        HeaderField::FirstTimestamp,
-        HeaderField::MaxTimestamp,
-    ];
-
-    /// The field's bytes in a batch, from the broker's own layout table.
-    pub fn bytes(self) -> std::ops::Range<usize> {
-        let (_, bytes) = batch::HEADER_FIELDS[self as usize].clone();
-        bytes
-    }
-
-    /// The field's name, as scenario and schedule files write it.
-    pub fn name(self) -> &'static str {
-        batch::HEADER_FIELDS[self as usize].0
-    }
-}
-
-/// A checkpoint file of a partition's log directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CheckpointFile {
-    /// The leader-epoch cache (`leader-epochs.checkpoint`).
-    LeaderEpochs,
-    /// How far the log is known durable (`recovery-point.checkpoint`).
-    RecoveryPoint,
-    /// The partition's high watermark (`high-watermark.checkpoint`).
-    HighWatermark,
-}
-
-impl CheckpointFile {
-    /// Every checkpoint file.
-    pub const ALL: [CheckpointFile; 3] = [
-        CheckpointFile::LeaderEpochs,
-        CheckpointFile::RecoveryPoint,
-        CheckpointFile::HighWatermark,
-    ];
-
-    /// The file's name in a log directory, as the broker names it.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            CheckpointFile::LeaderEpochs => logjam_broker::log::LEADER_EPOCHS_FILE,
-            CheckpointFile::RecoveryPoint => logjam_broker::log::RECOVERY_POINT_FILE,
-            CheckpointFile::HighWatermark => logjam_broker::broker::HIGH_WATERMARK_FILE,
-        }
-    }
-}
-
-/// The suffix of a log segment's file name.
-const SEGMENT_SUFFIX: &str = ".log";
 
 impl DiskFault {
     pub(crate) fn tag(self) -> u64 {
@@ -231,23 +162,6 @@ struct SimFile {
     /// Changes since `durable`, oldest first.
     pending: Vec<Pending>,
     pending_bytes: u64,
-}
-
-/// Where each whole batch of a segment's bytes starts, following the length fields
-/// from the start up to the first that does not frame a batch.
-fn batch_starts(segment: &[u8]) -> Vec<usize> {
-    let mut starts = Vec::new();
-    let mut at = 0;
-    while at + HEADER_BYTES <= segment.len() {
-        let length = u32::from_le_bytes(segment[at + 8..at + 12].try_into().expect("4 bytes"));
-        let size = 12 + length as usize;
-        if size < HEADER_BYTES || at + size > segment.len() {
-            break;
-        }
-        starts.push(at);
-        at += size;
-    }
-    starts
 }
 
 /// Writes `bytes` at `offset` of `content`, growing it (with zeros) as needed.
@@ -516,7 +430,7 @@ impl SimDisk {
                         file.pending_bytes -= change_bytes(&pending);
                     }
                     let detail = "sync failed; dirty pages dropped".to_owned();
-                    Err(StorageError::Io { path: request.path.to_string(), offset: 0, detail })
+                    Err(DiskError::Io { path: request.path.to_string(), offset: 0, detail })
                 } else {
                     file.make_durable(covered);
                     Ok(())
@@ -531,7 +445,7 @@ impl SimDisk {
                 self.forget_unreachable_files();
                 Ok(())
             }
-            SyncTarget::Missing => Err(StorageError::NotFound { path: request.path.to_string() }),
+            SyncTarget::Missing => Err(DiskError::NotFound { path: request.path.to_string() }),
         })
     }
 
@@ -700,7 +614,8 @@ impl SimDisk {
                 0
             }
             DiskFault::BatchHeader { field } => {
-                let segment = |name: &str| name.ends_with(SEGMENT_SUFFIX);
+                let layout = self.config.layout;
+                let segment = |name: &str| layout.is_log(name);
                 let Some(inode) = self.random_file(rng, segment, |file| file.durable_len() > 0)
                 else {
                     return u64::MAX;
@@ -710,19 +625,24 @@ impl SimDisk {
                     Durable::Prefix(len) => &file.current[..*len as usize],
                     Durable::Own(bytes) => &bytes[..],
                 };
-                let starts = batch_starts(durable);
+                let starts = layout.record_starts(durable);
                 if starts.is_empty() {
                     return u64::MAX;
                 }
                 let start = starts[rng.random_range(0..starts.len())];
-                let bytes = field.bytes();
+                let bytes = (layout.header_field)(field);
+                if bytes.is_empty() {
+                    return u64::MAX;
+                }
                 let bit = rng.random_range(0..bytes.len() * 8);
                 let byte = start + bytes.start + bit / 8;
                 self.flip_bit(inode, byte, 1 << (bit % 8));
                 (inode << 40) | byte as u64
             }
             DiskFault::Checkpoint { file } => {
-                let name = file.file_name();
+                let Some(name) = (self.config.layout.checkpoint_file)(file) else {
+                    return u64::MAX;
+                };
                 let named = |path: &str| path.rsplit('/').next() == Some(name);
                 let Some(inode) = self.random_file(rng, named, |file| file.durable_len() > 0)
                 else {
@@ -753,7 +673,7 @@ impl SimDisk {
         self.lookups.iter().find(|(name, _)| name == path).map(|&(_, inode)| inode)
     }
 
-    fn inode(&mut self, path: &str) -> Result<u64, StorageError> {
+    fn inode(&mut self, path: &str) -> Result<u64, DiskError> {
         // The same few files are asked for again and again (each log's active
         // segment): remembered lookups spare most searches of the name map.
         if let Some(inode) = self.remembered(path) {
@@ -763,7 +683,7 @@ impl SimDisk {
             .names
             .get(path)
             .copied()
-            .ok_or_else(|| StorageError::NotFound { path: path.to_owned() })?;
+            .ok_or_else(|| DiskError::NotFound { path: path.to_owned() })?;
         if self.lookups.len() < LOOKUPS_KEPT {
             self.lookups.push((path.to_owned(), inode));
         } else {
@@ -843,8 +763,13 @@ fn change_bytes(pending: &Pending) -> u64 {
     }
 }
 
-impl Storage for SimDisk {
-    fn create_dir(&mut self, dir: &str) -> Result<(), StorageError> {
+/// The file system: paths are relative, `/`-separated, and name files inside
+/// directories made with `create_dir` (`p0/00000000000000000000.log`). Everything is
+/// synchronous except `sync`, whose completion reaches the process as
+/// `Process::on_synced`.
+impl SimDisk {
+    /// Creates a directory (and its parents); succeeds if it exists.
+    pub fn create_dir(&mut self, dir: &str) -> Result<(), DiskError> {
         let mut path = String::new();
         for part in dir.split('/').filter(|part| !part.is_empty()) {
             if !path.is_empty() {
@@ -852,20 +777,21 @@ impl Storage for SimDisk {
             }
             path.push_str(part);
             if self.names.contains_key(&path) {
-                return Err(StorageError::AlreadyExists { path });
+                return Err(DiskError::AlreadyExists { path });
             }
             self.dirs.insert(path.clone());
         }
         Ok(())
     }
 
-    fn create(&mut self, path: &str) -> Result<(), StorageError> {
+    /// Creates an empty file; fails if the name exists.
+    pub fn create(&mut self, path: &str) -> Result<(), DiskError> {
         let dir = parent(path);
         if !self.dirs.contains(dir) {
-            return Err(StorageError::NotFound { path: dir.to_owned() });
+            return Err(DiskError::NotFound { path: dir.to_owned() });
         }
         if self.names.contains_key(path) || self.dirs.contains(path) {
-            return Err(StorageError::AlreadyExists { path: path.to_owned() });
+            return Err(DiskError::AlreadyExists { path: path.to_owned() });
         }
         let inode = self.next_inode;
         self.next_inode += 1;
@@ -874,11 +800,12 @@ impl Storage for SimDisk {
         Ok(())
     }
 
-    fn append(&mut self, path: &str, bytes: &[u8]) -> Result<u64, StorageError> {
+    /// Appends to the end of a file and returns the offset the bytes start at.
+    pub fn append(&mut self, path: &str, bytes: &[u8]) -> Result<u64, DiskError> {
         let inode = self.inode(path)?;
         let len = self.files[&inode].current.len() as u64;
         if self.quota_bytes.is_some_and(|quota| self.used_bytes() + bytes.len() as u64 > quota) {
-            return Err(StorageError::NoSpace { path: path.to_owned() });
+            return Err(DiskError::NoSpace { path: path.to_owned() });
         }
         let first_sector = len / SECTOR_BYTES;
         let last_sector = (len + bytes.len() as u64).div_ceil(SECTOR_BYTES);
@@ -908,13 +835,14 @@ impl Storage for SimDisk {
         } else {
             self.append_bytes(inode, bytes);
         }
-        if path.ends_with(SEGMENT_SUFFIX) {
+        if self.config.layout.is_log(path) {
             self.last_segment_append = Some((inode, len, bytes.len() as u64));
         }
         Ok(len)
     }
 
-    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
+    pub fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, DiskError> {
         let inode = self.inode(path)?;
         let content = &self.files[&inode].current;
         let start = (offset as usize).min(content.len());
@@ -925,7 +853,7 @@ impl Storage for SimDisk {
                 self.bad_sectors.range((inode, first)..=(inode, last)).next()
             {
                 let detail = "latent sector error".to_owned();
-                return Err(StorageError::Io {
+                return Err(DiskError::Io {
                     path: path.to_owned(),
                     offset: sector * SECTOR_BYTES,
                     detail,
@@ -936,12 +864,14 @@ impl Storage for SimDisk {
         Ok(end - start)
     }
 
-    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
+    /// The file's length in bytes, as reads see it.
+    pub fn len(&mut self, path: &str) -> Result<u64, DiskError> {
         let inode = self.inode(path)?;
         Ok(self.files[&inode].current.len() as u64)
     }
 
-    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
+    /// Cuts the file to `len` bytes (never grows it).
+    pub fn truncate(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
         let inode = self.inode(path)?;
         if len < self.files[&inode].current.len() as u64 {
             self.record(inode, Change::Truncate { len });
@@ -949,12 +879,13 @@ impl Storage for SimDisk {
         Ok(())
     }
 
-    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+    /// Renames a file within its directory, replacing any file of that name.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
         let inode = self.inode(from)?;
         let dir = parent(from);
         if dir != parent(to) {
             let detail = format!("rename to {to} leaves the directory");
-            return Err(StorageError::Invalid { path: from.to_owned(), detail });
+            return Err(DiskError::Invalid { path: from.to_owned(), detail });
         }
         self.change_name(
             dir,
@@ -963,15 +894,17 @@ impl Storage for SimDisk {
         Ok(())
     }
 
-    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+    /// Removes a file's name (durable once its directory is synced).
+    pub fn remove(&mut self, path: &str) -> Result<(), DiskError> {
         self.inode(path)?;
         self.change_name(parent(path), NameChange::Remove { name: path.to_owned() });
         Ok(())
     }
 
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
+    /// The names (not paths) of the files in a directory, sorted.
+    pub fn list(&mut self, dir: &str) -> Result<Vec<String>, DiskError> {
         if !self.dirs.contains(dir) {
-            return Err(StorageError::NotFound { path: dir.to_owned() });
+            return Err(DiskError::NotFound { path: dir.to_owned() });
         }
         // Names are kept sorted by path, so names in one directory come out sorted.
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
@@ -984,11 +917,14 @@ impl Storage for SimDisk {
             .collect())
     }
 
-    fn exists(&mut self, path: &str) -> bool {
+    /// Does a file or directory of this path exist (as reads see it)?
+    pub fn exists(&mut self, path: &str) -> bool {
         self.names.contains_key(path) || self.dirs.contains(path)
     }
 
-    fn sync(&mut self, path: &str) -> SyncTicket {
+    /// Asks for the file's (or the directory's) content (or names) to be made durable.
+    /// The completion arrives later, as `Process::on_synced` with the returned ticket.
+    pub fn sync(&mut self, path: &str) -> SyncTicket {
         let ticket = SyncTicket(self.next_ticket);
         self.next_ticket += 1;
         // The remembered lookups answer as the name map would (they are forgotten at
@@ -1015,24 +951,5 @@ impl Storage for SimDisk {
         self.in_flight.push(SyncRequest { ticket, target, path, seq_end: self.next_seq });
         self.requested.push(ticket);
         ticket
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_fields_are_the_brokers_own_by_name_and_in_order() {
-        // `HeaderField::bytes` indexes the broker's table by the variant's position: the
-        // name files spell must be the broker's name at that position.
-        assert_eq!(HeaderField::ALL.len(), batch::HEADER_FIELDS.len());
-        for (index, field) in HeaderField::ALL.into_iter().enumerate() {
-            assert_eq!(field as usize, index);
-            let spelled = serde_json::to_value(field).unwrap();
-            assert_eq!(spelled.as_str(), Some(field.name()), "{field:?}");
-        }
-        let epoch: HeaderField = serde_json::from_str("\"leader-epoch\"").unwrap();
-        assert_eq!(epoch.bytes(), 18..22);
     }
 }
