@@ -38,6 +38,7 @@ pub mod time;
 pub mod toy;
 mod trace;
 pub mod txn_processor;
+pub mod user;
 mod world;
 
 use std::fmt;
