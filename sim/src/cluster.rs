@@ -25,10 +25,10 @@ use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
 
 use crate::es_client::{EsClient, SharedEsRecorder};
-use crate::user::AnyWork;
 use crate::es_projection::ProjectionNode;
 use crate::es_txn_projection::TxnProjectionNode;
 use crate::txn_processor::{Processor, ProcessorConfig, Step, kind_of};
+use crate::user::AnyWork;
 use crate::{Context, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 use logjam_eventstore::reader::ReaderConfig;

@@ -17,11 +17,11 @@ use logjam_broker::protocol::Msg;
 use logjam_eventstore::command::multi::{MultiCommandLoop, MultiOutcome, MultiStep};
 use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::envelope::Envelope;
-use logjam_eventstore::schema::Schema;
 use logjam_eventstore::log_store::LogStore;
+use logjam_eventstore::schema::Schema;
 use logjam_eventstore::snapshot::{Snapshot, Snapshotted};
-use logjam_eventstore::store::{ExpectedVersion, StoreReply, base_stream, snapshot_stream};
 use logjam_eventstore::store::StreamStore;
+use logjam_eventstore::store::{ExpectedVersion, StoreReply, base_stream, snapshot_stream};
 use logjam_model::es::{CommandOutcome, CommandRecord};
 
 use crate::user::{AnyWork, DomainSpec};
@@ -381,8 +381,7 @@ impl EsClient {
         retries: u32,
         maybe_landed: bool,
     ) {
-        let (stream, json, command_loop) =
-            work.0.step(stage, transfer, command_id, self.snapshots);
+        let (stream, json, command_loop) = work.0.step(stage, transfer, command_id, self.snapshots);
         let ids = (command_id, retries, maybe_landed);
         self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
     }

@@ -15,8 +15,8 @@ use logjam_model as model;
 use crate::cluster::{self, ClusterSpec, Recorder, TxnSpec};
 use crate::coverage;
 use crate::es_client::{SharedEsRecorder, final_es_replicas};
-use crate::user::{DomainSpec, Draw};
 use crate::toy::GossipCounter;
+use crate::user::{DomainSpec, Draw};
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
 use std::collections::BTreeMap;
 

@@ -90,10 +90,12 @@
 //!     [phases]
 //!     chaos = "2s"
 //!     quiet = "3s"
+//!     [expect]
+//!     all_hold = true
 //! "#;
 //! let suite = EsSuite::new(Counters, scenario).unwrap();
 //! let run = suite.run_seed(1);
-//! assert!(run.violations().next().is_none(), "{:?}", run.checks);
+//! assert_eq!(suite.verdict(&run), logjam_sim::run::RunVerdict::Held, "{:?}", run.checks);
 //! ```
 
 use std::any::Any;

@@ -183,15 +183,14 @@ pub(super) fn check_folds_agree(digest: &Digest<'_>, user: &dyn UserFold, findin
                         theirs.describe()
                     );
                     let last = |r: usize| {
-                        digest.stream(r, stream).iter().copied()
-                            .filter(|&p| digest.event(r, p).offset < common_end)
-                            .last()
+                        let below = digest.stream(r, stream).iter().copied();
+                        below.rev().find(|&p| digest.event(r, p).offset < common_end)
                     };
-                    let witness = [last(reference).map(|p| digest.event_witness(reference, p)),
-                        last(replica).map(|p| digest.event_witness(replica, p))]
-                        .into_iter()
-                        .flatten()
-                        .collect();
+                    let witness = [
+                        last(reference).map(|p| digest.event_witness(reference, p)),
+                        last(replica).map(|p| digest.event_witness(replica, p)),
+                    ];
+                    let witness = witness.into_iter().flatten().collect();
                     (explanation, witness)
                 });
             }
