@@ -1,9 +1,11 @@
-//! An event-store client of the bank: it runs deposits, withdrawals and transfers
-//! through `eventstore::command::CommandLoop` over a `LogStore` on the cluster, and
-//! records every command for the model's event-store checks. A transfer is a saga
-//! (debit the source, then credit the destination, or refund the source when the
-//! credit cannot be made), or with transactions one `MultiCommandLoop` command whose
-//! debit and credit land together (recorded as two commands, one per stream).
+//! An event-store client of any domain (`crate::user::DomainSpec`): it runs each unit
+//! of work (one command, or a transfer across two streams) through
+//! `eventstore::command::CommandLoop` over a `LogStore` on the cluster, and records
+//! every command for the model's event-store checks. A transfer is a saga (debit the
+//! source, then credit the destination, or refund the source when the credit cannot
+//! be made), or with transactions one `MultiCommandLoop` command whose debit and credit
+//! land together (recorded as two commands, one per stream). The client knows no
+//! domain: the work carries its own typed command loop behind `ErasedLoop`.
 //!
 //! A command whose outcome is unknown is retried with the same command id (the loop
 //! finds it in the stream if it landed), so a saga always learns where it stands and
