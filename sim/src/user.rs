@@ -537,14 +537,19 @@ pub fn builtin(name: &str) -> Option<&'static dyn DomainSpec> {
 pub struct EsSuite {
     scenario: Scenario,
     domain: Box<dyn DomainSpec>,
+    /// Where `assert_holds` writes the shrunk schedule of a failure.
+    regressions_dir: std::path::PathBuf,
 }
+
+/// Candidate runs the shrinker of `EsSuite::assert_holds` may make.
+pub const SHRINK_RUNS_MAX: u64 = 300;
 
 impl EsSuite {
     /// `domain` under the scenario `text` (its path in messages: `<name>.toml`).
     pub fn new<D: DomainSpec + 'static>(domain: D, text: &str) -> Result<EsSuite, ScenarioError> {
         let path = format!("{}.toml", domain.name());
         let scenario = Scenario::parse_for_domain(text, &path, domain.name())?;
-        Ok(EsSuite { scenario, domain: Box::new(domain) })
+        Ok(EsSuite::of(scenario, domain))
     }
 
     /// `domain` under the scenario file at `path`.
@@ -556,7 +561,19 @@ impl EsSuite {
             message: format!("cannot read: {error}"),
         })?;
         let scenario = Scenario::parse_for_domain(&text, &shown, domain.name())?;
-        Ok(EsSuite { scenario, domain: Box::new(domain) })
+        Ok(EsSuite::of(scenario, domain))
+    }
+
+    fn of<D: DomainSpec + 'static>(scenario: Scenario, domain: D) -> EsSuite {
+        let regressions_dir = Path::new("target").join("logjam-regressions");
+        EsSuite { scenario, domain: Box::new(domain), regressions_dir }
+    }
+
+    /// Where `assert_holds` writes a failure's shrunk schedule (by default
+    /// `target/logjam-regressions/`, under the test's working directory).
+    pub fn with_regressions_dir(mut self, dir: &Path) -> EsSuite {
+        self.regressions_dir = dir.to_path_buf();
+        self
     }
 
     /// The checked scenario.
@@ -582,5 +599,90 @@ impl EsSuite {
     /// A run judged against what the scenario expects (`[expect]`).
     pub fn verdict(&self, run: &RunResult) -> RunVerdict {
         run.verdict(&self.scenario.expect)
+    }
+
+    /// Runs every seed of `seeds` (one after another) and panics at the first that
+    /// does not run as the scenario expects, with the seed, the invariant, its witness,
+    /// how to replay it, and its schedule shrunk (at most `SHRINK_RUNS_MAX` runs),
+    /// written as a schedule file you can commit as a regression.
+    pub fn assert_holds(&self, seeds: std::ops::Range<u64>) {
+        for seed in seeds {
+            let run = self.run_seed(seed);
+            if let RunVerdict::Unexpected(why) = self.verdict(&run) {
+                panic!("{}", self.failure(seed, &run, &why));
+            }
+        }
+    }
+
+    /// Runs seeds of `seeds` until one breaks `invariant` (a violation, or the anomaly
+    /// the scenario expects) and returns it; panics if none does.
+    pub fn assert_caught(&self, invariant: &str, seeds: std::ops::Range<u64>) -> u64 {
+        for seed in seeds.clone() {
+            let run = self.run_seed(seed);
+            if crate::schedule_file::anomalies(&run).iter().any(|kind| kind == invariant) {
+                return seed;
+            }
+        }
+        panic!(
+            "{}: `{invariant}` was not caught in seeds {}..{} (domain {})",
+            self.scenario.name,
+            seeds.start,
+            seeds.end,
+            self.domain.name()
+        )
+    }
+
+    /// The panic message of a failing seed, after shrinking it and writing the file.
+    fn failure(&self, seed: u64, run: &RunResult, why: &str) -> String {
+        use crate::schedule_file::{Expectation, FORMAT, Origin, ScheduleFile, anomalies};
+        let anomaly = crate::schedule_file::primary_anomaly(&self.scenario, run)
+            .unwrap_or_else(|| "limit".to_owned());
+        let original = crate::run::schedule_for(&self.scenario, seed);
+        let origin = Origin {
+            seed,
+            faults: original.faults.len().saturating_sub(1),
+            ops: original.ops.len(),
+        };
+        let mut fails =
+            |candidate: &Schedule| anomalies(&self.run_schedule(candidate)).contains(&anomaly);
+        let mut budget = |progress: crate::shrink::Progress| progress.runs < SHRINK_RUNS_MAX;
+        let shrunk = crate::shrink::shrink_with(original, &mut fails, &mut budget);
+        let file = ScheduleFile {
+            format: FORMAT.to_owned(),
+            scenario: self.scenario.path.clone(),
+            anomaly: anomaly.clone(),
+            expect: Expectation::Holds,
+            note: format!("{} seed {seed}: {why}", self.scenario.name),
+            origin: Some(origin.clone()),
+            schedule: shrunk.schedule.clone(),
+        };
+        let name = format!("{}-seed-{seed}.json", self.scenario.name);
+        let path = self.regressions_dir.join(name);
+        let written = std::fs::create_dir_all(&self.regressions_dir)
+            .and_then(|()| std::fs::write(&path, file.to_json()));
+        let saved = match written {
+            Ok(()) => format!("written to {}", path.display()),
+            Err(error) => format!("not written ({}: {error})", path.display()),
+        };
+        let check = run.checks.iter().find(|check| check.invariant == anomaly);
+        let witness = check.and_then(|check| check.witness.clone()).unwrap_or_default();
+        let lines = check.map(|check| check.witness_lines.join("\n    ")).unwrap_or_default();
+        format!(
+            "{scenario} (domain {domain}) seed {seed}: {why}\n\
+             invariant: {anomaly}\n\
+             witness:   {witness}\n    {lines}\n\
+             replay:    suite.run_seed({seed}), or suite.run_schedule(&ScheduleFile::parse(&text, \"{path}\")?.schedule) with the file's text\n\
+             shrunk:    {faults} faults and {ops} operations (from {of} and {of_ops}) in {runs} runs{early}, {saved}\n{json}",
+            scenario = self.scenario.name,
+            domain = self.domain.name(),
+            path = path.display(),
+            faults = shrunk.schedule.faults.len().saturating_sub(1),
+            ops = shrunk.schedule.ops.len(),
+            of = origin.faults,
+            of_ops = origin.ops,
+            runs = shrunk.runs,
+            early = if shrunk.stopped_early { " (budget spent: smaller may exist)" } else { "" },
+            json = file.to_json(),
+        )
     }
 }

@@ -303,3 +303,35 @@ fn a_user_run_is_deterministic() {
         assert_eq!(suite.run_seed(seed).trace_hash, suite.run_seed(seed).trace_hash);
     }
 }
+
+#[test]
+fn the_test_helpers_say_holds_caught_and_on_failure_everything_to_replay_it() {
+    suite::<CORRECT>().assert_holds(0..8);
+    let seed = suite::<ONE_SEAT_TOO_MANY>().assert_caught("business-rules", 0..50);
+    assert!(seed < 50);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let buggy = suite::<ONE_SEAT_TOO_MANY>().with_regressions_dir(dir.path());
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| buggy.assert_holds(0..50)))
+            .expect_err("the planted bug fails the sweep");
+    let message = panic.downcast_ref::<String>().expect("a formatted panic");
+    eprintln!("{message}");
+    let written = dir.path().join(format!("concerts-under-faults-seed-{seed}.json"));
+    for words in [
+        &format!("seed {seed}") as &str,
+        "invariant: business-rules",
+        "never-oversold",
+        &format!("suite.run_seed({seed})"),
+        "shrunk:",
+        &written.display().to_string(),
+    ] {
+        assert!(message.contains(words), "no `{words}` in\n{message}");
+    }
+    // The shrunk schedule still fails, and is no bigger than the seed's.
+    let text = std::fs::read_to_string(&written).expect("the schedule file");
+    let file = logjam_sim::schedule_file::ScheduleFile::parse(&text, "x.json").expect("parses");
+    let run = buggy.run_schedule(&file.schedule);
+    assert!(run.violations().any(|c| c.invariant == "business-rules"));
+    let origin = file.origin.expect("an origin");
+    assert!(file.schedule.ops.len() <= origin.ops);
+}
