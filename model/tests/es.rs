@@ -808,3 +808,23 @@ fn debit(transfer: u64, to: &str, amount: u64) -> Value {
 fn credit(transfer: u64, from: &str, amount: u64) -> Value {
     json!({"TransferCredited": {"transfer": transfer, "from": from, "amount": amount}})
 }
+
+/// A domain the model has no fold of, and none given: the checks that need a fold say
+/// they were not checked (never "holds"), and business-rules is violated.
+#[test]
+fn an_unknown_domain_is_not_checked_rather_than_passed() {
+    let mut history = bank();
+    history.domain = "ledger".to_string();
+    let verdict = check(&history);
+    for invariant in [
+        EsInvariant::ReplayEquivalence,
+        EsInvariant::FoldsAgree,
+        EsInvariant::ProjectionEquivalence,
+    ] {
+        assert!(verdict.check(invariant).not_checked.is_some(), "{invariant}: {verdict}");
+    }
+    assert!(verdict.to_string().contains("NOT CHECKED"), "{verdict}");
+    assert_eq!(verdict.violated(), vec![EsInvariant::BusinessRules]);
+    // The model's own domains never say it.
+    assert!(check(&bank()).checks.iter().all(|c| c.not_checked.is_none()));
+}

@@ -23,11 +23,12 @@ use logjam_broker::txn::TxnProtocol;
 use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
 
-use crate::es_client::{EsClient, SharedEsRecorder, Work};
+use crate::es_client::{EsClient, SharedEsRecorder};
 use crate::es_projection::ProjectionNode;
 use crate::es_txn_projection::TxnProjectionNode;
 use crate::log_disk::{sync_result, sync_ticket};
 use crate::txn_processor::{Processor, ProcessorConfig, Step, kind_of};
+use crate::user::AnyWork;
 use crate::{Context, LogDisk, NodeId, Process, TimerId};
 use logjam_eventstore::log_store::{LogStore, LogStoreConfig};
 use logjam_eventstore::reader::ReaderConfig;
@@ -648,7 +649,7 @@ impl ClusterProcess {
     }
 
     /// Hands a unit of work to an event-store client; false if it is not one, or busy.
-    pub fn es_submit(&mut self, ctx: &mut Context<'_, Self>, work: Work) -> bool {
+    pub fn es_submit(&mut self, ctx: &mut Context<'_, Self>, work: AnyWork) -> bool {
         let ClusterNode::EsClient(client) = &mut self.node else { return false };
         let taken = client.submit(ctx.now_ns(), work);
         self.flush(ctx);
@@ -997,7 +998,7 @@ impl Process for ClusterProcess {
             };
             let store = LogStore::new(config);
             let recorder = self.es_recorder.clone();
-            let mut client = EsClient::new(id, es.accounts, store, recorder, es.expected_versions);
+            let mut client = EsClient::new(id, store, recorder, es.expected_versions);
             if spec.txn.is_some() {
                 client = client.with_transfers_in_transactions();
             }

@@ -1,9 +1,11 @@
-//! An event-store client of the bank: it runs deposits, withdrawals and transfers
-//! through `eventstore::command::CommandLoop` over a `LogStore` on the cluster, and
-//! records every command for the model's event-store checks. A transfer is a saga
-//! (debit the source, then credit the destination, or refund the source when the
-//! credit cannot be made), or with transactions one `MultiCommandLoop` command whose
-//! debit and credit land together (recorded as two commands, one per stream).
+//! An event-store client of any domain (`crate::user::DomainSpec`): it runs each unit
+//! of work (one command, or a transfer across two streams) through
+//! `eventstore::command::CommandLoop` over a `LogStore` on the cluster, and records
+//! every command for the model's event-store checks. A transfer is a saga (debit the
+//! source, then credit the destination, or refund the source when the credit cannot
+//! be made), or with transactions one `MultiCommandLoop` command whose debit and credit
+//! land together (recorded as two commands, one per stream). The client knows no
+//! domain: the work carries its own typed command loop behind `ErasedLoop`.
 //!
 //! A command whose outcome is unknown is retried with the same command id (the loop
 //! finds it in the stream if it landed), so a saga always learns where it stands and
@@ -14,20 +16,17 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use logjam_broker::protocol::Msg;
-use logjam_eventstore::command::multi::{
-    MultiCommandLoop, MultiDecision, MultiOutcome, MultiStep, Part,
-};
-use logjam_eventstore::command::{COMMAND_ATTEMPTS_DEFAULT, CommandLoop, Outcome, Request, Step};
-use logjam_eventstore::domains::bank::{Account, BankCommand, account_stream};
-use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
-use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
-use logjam_eventstore::domains::table::{RowCommand, Table, table_stream};
+use logjam_eventstore::command::multi::{MultiCommandLoop, MultiOutcome, MultiStep};
+use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::envelope::Envelope;
 use logjam_eventstore::log_store::LogStore;
+use logjam_eventstore::schema::Schema;
 use logjam_eventstore::snapshot::{Snapshot, Snapshotted};
 use logjam_eventstore::store::StreamStore;
-use logjam_eventstore::store::{ExpectedVersion, base_stream, snapshot_stream};
+use logjam_eventstore::store::{ExpectedVersion, StoreReply, base_stream, snapshot_stream};
 use logjam_model::es::{CommandOutcome, CommandRecord};
+
+use crate::user::{AnyWork, DomainSpec};
 
 /// Operations waiting at a busy client.
 pub const WORK_QUEUED_MAX: usize = 4;
@@ -48,115 +47,9 @@ pub struct EsRecording {
 
 pub type SharedEsRecorder = Rc<RefCell<EsRecording>>;
 
-/// One unit of work, drawn from a schedule's operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Work {
-    Deposit {
-        account: u32,
-        amount: u64,
-    },
-    Withdraw {
-        account: u32,
-        amount: u64,
-    },
-    Transfer {
-        from: u32,
-        to: u32,
-        amount: u64,
-    },
-    /// A shopping cart's command.
-    Cart {
-        cart: u32,
-        command: CartCommand,
-    },
-    /// A sku's inventory command.
-    Inventory {
-        sku: u32,
-        command: InventoryCommand,
-    },
-    /// A table row's change (its stream is published for change data capture).
-    Row {
-        table: u32,
-        command: RowCommand,
-    },
-}
-
-/// The domains the simulator runs.
+/// Where a unit of work stands: one command, or a step of a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Domain {
-    Bank,
-    Cart,
-    Inventory,
-    Table,
-}
-
-impl Domain {
-    pub fn from_name(name: &str) -> Option<Domain> {
-        match name {
-            "bank" => Some(Domain::Bank),
-            "cart" => Some(Domain::Cart),
-            "inventory" => Some(Domain::Inventory),
-            "table" => Some(Domain::Table),
-            _ => None,
-        }
-    }
-}
-
-impl Work {
-    /// The work an operation on `account` stands for, from a hash of the operation:
-    /// each operation decides its own command, so dropping one (shrinking) leaves the
-    /// others as they were.
-    pub fn of(domain: Domain, account: u32, accounts: u32, deposits_only: bool, hash: u64) -> Work {
-        if domain == Domain::Table {
-            // Few keys, so inserts, updates and deletes meet present and absent rows.
-            let key = (hash >> 8) % 6;
-            let value = 1 + ((hash >> 16) % 1000) as i64;
-            let command = match hash % 10 {
-                0..=3 => RowCommand::Insert { key, value },
-                4..=7 => RowCommand::Update { key, value },
-                _ => RowCommand::Delete { key },
-            };
-            return Work::Row { table: account, command };
-        }
-        if domain == Domain::Inventory {
-            // Orders are named by the operation, so a release names a reservation
-            // that may exist (made by an earlier operation with the same order).
-            let order = (hash >> 24) % 8;
-            let qty = 1 + ((hash >> 16) % 4) as u32;
-            let command = match hash % 10 {
-                0..=2 => InventoryCommand::Stock { qty: qty * 3 },
-                3..=7 => InventoryCommand::Reserve { order, qty },
-                _ => InventoryCommand::Release { order },
-            };
-            return Work::Inventory { sku: account, command };
-        }
-        if domain == Domain::Cart {
-            let (sku, qty) = (((hash >> 8) % 5) as u32, 1 + ((hash >> 16) % 3) as u32);
-            let command = match hash % 20 {
-                0..=11 => CartCommand::AddItem { sku, qty },
-                12..=17 => CartCommand::RemoveItem { sku, qty },
-                _ => CartCommand::CheckOut,
-            };
-            return Work::Cart { cart: account, command };
-        }
-        let amount = 1 + (hash >> 8) % 100;
-        if deposits_only {
-            return Work::Deposit { account, amount };
-        }
-        match hash % 10 {
-            0..=3 => Work::Deposit { account, amount },
-            4..=6 => Work::Withdraw { account, amount },
-            _ => {
-                let to = (account + 1 + ((hash >> 20) as u32) % (accounts - 1)) % accounts;
-                Work::Transfer { from: account, to, amount: amount.div_ceil(2) }
-            }
-        }
-    }
-}
-
-/// Where a transfer saga stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
+pub(crate) enum Stage {
     Single,
     Debit,
     Credit,
@@ -167,7 +60,7 @@ enum Stage {
 
 /// The command under way, with what it belongs to.
 struct Running {
-    work: Work,
+    work: AnyWork,
     stage: Stage,
     transfer: u64,
     command_id: u64,
@@ -178,31 +71,58 @@ struct Running {
     invoke_ns: u64,
     stream: String,
     command: serde_json::Value,
-    command_loop: DomainLoop,
+    command_loop: Box<dyn ErasedLoop>,
     request: u64,
     /// A transfer as one transaction: the credit's stream, command id and command (the
     /// debit's are `stream`, `command_id` and `command`).
     credit: Option<(String, u64, serde_json::Value)>,
 }
 
-/// A command loop of one of the domains.
-enum DomainLoop {
-    Bank(CommandLoop<Account>),
-    Cart(CommandLoop<Cart>),
-    Inventory(CommandLoop<Inventory>),
-    Table(CommandLoop<Table>),
-    Transfer(MultiCommandLoop<Account>),
+/// A command loop, whatever its aggregate: `CommandLoop` for one stream,
+/// `MultiCommandLoop` for a transfer across two.
+pub(crate) trait ErasedLoop {
+    fn start(&mut self) -> Next;
+    fn on_reply(&mut self, reply: StoreReply) -> Next;
+}
+
+impl<A: Snapshotted + PartialEq> ErasedLoop for CommandLoop<A> {
+    fn start(&mut self) -> Next {
+        next(CommandLoop::start(self))
+    }
+    fn on_reply(&mut self, reply: StoreReply) -> Next {
+        next(CommandLoop::on_reply(self, reply))
+    }
+}
+
+impl<A: Schema> ErasedLoop for MultiCommandLoop<A> {
+    fn start(&mut self) -> Next {
+        next_multi(MultiCommandLoop::start(self))
+    }
+    fn on_reply(&mut self, reply: StoreReply) -> Next {
+        next_multi(MultiCommandLoop::on_reply(self, reply))
+    }
+}
+
+/// How a command across streams ended (`MultiOutcome`), its events as JSON.
+pub(crate) enum WholeEnded {
+    Appended { parts: Vec<(u64, Vec<serde_json::Value>)> },
+    AlreadyApplied { first_versions: Vec<u64> },
+    Refused { part: usize, error: String, versions: Vec<u64> },
+    Conflict,
+    Indeterminate { reason: String },
+    Failed { reason: String },
+    Corrupt { error: String },
 }
 
 /// What a loop wants next, whatever its domain.
-enum Next {
+pub(crate) enum Next {
     Issue(Request),
     Done(Ended),
-    DoneTransfer(MultiDecision<Account>),
+    DoneTransfer(WholeEnded),
 }
 
 /// How a command ended, whatever its domain.
-struct Ended {
+pub(crate) struct Ended {
     /// Its events are in the stream (appended now, or by an earlier attempt).
     applied: bool,
     /// The domain refused it.
@@ -226,39 +146,32 @@ struct Ended {
 /// to a multiple of this many events.
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 8;
 
-impl DomainLoop {
-    fn start(&mut self) -> Next {
-        match self {
-            DomainLoop::Bank(command_loop) => next(command_loop.start()),
-            DomainLoop::Cart(command_loop) => next(command_loop.start()),
-            DomainLoop::Inventory(command_loop) => next(command_loop.start()),
-            DomainLoop::Table(command_loop) => next(command_loop.start()),
-            DomainLoop::Transfer(command_loop) => next_multi(command_loop.start()),
+fn next_multi<A: Schema>(step: MultiStep<A>) -> Next {
+    let json = |events: &[A::Event]| -> Vec<serde_json::Value> {
+        events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
+    };
+    let decision = match step {
+        MultiStep::Issue(request) => return Next::Issue(request),
+        MultiStep::Done(decision) => decision,
+    };
+    Next::DoneTransfer(match decision.outcome {
+        MultiOutcome::Appended { parts } => WholeEnded::Appended {
+            parts: parts.iter().map(|(_, version, events)| (*version, json(events))).collect(),
+        },
+        MultiOutcome::AlreadyApplied { first_versions } => {
+            WholeEnded::AlreadyApplied { first_versions }
         }
-    }
-
-    fn on_reply(&mut self, reply: logjam_eventstore::store::StoreReply) -> Next {
-        match self {
-            DomainLoop::Bank(command_loop) => next(command_loop.on_reply(reply)),
-            DomainLoop::Cart(command_loop) => next(command_loop.on_reply(reply)),
-            DomainLoop::Inventory(command_loop) => next(command_loop.on_reply(reply)),
-            DomainLoop::Table(command_loop) => next(command_loop.on_reply(reply)),
-            DomainLoop::Transfer(command_loop) => next_multi(command_loop.on_reply(reply)),
+        MultiOutcome::Refused { part, error, versions } => {
+            WholeEnded::Refused { part, error: error.to_string(), versions }
         }
-    }
+        MultiOutcome::Conflict => WholeEnded::Conflict,
+        MultiOutcome::Indeterminate { reason } => WholeEnded::Indeterminate { reason },
+        MultiOutcome::Failed { reason } => WholeEnded::Failed { reason },
+        MultiOutcome::Corrupt { error } => WholeEnded::Corrupt { error: error.to_string() },
+    })
 }
 
-fn next_multi(step: MultiStep<Account>) -> Next {
-    match step {
-        MultiStep::Issue(request) => Next::Issue(request),
-        MultiStep::Done(decision) => Next::DoneTransfer(decision),
-    }
-}
-
-fn next<A: Snapshotted>(step: Step<A>) -> Next
-where
-    A::Event: serde::Serialize,
-{
+fn next<A: Snapshotted>(step: Step<A>) -> Next {
     match step {
         Step::Issue(request) => Next::Issue(request),
         Step::Done(decision) => {
@@ -283,10 +196,7 @@ fn snapshot_after<A: Snapshotted>(state: &A, version: u64, events: &[A::Event]) 
     Snapshot::take(&after, end).ok().map(|snapshot| snapshot.encode())
 }
 
-fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended
-where
-    A::Event: serde::Serialize,
-{
+fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended {
     let json = |events: &[A::Event]| {
         events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
     };
@@ -329,11 +239,12 @@ where
     }
 }
 
+/// An event-store client: runs units of work of any domain, one at a time, through
+/// the command loop over a `LogStore`, and records every command.
 pub struct EsClient {
     node: u32,
-    accounts: u32,
     store: LogStore,
-    queue: VecDeque<Work>,
+    queue: VecDeque<AnyWork>,
     running: Option<Running>,
     next_command: u64,
     next_request: u64,
@@ -347,16 +258,15 @@ pub struct EsClient {
 }
 
 impl EsClient {
+    /// A client on `node`; `snapshots`: save snapshots and load from them.
     pub fn new(
         node: u32,
-        accounts: u32,
         store: LogStore,
         recorder: SharedEsRecorder,
         snapshots: bool,
     ) -> EsClient {
         EsClient {
             node,
-            accounts,
             store,
             queue: VecDeque::new(),
             running: None,
@@ -375,31 +285,15 @@ impl EsClient {
         self
     }
 
-    fn configured<A: Snapshotted + PartialEq>(
-        &self,
-        command_loop: CommandLoop<A>,
-    ) -> CommandLoop<A> {
-        if self.snapshots { command_loop.with_snapshots() } else { command_loop }
-    }
-
     pub fn is_idle(&self) -> bool {
         self.running.is_none() && self.queue.is_empty() && self.store.is_idle()
     }
 
     /// Takes on a unit of work; false if too much is waiting already.
-    pub fn submit(&mut self, now_ns: u64, work: Work) -> bool {
+    pub fn submit(&mut self, now_ns: u64, work: AnyWork) -> bool {
         if self.queue.len() >= WORK_QUEUED_MAX {
             return false;
         }
-        debug_assert!(match &work {
-            Work::Cart { cart, .. } => *cart < self.accounts,
-            Work::Inventory { sku, .. } => *sku < self.accounts,
-            Work::Row { table, .. } => *table < self.accounts,
-            Work::Deposit { account, .. } | Work::Withdraw { account, .. } =>
-                *account < self.accounts,
-            Work::Transfer { from, to, .. } =>
-                from != to && *from < self.accounts && *to < self.accounts,
-        });
         self.queue.push_back(work);
         self.start_next(now_ns);
         true
@@ -435,10 +329,10 @@ impl EsClient {
             return;
         }
         let Some(work) = self.queue.pop_front() else { return };
-        let (stage, transfer) = match work {
-            Work::Transfer { .. } if self.transfers_in_txn => (Stage::Whole, self.command_id()),
-            Work::Transfer { .. } => (Stage::Debit, self.command_id()),
-            _ => (Stage::Single, 0),
+        let (stage, transfer) = match work.0.is_transfer() {
+            true if self.transfers_in_txn => (Stage::Whole, self.command_id()),
+            true => (Stage::Debit, self.command_id()),
+            false => (Stage::Single, 0),
         };
         let command_id = self.command_id();
         if stage == Stage::Whole {
@@ -452,23 +346,13 @@ impl EsClient {
     fn begin_whole(
         &mut self,
         now_ns: u64,
-        work: Work,
+        work: AnyWork,
         transfer: u64,
         (debit_id, credit_id): (u64, u64),
         (retries, maybe_landed): (u32, bool),
     ) {
-        let Work::Transfer { from, to, amount } = &work else { unreachable!("a transfer") };
-        let (source, target) = (account_stream(u64::from(*from)), account_stream(u64::from(*to)));
-        let debit = BankCommand::Debit { transfer, to: target.clone(), amount: *amount };
-        let credit = BankCommand::Credit { transfer, from: source.clone(), amount: *amount };
-        let json = |command: &BankCommand| serde_json::to_value(command).expect("serializes");
-        let (debit_json, credit_json) = (json(&debit), json(&credit));
-        let parts = vec![
-            Part { stream: source.clone(), command_id: debit_id, command: debit },
-            Part { stream: target.clone(), command_id: credit_id, command: credit },
-        ];
-        let mut command_loop =
-            DomainLoop::Transfer(MultiCommandLoop::new(parts, COMMAND_ATTEMPTS_DEFAULT));
+        let ((source, debit_json), (target, credit_json), mut command_loop) =
+            work.0.whole(transfer, (debit_id, credit_id));
         let step = command_loop.start();
         self.running = Some(Running {
             work,
@@ -492,86 +376,26 @@ impl EsClient {
     fn begin(
         &mut self,
         now_ns: u64,
-        work: Work,
+        work: AnyWork,
         stage: Stage,
         transfer: u64,
         command_id: u64,
         retries: u32,
         maybe_landed: bool,
     ) {
-        let account = |n: &u32| account_stream(u64::from(*n));
-        let (stream, json, command_loop) = match (&work, stage) {
-            (Work::Row { table, command }, _) => self.prepare(
-                table_stream(u64::from(*table)),
-                command_id,
-                command.clone(),
-                DomainLoop::Table,
-            ),
-            (Work::Inventory { sku, command }, _) => self.prepare(
-                sku_stream(u64::from(*sku)),
-                command_id,
-                command.clone(),
-                DomainLoop::Inventory,
-            ),
-            (Work::Cart { cart, command }, _) => self.prepare(
-                cart_stream(u64::from(*cart)),
-                command_id,
-                command.clone(),
-                DomainLoop::Cart,
-            ),
-            (Work::Deposit { account: n, amount }, _) => {
-                let command = BankCommand::Deposit { amount: *amount };
-                self.prepare(account(n), command_id, command, DomainLoop::Bank)
-            }
-            (Work::Withdraw { account: n, amount }, _) => {
-                let command = BankCommand::Withdraw { amount: *amount };
-                self.prepare(account(n), command_id, command, DomainLoop::Bank)
-            }
-            (Work::Transfer { from, to, amount }, Stage::Debit) => {
-                let command = BankCommand::Debit { transfer, to: account(to), amount: *amount };
-                self.prepare(account(from), command_id, command, DomainLoop::Bank)
-            }
-            (Work::Transfer { from, to, amount }, Stage::Credit) => {
-                let command =
-                    BankCommand::Credit { transfer, from: account(from), amount: *amount };
-                self.prepare(account(to), command_id, command, DomainLoop::Bank)
-            }
-            (Work::Transfer { from, amount, .. }, Stage::Refund) => {
-                let command = BankCommand::Refund { transfer, amount: *amount };
-                self.prepare(account(from), command_id, command, DomainLoop::Bank)
-            }
-            (Work::Transfer { .. }, Stage::Single | Stage::Whole) => {
-                unreachable!("a transfer is a saga here")
-            }
-        };
+        let (stream, json, command_loop) = work.0.step(stage, transfer, command_id, self.snapshots);
         let ids = (command_id, retries, maybe_landed);
         self.launch(now_ns, (work, stage, transfer), ids, stream, json, command_loop);
-    }
-
-    /// A command's stream, its JSON for the history, and its loop in `domain`.
-    fn prepare<A: Snapshotted + PartialEq>(
-        &self,
-        stream: String,
-        command_id: u64,
-        command: A::Command,
-        domain: fn(CommandLoop<A>) -> DomainLoop,
-    ) -> (String, serde_json::Value, DomainLoop)
-    where
-        A::Command: serde::Serialize,
-    {
-        let json = serde_json::to_value(&command).expect("commands serialize");
-        let command_loop = domain(self.configured(CommandLoop::new(&stream, command_id, command)));
-        (stream, json, command_loop)
     }
 
     fn launch(
         &mut self,
         now_ns: u64,
-        (work, stage, transfer): (Work, Stage, u64),
+        (work, stage, transfer): (AnyWork, Stage, u64),
         (command_id, retries, maybe_landed): (u64, u32, bool),
         stream: String,
         command: serde_json::Value,
-        mut command_loop: DomainLoop,
+        mut command_loop: Box<dyn ErasedLoop>,
     ) {
         let step = command_loop.start();
         self.running = Some(Running {
@@ -711,10 +535,7 @@ impl EsClient {
     /// Records a transfer made as one transaction, as two commands (its debit on the
     /// source and its credit on the destination, each with its own id and version),
     /// and tries again with the same ids while it may have landed.
-    fn finish_whole(&mut self, now_ns: u64, running: Running, decision: MultiDecision<Account>) {
-        let json = |events: &[logjam_eventstore::domains::bank::BankEvent]| -> Vec<_> {
-            events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
-        };
+    fn finish_whole(&mut self, now_ns: u64, running: Running, decision: WholeEnded) {
         let unknown_after = |reason: String| {
             if running.maybe_landed {
                 CommandOutcome::Indeterminate {
@@ -725,19 +546,18 @@ impl EsClient {
             }
         };
         // Per part: (decided at version, outcome).
-        let (parts, unknown): (Vec<(Option<u64>, CommandOutcome)>, bool) = match decision.outcome {
-            MultiOutcome::Appended { parts } => {
+        let (parts, unknown): (Vec<(Option<u64>, CommandOutcome)>, bool) = match decision {
+            WholeEnded::Appended { parts } => {
                 let parts = parts
-                    .iter()
-                    .map(|(_, version, events)| {
-                        let outcome =
-                            CommandOutcome::Ok { first_version: *version, events: json(events) };
-                        (Some(*version), outcome)
+                    .into_iter()
+                    .map(|(version, events)| {
+                        let outcome = CommandOutcome::Ok { first_version: version, events };
+                        (Some(version), outcome)
                     })
                     .collect();
                 (parts, false)
             }
-            MultiOutcome::AlreadyApplied { first_versions } => {
+            WholeEnded::AlreadyApplied { first_versions } => {
                 let parts = first_versions
                     .iter()
                     .map(|&first_version| {
@@ -747,7 +567,7 @@ impl EsClient {
                     .collect();
                 (parts, false)
             }
-            MultiOutcome::Refused { part, error, versions } if !running.maybe_landed => {
+            WholeEnded::Refused { part, error, versions } if !running.maybe_landed => {
                 let streams = [&running.stream, &running.credit.as_ref().expect("whole").0];
                 let reason = format!("refused: {error} (on {})", streams[part]);
                 let parts = versions
@@ -758,16 +578,16 @@ impl EsClient {
                     .collect();
                 (parts, false)
             }
-            MultiOutcome::Indeterminate { reason } => {
+            WholeEnded::Indeterminate { reason } => {
                 let outcome = CommandOutcome::Indeterminate { reason };
                 (vec![(None, outcome.clone()), (None, outcome)], true)
             }
             other => {
                 let reason = match other {
-                    MultiOutcome::Refused { error, .. } => format!("refused: {error}"),
-                    MultiOutcome::Conflict => "conflict on every attempt".to_owned(),
-                    MultiOutcome::Failed { reason } => reason,
-                    MultiOutcome::Corrupt { error } => format!("corrupt stream: {error}"),
+                    WholeEnded::Refused { error, .. } => format!("refused: {error}"),
+                    WholeEnded::Conflict => "conflict on every attempt".to_owned(),
+                    WholeEnded::Failed { reason } => reason,
+                    WholeEnded::Corrupt { error } => format!("corrupt stream: {error}"),
                     _ => unreachable!("handled above"),
                 };
                 let outcome = unknown_after(reason);
@@ -807,10 +627,9 @@ impl EsClient {
 pub fn final_es_replicas(
     world: &mut crate::World<crate::cluster::ClusterProcess>,
     spec: &crate::cluster::ClusterSpec,
-    domain: Domain,
+    domain: &dyn DomainSpec,
 ) -> Vec<logjam_model::es::ReplicaStreams> {
     use logjam_eventstore::envelope;
-    use logjam_eventstore::schema::decode_event;
     let mut replicas = Vec::new();
     for id in 0..spec.brokers {
         let node = crate::NodeId(id);
@@ -853,21 +672,8 @@ pub fn final_es_replicas(
                         let decoded = envelope::decode(&record.value)
                             .map_err(|error| error.to_string())
                             .and_then(|env| {
-                                let event = match domain {
-                                    Domain::Bank => decode_event::<Account>(&stream, offset, &env)
-                                        .map(|event| serde_json::to_value(&event)),
-                                    Domain::Cart => decode_event::<Cart>(&stream, offset, &env)
-                                        .map(|event| serde_json::to_value(&event)),
-                                    Domain::Inventory => {
-                                        decode_event::<Inventory>(&stream, offset, &env)
-                                            .map(|event| serde_json::to_value(&event))
-                                    }
-                                    Domain::Table => decode_event::<Table>(&stream, offset, &env)
-                                        .map(|event| serde_json::to_value(&event)),
-                                };
-                                event
-                                    .map(|json| (env, json.expect("events serialize")))
-                                    .map_err(|error| error.to_string())
+                                let event = domain.decode(&stream, offset, &env)?;
+                                Ok((env, event))
                             });
                         let stored = match decoded {
                             Ok((env, event)) => logjam_model::es::StoredEvent {

@@ -28,6 +28,7 @@ pub mod schedule_file;
 pub mod shrink;
 pub mod strategy;
 pub mod txn_processor;
+pub mod user;
 
 // The world, re-exported: the harness's code and its users name its types from here.
 pub use log_disk::{BROKER_LAYOUT, LogDisk, broker_disk_config};

@@ -14,8 +14,9 @@ use logjam_model as model;
 
 use crate::cluster::{self, ClusterSpec, Recorder, TxnSpec};
 use crate::coverage;
-use crate::es_client::{Domain, SharedEsRecorder, Work, final_es_replicas};
+use crate::es_client::{SharedEsRecorder, final_es_replicas};
 use crate::toy::GossipCounter;
+use crate::user::{DomainSpec, Draw};
 use crate::{Fault, Limit, NodeId, Stats, TraceEntry, World};
 use std::collections::BTreeMap;
 
@@ -253,6 +254,27 @@ pub struct RunOutput {
 /// A scenario with menus runs the configuration the schedule names (checked with the
 /// schedule, see `schedule_file::check_schedule`).
 pub fn run_full(scenario: &Scenario, schedule: &Schedule, trace_kept_max: usize) -> RunOutput {
+    run_full_inner(scenario, schedule, trace_kept_max, None)
+}
+
+/// `run_full` with a domain of the caller's own (`crate::user`): the event-store
+/// clients run `domain` when the scenario's `eventstore.domain` names it, a built-in
+/// domain when it names one.
+pub fn run_full_with(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    trace_kept_max: usize,
+    domain: &dyn DomainSpec,
+) -> RunOutput {
+    run_full_inner(scenario, schedule, trace_kept_max, Some(domain))
+}
+
+fn run_full_inner(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    trace_kept_max: usize,
+    domain: Option<&dyn DomainSpec>,
+) -> RunOutput {
     let drawn;
     let scenario = if scenario.space.is_some() {
         drawn =
@@ -272,7 +294,18 @@ pub fn run_full(scenario: &Scenario, schedule: &Schedule, trace_kept_max: usize)
             let (result, trace) = run_counter(scenario, schedule, world);
             RunOutput { result, trace, history: None }
         }
-        System::LogCluster(spec) => run_cluster(scenario, spec, schedule, &config),
+        System::LogCluster(spec) => {
+            let domain = spec.es.as_ref().map(|es| match domain {
+                Some(domain) if domain.name() == es.domain => domain,
+                _ => crate::user::builtin(&es.domain).unwrap_or_else(|| {
+                    panic!(
+                        "domain `{}` is not built in: run it with run_full_with (crate::user)",
+                        es.domain
+                    )
+                }),
+            });
+            run_cluster(scenario, spec, schedule, &config, domain)
+        }
     }
 }
 
@@ -348,6 +381,7 @@ fn run_cluster(
     spec: &ClusterSpec,
     schedule: &Schedule,
     config: &crate::WorldConfig,
+    domain: Option<&dyn DomainSpec>,
 ) -> RunOutput {
     let mut header = model::Header::new(
         "logjam-broker",
@@ -368,14 +402,19 @@ fn run_cluster(
         if world.run_until(op.at_ns).is_some() {
             break;
         }
-        let started = match &spec.es {
-            Some(es) => {
+        let started = match (&spec.es, domain) {
+            (Some(es), Some(domain)) => {
                 let hash = op_hash(schedule.seed, op);
-                let domain = Domain::from_name(&es.domain).expect("a checked scenario");
-                let work = Work::of(domain, op.partition, es.accounts, es.deposits_only, hash);
+                let draw = Draw {
+                    aggregate: op.partition,
+                    aggregates: es.accounts,
+                    deposits_only: es.deposits_only,
+                    hash,
+                };
+                let work = domain.work(&draw);
                 world.with_process(op.node, |process, ctx| process.es_submit(ctx, work))
             }
-            None => {
+            _ => {
                 let value = crate::numbered("v", index as u64);
                 match &spec.txn {
                     Some(txn) => {
@@ -413,10 +452,7 @@ fn run_cluster(
     }
     world.run_until(schedule.chaos_ns + schedule.quiet_ns + DRAIN_NS);
     let replicas = cluster::final_replicas(&mut world, spec);
-    let es_replicas = spec.es.as_ref().map(|es| {
-        let domain = Domain::from_name(&es.domain).expect("a checked scenario");
-        final_es_replicas(&mut world, spec, domain)
-    });
+    let es_replicas = domain.map(|domain| final_es_replicas(&mut world, spec, domain));
     let (run, trace) = result(scenario, schedule, &world, Vec::new(), (invoked, skipped));
     drop(world);
     let recorder = Rc::try_unwrap(recorder).ok().expect("the world is gone").into_inner();
@@ -477,7 +513,8 @@ fn run_cluster(
             // The quiet phase and the drain give every projection time to catch up.
             projections_settled: true,
         };
-        checks.extend(es_checks_of(&model::es::check(&es_history)));
+        let fold = domain.and_then(|domain| domain.fold());
+        checks.extend(es_checks_of(&model::es::check_with(&es_history, fold.as_deref())));
     }
     RunOutput { result: RunResult { checks, ..run }, trace, history }
 }
@@ -536,7 +573,11 @@ fn es_checks_of(verdict: &model::es::EsVerdict) -> Vec<Check> {
                 verdict.anomalies.iter().find(|anomaly| anomaly.invariant == check.invariant);
             let found = anomaly.map(|a| (a.explanation.clone(), lines(&a.witness)));
             let counts = (check.examined, check.unit, check.violations, check.expected);
-            check_row(check.invariant.name(), counts, found, None)
+            let mut row = check_row(check.invariant.name(), counts, found, None);
+            if let Some(why) = check.not_checked {
+                row.checked = format!("not checked: {why}");
+            }
+            row
         })
         .collect()
 }

@@ -73,6 +73,9 @@ pub struct ConfigSpace {
     pub text: String,
     pub path: String,
     pub menus: Menus,
+    /// The name of the caller's own event-store domain the text was checked with
+    /// (`Scenario::parse_for_domain`), if any.
+    pub user_domain: Option<String>,
 }
 
 /// The system a scenario runs: the replicated log, or the small gossip counter.
@@ -207,7 +210,8 @@ enum TxnProtocolFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventStoreFile {
-    domain: Spanned<String>,
+    /// Required, but for a scenario checked for a domain of the caller's own.
+    domain: Option<Spanned<String>>,
     /// Aggregates the commands pick from (bank accounts, carts).
     aggregates: Option<Spanned<u32>>,
     #[serde(default = "yes")]
@@ -622,6 +626,8 @@ fn invariants(system: &System) -> Vec<&'static str> {
 struct Source<'a> {
     path: &'a str,
     text: &'a str,
+    /// A domain of the caller's own: `eventstore.domain` may name it, or be left out.
+    user_domain: Option<&'a str>,
 }
 
 impl Source<'_> {
@@ -718,13 +724,37 @@ impl Scenario {
     /// combination that checks; the scenario returned is one of them (a base for what
     /// does not change from seed to seed: name, phases, expectation, coverage).
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
-        let source = Source { path, text };
+        Scenario::parse_with(text, path, None)
+    }
+
+    /// `parse` for a run of the caller's own event-store domain named `domain` (see
+    /// `crate::user`): `eventstore.domain` may name it (or a built-in domain), and when
+    /// left out it is `domain`.
+    pub fn parse_for_domain(
+        text: &str,
+        path: &str,
+        domain: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_with(text, path, Some(domain))
+    }
+
+    fn parse_with(
+        text: &str,
+        path: &str,
+        user_domain: Option<&str>,
+    ) -> Result<Scenario, ScenarioError> {
+        let source = Source { path, text, user_domain };
         let menus =
             Menus::find(text).map_err(|(span, message)| source.error(Some(span), message))?;
         if menus.is_empty() {
-            return Scenario::parse_plain(text, path);
+            return Scenario::parse_plain(text, path, user_domain);
         }
-        let space = Arc::new(ConfigSpace { text: text.to_owned(), path: path.to_owned(), menus });
+        let space = Arc::new(ConfigSpace {
+            text: text.to_owned(),
+            path: path.to_owned(),
+            menus,
+            user_domain: user_domain.map(str::to_owned),
+        });
         let mut base = None;
         for (m, menu) in space.menus.menus.iter().enumerate() {
             for (v, value) in menu.values.iter().enumerate() {
@@ -772,7 +802,7 @@ impl Scenario {
         choice: &[usize],
     ) -> Result<Scenario, ScenarioError> {
         let text = space.menus.pin(&space.text, choice);
-        let scenario = Scenario::parse_plain(&text, &space.path)?;
+        let scenario = Scenario::parse_plain(&text, &space.path, space.user_domain.as_deref())?;
         Ok(Scenario {
             space: Some(Arc::clone(space)),
             drawn: space.menus.named(choice),
@@ -848,8 +878,12 @@ impl Scenario {
     }
 
     /// Checks text without menus.
-    fn parse_plain(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
-        let source = Source { path, text };
+    fn parse_plain(
+        text: &str,
+        path: &str,
+        user_domain: Option<&str>,
+    ) -> Result<Scenario, ScenarioError> {
+        let source = Source { path, text, user_domain };
         let file: File = toml::from_str(text).map_err(|error| {
             let message = error.message().trim_end().replace('\n', " ");
             // Name the key too: serde's messages ("unknown variant", a duration's) do not.
@@ -1220,21 +1254,38 @@ impl Source<'_> {
     fn event_store(&self, file: &File) -> Result<Option<EsSpec>, ScenarioError> {
         let table = file.eventstore.as_ref();
         match (file.system, table) {
+            (SystemName::EventStore, None) if self.user_domain.is_some() => Ok(Some(EsSpec {
+                domain: self.user_domain.unwrap_or_default().to_owned(),
+                accounts: 4,
+                expected_versions: true,
+                deposits_only: false,
+            })),
             (SystemName::EventStore, None) => Err(self.error(
                 None,
                 "eventstore: missing (an event-store system needs its domain)".into(),
             )),
             (SystemName::EventStore, Some(table)) => {
                 let es = table.get_ref();
-                if crate::es_client::Domain::from_name(es.domain.get_ref()).is_none() {
-                    let message = format!(
-                        "eventstore.domain: `{}` is not a domain the simulator runs (bank, cart, inventory, table)",
-                        es.domain.get_ref()
-                    );
-                    return Err(self.error(Some(es.domain.span()), message));
-                }
+                let domain = match (&es.domain, self.user_domain) {
+                    (Some(domain), user) => {
+                        let name = domain.get_ref().as_str();
+                        if crate::user::builtin(name).is_none() && Some(name) != user {
+                            let also = user.map_or(String::new(), |user| format!(", or {user}"));
+                            let message = format!(
+                                "eventstore.domain: `{name}` is not a domain the simulator runs (bank, cart, inventory, table{also})"
+                            );
+                            return Err(self.error(Some(domain.span()), message));
+                        }
+                        name.to_owned()
+                    }
+                    (None, Some(user)) => user.to_owned(),
+                    (None, None) => {
+                        let message = "eventstore.domain: missing (bank, cart, inventory or table)";
+                        return Err(self.error(Some(table.span()), message.into()));
+                    }
+                };
                 let projections = file.workload.consumers.as_ref().map_or(0, |c| *c.get_ref());
-                if !["bank", "table"].contains(&es.domain.get_ref().as_str()) && projections > 0 {
+                if !["bank", "table"].contains(&domain.as_str()) && projections > 0 {
                     let span = file.workload.consumers.as_ref().map(Spanned::span);
                     let message = "workload.consumers: projections (and CDC replicas) run \
                                    for the bank and table domains"
@@ -1253,7 +1304,7 @@ impl Source<'_> {
                     None => 4,
                 };
                 Ok(Some(EsSpec {
-                    domain: es.domain.get_ref().clone(),
+                    domain,
                     accounts,
                     expected_versions: es.expected_versions,
                     deposits_only: es.deposits_only,
@@ -1278,7 +1329,9 @@ impl Source<'_> {
         let txn = table.get_ref();
         match (file.system, &file.eventstore) {
             (SystemName::LogCluster, None) => {}
-            (SystemName::EventStore, Some(es)) if es.get_ref().domain.get_ref() == "bank" => {
+            (SystemName::EventStore, Some(es))
+                if es.get_ref().domain.as_ref().is_some_and(|d| d.get_ref() == "bank") =>
+            {
                 if !es.get_ref().expected_versions {
                     // A transfer's records are conditional on both streams' versions:
                     // that is what makes an uncertain one land whole or not at all.

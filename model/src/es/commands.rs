@@ -177,6 +177,10 @@ pub(super) fn check_replay(digest: &Digest<'_>, findings: &mut Findings) {
             appended.len() as u64,
             "ok commands of an unknown domain",
         );
+        findings.not_checked(
+            EsInvariant::ReplayEquivalence,
+            "the model has no fold of this domain and none was given",
+        );
         return;
     };
     let guarantee =

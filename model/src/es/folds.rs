@@ -14,6 +14,10 @@ use super::verdict::{EsGuarantee, EsInvariant, Findings};
 pub(super) fn check_folds_agree(digest: &Digest<'_>, findings: &mut Findings) {
     if digest.domain.is_none() {
         findings.examined(EsInvariant::FoldsAgree, 0, "streams on replicas");
+        findings.not_checked(
+            EsInvariant::FoldsAgree,
+            "the model has no fold of this domain and none was given",
+        );
         return;
     }
     let mut compared = 0;

@@ -15,7 +15,10 @@
 //!   projection-progress, each projection's last one.
 //!
 //! `digest` indexes the history once for all of them; `domain` holds the reference
-//! folds. Whether an anomaly is a violation depends on what the setup promises
+//! folds. For a domain without one (a user's aggregate), `check_with` takes the
+//! caller's fold ([`UserFold`], module `user`) for replay-equivalence, folds-agree and
+//! business-rules: judged against the caller's own fold, not an independent reference.
+//! A check that cannot run at all says `not checked` ([`EsCheck::not_checked`]). Whether an anomaly is a violation depends on what the setup promises
 //! ([`EsGuarantee`]): without expected versions, commands deciding on stale state (and
 //! what follows from it) are expected; on a lossy log, so are lost appends. Like the
 //! log checkers, a verdict is a pure function of the history, and nothing iterates a
@@ -39,27 +42,52 @@ mod money;
 mod money_cuts;
 mod projections;
 mod streams;
+mod user;
 mod verdict;
 
 pub use history::{
     CommandOutcome, CommandRecord, EsHistory, ProjectionCheckpoint, ReplicaStreams, StoredEvent,
 };
+pub use user::{UserFold, UserState};
 pub use verdict::{
     EsAnomaly, EsCheck, EsGuarantee, EsInvariant, EsVerdict, EsWitness, MoneyTotals,
 };
 
 use verdict::Findings;
 
-/// Checks every event-store invariant against a history.
+/// Checks every event-store invariant against a history, with the model's reference
+/// fold of its domain. A domain the model has no fold of gets its fold-free checks;
+/// replay-equivalence, folds-agree and projection-equivalence say they were not
+/// checked, and business-rules is violated (nothing was folded).
 pub fn check(history: &EsHistory) -> EsVerdict {
+    check_with(history, None)
+}
+
+/// `check`, with `user`'s fold in place of a reference fold when given (a domain of
+/// the caller's own, see `user`): replay-equivalence, folds-agree and business-rules
+/// then run with it, against the caller's own fold rather than an independent one.
+/// Projection-equivalence is not checked for such a domain.
+pub fn check_with(history: &EsHistory, user: Option<&dyn UserFold>) -> EsVerdict {
     let mut findings = Findings::new(promises(history));
-    let digest = digest::Digest::new(history);
+    let mut digest = digest::Digest::new(history);
+    if user.is_some() {
+        digest.domain = None;
+    }
     streams::check_contiguity(&digest, &mut findings);
     streams::check_duplicates(&digest, &mut findings);
     commands::check_lost_updates(&digest, &mut findings);
-    commands::check_replay(&digest, &mut findings);
-    folds::check_folds_agree(&digest, &mut findings);
-    folds::check_business_rules(&digest, &mut findings);
+    match user {
+        Some(user) => {
+            user::check_replay(&digest, user, &mut findings);
+            user::check_folds_agree(&digest, user, &mut findings);
+            user::check_business_rules(&digest, user, &mut findings);
+        }
+        None => {
+            commands::check_replay(&digest, &mut findings);
+            folds::check_folds_agree(&digest, &mut findings);
+            folds::check_business_rules(&digest, &mut findings);
+        }
+    }
     let money = money::check(&digest, &mut findings);
     projections::check(&digest, &mut findings);
     projections::check_progress(&digest, &mut findings);

@@ -31,6 +31,10 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) {
             checkpoints.len() as u64,
             "checkpoints of an unknown domain",
         );
+        findings.not_checked(
+            EsInvariant::ProjectionEquivalence,
+            "the model has no fold of this domain (projections of a user's domain are not checked yet)",
+        );
         return;
     };
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();

@@ -193,6 +193,10 @@ pub struct EsCheck {
     pub skipped: u64,
     /// ...and why.
     pub skipped_unit: &'static str,
+    /// Set when the check could not run at all (a domain the model has no fold of and
+    /// none was given): why, in words. Such a check never says it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<&'static str>,
     /// Anomalies whose guarantee was promised.
     pub violations: u64,
     /// Anomalies whose guarantee was not promised.
@@ -293,6 +297,7 @@ impl Findings {
                 unit: "",
                 skipped: 0,
                 skipped_unit: "",
+                not_checked: None,
                 violations: 0,
                 expected: 0,
             })
@@ -318,6 +323,11 @@ impl Findings {
         let check = self.slot(invariant);
         check.skipped = skipped;
         check.skipped_unit = unit;
+    }
+
+    /// Records that a check could not run, and why.
+    pub(super) fn not_checked(&mut self, invariant: EsInvariant, why: &'static str) {
+        self.slot(invariant).not_checked = Some(why);
     }
 
     /// Records an anomaly; `describe` (explanation and witness) runs only if it is kept.
@@ -457,6 +467,10 @@ impl fmt::Display for EsVerdict {
             let mut line = format!("{:<24}", check.invariant.name());
             let anomalies = check.violations + check.expected;
             match check.status() {
+                Status::Holds if check.not_checked.is_some() => {
+                    let why = check.not_checked.unwrap_or_default();
+                    write!(line, "NOT CHECKED  {why}")?
+                }
                 Status::Holds => write!(line, "holds     {} {}", check.examined, check.unit)?,
                 Status::Violated => {
                     write!(line, "VIOLATED  {anomalies} in {} {}", check.examined, check.unit)?
