@@ -89,7 +89,7 @@ pub use network::{Latency, NetworkConfig};
 pub use process::{Context, Process, TimerId};
 pub use rng::{SimRng, StreamId, stream};
 pub use trace::{DropReason, Trace, TraceEntry, TraceEvent};
-pub use world::{Factory, NodeStatus, Stats, World};
+pub use world::{Factory, NodeStatus, RunEnd, Stats, World};
 
 /// A node of the world, `0..nodes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

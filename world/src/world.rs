@@ -228,6 +228,19 @@ struct Node<P: Process> {
     backlog: Vec<Event<P::Message>>,
 }
 
+/// Why `World::run_until_condition` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The condition held.
+    Condition,
+    /// The next event lies past the deadline.
+    Deadline,
+    /// No event is left: the condition will never hold by itself.
+    Quiescent,
+    /// A limit stopped the run.
+    Limit(Limit),
+}
+
 /// Builds a node's process: at boot, and again at every restart after a crash.
 pub type Factory<P> = Box<dyn FnMut(NodeId) -> P>;
 
@@ -335,6 +348,35 @@ impl<P: Process> World<P> {
             }
         }
         self.core.stopped
+    }
+
+    /// Runs event by event until `done` holds of the world (asked before the first
+    /// event and after each one), time would pass `deadline_ns`, or a limit stops the
+    /// run: a test waits for a condition ("every node agrees") instead of guessing a
+    /// duration. Time does not move past the last event run.
+    pub fn run_until_condition(
+        &mut self,
+        deadline_ns: u64,
+        mut done: impl FnMut(&World<P>) -> bool,
+    ) -> RunEnd {
+        loop {
+            if done(self) {
+                return RunEnd::Condition;
+            }
+            if let Some(limit) = self.core.stopped {
+                return RunEnd::Limit(limit);
+            }
+            match self.core.queue.peek_time_ns() {
+                Some(at_ns) if at_ns <= deadline_ns => {
+                    if !self.step() {
+                        // A limit stopped it (asked at the top of the loop).
+                        continue;
+                    }
+                }
+                Some(_) => return RunEnd::Deadline,
+                None => return RunEnd::Quiescent,
+            }
+        }
     }
 
     /// Runs until no event is left or a limit stops the run.
@@ -718,5 +760,34 @@ mod tests {
             sample.hash(&mut streaming);
             assert_eq!(digest_of(&mut scratch, sample), streaming.finish());
         }
+    }
+
+    #[test]
+    fn run_until_condition_says_why_it_stopped() {
+        use crate::toy::PingPong;
+        let config = WorldConfig::with_nodes(2);
+        let rounds_done =
+            |world: &World<PingPong>| world.process(NodeId(0)).map_or(0, |node| node.rounds_done());
+        let cases: [(u64, u64, RunEnd); 3] = [
+            // (rounds, wanted, deadline) -> why it stopped
+            (10, 3, RunEnd::Condition),
+            (10, 11, RunEnd::Quiescent),
+            (u64::MAX, u64::MAX, RunEnd::Deadline),
+        ];
+        for (rounds, wanted, expected) in cases {
+            let mut world = World::new(&config, 1, move |_| PingPong::new(rounds, None)).unwrap();
+            let end = world.run_until_condition(50_000_000, |world| rounds_done(world) >= wanted);
+            assert_eq!(end, expected, "{rounds} rounds, waiting for {wanted}");
+            if end == RunEnd::Condition {
+                // Stopped at the first event that made it hold, not later.
+                assert_eq!(rounds_done(&world), wanted);
+            }
+            assert!(world.now_ns() <= 50_000_000);
+        }
+        let limits = Limits { events_max: 5, ..Limits::default() };
+        let config = WorldConfig { limits, ..WorldConfig::with_nodes(2) };
+        let mut world = World::new(&config, 1, |_| PingPong::new(u64::MAX, None)).unwrap();
+        let end = world.run_until_condition(u64::MAX, |_| false);
+        assert_eq!(end, RunEnd::Limit(Limit::Events { max: 5 }));
     }
 }
