@@ -15,20 +15,13 @@
 //! - Every event that happens in the world is folded into the trace hash.
 
 pub mod cluster;
-pub mod config_menu;
-pub mod coverage;
-pub mod es_client;
-pub mod es_projection;
-pub mod es_txn_projection;
-pub mod log_disk;
-pub mod nemesis;
-pub mod run;
-pub mod scenario;
-pub mod schedule_file;
-pub mod shrink;
-pub mod strategy;
-pub mod txn_processor;
+pub mod search;
 pub mod user;
+
+// The modules by their old, flat names (`logjam_sim::run`, `logjam_sim::scenario`, ...).
+pub use cluster::{es_client, es_projection, es_txn_projection, log_disk, txn_processor};
+pub use search::scenario;
+pub use search::{config_menu, coverage, nemesis, run, schedule_file, shrink, strategy};
 
 // The world, re-exported: the harness's code and its users name its types from here.
 pub use log_disk::{BROKER_LAYOUT, LogDisk, broker_disk_config};

@@ -6,6 +6,12 @@
 //! on a timer; the sans-IO state machines of `broker` do the work and this module only
 //! carries their messages, syncs and events.
 
+pub mod es_client;
+pub mod es_projection;
+pub mod es_txn_projection;
+pub mod log_disk;
+pub mod txn_processor;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
