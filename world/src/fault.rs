@@ -17,13 +17,29 @@ use crate::network::{check_node, check_probability};
 #[serde(tag = "shape", rename_all = "kebab-case")]
 pub enum Partition {
     /// No message crosses between `a` and `b`, either way.
-    Symmetric { a: Vec<NodeId>, b: Vec<NodeId> },
+    Symmetric {
+        /// One side.
+        a: Vec<NodeId>,
+        /// The other side.
+        b: Vec<NodeId>,
+    },
     /// Messages from `from` to `to` are lost; the other direction works.
-    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    OneWay {
+        /// The senders cut off from `to`.
+        from: Vec<NodeId>,
+        /// The receivers that hear nothing from `from`.
+        to: Vec<NodeId>,
+    },
     /// The node can neither send to nor hear from anyone.
-    Isolate { node: NodeId },
+    Isolate {
+        /// The node cut off.
+        node: NodeId,
+    },
     /// Two halves: `left` and everyone else.
-    Split { left: Vec<NodeId> },
+    Split {
+        /// One half; the other is every node not listed.
+        left: Vec<NodeId>,
+    },
 }
 
 /// The longest clock jump or clog a fault may ask for (a day): far beyond any run,
@@ -37,57 +53,79 @@ pub enum Fault {
     /// The process dies: its volatile state is gone, its pending timers void, messages
     /// reaching it lost. Its disk stays.
     Crash {
+        /// The node that crashes.
         node: NodeId,
     },
     /// A crashed node boots again and recovers from its disk.
     Restart {
+        /// The crashed node to boot.
         node: NodeId,
     },
     /// The process stops handling anything; messages and timers wait for it.
     Pause {
+        /// The node that pauses.
         node: NodeId,
     },
     /// A paused process takes up its backlog: late timers fire, held messages arrive.
     Resume {
+        /// The paused node to resume.
         node: NodeId,
     },
+    /// Cuts the links the partition names and heals every other cut link: it replaces
+    /// the current partition. Clogs and link losses stay.
     Partition(Partition),
     /// A link delivers nothing for `duration_ns`, then everything it held, late.
     Clog {
+        /// The sending end of the link.
         from: NodeId,
+        /// The receiving end of the link.
         to: NodeId,
+        /// How long the link holds what it carries, in simulated ns (at most
+        /// `FAULT_SPAN_MAX_NS`).
         duration_ns: u64,
     },
     /// A link loses each message sent on it with `drop_probability` for
     /// `duration_ns`: a lossy link, or at probability 1 a burst that loses everything.
     LinkLoss {
+        /// The sending end of the link.
         from: NodeId,
+        /// The receiving end of the link.
         to: NodeId,
+        /// How likely, in `[0, 1]`, each message sent on the link is to be lost.
         drop_probability: f64,
+        /// How long the loss lasts, in simulated ns (at most `FAULT_SPAN_MAX_NS`).
         duration_ns: u64,
     },
     /// An operator's command to the node's process (`Process::on_operator`): for the
     /// log cluster's controller, move the leadership of partition `action` off its live
     /// leader (a preferred-leader election, a controlled shutdown's first step).
     Operator {
+        /// The node whose process takes the command (ignored unless it is up).
         node: NodeId,
+        /// The command; what it means is the process's to say.
         action: u64,
     },
     /// A node's clock steps forward.
     ClockJump {
+        /// The node whose clock jumps.
         node: NodeId,
+        /// How far the clock steps forward, in ns (at most `FAULT_SPAN_MAX_NS`).
         forward_ns: u64,
     },
     /// Sets the network's random drop and duplicate probabilities.
     NetworkFaults {
+        /// The new `NetworkConfig::drop_probability`, in `[0, 1]`.
         drop_probability: f64,
+        /// The new `NetworkConfig::duplicate_probability`, in `[0, 1]`.
         duplicate_probability: f64,
     },
     /// Heals partitions, clogs and link losses only.
     HealNetwork,
     /// A fault of a node's disk.
     Disk {
+        /// The node whose disk is struck.
         node: NodeId,
+        /// What strikes it.
         disk_fault: DiskFault,
     },
     /// The quiet phase begins: the network heals and stops dropping and duplicating,

@@ -57,6 +57,8 @@
 //! - Every draw comes from a named stream ([`StreamId`]), so a change to how one part
 //!   draws does not reshuffle the others.
 
+#![warn(missing_docs)]
+
 mod clock;
 mod config;
 mod disk;

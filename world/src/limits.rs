@@ -14,7 +14,7 @@ pub struct Limits {
     pub events_max: u64,
     /// Messages on the wire at once, including those held for a paused node.
     pub in_flight_max: u64,
-    /// Simulated time a run may reach.
+    /// Simulated time a run may reach, in ns.
     pub time_max_ns: u64,
     /// Pending timers one node may hold.
     pub timers_per_node_max: u64,
@@ -38,10 +38,30 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "limit", rename_all = "kebab-case")]
 pub enum Limit {
-    Events { max: u64 },
-    InFlight { max: u64 },
-    Time { max_ns: u64 },
-    Timers { node: NodeId, max: u64 },
+    /// The world processed `events_max` events and had more to do.
+    Events {
+        /// The limit, `Limits::events_max`.
+        max: u64,
+    },
+    /// A send would have put more than `in_flight_max` messages on the wire (it was
+    /// dropped).
+    InFlight {
+        /// The limit, `Limits::in_flight_max`.
+        max: u64,
+    },
+    /// The next event, or the time a run was asked to reach, lies past `time_max_ns`.
+    Time {
+        /// The limit, `Limits::time_max_ns`, in simulated ns.
+        max_ns: u64,
+    },
+    /// A node set a timer that made it hold more than `timers_per_node_max` pending
+    /// ones.
+    Timers {
+        /// The node that set it.
+        node: NodeId,
+        /// The limit, `Limits::timers_per_node_max`.
+        max: u64,
+    },
 }
 
 impl Limit {

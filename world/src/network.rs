@@ -15,10 +15,16 @@ use crate::rng::SimRng;
 /// `tail_probability`, an extra delay uniform in `[0, tail_max_ns]` (the slow tail).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Latency {
+    /// The shortest delay, in ns.
     pub min_ns: u64,
+    /// The longest delay before the tail, in ns, for the uniform shape; for the others
+    /// the scale of the delay above `min_ns`, which a draw can exceed.
     pub max_ns: u64,
+    /// How likely, in `[0, 1]`, a message is to take the slow tail as well.
     pub tail_probability: f64,
+    /// The longest extra delay the slow tail adds, in ns.
     pub tail_max_ns: u64,
+    /// How the delay is distributed from `min_ns` on.
     pub shape: LatencyShape,
 }
 
@@ -28,6 +34,7 @@ impl Latency {
         Latency::uniform(latency_ns, latency_ns)
     }
 
+    /// Every message takes a delay uniform in `[min_ns, max_ns]`, with no slow tail.
     pub fn uniform(min_ns: u64, max_ns: u64) -> Latency {
         Latency {
             min_ns,
@@ -51,7 +58,11 @@ pub struct NetworkConfig {
     pub latency: Latency,
     /// Per-link overrides, directed: `(from, to, latency)`.
     pub link_latency: Vec<(NodeId, NodeId, Latency)>,
+    /// How likely, in `[0, 1]`, the network is to drop a message as it is sent
+    /// (`DropReason::Random`).
     pub drop_probability: f64,
+    /// How likely, in `[0, 1]`, the network is to deliver a second copy of a message
+    /// (each copy draws its own latency).
     pub duplicate_probability: f64,
     /// Messages travel on connections, as over TCP: a crash of either end or a cut of
     /// the link closes the connection, and what was in flight on it is dropped instead

@@ -26,7 +26,11 @@ pub trait Process: Sized {
 
     /// Boot, or recover after a crash from what the disk durably holds.
     fn start(&mut self, ctx: &mut Context<'_, Self>);
+    /// A message from `from` arrived. Every copy the network delivers arrives: a
+    /// process on a network that duplicates sees some messages twice.
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Message);
+    /// A timer set through `ctx.set_timer` fired (never one cancelled, or set before a
+    /// crash); `payload` is what it was set with.
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: TimerId, payload: Self::Timer);
     /// A sync asked for earlier (through `ctx.disk()`) completed, or failed: then the
     /// dirty data it covered is gone and a later sync proves nothing about it.

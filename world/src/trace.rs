@@ -33,100 +33,159 @@ pub enum DropReason {
 pub enum TraceEvent {
     /// A process was built and started: at boot, or recovering after a crash.
     Start {
+        /// The node started.
         node: NodeId,
     },
+    /// A process sent a message (recorded before the network decides its fate).
     Send {
+        /// The sender.
         from: NodeId,
+        /// The receiver.
         to: NodeId,
+        /// The message's number: unique in the run, in send order (a duplicate keeps
+        /// its original's).
         msg_id: u64,
+        /// xxh3-64 of the message's `Hash` encoding.
         digest: u64,
     },
+    /// A message reached its receiver's process.
     Deliver {
+        /// The sender.
         from: NodeId,
+        /// The receiver.
         to: NodeId,
+        /// The message's number, as sent.
         msg_id: u64,
+        /// xxh3-64 of the message's `Hash` encoding, as sent.
         digest: u64,
     },
+    /// A message was lost, as it was sent or when it arrived.
     Drop {
+        /// The sender.
         from: NodeId,
+        /// The receiver it never reached.
         to: NodeId,
+        /// The message's number, as sent.
         msg_id: u64,
+        /// Why it was lost.
         reason: DropReason,
     },
     /// The network made a second copy of the message.
     Duplicate {
+        /// The sender.
         from: NodeId,
+        /// The receiver.
         to: NodeId,
+        /// The message's number, shared by both copies.
         msg_id: u64,
     },
+    /// A pending timer fired into its process.
     TimerFired {
+        /// The node whose timer it was.
         node: NodeId,
+        /// The timer, as `Context::set_timer` returned it.
         timer: TimerId,
     },
+    /// A process crashed, by a fault or by halting itself; a `DiskCrash` follows.
     Crash {
+        /// The node crashed.
         node: NodeId,
     },
+    /// A process paused: its messages and timers wait for it.
     Pause {
+        /// The node paused.
         node: NodeId,
     },
+    /// A paused process resumed and takes up its backlog.
     Resume {
+        /// The node resumed.
         node: NodeId,
     },
     /// The set of cut links changed; `links_cut` is how many directed links are cut now
     /// and `links_digest` a hash of exactly which.
     Partition {
+        /// How many directed links are cut now.
         links_cut: u32,
+        /// xxh3-64 of which links are cut (one byte per directed link, in order).
         links_digest: u64,
     },
     /// An operator's command reached the node's process.
     Operator {
+        /// The node whose process took the command.
         node: NodeId,
+        /// The command, as `Fault::Operator` gave it.
         action: u64,
     },
     /// A link loses messages sent on it with `loss_ppm` until `until_ns`.
     LinkLoss {
+        /// The sending end of the link.
         from: NodeId,
+        /// The receiving end of the link.
         to: NodeId,
+        /// When the loss ends, in simulated ns.
         until_ns: u64,
+        /// How likely each message is to be lost, in parts per million.
         loss_ppm: u32,
     },
+    /// A link was clogged: it delivers nothing before `until_ns`, then all it held.
     Clog {
+        /// The sending end of the link.
         from: NodeId,
+        /// The receiving end of the link.
         to: NodeId,
+        /// When this clog ends, in simulated ns.
         until_ns: u64,
     },
+    /// A node's clock stepped forward.
     ClockJump {
+        /// The node whose clock jumped.
         node: NodeId,
+        /// How far, in ns.
         forward_ns: u64,
     },
     /// The network's drop and duplicate probabilities changed (in parts per million).
     NetworkFaults {
+        /// The new random drop probability, in parts per million.
         drop_ppm: u32,
+        /// The new duplicate probability, in parts per million.
         duplicate_ppm: u32,
     },
     /// A fault that had nothing to act on (restart of a node that is up, ...).
     Ignored {
+        /// The node the fault named.
         node: NodeId,
+        /// The fault's kind, as `Fault::tag` numbers it.
         fault_tag: u64,
     },
+    /// A limit stopped the run: the last event a stopped run records.
     LimitReached {
+        /// Which limit, with its bound.
         limit: Limit,
     },
     /// A sync completed, successfully or not.
     SyncDone {
+        /// The node whose disk synced.
         node: NodeId,
+        /// The sync's ticket number (`SyncTicket`'s).
         ticket: u64,
+        /// Whether it succeeded.
         ok: bool,
     },
     /// What a crash did to the node's unsynced disk state.
     DiskCrash {
+        /// The node crashed.
         node: NodeId,
+        /// The unsynced writes and name changes it lost, tore and kept.
         damage: CrashDamage,
     },
     /// A disk fault struck; `detail` says where.
     DiskFault {
+        /// The node whose disk was struck.
         node: NodeId,
+        /// The disk fault's kind: a stable number per `DiskFault` variant.
         fault_tag: u64,
+        /// Where it struck, as `SimDisk::inject` returns it (`u64::MAX`: it found
+        /// nothing to strike).
         detail: u64,
     },
 }
@@ -242,7 +301,9 @@ impl fmt::Display for TraceEvent {
 /// An event with the simulated time it happened at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEntry {
+    /// When it happened, in simulated ns (the world's time, not a node's clock).
     pub at_ns: u64,
+    /// What happened.
     pub event: TraceEvent,
 }
 

@@ -26,6 +26,7 @@ use crate::trace::{DropReason, Trace, TraceEvent};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeStatus {
+    /// Running: handles messages, timers and sync completions as they come.
     Up,
     /// Handles nothing; its messages and timers wait for it.
     Paused,
@@ -36,40 +37,65 @@ pub enum NodeStatus {
 /// What happened in a run, by kind. Every count is also visible in the trace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// Events the world processed: everything taken off the queue (deliveries, also
+    /// those dropped or held back on arrival, timers, sync completions, faults).
     pub events: u64,
+    /// Messages processes sent (a duplicate is not a second send).
     pub sent: u64,
+    /// Messages handed to their receiver's process (each copy counts).
     pub delivered: u64,
+    /// Messages the network's random drop took (`NetworkConfig::drop_probability`).
     pub dropped_random: u64,
+    /// Messages lost to a cut link, at send or on arrival.
     pub dropped_partitioned: u64,
+    /// Messages that arrived at a crashed node, or were waiting for a paused node when
+    /// it crashed.
     pub dropped_node_down: u64,
+    /// Messages refused because they would have passed `Limits::in_flight_max`.
     pub dropped_limit: u64,
     /// Messages a link's own loss took (a lossy link, a burst).
     pub dropped_link_loss: u64,
     /// Messages whose connection closed while they were in flight.
     pub dropped_connection_closed: u64,
+    /// Second copies the network made.
     pub duplicated: u64,
     /// Deliveries that overtook an earlier message on the same link.
     pub reordered: u64,
     /// Deliveries held back by a clogged link.
     pub clog_delayed: u64,
+    /// Timers that fired into their process (not the cancelled or stale ones).
     pub timers_fired: u64,
+    /// Processes built and started: one per node at boot, one per restart.
     pub starts: u64,
+    /// Crashes, by a fault or by a process halting itself.
     pub crashes: u64,
+    /// Up nodes paused.
     pub pauses: u64,
+    /// Paused nodes resumed (by `Fault::Resume` or `Fault::HealAll`).
     pub resumes: u64,
+    /// Partitions applied (`Fault::Partition`).
     pub partitions: u64,
+    /// Network heals (`Fault::HealNetwork`, `Fault::HealAll`).
     pub heals: u64,
+    /// Links clogged (`Fault::Clog`).
     pub clogs: u64,
     /// Operator commands a process took (`Fault::Operator`).
     pub operator_actions: u64,
     /// Links made lossy (a burst is a link that loses everything for a while).
     pub link_losses: u64,
+    /// Clock jumps (`Fault::ClockJump`).
     pub clock_jumps: u64,
+    /// Faults that had nothing to act on (a restart of a node that is up, ...).
     pub faults_ignored: u64,
+    /// Syncs that completed and succeeded, as their process was told.
     pub syncs_completed: u64,
+    /// Syncs that completed and failed, as their process was told.
     pub syncs_failed: u64,
+    /// Unsynced writes crashes lost, over every crash (`CrashDamage::writes_lost`).
     pub disk_writes_lost: u64,
+    /// Unsynced writes crashes tore, over every crash (`CrashDamage::writes_torn`).
     pub disk_writes_torn: u64,
+    /// Disk faults injected (`Fault::Disk`), whether or not they found a target.
     pub disk_faults: u64,
     /// Crashes that tore a log segment's last batch (an armed `TornTail`).
     pub disk_tails_torn: u64,
@@ -245,6 +271,27 @@ pub enum RunEnd {
 pub type Factory<P> = Box<dyn FnMut(NodeId) -> P>;
 
 /// A simulated world of nodes running `P`.
+///
+/// Faults are scheduled at simulated times, and a run goes event by event until a
+/// deadline, a condition, quiescence or a limit:
+///
+/// ```
+/// use logjam_world::toy::PingPong;
+/// use logjam_world::{Fault, NodeId, RunEnd, World, WorldConfig};
+///
+/// // 100 rounds; node 0 re-sends an unanswered ping every 5 ms of its own time.
+/// let config = WorldConfig::with_nodes(2);
+/// let mut world = World::new(&config, 42, |_| PingPong::new(100, Some(5_000_000)))
+///     .expect("a valid config");
+/// world.schedule(10_000_000, Fault::Crash { node: NodeId(1) }).expect("a valid fault");
+/// world.schedule(30_000_000, Fault::Restart { node: NodeId(1) }).expect("a valid fault");
+///
+/// let all_rounds = |world: &World<PingPong>| {
+///     world.process(NodeId(0)).is_some_and(|node| node.rounds_done() == 100)
+/// };
+/// assert_eq!(world.run_until_condition(1_000_000_000, all_rounds), RunEnd::Condition);
+/// assert_eq!((world.stats().crashes, world.stats().starts), (1, 3));
+/// ```
 pub struct World<P: Process> {
     core: Core<P>,
     nodes: Vec<Node<P>>,
@@ -694,10 +741,12 @@ impl<P: Process> World<P> {
         self.nodes[node.index()].clock.local_ns(self.core.now_ns)
     }
 
+    /// How many nodes the world has (ids `0..nodes`).
     pub fn nodes(&self) -> u32 {
         self.core.nodes
     }
 
+    /// Whether the node is up, paused or crashed.
     pub fn status(&self, node: NodeId) -> NodeStatus {
         self.nodes[node.index()].status
     }
@@ -707,10 +756,12 @@ impl<P: Process> World<P> {
         self.nodes[node.index()].process.as_ref()
     }
 
+    /// The node's disk, which outlives its process's crashes.
     pub fn disk(&self, node: NodeId) -> &SimDisk {
         &self.nodes[node.index()].disk
     }
 
+    /// What happened so far, by kind.
     pub fn stats(&self) -> &Stats {
         &self.core.stats
     }
@@ -725,6 +776,8 @@ impl<P: Process> World<P> {
         self.core.stopped
     }
 
+    /// The trace: its hash, its event count, and the window of events it keeps when
+    /// `Limits::trace_kept_max` asks for one.
     pub fn trace(&self) -> &Trace {
         &self.core.trace
     }

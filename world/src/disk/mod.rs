@@ -70,7 +70,10 @@ pub enum DiskFault {
     /// The next write lands at the wrong offset.
     MisdirectWrite,
     /// Writes fail once the disk holds `free_bytes` more than it does now.
-    OutOfSpace { free_bytes: u64 },
+    OutOfSpace {
+        /// The room left, in bytes, above what the disk holds now.
+        free_bytes: u64,
+    },
     /// The next file sync fails and drops the dirty pages it covered.
     FailSync,
     /// Space returns and armed faults are disarmed (bad sectors and rot stay).
@@ -81,9 +84,15 @@ pub enum DiskFault {
     TornTail,
     /// One bit of one header field flips, at rest, in a random batch of a random log
     /// segment: the field a CRC that leaves some fields out would miss.
-    BatchHeader { field: HeaderField },
+    BatchHeader {
+        /// The header field whose bit flips.
+        field: HeaderField,
+    },
     /// One bit of a log directory's checkpoint file flips, at rest.
-    Checkpoint { file: CheckpointFile },
+    Checkpoint {
+        /// Which checkpoint file.
+        file: CheckpointFile,
+    },
 }
 
 impl DiskFault {
@@ -105,9 +114,16 @@ impl DiskFault {
 /// What a crash did to the unsynced state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CrashDamage {
+    /// Unsynced file changes (writes, truncations) lost whole.
     pub writes_lost: u64,
+    /// Writes that landed in part: unsynced writes longer than a sector, cut at a sector
+    /// boundary (the sectors before the cut landed), and the batch an armed `TornTail`
+    /// tore.
     pub writes_torn: u64,
+    /// Unsynced file changes (writes, truncations) that landed whole.
     pub writes_kept: u64,
+    /// Unsynced creates, renames and removes undone (each directory keeps an ordered
+    /// prefix of its own).
     pub name_changes_lost: u64,
     /// An armed `TornTail` tore a log segment's last batch (counted in `writes_torn`).
     pub tail_torn: bool,
@@ -342,6 +358,7 @@ impl Default for SimDisk {
 }
 
 impl SimDisk {
+    /// An empty disk (only the top directory, `""`) that behaves as `config` says.
     pub fn new(config: DiskConfig) -> SimDisk {
         SimDisk {
             config,
@@ -369,6 +386,7 @@ impl SimDisk {
         }
     }
 
+    /// How this disk behaves when nothing is injected.
     pub fn config(&self) -> &DiskConfig {
         &self.config
     }

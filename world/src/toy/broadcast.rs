@@ -10,10 +10,12 @@ pub struct Broadcast {
     heard: [u32; 2],
 }
 
+/// A node's broadcast of the round it is in.
 #[derive(Clone, Debug, Hash)]
 pub struct RoundMsg(pub u64);
 
 impl Broadcast {
+    /// A node that takes part in `rounds` rounds (give every node the same number).
     pub fn new(rounds: u64) -> Broadcast {
         Broadcast { rounds, round: 0, heard: [0; 2] }
     }

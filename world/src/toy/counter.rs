@@ -16,8 +16,10 @@ pub struct GossipCounter {
     durable: bool,
 }
 
+/// What the counters send each other.
 #[derive(Clone, Debug, Hash)]
 pub enum CounterMsg {
+    /// The sender's whole view: the increments made at each node, by node index.
     Gossip(Vec<u64>),
 }
 

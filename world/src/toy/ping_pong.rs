@@ -10,13 +10,19 @@ pub struct PingPong {
     progressed: bool,
 }
 
+/// What the pair sends each other.
 #[derive(Clone, Debug, Hash)]
 pub enum PingPongMsg {
+    /// Node 0 to node 1: round `.0`'s ping.
     Ping(u64),
+    /// Node 1 to node 0: the answer to round `.0`'s ping.
     Pong(u64),
 }
 
 impl PingPong {
+    /// The process of either node (both run the same). Node 0 sends `rounds` pings;
+    /// with `Some(period_ns)` it re-sends a ping that got no answer within one period of
+    /// its local time, and with `None` it needs a network that does not drop.
     pub fn new(rounds: u64, retransmit_every_ns: Option<u64>) -> PingPong {
         PingPong { rounds, retransmit_every_ns, next_round: 0, progressed: false }
     }

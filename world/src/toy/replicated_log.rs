@@ -18,7 +18,7 @@ pub const IN_FLIGHT_MAX_LIMIT: u64 = 1024;
 pub type Record = Rc<[u8]>;
 
 /// A toy replicated log on four nodes: node 0 a client, node 1 the leader, nodes 2 and 3
-/// followers. The client appends `appends_total` records of [`RECORD_BYTES`] with at
+/// followers. The client appends `appends_total` records of `RECORD_BYTES` (100) with at
 /// most `in_flight_max` unacknowledged at once; the leader appends each to its log,
 /// forwards it to both followers, and acknowledges it to the client once both followers
 /// have. Exactly six messages per append: no timers, no retries, so it needs a network
@@ -37,13 +37,29 @@ pub struct ReplicatedLog {
 #[derive(Clone, Debug, Hash)]
 pub enum LogMsg {
     /// Client to leader: append this record at `index`.
-    Append { index: u64, record: Record },
+    Append {
+        /// The record's place in the log, from 0.
+        index: u64,
+        /// The record's bytes.
+        record: Record,
+    },
     /// Leader to follower: the record at `index`.
-    Replicate { index: u64, record: Record },
+    Replicate {
+        /// The record's place in the log, from 0.
+        index: u64,
+        /// The record's bytes.
+        record: Record,
+    },
     /// Follower to leader: my log holds `index` (and everything before it).
-    Replicated { index: u64 },
+    Replicated {
+        /// The newest index the follower's log holds.
+        index: u64,
+    },
     /// Leader to client: `index` is on all three nodes.
-    Appended { index: u64 },
+    Appended {
+        /// The index now on the leader and both followers.
+        index: u64,
+    },
 }
 
 enum Role {
@@ -83,7 +99,7 @@ struct Follower {
 
 impl ReplicatedLog {
     /// The process for `node` (0 to 3). `in_flight_max` is between 1 and
-    /// [`IN_FLIGHT_MAX_LIMIT`].
+    /// `IN_FLIGHT_MAX_LIMIT` (1024).
     pub fn new(node: NodeId, appends_total: u64, in_flight_max: u64) -> ReplicatedLog {
         assert!(
             (1..=IN_FLIGHT_MAX_LIMIT).contains(&in_flight_max),
