@@ -17,8 +17,12 @@
 //! every prefix of every stream) are judged with your own `Aggregate::apply` fold.
 //! That is replay equivalence against your own fold, not an independent reference: a
 //! bug your handler and your fold share is not seen. Every snapshot load is checked
-//! against the full fold from scratch (the command loop asserts it). Projections of
-//! a user's domain are not run yet (projection-equivalence says "not checked").
+//! against the full fold from scratch (the command loop asserts it). A domain with a
+//! read model ([`EsReadModel`], given by [`EsDomain::projection`]) runs projections
+//! (`workload.consumers`, one per partition) that checkpoint it on their own disks and
+//! crash with the rest; projection-equivalence compares each checkpoint with the same
+//! read model folded from scratch over the committed log. Without one,
+//! projection-equivalence says "not checked".
 //!
 //! A broken invariant is a `business-rules` violation whose witness names the stream,
 //! the version and offset of the event after which it broke, the command, the
@@ -111,16 +115,23 @@ use logjam_eventstore::domains::cart::{Cart, CartCommand, cart_stream};
 use logjam_eventstore::domains::inventory::{Inventory, InventoryCommand, sku_stream};
 use logjam_eventstore::domains::table::{RowCommand, Table, table_stream};
 use logjam_eventstore::envelope::Envelope;
+use logjam_eventstore::envelope::EnvelopeRef;
+use logjam_eventstore::projection::{ProjectionConfig, ProjectionError, ReadModel};
 use logjam_eventstore::schema::decode_event;
+use logjam_eventstore::schema::{FoldError, decode_event_ref};
 use logjam_eventstore::snapshot::Snapshotted;
-use logjam_model::es::{UserFold, UserState};
+use logjam_model::es::{UserFold, UserReadModel, UserState};
 use rand::SeedableRng;
 use serde::{Deserialize as _, Serialize};
 use serde_json::Value;
 
 use crate::es_client::{ErasedLoop, Stage};
+use crate::es_projection::{
+    OpenProjection, ProjectionModel, Typed, open_bank_balances, open_table_rows,
+};
 use crate::run::{RunResult, RunVerdict, Schedule};
 use crate::scenario::{Scenario, ScenarioError};
+use crate::{LogDisk, SimDisk};
 
 /// What an operation of the schedule gives a domain to draw its work from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,10 +228,123 @@ pub trait EsDomain {
         Vec::new()
     }
 
+    /// The read model your projections keep, if your domain has one
+    /// (`Some(ReadModelOf::new::<YourModel>())`). A scenario with `workload.consumers`
+    /// above 0 runs that many projections, one per partition, and needs one.
+    fn projection(&self) -> Option<ReadModelOf<Self::Aggregate>> {
+        None
+    }
+
     /// True only for the built-in domains, which the model judges with reference folds
     /// of its own. A domain of yours is judged with its own fold (see the module doc).
     fn model_reference(&self) -> bool {
         false
+    }
+}
+
+/// A read model of your domain: what a projection folds your events into, in offset
+/// order, one partition each, checkpointed together with its next offset on the
+/// projection's own disk (so it survives crashes, and no event is in it twice).
+///
+/// projection-equivalence compares every checkpoint the projections take with this
+/// same fold run from scratch over the committed log: it finds what the projection's
+/// machinery does wrong (an event counted twice or skipped at a restart, state a
+/// checkpoint does not hold, uncommitted reads), not a rule your `apply` gets wrong
+/// everywhere. The JSON of the read model (its `Serialize`, map keys as strings) is
+/// what the history records and compares.
+pub trait EsReadModel: Default + Clone + Serialize + serde::de::DeserializeOwned + 'static {
+    /// The aggregate whose events it folds.
+    type Aggregate: Snapshotted;
+
+    /// Folds in one event of `stream` at `offset`. `Err`: the read model cannot take
+    /// it; the projection stops there (projection-progress then reports it behind).
+    fn apply(
+        &mut self,
+        stream: &str,
+        offset: u64,
+        event: &<Self::Aggregate as Aggregate>::Event,
+    ) -> Result<(), String>;
+}
+
+/// A domain's projection: how it opens on the projection's disk, and the fold the
+/// model judges its checkpoints with. Made by [`ReadModelOf::new`].
+pub struct ReadModelOf<A> {
+    open: OpenProjection,
+    /// `None` for the built-in domains: the model's reference fold judges them.
+    fold: Option<fn() -> Box<dyn UserReadModel>>,
+    of: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Snapshotted> ReadModelOf<A> {
+    /// The projection of the read model `R`.
+    pub fn new<R: EsReadModel<Aggregate = A>>() -> ReadModelOf<A> {
+        ReadModelOf { open: open_user::<R>, fold: Some(fresh_user::<R>), of: Default::default() }
+    }
+
+    /// A built-in domain's projection, judged by the model's reference fold.
+    fn builtin(open: OpenProjection) -> ReadModelOf<A> {
+        ReadModelOf { open, fold: None, of: Default::default() }
+    }
+}
+
+/// `R` as the event store's projections fold it (every stream's events, decoded).
+#[derive(Clone, Default, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct UserModel<R>(R);
+
+impl<R: EsReadModel> ReadModel for UserModel<R> {
+    fn wants(_stream: &str) -> bool {
+        true
+    }
+
+    fn apply(
+        &mut self,
+        stream: &str,
+        offset: u64,
+        envelope: EnvelopeRef<'_>,
+    ) -> Result<(), FoldError> {
+        let event = decode_event_ref::<R::Aggregate>(stream, offset, envelope)?;
+        self.0.apply(stream, offset, &event).map_err(|detail| FoldError::Invariant {
+            stream: stream.to_owned(),
+            offset,
+            stream_version: envelope.stream_version,
+            detail,
+        })
+    }
+}
+
+/// A read model as JSON, for checkpoints and the model alike.
+fn model_json<R: Serialize>(model: &R) -> Value {
+    serde_json::to_value(model).unwrap_or_else(|error| {
+        panic!(
+            "the read model {} does not serialize as JSON ({error}): give it string map keys",
+            std::any::type_name::<R>()
+        )
+    })
+}
+
+fn open_user<R: EsReadModel>(
+    disk: &mut LogDisk<&mut SimDisk>,
+    config: &ProjectionConfig,
+) -> Result<Box<dyn ProjectionModel>, ProjectionError> {
+    Typed::<UserModel<R>>::open(disk, config, |model| model_json(&model.0))
+}
+
+fn fresh_user<R: EsReadModel>() -> Box<dyn UserReadModel> {
+    Box::new(FoldedModel(R::default()))
+}
+
+/// `R` as the model folds it: events as the history's JSON.
+struct FoldedModel<R>(R);
+
+impl<R: EsReadModel> UserReadModel for FoldedModel<R> {
+    fn apply(&mut self, stream: &str, offset: u64, event: &Value) -> Result<(), String> {
+        let event = parse::<R::Aggregate>(event)?;
+        self.0.apply(stream, offset, &event)
+    }
+
+    fn json(&self) -> Value {
+        model_json(&self.0)
     }
 }
 
@@ -235,6 +359,8 @@ pub trait DomainSpec {
     fn decode(&self, stream: &str, offset: u64, envelope: &Envelope) -> Result<Value, String>;
     /// The fold the model judges it with; `None`: the model's own reference fold.
     fn fold(&self) -> Option<Box<dyn UserFold>>;
+    /// How its projections open, if it has any.
+    fn projection(&self) -> Option<OpenProjection>;
 }
 
 /// A unit of work of some domain, ready for an event-store client.
@@ -349,18 +475,28 @@ where
             return None;
         }
         let invariants = Rc::new(self.invariants());
-        Some(Box::new(Fold::<D::Aggregate> { invariants }))
+        let read_model = EsDomain::projection(self).and_then(|projection| projection.fold);
+        Some(Box::new(Fold::<D::Aggregate> { invariants, read_model }))
+    }
+
+    fn projection(&self) -> Option<OpenProjection> {
+        EsDomain::projection(self).map(|projection| projection.open)
     }
 }
 
 /// The user's fold as the model asks for it.
 struct Fold<A> {
     invariants: Rc<Vec<Invariant<A>>>,
+    read_model: Option<fn() -> Box<dyn UserReadModel>>,
 }
 
 impl<A: Aggregate + PartialEq + fmt::Debug + 'static> UserFold for Fold<A> {
     fn initial(&self) -> Box<dyn UserState> {
         Box::new(Folded { state: A::default(), invariants: self.invariants.clone() })
+    }
+
+    fn read_model(&self) -> Option<Box<dyn UserReadModel>> {
+        self.read_model.map(|fresh| fresh())
     }
 }
 
@@ -452,6 +588,10 @@ impl EsDomain for BankDomain {
             }
         }
     }
+    fn projection(&self) -> Option<ReadModelOf<Account>> {
+        Some(ReadModelOf::builtin(open_bank_balances))
+    }
+
     fn model_reference(&self) -> bool {
         true
     }
@@ -517,6 +657,10 @@ impl EsDomain for TableDomain {
         };
         Work::Command { stream: table_stream(u64::from(draw.aggregate)), command }
     }
+    fn projection(&self) -> Option<ReadModelOf<Table>> {
+        Some(ReadModelOf::builtin(open_table_rows))
+    }
+
     fn model_reference(&self) -> bool {
         true
     }
@@ -534,26 +678,49 @@ pub fn builtin(name: &str) -> Option<&'static dyn DomainSpec> {
 ///
 /// The scenario is TOML as in `scenarios/` (cluster, faults, phases, expectation);
 /// its `eventstore.domain` names your domain, or is left out. See the module doc.
+///
+/// Sweeps (`assert_holds`, `assert_caught`, `report`) run seeds in parallel, one run
+/// per thread (never threads inside a run), and what they say does not depend on the
+/// thread count: the smallest failing seed is the one reported. Two environment
+/// variables replay one failure in the same test, as the failure message says:
+/// `LOGJAM_SEED=N` runs seed N alone, `LOGJAM_SCHEDULE=FILE` the schedule file the
+/// failure wrote. `LOGJAM_THREADS=K` sets the threads (default: one per core).
 pub struct EsSuite {
     scenario: Scenario,
-    domain: Box<dyn DomainSpec>,
+    domain: Box<dyn DomainSpec + Send + Sync>,
     /// Where `assert_holds` writes the shrunk schedule of a failure.
     regressions_dir: std::path::PathBuf,
 }
 
 /// Candidate runs the shrinker of `EsSuite::assert_holds` may make.
 pub const SHRINK_RUNS_MAX: u64 = 300;
+/// Threads a sweep runs on, at most (`LOGJAM_THREADS` above it is refused).
+pub const SWEEP_THREADS_MAX: usize = 256;
+
+/// What a sweep of `EsSuite` runs: the seeds given, or what the environment asks to
+/// replay instead.
+enum Replay {
+    Seeds(std::ops::Range<u64>),
+    Seed(u64),
+    Schedule(std::path::PathBuf),
+}
 
 impl EsSuite {
     /// `domain` under the scenario `text` (its path in messages: `<name>.toml`).
-    pub fn new<D: DomainSpec + 'static>(domain: D, text: &str) -> Result<EsSuite, ScenarioError> {
+    pub fn new<D: DomainSpec + Send + Sync + 'static>(
+        domain: D,
+        text: &str,
+    ) -> Result<EsSuite, ScenarioError> {
         let path = format!("{}.toml", domain.name());
         let scenario = Scenario::parse_for_domain(text, &path, domain.name())?;
-        Ok(EsSuite::of(scenario, domain))
+        EsSuite::of(scenario, domain)
     }
 
     /// `domain` under the scenario file at `path`.
-    pub fn load<D: DomainSpec + 'static>(domain: D, path: &Path) -> Result<EsSuite, ScenarioError> {
+    pub fn load<D: DomainSpec + Send + Sync + 'static>(
+        domain: D,
+        path: &Path,
+    ) -> Result<EsSuite, ScenarioError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
             path: shown.clone(),
@@ -561,12 +728,29 @@ impl EsSuite {
             message: format!("cannot read: {error}"),
         })?;
         let scenario = Scenario::parse_for_domain(&text, &shown, domain.name())?;
-        Ok(EsSuite::of(scenario, domain))
+        EsSuite::of(scenario, domain)
     }
 
-    fn of<D: DomainSpec + 'static>(scenario: Scenario, domain: D) -> EsSuite {
+    fn of<D: DomainSpec + Send + Sync + 'static>(
+        scenario: Scenario,
+        domain: D,
+    ) -> Result<EsSuite, ScenarioError> {
+        let projections = match &scenario.system {
+            crate::scenario::System::LogCluster(spec) if spec.es.is_some() => spec.consumers,
+            _ => 0,
+        };
+        if projections > 0 && domain.projection().is_none() {
+            return Err(ScenarioError {
+                path: scenario.path.clone(),
+                place: None,
+                message: format!(
+                    "workload.consumers: {projections} projections, but the domain `{}` has no read model (give it one with EsDomain::projection, or set consumers = 0)",
+                    domain.name()
+                ),
+            });
+        }
         let regressions_dir = Path::new("target").join("logjam-regressions");
-        EsSuite { scenario, domain: Box::new(domain), regressions_dir }
+        Ok(EsSuite { scenario, domain: Box::new(domain), regressions_dir })
     }
 
     /// Where `assert_holds` writes a failure's shrunk schedule (by default
@@ -596,32 +780,70 @@ impl EsSuite {
         crate::run::run_full_with(&self.scenario, schedule, 0, self.domain.as_ref()).result
     }
 
+    /// Runs the schedule file at `path` (one `assert_holds` wrote, say); panics with
+    /// the file's error if it does not parse.
+    pub fn run_schedule_file(&self, path: &Path) -> RunResult {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|error| panic!("{shown}: cannot read: {error}"));
+        let file = crate::schedule_file::ScheduleFile::parse(&text, &shown)
+            .unwrap_or_else(|error| panic!("{error}"));
+        self.run_schedule(&file.schedule)
+    }
+
     /// A run judged against what the scenario expects (`[expect]`).
     pub fn verdict(&self, run: &RunResult) -> RunVerdict {
         run.verdict(&self.scenario.expect)
     }
 
-    /// Runs every seed of `seeds` (one after another) and panics at the first that
-    /// does not run as the scenario expects, with the seed, the invariant, its witness,
-    /// how to replay it, and its schedule shrunk (at most `SHRINK_RUNS_MAX` runs),
-    /// written as a schedule file you can commit as a regression.
+    /// Runs every seed of `seeds` and panics at the smallest that does not run as the
+    /// scenario expects, with the seed, the invariant, its witness, how to replay it,
+    /// and its schedule shrunk (at most `SHRINK_RUNS_MAX` runs), written as a schedule
+    /// file you can commit as a regression. `LOGJAM_SEED` or `LOGJAM_SCHEDULE` in the
+    /// environment replay one run instead (see the type's doc).
     pub fn assert_holds(&self, seeds: std::ops::Range<u64>) {
-        for seed in seeds {
-            let run = self.run_seed(seed);
-            if let RunVerdict::Unexpected(why) = self.verdict(&run) {
-                panic!("{}", self.failure(seed, &run, &why));
+        let unexpected = |run: &RunResult| match self.verdict(run) {
+            RunVerdict::Unexpected(why) => Some(why),
+            _ => None,
+        };
+        match replay_asked(seeds, |name| std::env::var(name).ok()) {
+            Replay::Seeds(seeds) => {
+                let found =
+                    first_seed(seeds, sweep_threads(), |seed| unexpected(&self.run_seed(seed)));
+                if let Some((seed, why)) = found {
+                    panic!("{}", self.failure(seed, &self.run_seed(seed), &why));
+                }
+            }
+            Replay::Seed(seed) => {
+                let run = self.run_seed(seed);
+                if let Some(why) = unexpected(&run) {
+                    panic!("{}", self.failure(seed, &run, &why));
+                }
+            }
+            Replay::Schedule(path) => {
+                let run = self.run_schedule_file(&path);
+                if let Some(why) = unexpected(&run) {
+                    panic!(
+                        "{} (domain {}), schedule {}: {why}\n{}",
+                        self.scenario.name,
+                        self.domain.name(),
+                        path.display(),
+                        self.violations_shown(&run)
+                    );
+                }
             }
         }
     }
 
     /// Runs seeds of `seeds` until one breaks `invariant` (a violation, or the anomaly
-    /// the scenario expects) and returns it; panics if none does.
+    /// the scenario expects) and returns the smallest that does; panics if none does.
     pub fn assert_caught(&self, invariant: &str, seeds: std::ops::Range<u64>) -> u64 {
-        for seed in seeds.clone() {
+        let breaks = |seed: u64| {
             let run = self.run_seed(seed);
-            if crate::schedule_file::anomalies(&run).iter().any(|kind| kind == invariant) {
-                return seed;
-            }
+            crate::schedule_file::anomalies(&run).iter().any(|kind| kind == invariant).then_some(())
+        };
+        if let Some((seed, ())) = first_seed(seeds.clone(), sweep_threads(), breaks) {
+            return seed;
         }
         panic!(
             "{}: `{invariant}` was not caught in seeds {}..{} (domain {})",
@@ -630,6 +852,94 @@ impl EsSuite {
             seeds.end,
             self.domain.name()
         )
+    }
+
+    /// A sweep's summary, made to be a snapshot (`insta::assert_snapshot!`): the
+    /// scenario, the seeds, how many runs went as expected, and per invariant how many
+    /// runs it held, saw an anomaly the configuration allows, broke, or could not
+    /// check, with the first seed of each. Only what the runs decide is in it (no
+    /// times, no thread count), so it changes only when a verdict does.
+    pub fn report(&self, seeds: std::ops::Range<u64>) -> String {
+        let runs = map_seeds(seeds.clone(), sweep_threads(), |seed| self.run_seed(seed));
+        let mut out = format!(
+            "scenario {} (domain {}), seeds {}..{}\n",
+            self.scenario.name,
+            self.domain.name(),
+            seeds.start,
+            seeds.end
+        );
+        let unexpected: Vec<u64> = runs
+            .iter()
+            .filter(|run| matches!(self.verdict(run), RunVerdict::Unexpected(_)))
+            .map(|run| run.seed)
+            .collect();
+        out += &format!(
+            "runs as expected: {} of {}{}\n",
+            runs.len() - unexpected.len(),
+            runs.len(),
+            match unexpected.first() {
+                Some(seed) => format!(" (first unexpected: seed {seed})"),
+                None => String::new(),
+            }
+        );
+        // Invariant -> runs (and the first seed) where it held, saw an allowed anomaly,
+        // broke, could not be checked, or had nothing to examine.
+        const COLUMNS: [&str; 5] = ["held", "allowed", "broken", "not checked", "nothing to check"];
+        let mut rows: std::collections::BTreeMap<&str, [(u64, Option<u64>); 5]> =
+            std::collections::BTreeMap::new();
+        for run in &runs {
+            for check in &run.checks {
+                let column = if check.checked.starts_with("not checked") {
+                    3
+                } else if !check.holds {
+                    2
+                } else if check.expected_anomaly {
+                    1
+                } else if check.checked.starts_with("0 ") {
+                    4
+                } else {
+                    0
+                };
+                let row = rows.entry(check.invariant).or_default();
+                row[column].0 += 1;
+                row[column].1.get_or_insert(run.seed);
+            }
+        }
+        let width = rows.keys().map(|name| name.len()).max().unwrap_or(0).max("invariant".len());
+        out += &format!("{:width$}", "invariant");
+        for column in COLUMNS {
+            out += &format!("  {column:>16}");
+        }
+        out += "\n";
+        for (name, row) in &rows {
+            out += &format!("{name:width$}");
+            for (column, &(count, first)) in row.iter().enumerate() {
+                let cell = match first {
+                    // Where it held, the first seed says nothing.
+                    Some(seed) if column > 0 => format!("{count} (seed {seed})"),
+                    _ => count.to_string(),
+                };
+                out += &format!("  {cell:>16}");
+            }
+            out += "\n";
+        }
+        out
+    }
+
+    /// A run's violations, each with its witness lines.
+    fn violations_shown(&self, run: &RunResult) -> String {
+        let shown: Vec<String> = run
+            .violations()
+            .map(|check| {
+                format!(
+                    "invariant: {}\nwitness:   {}\n    {}",
+                    check.invariant,
+                    check.witness.as_deref().unwrap_or(""),
+                    check.witness_lines.join("\n    ")
+                )
+            })
+            .collect();
+        shown.join("\n")
     }
 
     /// The panic message of a failing seed, after shrinking it and writing the file.
@@ -671,10 +981,11 @@ impl EsSuite {
             "{scenario} (domain {domain}) seed {seed}: {why}\n\
              invariant: {anomaly}\n\
              witness:   {witness}\n    {lines}\n\
-             replay:    suite.run_seed({seed}), or suite.run_schedule(&ScheduleFile::parse(&text, \"{path}\")?.schedule) with the file's text\n\
+             replay:    LOGJAM_SEED={seed} cargo test {test}, or LOGJAM_SCHEDULE={path} cargo test {test} (in code: suite.run_seed({seed}), suite.run_schedule_file(path))\n\
              shrunk:    {faults} faults and {ops} operations (from {of} and {of_ops}) in {runs} runs{early}, {saved}\n{json}",
             scenario = self.scenario.name,
             domain = self.domain.name(),
+            test = test_name(),
             path = path.display(),
             faults = shrunk.schedule.faults.len().saturating_sub(1),
             ops = shrunk.schedule.ops.len(),
@@ -684,5 +995,144 @@ impl EsSuite {
             early = if shrunk.stopped_early { " (budget spent: smaller may exist)" } else { "" },
             json = file.to_json(),
         )
+    }
+}
+
+/// What the environment asks a sweep to run instead of `seeds`.
+fn replay_asked(seeds: std::ops::Range<u64>, var: impl Fn(&str) -> Option<String>) -> Replay {
+    if let Some(path) = var("LOGJAM_SCHEDULE") {
+        return Replay::Schedule(path.into());
+    }
+    match var("LOGJAM_SEED") {
+        Some(text) => match text.trim().parse() {
+            Ok(seed) => Replay::Seed(seed),
+            Err(_) => panic!("LOGJAM_SEED={text}: not a seed (an integer 0..2^64)"),
+        },
+        None => Replay::Seeds(seeds),
+    }
+}
+
+/// Threads for a sweep: `LOGJAM_THREADS`, or one per core.
+fn sweep_threads() -> usize {
+    match std::env::var("LOGJAM_THREADS") {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(threads) if (1..=SWEEP_THREADS_MAX).contains(&threads) => threads,
+            _ => panic!("LOGJAM_THREADS={text}: not a thread count 1..={SWEEP_THREADS_MAX}"),
+        },
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// The running test's name as `cargo test` filters it (its thread's name), with
+/// `-- --exact` so that only it runs; a placeholder outside a test.
+fn test_name() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => format!("{name} -- --exact"),
+        _ => "<your test>".to_owned(),
+    }
+}
+
+/// The smallest seed of `seeds` for which `probe` says something, with what it
+/// said: seeds run in parallel, and a thread stops taking seeds past the smallest
+/// found, so the answer is the same whatever the thread count.
+fn first_seed<T: Send>(
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+    probe: impl Fn(u64) -> Option<T> + Sync,
+) -> Option<(u64, T)> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    let found: Mutex<Option<(u64, T)>> = Mutex::new(None);
+    let smallest = AtomicU64::new(u64::MAX);
+    // Threads run whole seeds, never parts of one run.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end || seed > smallest.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some(said) = probe(seed) else { continue };
+                    let mut found = found.lock().expect("no thread panics holding it");
+                    if found.as_ref().is_none_or(|(first, _)| seed < *first) {
+                        *found = Some((seed, said));
+                        smallest.store(seed, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    found.into_inner().expect("no thread panics holding it")
+}
+
+/// `run` of every seed, in seed order, in parallel.
+fn map_seeds<T: Send>(
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+    run: impl Fn(u64) -> T + Sync,
+) -> Vec<T> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    let done: Mutex<std::collections::BTreeMap<u64, T>> = Mutex::default();
+    // Threads run whole seeds, never parts of one run.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        return;
+                    }
+                    let result = run(seed);
+                    done.lock().expect("no thread panics holding it").insert(seed, result);
+                }
+            });
+        }
+    });
+    done.into_inner().expect("no thread panics holding it").into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_reports_the_smallest_failing_seed_whatever_the_thread_count() {
+        // Seeds fail unevenly slowly: a later seed finishes before an earlier one.
+        let probe = |seed: u64| {
+            let work: u64 = (0..(40 - seed % 40) * 2_000).fold(seed, |a, b| a.wrapping_mul(31) ^ b);
+            (seed % 9 == 4 && seed > 20).then_some(work)
+        };
+        let reference = first_seed(0..200, 1, probe).map(|(seed, _)| seed);
+        assert_eq!(reference, Some(22));
+        for threads in [2, 3, 8] {
+            assert_eq!(first_seed(0..200, threads, probe).map(|(seed, _)| seed), reference);
+        }
+        assert_eq!(first_seed(0..20, 4, probe).map(|(seed, _)| seed), None);
+        let squares = map_seeds(3..40, 5, |seed| seed * seed);
+        assert_eq!(squares, (3..40u64).map(|seed| seed * seed).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_environment_replays_one_seed_or_one_schedule() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
+            }
+        };
+        assert!(matches!(replay_asked(0..5, env(&[])), Replay::Seeds(r) if r == (0..5)));
+        assert!(matches!(replay_asked(0..5, env(&[("LOGJAM_SEED", " 77 ")])), Replay::Seed(77)));
+        let both = env(&[("LOGJAM_SEED", "1"), ("LOGJAM_SCHEDULE", "x.json")]);
+        assert!(
+            matches!(replay_asked(0..5, both), Replay::Schedule(p) if p == Path::new("x.json"))
+        );
+        let bad = std::panic::catch_unwind(|| replay_asked(0..5, env(&[("LOGJAM_SEED", "x")])));
+        let message = *bad.err().expect("refused").downcast::<String>().expect("a message");
+        assert!(message.contains("LOGJAM_SEED=x: not a seed"), "{message}");
     }
 }

@@ -48,7 +48,7 @@ mod verdict;
 pub use history::{
     CommandOutcome, CommandRecord, EsHistory, ProjectionCheckpoint, ReplicaStreams, StoredEvent,
 };
-pub use user::{UserFold, UserState};
+pub use user::{UserFold, UserReadModel, UserState};
 pub use verdict::{
     EsAnomaly, EsCheck, EsGuarantee, EsInvariant, EsVerdict, EsWitness, MoneyTotals,
 };
@@ -66,7 +66,8 @@ pub fn check(history: &EsHistory) -> EsVerdict {
 /// `check`, with `user`'s fold in place of a reference fold when given (a domain of
 /// the caller's own, see `user`): replay-equivalence, folds-agree and business-rules
 /// then run with it, against the caller's own fold rather than an independent one.
-/// Projection-equivalence is not checked for such a domain.
+/// Projection-equivalence runs with the caller's read model when its fold has one
+/// (`UserFold::read_model`), and is not checked otherwise.
 pub fn check_with(history: &EsHistory, user: Option<&dyn UserFold>) -> EsVerdict {
     let mut findings = Findings::new(promises(history));
     let mut digest = digest::Digest::new(history);
@@ -89,7 +90,11 @@ pub fn check_with(history: &EsHistory, user: Option<&dyn UserFold>) -> EsVerdict
         }
     }
     let money = money::check(&digest, &mut findings);
-    projections::check(&digest, &mut findings);
+    let user_projections =
+        user.is_some_and(|user| user::check_projections(&digest, user, &mut findings));
+    if !user_projections {
+        projections::check(&digest, &mut findings);
+    }
     projections::check_progress(&digest, &mut findings);
     let (promises, checks, anomalies) = findings.into_parts();
     EsVerdict {

@@ -14,18 +14,23 @@
 //! reference folds are: an event its `validate` refuses is reported and not applied
 //! (an aggregate's `apply` may panic on it), and the fold goes on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::digest::Digest;
 use super::history::CommandOutcome;
-use super::verdict::{EsGuarantee, EsInvariant, Findings};
+use super::verdict::{EsGuarantee, EsInvariant, EsWitness, Findings};
 
 /// A domain's fold, for a domain the model has no reference fold of.
 pub trait UserFold {
     /// The state of a stream before its first event.
     fn initial(&self) -> Box<dyn UserState>;
+    /// The read model the domain's projections keep, fresh (before any event); `None`
+    /// when the domain has none, and projection-equivalence is not checked.
+    fn read_model(&self) -> Option<Box<dyn UserReadModel>> {
+        None
+    }
 }
 
 /// One stream's state in a [`UserFold`].
@@ -257,4 +262,180 @@ pub(super) fn check_business_rules(
         folded,
         "events folded on replicas (the user's fold and invariants)",
     );
+}
+
+/// A read model of a user's domain, as the model folds it to judge projections: the
+/// same fold the projection runs (the caller's own), from scratch over the longest
+/// replica's committed events, compared with every checkpoint the projection took.
+pub trait UserReadModel {
+    /// Folds in one event of `stream` at `offset` (its JSON, as the history holds it).
+    /// An event the read model refuses is reported by the caller and passed over.
+    fn apply(&mut self, stream: &str, offset: u64, event: &Value) -> Result<(), String>;
+    /// The read model as a checkpoint records it (`ProjectionCheckpoint::read_model`).
+    fn json(&self) -> Value;
+}
+
+/// projection-equivalence with the user's read model: each checkpoint's read model
+/// equals the user's fold, from scratch, of its partition's events below the
+/// checkpoint's offset on the longest replica. One forward pass per partition, the
+/// checkpoints in offset order. A difference is named by its first differing key, and
+/// by the event whose effect it is when folding one more event past the checkpoint
+/// (counted though at or past its offset) or one event fewer (counted twice, or
+/// skipped) makes the two agree.
+pub(super) fn check_projections(
+    digest: &Digest<'_>,
+    user: &dyn UserFold,
+    findings: &mut Findings,
+) -> bool {
+    if user.read_model().is_none() {
+        return false;
+    }
+    let checkpoints = &digest.history.projections;
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (index, checkpoint) in checkpoints.iter().enumerate() {
+        by_partition.entry(checkpoint.partition).or_default().push(index);
+    }
+    let (mut examined, mut skipped) = (0, 0);
+    for (partition, mut indices) in by_partition {
+        let Some(reference) = digest.partitions.get(&partition).map(|p| p.reference) else {
+            skipped += indices.len() as u64;
+            continue;
+        };
+        indices.sort_by_key(|&index| (checkpoints[index].offset, index));
+        let events = &digest.history.replicas[reference].events;
+        let mut model = user.read_model().expect("the same fold");
+        let mut next = 0;
+        for index in indices {
+            let checkpoint = &checkpoints[index];
+            while next < events.len() && events[next].offset < checkpoint.offset {
+                let event = &events[next];
+                let _ = model.apply(&event.stream, event.offset, &event.event);
+                next += 1;
+            }
+            examined += 1;
+            let folded = model.json();
+            if folded == checkpoint.read_model {
+                continue;
+            }
+            let guarantee = match (checkpoint.read_uncommitted, digest.history.lossy_log) {
+                (true, _) => EsGuarantee::CommittedReads,
+                (false, true) => EsGuarantee::AckedDurable,
+                (false, false) => EsGuarantee::Integrity,
+            };
+            let path = first_difference(&checkpoint.read_model, &folded);
+            findings.found(EsInvariant::ProjectionEquivalence, guarantee, None, || {
+                let mut explanation = format!(
+                    "checkpoint #{index} (consumer {}) of partition {} below offset {} disagrees with the read model folded from scratch on n{}: {} is {} in the checkpoint but {} in the fold",
+                    checkpoint.consumer,
+                    checkpoint.partition,
+                    checkpoint.offset,
+                    digest.node(reference),
+                    if path.is_empty() { "the read model" } else { &path },
+                    quoted(value_at(&checkpoint.read_model, &path)),
+                    quoted(value_at(&folded, &path)),
+                );
+                let mut witness =
+                    vec![EsWitness::Projection { index: index as u64, checkpoint: checkpoint.clone() }];
+                // The user's fold is opaque: say which single-event change makes the
+                // two agree, not why it happened.
+                if let Some((how, position)) = user_cause(digest, user, reference, checkpoint) {
+                    let event = digest.event(reference, position);
+                    explanation += &format!(
+                        " (the checkpoint equals the fold {how} {} version {} at offset {}, command {})",
+                        event.stream, event.version, event.offset, event.command_id
+                    );
+                    witness.push(digest.event_witness(reference, position));
+                }
+                (explanation, witness)
+            });
+        }
+    }
+    findings.examined(
+        EsInvariant::ProjectionEquivalence,
+        examined,
+        "checkpoints (the user's read model)",
+    );
+    findings.skipped(
+        EsInvariant::ProjectionEquivalence,
+        skipped,
+        "checkpoints of partitions no replica holds",
+    );
+    true
+}
+
+/// The first place two read models differ: the dotted path of object keys down to
+/// it (empty: the whole model).
+fn first_difference(theirs: &Value, ours: &Value) -> String {
+    let (mut path, mut theirs, mut ours) = (Vec::new(), theirs, ours);
+    while let (Value::Object(a), Value::Object(b)) = (theirs, ours) {
+        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        let differing = keys.into_iter().find(|&key| a.get(key) != b.get(key));
+        let Some(key) = differing else { break };
+        path.push(key.as_str());
+        theirs = a.get(key).unwrap_or(&Value::Null);
+        ours = b.get(key).unwrap_or(&Value::Null);
+    }
+    path.join(".")
+}
+
+/// The value at a path `first_difference` gave (null where it is absent).
+fn value_at<'v>(model: &'v Value, path: &str) -> &'v Value {
+    let parts = path.split('.').filter(|part| !part.is_empty());
+    parts.fold(model, |value, part| value.get(part).unwrap_or(&Value::Null))
+}
+
+/// A value for a witness line, cut to a readable length.
+fn quoted(value: &Value) -> String {
+    const SHOWN_CHARS_MAX: usize = 200;
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The one event whose effect the checkpoint's difference is: the fold with it
+/// counted twice, without it, or with the first event at or past the offset, equals
+/// the checkpoint. Tried over the events nearest the checkpoint (a double count or a
+/// skip is most often at a restart).
+fn user_cause(
+    digest: &Digest<'_>,
+    user: &dyn UserFold,
+    reference: usize,
+    checkpoint: &super::history::ProjectionCheckpoint,
+) -> Option<(&'static str, u32)> {
+    const CANDIDATES_MAX: usize = 8;
+    let events = &digest.history.replicas[reference].events;
+    let below: Vec<u32> = (0..events.len() as u32)
+        .filter(|&p| events[p as usize].offset < checkpoint.offset)
+        .collect();
+    let fold_with = |twice: Option<u32>, without: Option<u32>, past: Option<u32>| {
+        let mut model = user.read_model()?;
+        for &position in below.iter().chain(past.iter()) {
+            if Some(position) == without {
+                continue;
+            }
+            let event = &events[position as usize];
+            let _ = model.apply(&event.stream, event.offset, &event.event);
+            if Some(position) == twice {
+                let _ = model.apply(&event.stream, event.offset, &event.event);
+            }
+        }
+        Some(model.json() == checkpoint.read_model)
+    };
+    let past = (0..events.len() as u32).find(|&p| events[p as usize].offset >= checkpoint.offset);
+    if let Some(past) = past
+        && fold_with(None, None, Some(past)) == Some(true)
+    {
+        return Some(("with the first event at or past its offset,", past));
+    }
+    for &position in below.iter().rev().take(CANDIDATES_MAX) {
+        if fold_with(Some(position), None, None) == Some(true) {
+            return Some(("with, counted twice,", position));
+        }
+        if fold_with(None, Some(position), None) == Some(true) {
+            return Some(("without", position));
+        }
+    }
+    None
 }

@@ -9,7 +9,7 @@
 use logjam_broker::protocol::{Isolation, Msg};
 use logjam_broker::storage::{SyncResult, SyncTicket};
 use logjam_eventstore::projection::{
-    BankBalances, Projection, ProjectionConfig, ProjectionError, TableRows,
+    BankBalances, Projection, ProjectionConfig, ProjectionError, ReadModel, TableRows,
 };
 use logjam_eventstore::reader::{PartitionReader, ReaderConfig};
 use logjam_model::es::ProjectionCheckpoint;
@@ -17,39 +17,68 @@ use logjam_model::es::ProjectionCheckpoint;
 use crate::es_client::SharedEsRecorder;
 use crate::{LogDisk, SimDisk};
 
-/// The read models the simulator projects.
-enum Model {
-    Bank(Projection<BankBalances>),
-    Table(Projection<TableRows>),
+/// A projection of some read model, its type erased: what the projection node asks
+/// of it. Every `Projection<R>` is one (`Typed`); a domain's projection is opened by
+/// its [`OpenProjection`].
+pub trait ProjectionModel {
+    /// The next offset to apply.
+    fn next_offset(&self) -> u64;
+    /// Applies a record (false: below the next offset, already in).
+    fn apply(&mut self, offset: u64, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError>;
+    /// Starts checkpointing (next offset, read model).
+    fn checkpoint(&mut self, disk: &mut LogDisk<&mut SimDisk>) -> Result<(), ProjectionError>;
+    /// Whether the sync `ticket` is one of its checkpoint writes.
+    fn owns(&self, ticket: SyncTicket) -> bool;
+    /// Takes a checkpoint write a step further.
+    fn on_synced(
+        &mut self,
+        disk: &mut LogDisk<&mut SimDisk>,
+        ticket: SyncTicket,
+        result: SyncResult,
+    ) -> Result<(), ProjectionError>;
+    /// The read model as the model's checks read it (`ProjectionCheckpoint::read_model`).
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Model {
+/// How a domain's projection opens from what its disk durably holds.
+pub type OpenProjection = fn(
+    &mut LogDisk<&mut SimDisk>,
+    &ProjectionConfig,
+) -> Result<Box<dyn ProjectionModel>, ProjectionError>;
+
+/// A `Projection<R>` with the way its read model is shown to the model's checks.
+pub struct Typed<R> {
+    projection: Projection<R>,
+    json: fn(&R) -> serde_json::Value,
+}
+
+impl<R: ReadModel + 'static> Typed<R> {
+    /// Opens `Projection<R>` from `disk`, shown to the checks by `json`.
+    pub fn open(
+        disk: &mut LogDisk<&mut SimDisk>,
+        config: &ProjectionConfig,
+        json: fn(&R) -> serde_json::Value,
+    ) -> Result<Box<dyn ProjectionModel>, ProjectionError> {
+        let projection = Projection::<R>::open(disk, config)?;
+        Ok(Box::new(Typed { projection, json }))
+    }
+}
+
+impl<R: ReadModel> ProjectionModel for Typed<R> {
     fn next_offset(&self) -> u64 {
-        match self {
-            Model::Bank(p) => p.next_offset(),
-            Model::Table(p) => p.next_offset(),
-        }
+        self.projection.next_offset()
     }
 
     fn apply(&mut self, offset: u64, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
-        match self {
-            Model::Bank(p) => p.apply(offset, key, value),
-            Model::Table(p) => p.apply(offset, key, value),
-        }
+        self.projection.apply(offset, key, value)
     }
 
     fn checkpoint(&mut self, disk: &mut LogDisk<&mut SimDisk>) -> Result<(), ProjectionError> {
-        match self {
-            Model::Bank(p) => p.checkpoint(disk),
-            Model::Table(p) => p.checkpoint(disk),
-        }
+        self.projection.checkpoint(disk)
     }
 
     fn owns(&self, ticket: SyncTicket) -> bool {
-        match self {
-            Model::Bank(p) => p.owns(ticket),
-            Model::Table(p) => p.owns(ticket),
-        }
+        self.projection.owns(ticket)
     }
 
     fn on_synced(
@@ -58,35 +87,44 @@ impl Model {
         ticket: SyncTicket,
         result: SyncResult,
     ) -> Result<(), ProjectionError> {
-        match self {
-            Model::Bank(p) => p.on_synced(disk, ticket, result),
-            Model::Table(p) => p.on_synced(disk, ticket, result),
-        }
+        self.projection.on_synced(disk, ticket, result)
     }
 
-    /// The read model as the model's checks read it: stream to balance, or table
-    /// stream to {key: value}.
     fn json(&self) -> serde_json::Value {
-        match self {
-            Model::Bank(p) => serde_json::to_value(&p.model().balances).expect("serializes"),
-            Model::Table(p) => {
-                let tables: serde_json::Map<String, serde_json::Value> = p
-                    .model()
-                    .tables
-                    .iter()
-                    .map(|(stream, table)| {
-                        let rows = table
-                            .rows
-                            .iter()
-                            .map(|(key, value)| (key.to_string(), serde_json::Value::from(*value)))
-                            .collect();
-                        (stream.clone(), serde_json::Value::Object(rows))
-                    })
-                    .collect();
-                serde_json::Value::Object(tables)
-            }
-        }
+        (self.json)(self.projection.model())
     }
+}
+
+/// The bank's projection: stream to balance.
+pub fn open_bank_balances(
+    disk: &mut LogDisk<&mut SimDisk>,
+    config: &ProjectionConfig,
+) -> Result<Box<dyn ProjectionModel>, ProjectionError> {
+    Typed::<BankBalances>::open(disk, config, |model| {
+        serde_json::to_value(&model.balances).expect("serializes")
+    })
+}
+
+/// The table domain's CDC replica: table stream to {key: value}.
+pub fn open_table_rows(
+    disk: &mut LogDisk<&mut SimDisk>,
+    config: &ProjectionConfig,
+) -> Result<Box<dyn ProjectionModel>, ProjectionError> {
+    Typed::<TableRows>::open(disk, config, |model| {
+        let tables: serde_json::Map<String, serde_json::Value> = model
+            .tables
+            .iter()
+            .map(|(stream, table)| {
+                let rows = table
+                    .rows
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), serde_json::Value::from(*value)))
+                    .collect();
+                (stream.clone(), serde_json::Value::Object(rows))
+            })
+            .collect();
+        serde_json::Value::Object(tables)
+    })
 }
 
 pub struct ProjectionNode {
@@ -94,7 +132,7 @@ pub struct ProjectionNode {
     partition: u32,
     /// It reads uncommitted (the weak setup): recorded with every checkpoint.
     read_uncommitted: bool,
-    projection: Model,
+    projection: Box<dyn ProjectionModel>,
     reader: PartitionReader,
     recorder: SharedEsRecorder,
     /// Why it stopped (a record it could not apply, a failed checkpoint write).
@@ -102,23 +140,18 @@ pub struct ProjectionNode {
 }
 
 impl ProjectionNode {
-    /// Opens the projection (of tables when `tables`, else of bank balances) from what
-    /// its disk durably holds and resumes after it.
+    /// Opens the projection (`open`: the domain's) from what its disk durably holds and
+    /// resumes after it.
     pub fn open(
         disk: &mut LogDisk<&mut SimDisk>,
         node: u32,
-        tables: bool,
+        open: OpenProjection,
         reader: ReaderConfig,
         recorder: SharedEsRecorder,
         t_ns: u64,
     ) -> Result<ProjectionNode, String> {
         let config = ProjectionConfig::new("projection");
-        let projection = if tables {
-            Projection::<TableRows>::open(disk, &config).map(Model::Table)
-        } else {
-            Projection::<BankBalances>::open(disk, &config).map(Model::Bank)
-        }
-        .map_err(|error| format!("projection: {error}"))?;
+        let projection = open(disk, &config).map_err(|error| format!("projection: {error}"))?;
         let partition = reader.partition;
         let read_uncommitted = reader.isolation == Isolation::ReadUncommitted;
         let reader = PartitionReader::new(reader, projection.next_offset());

@@ -30,7 +30,7 @@ use logjam_broker::txn_producer::{TxnProducer, TxnProducerConfig, TxnRecord};
 use logjam_model as model;
 
 use crate::es_client::{EsClient, SharedEsRecorder};
-use crate::es_projection::ProjectionNode;
+use crate::es_projection::{OpenProjection, ProjectionNode};
 use crate::es_txn_projection::TxnProjectionNode;
 use crate::log_disk::{sync_result, sync_ticket};
 use crate::txn_processor::{Processor, ProcessorConfig, Step, kind_of};
@@ -609,6 +609,7 @@ pub fn factory(
     spec: ClusterSpec,
     recorder: SharedRecorder,
     es_recorder: SharedEsRecorder,
+    projection: Option<OpenProjection>,
 ) -> impl FnMut(NodeId) -> ClusterProcess + 'static {
     // How many times each node has started: a process's life, which numbers its
     // requests apart from every earlier life's.
@@ -620,6 +621,7 @@ pub fn factory(
             spec: spec.clone(),
             recorder: recorder.clone(),
             es_recorder: es_recorder.clone(),
+            projection,
             node: ClusterNode::Booting,
             polling: true,
             life: *life,
@@ -639,6 +641,8 @@ pub struct ClusterProcess {
     recorder: SharedRecorder,
     /// Commands recorded by event-store clients (empty without an event-store workload).
     es_recorder: SharedEsRecorder,
+    /// How the event store's projections open (the domain's read model), if it has any.
+    projection: Option<OpenProjection>,
     node: ClusterNode,
     /// Cleared at the end of a run so that in-flight polls can finish.
     polling: bool,
@@ -1029,7 +1033,6 @@ impl Process for ClusterProcess {
             };
             let t_ns = ctx.global_now_ns();
             let recorder = self.es_recorder.clone();
-            let tables = spec.es.as_ref().is_some_and(|es| es.domain == "table");
             if spec.txn.is_some() {
                 // Exactly-once processing: state and position in its output partition.
                 let output = spec.partitions + index;
@@ -1046,10 +1049,13 @@ impl Process for ClusterProcess {
                 );
                 ClusterNode::EsTxnProjection(Box::new(node))
             } else {
+                let open = self
+                    .projection
+                    .expect("a scenario with projections names a domain that has one");
                 match ProjectionNode::open(
                     &mut LogDisk(ctx.disk()),
                     id,
-                    tables,
+                    open,
                     reader,
                     recorder,
                     t_ns,

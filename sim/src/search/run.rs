@@ -393,7 +393,8 @@ fn run_cluster(
     header.processors = spec.processor_groups();
     let recorder = Recorder::new(header);
     let es_recorder: SharedEsRecorder = Rc::default();
-    let factory = cluster::factory(spec.clone(), recorder.clone(), es_recorder.clone());
+    let projection = domain.and_then(|domain| domain.projection());
+    let factory = cluster::factory(spec.clone(), recorder.clone(), es_recorder.clone(), projection);
     let mut world =
         World::new(config, schedule.seed, factory).expect("a loaded scenario holds a valid world");
     schedule_faults(&mut world, schedule);

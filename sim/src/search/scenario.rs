@@ -1285,7 +1285,9 @@ impl Source<'_> {
                     }
                 };
                 let projections = file.workload.consumers.as_ref().map_or(0, |c| *c.get_ref());
-                if !["bank", "table"].contains(&domain.as_str()) && projections > 0 {
+                // A user's domain says whether it has a read model (`EsSuite` checks).
+                let builtin = crate::user::builtin(&domain).is_some();
+                if builtin && !["bank", "table"].contains(&domain.as_str()) && projections > 0 {
                     let span = file.workload.consumers.as_ref().map(Spanned::span);
                     let message = "workload.consumers: projections (and CDC replicas) run \
                                    for the bank and table domains"
