@@ -18,6 +18,11 @@ pub mod cluster;
 pub mod search;
 pub mod user;
 
+/// The event store your aggregate implements (`Aggregate`, `schema::Schema`,
+/// `snapshot::Snapshotted`), re-exported so a test of your own code depends on this
+/// crate alone (and serde).
+pub use logjam_eventstore as eventstore;
+
 // The modules by their old, flat names (`logjam_sim::run`, `logjam_sim::scenario`, ...).
 pub use cluster::{es_client, es_projection, es_txn_projection, log_disk, txn_processor};
 pub use search::scenario;
