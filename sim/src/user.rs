@@ -854,6 +854,57 @@ impl EsSuite {
         )
     }
 
+    /// Replays every schedule file (`*.json`, in name order) under `dir`, the
+    /// regressions you committed from `assert_holds` failures, and panics listing each
+    /// that does not replay as it says: a fixed bug (`"expect": "holds"`) must stay
+    /// fixed, an allowed anomaly (`"anomaly"`) must still be found. A missing or empty
+    /// `dir` passes; a file that does not parse fails with its error.
+    pub fn assert_regressions(&self, dir: &Path) {
+        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        let mut failures = Vec::new();
+        for path in &files {
+            let shown = path.display().to_string();
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|error| format!("{shown}: cannot read: {error}"))
+                .and_then(|text| {
+                    crate::schedule_file::ScheduleFile::parse(&text, &shown)
+                        .map_err(|error| error.to_string())
+                });
+            let file = match parsed {
+                Ok(file) => file,
+                Err(error) => {
+                    failures.push(error);
+                    continue;
+                }
+            };
+            let judged = file.check(&self.scenario).and_then(|()| {
+                let run = self.run_schedule(&file.schedule);
+                crate::schedule_file::judge(&file, &self.scenario, &run)
+                    .map_err(|problem| format!("{problem}\n{}", self.violations_shown(&run)))
+            });
+            if let Err(problem) = judged {
+                failures.push(format!(
+                    "{shown}: {problem}\n  replay: LOGJAM_SCHEDULE={shown} cargo test {}",
+                    test_name()
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} regressions failed:\n{}",
+            failures.len(),
+            files.len(),
+            failures.join("\n")
+        );
+    }
+
     /// A sweep's summary, made to be a snapshot (`insta::assert_snapshot!`): the
     /// scenario, the seeds, how many runs went as expected, and per invariant how many
     /// runs it held, saw an anomaly the configuration allows, broke, or could not
@@ -959,7 +1010,7 @@ impl EsSuite {
         let shrunk = crate::shrink::shrink_with(original, &mut fails, &mut budget);
         let file = ScheduleFile {
             format: FORMAT.to_owned(),
-            scenario: self.scenario.path.clone(),
+            scenario: shown_path(&self.scenario.path),
             anomaly: anomaly.clone(),
             expect: Expectation::Holds,
             note: format!("{} seed {seed}: {why}", self.scenario.name),
@@ -982,13 +1033,13 @@ impl EsSuite {
              invariant: {anomaly}\n\
              witness:   {witness}\n    {lines}\n\
              replay:    LOGJAM_SEED={seed} cargo test {test}, or LOGJAM_SCHEDULE={path} cargo test {test} (in code: suite.run_seed({seed}), suite.run_schedule_file(path))\n\
-             shrunk:    {faults} faults and {ops} operations (from {of} and {of_ops}) in {runs} runs{early}, {saved}\n{json}",
+             shrunk:    {faults} and {ops} (from {of} and {of_ops}) in {runs} runs{early}, {saved}\n{json}",
             scenario = self.scenario.name,
             domain = self.domain.name(),
             test = test_name(),
             path = path.display(),
-            faults = shrunk.schedule.faults.len().saturating_sub(1),
-            ops = shrunk.schedule.ops.len(),
+            faults = counted(shrunk.schedule.faults.len().saturating_sub(1), "fault"),
+            ops = counted(shrunk.schedule.ops.len(), "operation"),
             of = origin.faults,
             of_ops = origin.ops,
             runs = shrunk.runs,
@@ -1095,6 +1146,20 @@ fn map_seeds<T: Send>(
         }
     });
     done.into_inner().expect("no thread panics holding it").into_values().collect()
+}
+
+/// `count` things, in words (`1 fault`, `3 faults`).
+fn counted(count: usize, thing: &str) -> String {
+    if count == 1 { format!("1 {thing}") } else { format!("{count} {thing}s") }
+}
+
+/// A path as a file written for a repository should hold it: relative to the working
+/// directory (the test's crate) when under it.
+fn shown_path(path: &str) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|dir| Path::new(path).strip_prefix(dir).ok().map(Path::to_path_buf));
+    relative.map_or_else(|| path.to_owned(), |relative| relative.display().to_string())
 }
 
 #[cfg(test)]
