@@ -17,7 +17,8 @@
 //! `digest` indexes the history once for all of them; `domain` holds the reference
 //! folds. For a domain without one (a user's aggregate), `check_with` takes the
 //! caller's fold ([`UserFold`], module `user`) for replay-equivalence, folds-agree and
-//! business-rules: judged against the caller's own fold, not an independent reference.
+//! business-rules, and its read model ([`UserReadModel`]) for projection-equivalence:
+//! judged against the caller's own fold, not an independent reference.
 //! A check that cannot run at all says `not checked` ([`EsCheck::not_checked`]). Whether an anomaly is a violation depends on what the setup promises
 //! ([`EsGuarantee`]): without expected versions, commands deciding on stale state (and
 //! what follows from it) are expected; on a lossy log, so are lost appends. Like the
