@@ -828,3 +828,141 @@ fn an_unknown_domain_is_not_checked_rather_than_passed() {
     // The model's own domains never say it.
     assert!(check(&bank()).checks.iter().all(|c| c.not_checked.is_none()));
 }
+
+/// A caller's fold of the bank's JSON with a read model of its own (balances), for
+/// projection-equivalence of a domain the model has no fold of.
+struct Ledger {
+    read_model: bool,
+}
+
+/// A stream's state: anything goes (the read model is what is judged here).
+#[derive(Clone)]
+struct Anything;
+
+impl logjam_model::es::UserState for Anything {
+    fn validate(&self, _event: &Value) -> Result<(), String> {
+        Ok(())
+    }
+    fn apply(&mut self, _event: &Value) {}
+    fn broken_invariant(&self) -> Option<(String, String)> {
+        None
+    }
+    fn describe(&self) -> String {
+        "anything".into()
+    }
+    fn same(&self, _other: &dyn logjam_model::es::UserState) -> bool {
+        true
+    }
+    fn clone_box(&self) -> Box<dyn logjam_model::es::UserState> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Balances per stream, folded from the bank's events.
+struct Balances(serde_json::Map<String, Value>);
+
+impl logjam_model::es::UserReadModel for Balances {
+    fn apply(&mut self, stream: &str, _offset: u64, event: &Value) -> Result<(), String> {
+        let (kind, body) = event.as_object().and_then(|o| o.iter().next()).ok_or("not an event")?;
+        let amount = body["amount"].as_i64().ok_or("no amount")?;
+        let sign = if kind.contains("Withdrawn") || kind.contains("Debited") { -1 } else { 1 };
+        let balance = self.0.entry(stream.to_owned()).or_insert(json!(0));
+        *balance = json!(balance.as_i64().unwrap_or(0) + sign * amount);
+        Ok(())
+    }
+    fn json(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+}
+
+impl logjam_model::es::UserFold for Ledger {
+    fn initial(&self) -> Box<dyn logjam_model::es::UserState> {
+        Box::new(Anything)
+    }
+    fn read_model(&self) -> Option<Box<dyn logjam_model::es::UserReadModel>> {
+        self.read_model.then(|| {
+            Box::new(Balances(Default::default())) as Box<dyn logjam_model::es::UserReadModel>
+        })
+    }
+}
+
+/// projection-equivalence with a caller's read model: each row changes the bank's
+/// checkpoints and says what the check must answer.
+#[test]
+fn a_callers_read_model_judges_every_checkpoint() {
+    struct Case {
+        name: &'static str,
+        change: fn(&mut EsHistory),
+        read_model: bool,
+        /// `None`: holds; else words the violation's explanation holds.
+        violated: Option<&'static [&'static str]>,
+        not_checked: bool,
+    }
+    let cases = [
+        Case {
+            name: "as folded",
+            change: unchanged,
+            read_model: true,
+            violated: None,
+            not_checked: false,
+        },
+        Case {
+            name: "the debit at offset 3 left out",
+            change: |h| h.projections[1].read_model = json!({"acct-1": 70, "acct-2": 90}),
+            read_model: true,
+            violated: Some(&[
+                "checkpoint #1",
+                "acct-1 is 70 in the checkpoint but 30 in the fold",
+                "without acct-1 version 2 at offset 3",
+            ]),
+            not_checked: false,
+        },
+        Case {
+            name: "the debit at offset 3 counted before its offset",
+            change: |h| h.projections[0].read_model = json!({"acct-1": 30, "acct-2": 50}),
+            read_model: true,
+            violated: Some(&[
+                "checkpoint #0",
+                "below offset 3",
+                "with the first event at or past its offset, acct-1 version 2",
+            ]),
+            not_checked: false,
+        },
+        Case {
+            name: "a stream the fold never saw",
+            change: |h| {
+                h.projections[0].read_model = json!({"acct-1": 70, "acct-2": 50, "acct-9": 1})
+            },
+            read_model: true,
+            violated: Some(&["acct-9 is 1 in the checkpoint but null in the fold"]),
+            not_checked: false,
+        },
+        Case {
+            name: "no read model given",
+            change: unchanged,
+            read_model: false,
+            violated: None,
+            not_checked: true,
+        },
+    ];
+    for case in cases {
+        let mut history = bank();
+        history.domain = "ledger".to_string();
+        (case.change)(&mut history);
+        let fold = Ledger { read_model: case.read_model };
+        let verdict = logjam_model::es::check_with(&history, Some(&fold));
+        let check = verdict.check(EsInvariant::ProjectionEquivalence);
+        assert_eq!(check.not_checked.is_some(), case.not_checked, "{}: {verdict}", case.name);
+        let violated = verdict.violated().contains(&EsInvariant::ProjectionEquivalence);
+        assert_eq!(violated, case.violated.is_some(), "{}: {verdict}", case.name);
+        if let Some(words) = case.violated {
+            let shown = verdict.to_string();
+            for word in words {
+                assert!(shown.contains(word), "{}: no `{word}` in\n{shown}", case.name);
+            }
+        }
+    }
+}
