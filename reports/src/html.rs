@@ -1077,7 +1077,7 @@ fn duration(ns: u64) -> String {
 }
 
 /// Escapes text for HTML (element content and attribute values).
-fn esc(text: &str) -> String {
+pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -1126,14 +1126,12 @@ fn header(out: &mut String, scenario: &Scenario, run: &RunResult, data: &Data, r
     );
     row(out, "seed", &run.seed.to_string());
     row(out, "trace hash", &format!("<code>{:016x}</code>", run.trace_hash));
-    let (class, verdict) = match run.verdict(&scenario.expect) {
-        RunVerdict::Held => ("verdict-ok", "held: every invariant holds".to_owned()),
-        RunVerdict::ExpectedViolation => (
-            "verdict-seen",
-            "expected violation: the scenario's known anomaly, and nothing else".to_owned(),
-        ),
-        RunVerdict::Unexpected(why) => ("verdict-bad", format!("UNEXPECTED: {why}")),
+    let class = match run.verdict(&scenario.expect) {
+        RunVerdict::Held => "verdict-ok",
+        RunVerdict::ExpectedViolation => "verdict-seen",
+        RunVerdict::Unexpected(_) => "verdict-bad",
     };
+    let verdict = crate::report::verdict_text(scenario, run);
     row(out, "verdict", &format!("<span class=\"{class}\">{}</span>", esc(&verdict)));
     row(out, "replay", &format!("<code>{}</code>", esc(replay)));
     row(

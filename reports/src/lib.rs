@@ -88,14 +88,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
             let _ = writeln!(out, "         {line}");
         }
     }
-    let verdict = match run.verdict(&scenario.expect) {
-        RunVerdict::Held => "held: every invariant holds".to_owned(),
-        RunVerdict::ExpectedViolation => {
-            "expected violation: the scenario's known anomaly, and nothing else".to_owned()
-        }
-        RunVerdict::Unexpected(why) => format!("UNEXPECTED: {why}"),
-    };
-    let _ = writeln!(out, "verdict    {verdict}");
+    let _ = writeln!(out, "verdict    {}", report::verdict_text(scenario, run));
     let _ = writeln!(out, "replay     {replay}");
     out
 }
@@ -187,7 +180,10 @@ struct RunJson<'a> {
     schema: &'static str,
     #[serde(flatten)]
     run: &'a RunResult,
+    /// `held`, `expected-violation` or `unexpected: ...`, for machines.
     verdict: String,
+    /// The verdict in the words every output shares (`report::verdict_text`).
+    verdict_text: String,
     replay: String,
 }
 
@@ -197,6 +193,8 @@ pub fn run_json(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
         RunVerdict::ExpectedViolation => "expected-violation".to_owned(),
         RunVerdict::Unexpected(why) => format!("unexpected: {why}"),
     };
-    let json = RunJson { schema: "logjam.run.v1", run, verdict, replay: replay.to_owned() };
+    let verdict_text = report::verdict_text(scenario, run);
+    let json =
+        RunJson { schema: "logjam.run.v1", run, verdict, verdict_text, replay: replay.to_owned() };
     serde_json::to_string_pretty(&json).expect("a run serializes")
 }

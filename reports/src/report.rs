@@ -494,13 +494,37 @@ fn mark(holds: bool, expected_anomaly: bool) -> &'static str {
     }
 }
 
-fn verdict_text(scenario: &Scenario, run: &RunResult) -> String {
-    match run.verdict(&scenario.expect) {
-        RunVerdict::Held => "held: every invariant holds".to_owned(),
-        RunVerdict::ExpectedViolation => {
-            "expected violation: the scenario's known anomaly, and nothing else".to_owned()
+/// A run's verdict in words, the one wording every output uses (text, Markdown, JSON,
+/// HTML): whether every promise held, and the anomalies the configuration allows that
+/// the run showed, by name, so a "held" never hides them.
+pub fn verdict_text(scenario: &Scenario, run: &RunResult) -> String {
+    let known = match &scenario.expect {
+        logjam_sim::scenario::Expect::Violation { invariant, .. } => Some(invariant.as_str()),
+        _ => None,
+    };
+    let allowed: Vec<&str> = run
+        .checks
+        .iter()
+        .filter(|check| check.holds && check.expected_anomaly)
+        .map(|check| check.invariant)
+        .filter(|&invariant| Some(invariant) != known)
+        .collect();
+    // Kinds, not instances: a check counts its anomalies in its own line.
+    let also = if known.is_some() { "also " } else { "" };
+    let seen = match allowed.len() {
+        0 => String::new(),
+        1 => format!("; {also}seen, as the configuration allows: {}", allowed[0]),
+        n => {
+            format!("; {also}seen, as the configuration allows ({n} kinds): {}", allowed.join(", "))
         }
-        RunVerdict::Unexpected(why) => format!("UNEXPECTED: {why}"),
+    };
+    match run.verdict(&scenario.expect) {
+        RunVerdict::Held => format!("held: every promised invariant holds{seen}"),
+        RunVerdict::ExpectedViolation => format!(
+            "expected violation: {}, the scenario's known anomaly, and no broken promise{seen}",
+            known.unwrap_or("the anomaly")
+        ),
+        RunVerdict::Unexpected(why) => format!("UNEXPECTED: {why}{seen}"),
     }
 }
 
