@@ -25,6 +25,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Trace events kept by `replay --trace` (about 50 bytes each).
 const TRACE_KEPT_MAX: usize = 4_000_000;
 
+/// What every command's `--help` ends with: scripts depend on the exit codes.
+const EXIT_CODES: &str = "Exit codes:\n  0  every run met the scenario's expectation (check: the history holds)\n  1  a run did not (check: a promised invariant is violated)\n  2  bad input: a malformed scenario, schedule or history file, or bad arguments";
+
 /// Where regressions live; `cargo test` replays every file in it.
 const REGRESSIONS_DIR: &str = "scenarios/regressions";
 
@@ -32,7 +35,8 @@ const REGRESSIONS_DIR: &str = "scenarios/regressions";
 #[command(
     name = "logjam",
     version,
-    about = "Deterministic simulation of a replicated log under faults"
+    about = "Deterministic simulation of a replicated log under faults",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,7 +46,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sweep a scenario over a range of seeds.
+    #[command(after_help = EXIT_CODES)]
     Run {
+        /// The scenario file (TOML, as in scenarios/).
         scenario: PathBuf,
         /// How many seeds to run (default 100; with --time-budget, no limit).
         #[arg(long)]
@@ -71,10 +77,15 @@ enum Command {
         report: Option<PathBuf>,
     },
     /// Run one seed (or a schedule file) and print its verdict and trace hash.
+    #[command(
+        after_help = EXIT_CODES,
+        override_usage = "logjam replay <SCENARIO> --seed <SEED> [OPTIONS]\n       logjam replay --schedule <FILE> [OPTIONS]"
+    )]
     Replay {
         /// The scenario (optional with --schedule: the file names its scenario).
         #[arg(required_unless_present = "schedule")]
         scenario: Option<PathBuf>,
+        /// The seed to run (or give --schedule FILE instead).
         #[arg(long, required_unless_present = "schedule", conflicts_with = "schedule")]
         seed: Option<u64>,
         /// Run a schedule file (written by `shrink`) instead of a seed.
@@ -84,6 +95,7 @@ enum Command {
         /// of the run if nothing went wrong), up to --trace-events.
         #[arg(long)]
         trace: bool,
+        /// With --trace: at most this many trace events printed.
         #[arg(long, default_value_t = 10_000)]
         trace_events: usize,
         /// Print the run as JSON.
@@ -101,8 +113,11 @@ enum Command {
         html: Option<PathBuf>,
     },
     /// Shrink a failing seed to a small schedule that fails the same way.
+    #[command(after_help = EXIT_CODES)]
     Shrink {
+        /// The scenario file (TOML, as in scenarios/).
         scenario: PathBuf,
+        /// The failing seed to shrink.
         #[arg(long)]
         seed: u64,
         /// Write the shrunk schedule here (JSON; run it with `replay --schedule`).
@@ -119,12 +134,15 @@ enum Command {
         time_budget: String,
     },
     /// Combine sweep results.
+    #[command(after_help = EXIT_CODES)]
     Report {
         #[command(subcommand)]
         command: ReportCommand,
     },
     /// Check a recorded history (JSON Lines, see model/HISTORY.md) from any system.
+    #[command(after_help = EXIT_CODES)]
     Check {
+        /// The history file (JSON Lines).
         history: PathBuf,
         /// Print the verdict as JSON.
         #[arg(long)]
@@ -135,7 +153,9 @@ enum Command {
 #[derive(Subcommand)]
 enum ReportCommand {
     /// Merge the JSON Lines of `run --shard K/N` into the report of the whole sweep.
+    #[command(after_help = EXIT_CODES)]
     Merge {
+        /// The shards' JSON Lines files, one per shard.
         #[arg(required = true)]
         shards: Vec<PathBuf>,
         /// Print the sweep as JSON.
@@ -475,9 +495,10 @@ fn run_sweep(scenario: &Scenario, slice: sweep::Slice, options: &SweepOptions) -
         }
     }
     eprintln!(
-        "logjam: {} seeds in {elapsed_s:.2}s on {jobs} threads ({:.0} seeds/s)",
-        result.seeds,
-        result.seeds as f64 / elapsed_s.max(1e-9)
+        "logjam: {} in {elapsed_s:.2}s on {} ({})",
+        counted(result.seeds, "seed"),
+        counted(jobs as u64, "thread"),
+        rate(result.seeds as f64 / elapsed_s.max(1e-9), "seeds")
     );
     // A shard alone cannot tell whether an expected violation was found in time.
     let passed = if slice.shard.is_some() { result.unexpected_total == 0 } else { result.passed() };
@@ -533,4 +554,20 @@ fn random_start() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish() >> 1
+}
+
+/// `count` things, in words (`1 thread`, `2 threads`).
+fn counted(count: u64, thing: &str) -> String {
+    if count == 1 { format!("1 {thing}") } else { format!("{count} {thing}s") }
+}
+
+/// A rate with as many digits as it deserves: `13.9 seeds/s`, `394 seeds/s`, `0.52 seeds/s`.
+fn rate(per_s: f64, things: &str) -> String {
+    if per_s >= 100.0 {
+        format!("{per_s:.0} {things}/s")
+    } else if per_s >= 10.0 {
+        format!("{per_s:.1} {things}/s")
+    } else {
+        format!("{per_s:.2} {things}/s")
+    }
 }

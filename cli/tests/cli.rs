@@ -543,3 +543,126 @@ fn check_words_bad_lines_plainly() {
     assert_ne!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout(&output).contains("1 operations"), "{}", stdout(&output));
 }
+
+/// What a newcomer meets first (issue 22 part 5): a weak sweep says how to replay and
+/// shrink what it found and at which seeds; the report lists those seeds; the rate
+/// line counts in words; the invariant column stays aligned; a scenario without
+/// `about` prints no dangling colon.
+#[test]
+fn a_weak_sweep_shows_replay_shrink_and_the_seeds_that_showed_its_anomaly() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = dir.path().join("sweep.md");
+    let report_arg = report.to_str().expect("a UTF-8 path");
+    let output = logjam(&[
+        "run",
+        "scenarios/volatile-counter.toml",
+        "--seeds",
+        "12",
+        "--jobs",
+        "1",
+        "--report",
+        report_arg,
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.contains("expected violation first seen at seed"), "{text}");
+    assert!(text.contains("  replay: cargo run --release -p logjam -- replay scenarios/volatile-counter.toml --seed"), "{text}");
+    assert!(text.contains("  shrink: cargo run --release -p logjam -- shrink scenarios/volatile-counter.toml --seed"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&logjam(&[
+        "run",
+        "scenarios/volatile-counter.toml",
+        "--seeds",
+        "12",
+        "--json",
+    ])))
+    .expect("JSON");
+    let seeds: Vec<String> = json["expected_seeds"]
+        .as_array()
+        .expect("expected seeds")
+        .iter()
+        .map(|seed| seed.to_string())
+        .collect();
+    assert!(!seeds.is_empty());
+    if seeds.len() > 1 {
+        assert!(text.contains(&format!("  seen at seeds {}", seeds.join(", "))), "{text}");
+    }
+    let markdown = std::fs::read_to_string(&report).expect("the report");
+    assert!(markdown.contains("## Seeds that showed the expected anomaly"), "{markdown}");
+    assert!(markdown.contains(&seeds.join(", ")), "{markdown}");
+    assert!(
+        markdown.contains("  - shrink: `cargo run --release -p logjam -- shrink"),
+        "{markdown}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("12 seeds in ") && stderr.contains(" on 1 thread ("), "{stderr}");
+    assert!(stderr.contains(" seeds/s)"), "{stderr}");
+
+    // A scenario without `about`: no dangling colon.
+    let plain = dir.path().join("plain.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml"),
+    )
+    .expect("smoke");
+    let text: String =
+        text.lines().filter(|line| !line.starts_with("about")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&plain, text).expect("written");
+    let output = logjam(&["run", plain.to_str().expect("UTF-8"), "--seeds", "2"]);
+    let first = stdout(&output).lines().next().unwrap_or_default().to_owned();
+    assert!(first.starts_with("scenario smoke (") && first.ends_with(')'), "{first}");
+}
+
+#[test]
+fn replay_keeps_the_invariant_column_aligned() {
+    let output = logjam(&["replay", "scenarios/smoke.toml", "--seed", "1"]);
+    let text = stdout(&output);
+    let columns: Vec<usize> = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("  ok   ")
+                || line.starts_with("  seen ")
+                || line.starts_with("  FAIL ")
+        })
+        .map(|line| {
+            let rest = &line[7..];
+            7 + rest.find(' ').expect("a name")
+                + rest[rest.find(' ').unwrap()..].find(|c| c != ' ').unwrap()
+        })
+        .collect();
+    assert!(columns.len() > 10, "{text}");
+    assert!(columns.windows(2).all(|pair| pair[0] == pair[1]), "misaligned: {columns:?}\n{text}");
+}
+
+/// Every argument of every command is described, every command lists the exit codes,
+/// and bare `replay` says it also takes `--schedule`.
+#[test]
+fn help_describes_every_argument_and_lists_the_exit_codes() {
+    for command in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["replay", "--help"],
+        &["shrink", "--help"],
+        &["check", "--help"],
+        &["report", "merge", "--help"],
+    ] {
+        let output = logjam(command);
+        assert_eq!(output.status.code(), Some(0), "{command:?}");
+        let help = stdout(&output);
+        assert!(
+            help.contains("Exit codes:\n  0  ") && help.contains("\n  2  bad input"),
+            "{command:?}:\n{help}"
+        );
+        // An argument line with nothing after its name is undescribed.
+        for line in help
+            .lines()
+            .filter(|line| line.starts_with("  ") && line.trim_start().starts_with(['-', '<', '[']))
+        {
+            let described =
+                line.trim_start().split("  ").filter(|part| !part.trim().is_empty()).count() > 1;
+            assert!(described, "{command:?}: `{line}` is not described");
+        }
+    }
+    let bare = logjam(&["replay"]);
+    assert_eq!(bare.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&bare.stderr);
+    assert!(error.contains("--schedule <FILE>"), "{error}");
+}

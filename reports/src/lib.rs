@@ -73,6 +73,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
         let _ = writeln!(out, "budget     {why}: promised only what that allows");
     }
     let _ = writeln!(out, "invariants");
+    let width = run.checks.iter().map(|check| check.invariant.len()).max().unwrap_or(0);
     for check in &run.checks {
         // "seen": an anomaly this configuration allows (not a broken promise).
         let mark = match (check.holds, check.expected_anomaly) {
@@ -80,7 +81,7 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
             (true, true) => "seen",
             (true, false) => "ok  ",
         };
-        let _ = writeln!(out, "  {mark} {:<14} {}", check.invariant, check.checked);
+        let _ = writeln!(out, "  {mark} {:<width$} {}", check.invariant, check.checked);
         if let Some(witness) = &check.witness {
             let _ = writeln!(out, "       witness: {witness}");
         }
@@ -106,18 +107,21 @@ pub fn shrink_command(scenario: &Scenario, seed: u64) -> String {
 pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     let mut out = String::new();
     let end = sweep.start + sweep.seeds;
-    let _ = writeln!(out, "scenario {} ({}): {}", scenario.name, scenario.path, scenario.about);
+    let about = if scenario.about.is_empty() { String::new() } else { format!(": {}", scenario.about) };
+    let _ = writeln!(out, "scenario {} ({}){about}", scenario.name, scenario.path);
     let _ = writeln!(
         out,
         "seeds {}..{end}: {} held, {} expected violations, {} unexpected",
         sweep.start, sweep.held, sweep.expected_violations, sweep.unexpected_total
     );
     if let Some(seed) = sweep.first_expected_seed {
-        let _ = writeln!(
-            out,
-            "expected violation first seen at seed {seed}: {}",
-            replay_command(scenario, seed)
-        );
+        let _ = writeln!(out, "expected violation first seen at seed {seed}");
+        let _ = writeln!(out, "  replay: {}", replay_command(scenario, seed));
+        let _ = writeln!(out, "  shrink: {}", shrink_command(scenario, seed));
+        if sweep.expected_seeds.len() > 1 {
+            let seeds: Vec<String> = sweep.expected_seeds.iter().map(u64::to_string).collect();
+            let _ = writeln!(out, "  seen at seeds {}", seeds.join(", "));
+        }
     }
     for failure in &sweep.unexpected {
         let _ = writeln!(out, "FAIL seed {}: {}", failure.seed, failure.why);

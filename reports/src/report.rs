@@ -249,6 +249,12 @@ pub struct SweepReport {
     pub coverage: Vec<CoverageRow>,
     /// Seeds-to-failure histogram: (low, high, count) buckets.
     pub seeds_to_failure: Vec<(u64, u64, u64)>,
+    /// The seeds that showed the anomaly the scenario expects, lowest first (at most
+    /// `EXPECTED_SEEDS_KEPT_MAX`), with the commands that replay and shrink the first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected_seeds: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_expected: Option<ExpectedRow>,
     /// Per configuration menu value, for a scenario with menus (none without).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub configurations: Vec<ConfigRow>,
@@ -275,6 +281,14 @@ pub struct FailureRow {
     pub seed: u64,
     pub why: String,
     pub trace_hash: Option<String>,
+    pub replay: String,
+    pub shrink: String,
+}
+
+/// The first seed that showed the expected anomaly, and how to look at it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExpectedRow {
+    pub seed: u64,
     pub replay: String,
     pub shrink: String,
 }
@@ -335,6 +349,12 @@ impl SweepReport {
                 })
                 .collect(),
             seeds_to_failure: sweep.seeds_to_failure(),
+            expected_seeds: sweep.expected_seeds.clone(),
+            first_expected: sweep.first_expected_seed.map(|seed| ExpectedRow {
+                seed,
+                replay: replay_command(scenario, seed),
+                shrink: crate::shrink_command(scenario, seed),
+            }),
             configurations: config_rows(sweep),
         }
     }
@@ -347,7 +367,9 @@ impl SweepReport {
         let mut out = String::new();
         let end = self.start + self.seeds;
         let _ = writeln!(out, "# Sweep: {} seeds {}..{end}\n", self.scenario, self.start);
-        let _ = writeln!(out, "{}\n", self.about);
+        if !self.about.is_empty() {
+            let _ = writeln!(out, "{}\n", self.about);
+        }
         let _ = writeln!(
             out,
             "**{}**: {} held, {} expected violations, {} unexpected.\n",
@@ -376,6 +398,14 @@ impl SweepReport {
                 let _ = writeln!(out, "- ... and {more} more, not listed");
             }
             let _ = writeln!(out);
+        }
+        if let Some(first) = &self.first_expected {
+            let _ = writeln!(out, "## Seeds that showed the expected anomaly\n");
+            let seeds: Vec<String> = self.expected_seeds.iter().map(u64::to_string).collect();
+            let _ = writeln!(out, "{}\n", seeds.join(", "));
+            let _ = writeln!(out, "- first, seed {}:", first.seed);
+            let _ = writeln!(out, "  - replay: `{}`", first.replay);
+            let _ = writeln!(out, "  - shrink: `{}`\n", first.shrink);
         }
         let _ = writeln!(out, "## Coverage\n");
         let _ = writeln!(out, "Runs (of {}) that reached each at least once.\n", self.seeds);
