@@ -361,6 +361,21 @@ fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>
         Replayed::Seed(seed) => schedule_for(scenario, *seed),
         Replayed::Schedule(_, file) => file.schedule.clone(),
     };
+    // A schedule's report shows the schedule's own phases and faults, not the
+    // scenario's menus.
+    let (shown, summary);
+    let (view, summary) = match &target {
+        Replayed::Seed(_) => (scenario, None),
+        Replayed::Schedule(..) => {
+            shown = Scenario {
+                chaos_ns: schedule.chaos_ns,
+                quiet_ns: schedule.quiet_ns,
+                ..scenario.clone()
+            };
+            summary = logjam_reports::schedule_summary(&schedule);
+            (&shown, Some(summary.as_str()))
+        }
+    };
     // With --trace or --html, the whole trace is kept: the window around a witness may
     // lie anywhere.
     let kept_max = if trace_events.is_some() || html.is_some() { TRACE_KEPT_MAX } else { 0 };
@@ -382,15 +397,19 @@ fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>
         }
     };
     if let Some(path) = report {
-        let markdown =
-            logjam_reports::report::RunReport::new(scenario, &run, &replay_command).markdown();
+        let report = logjam_reports::report::RunReport::new(view, &run, &replay_command);
+        let report = match summary {
+            Some(summary) => report.with_schedule(summary.to_owned()),
+            None => report,
+        };
+        let markdown = report.markdown();
         if !write_report(path, &markdown) {
             return ExitCode::from(2);
         }
     }
     if let Some(path) = html {
         let page = logjam_reports::html::timeline(
-            scenario,
+            view,
             &schedule,
             &run,
             &trace,
@@ -402,14 +421,14 @@ fn replay(scenario: &Scenario, target: Replayed<'_>, options: &ReplayOptions<'_>
         }
     }
     if json {
-        println!("{}", logjam_reports::run_json(scenario, &run, &replay_command));
+        println!("{}", logjam_reports::run_json(view, &run, &replay_command));
     } else {
         if let Some(events_max) = trace_events {
             let text = trace_view::around_witness(&trace, &run, events_max)
                 .unwrap_or_else(|| trace_view::last_events(&trace, &run, events_max));
             print!("{text}");
         }
-        print!("{}", logjam_reports::run_text(scenario, &run, &replay_command));
+        print!("{}", logjam_reports::run_text_of(view, &run, &replay_command, summary));
     }
     // The process exits next: freeing the history's million small allocations one by
     // one would only cost time (about 4% of a long replay).

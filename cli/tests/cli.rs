@@ -666,3 +666,32 @@ fn help_describes_every_argument_and_lists_the_exit_codes() {
     let error = String::from_utf8_lossy(&bare.stderr);
     assert!(error.contains("--schedule <FILE>"), "{error}");
 }
+
+/// The report of a schedule file shows the schedule's own phases and faults, not the
+/// scenario's menus.
+#[test]
+fn a_schedule_replay_reports_the_schedules_own_phases_and_faults() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = dir.path().join("run.md");
+    let file = "scenarios/regressions/acks-1-leader-crash.json";
+    let output =
+        logjam(&["replay", "--schedule", file, "--report", report.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = stdout(&output);
+    let schedule =
+        text.lines().find(|line| line.starts_with("schedule   ")).expect("a schedule line");
+    assert!(
+        schedule.contains("2 faults (crash node 0 at ") && schedule.contains("heal-all at"),
+        "{schedule}"
+    );
+    assert!(schedule.contains("3 operations"), "{schedule}");
+    let markdown = std::fs::read_to_string(&report).expect("the report");
+    assert!(markdown.contains("| schedule | chaos 0.208991186s"), "{markdown}");
+    // The scenario's own phases (8s of chaos) are not shown as the run's.
+    assert!(markdown.contains("`chaos=208991186ns`"), "{markdown}");
+    let scenario = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/acks-1-leader-crash.toml"),
+    )
+    .expect("the scenario");
+    assert!(!scenario.contains("chaos = \"208991186ns\""), "the scenario's phases differ");
+}

@@ -20,10 +20,24 @@ use serde::Serialize;
 /// One run as text: the fingerprint, what happened, each invariant, the verdict, and
 /// `replay`, the command that replays it (of its seed, or of its schedule file).
 pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
+    run_text_of(scenario, run, replay, None)
+}
+
+/// `run_text` of a run of an explicit schedule (a schedule file): `summary`
+/// (`schedule_summary`) says what it ran, in place of the scenario's fault menus.
+pub fn run_text_of(
+    scenario: &Scenario,
+    run: &RunResult,
+    replay: &str,
+    summary: Option<&str>,
+) -> String {
     let mut out = String::new();
     let stats = &run.stats;
     let _ = writeln!(out, "scenario   {} ({})", scenario.name, scenario.path);
     let _ = writeln!(out, "seed       {}", run.seed);
+    if let Some(summary) = summary {
+        let _ = writeln!(out, "schedule   {summary}");
+    }
     let _ = writeln!(out, "trace hash {:016x}", run.trace_hash);
     // A scenario with menus: the configuration this run drew.
     let drawn = scenario.pinned(&run.config).ok();
@@ -92,6 +106,53 @@ pub fn run_text(scenario: &Scenario, run: &RunResult, replay: &str) -> String {
     let _ = writeln!(out, "verdict    {}", report::verdict_text(scenario, run));
     let _ = writeln!(out, "replay     {replay}");
     out
+}
+
+/// Faults a schedule summary lists one by one; more are counted by kind.
+const SUMMARY_FAULTS_LISTED_MAX: usize = 12;
+
+/// What an explicit schedule runs, in words: its phases, its faults (each with its time
+/// when few, by kind when many) and its operations.
+pub fn schedule_summary(schedule: &logjam_sim::run::Schedule) -> String {
+    let fault = |timed: &logjam_sim::nemesis::TimedFault| {
+        let value = serde_json::to_value(&timed.fault).unwrap_or_default();
+        let kind = value["kind"].as_str().unwrap_or("fault").to_owned();
+        let fields: Vec<String> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| *key != "kind")
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect();
+        (kind, fields)
+    };
+    let faults: Vec<String> = if schedule.faults.len() <= SUMMARY_FAULTS_LISTED_MAX {
+        schedule
+            .faults
+            .iter()
+            .map(|timed| {
+                let (kind, fields) = fault(timed);
+                let fields =
+                    if fields.is_empty() { String::new() } else { format!(" {}", fields.join(" ")) };
+                format!("{kind}{fields} at {}", format_ns(timed.at_ns))
+            })
+            .collect()
+    } else {
+        let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+        for timed in &schedule.faults {
+            *kinds.entry(fault(timed).0).or_default() += 1;
+        }
+        kinds.into_iter().map(|(kind, count)| format!("{count} {kind}")).collect()
+    };
+    let count = |n: usize, thing: &str| if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") };
+    format!(
+        "chaos {}, quiet {}; {} ({}); {}",
+        format_ns(schedule.chaos_ns),
+        format_ns(schedule.quiet_ns),
+        count(schedule.faults.len(), "fault"),
+        faults.join(", "),
+        count(schedule.ops.len(), "operation")
+    )
 }
 
 /// The command that shrinks a failing seed to a minimal schedule file.

@@ -20,6 +20,10 @@ pub struct RunReport {
     pub path: String,
     pub about: String,
     pub seed: u64,
+    /// For a run of an explicit schedule (a schedule file): what it ran
+    /// (`schedule_summary`); its phases replace the scenario's in the configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub trace_hash: String,
     pub simulated: String,
     pub events: u64,
@@ -110,6 +114,7 @@ impl RunReport {
             path: scenario.path.clone(),
             about: scenario.about.clone(),
             seed: run.seed,
+            schedule: None,
             trace_hash: format!("{:016x}", run.trace_hash),
             simulated: format_ns(run.simulated_ns),
             events: stats.events,
@@ -141,23 +146,28 @@ impl RunReport {
         serde_json::to_string_pretty(self).expect("a report serializes")
     }
 
+    /// The report of a run of an explicit schedule (`schedule_summary` of it).
+    pub fn with_schedule(self, summary: String) -> RunReport {
+        RunReport { schedule: Some(summary), ..self }
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Run: {} seed {}\n", self.scenario, self.seed);
         let _ = writeln!(out, "{}\n", self.about);
-        table(
-            &mut out,
-            &["", ""],
-            &[
-                vec!["scenario".into(), format!("`{}`", self.path)],
-                vec!["seed".into(), self.seed.to_string()],
-                vec!["trace hash".into(), format!("`{}`", self.trace_hash)],
-                vec!["simulated".into(), format!("{} in {} events", self.simulated, self.events)],
-                vec!["nodes".into(), self.nodes.clone()],
-                vec!["verdict".into(), self.verdict.clone()],
-                vec!["replay".into(), format!("`{}`", self.replay)],
-            ],
-        );
+        let mut rows = vec![
+            vec!["scenario".into(), format!("`{}`", self.path)],
+            vec!["seed".into(), self.seed.to_string()],
+        ];
+        rows.extend(self.schedule.iter().map(|summary| vec!["schedule".into(), summary.clone()]));
+        rows.extend([
+            vec!["trace hash".into(), format!("`{}`", self.trace_hash)],
+            vec!["simulated".into(), format!("{} in {} events", self.simulated, self.events)],
+            vec!["nodes".into(), self.nodes.clone()],
+            vec!["verdict".into(), self.verdict.clone()],
+            vec!["replay".into(), format!("`{}`", self.replay)],
+        ]);
+        table(&mut out, &["", ""], &rows);
         let _ = writeln!(out, "## Configuration\n");
         let pairs: Vec<String> =
             self.configuration.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
