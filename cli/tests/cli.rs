@@ -566,6 +566,8 @@ fn a_weak_sweep_shows_replay_shrink_and_the_seeds_that_showed_its_anomaly() {
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
     assert!(text.contains("expected violation first seen at seed"), "{text}");
+    // The node numbering, in every report header.
+    assert!(text.lines().nth(1).is_some_and(|line| line.starts_with("nodes    ")), "{text}");
     assert!(text.contains("  replay: cargo run --release -p logjam -- replay scenarios/volatile-counter.toml --seed"), "{text}");
     assert!(text.contains("  shrink: cargo run --release -p logjam -- shrink scenarios/volatile-counter.toml --seed"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&stdout(&logjam(&[
@@ -588,6 +590,7 @@ fn a_weak_sweep_shows_replay_shrink_and_the_seeds_that_showed_its_anomaly() {
     }
     let markdown = std::fs::read_to_string(&report).expect("the report");
     assert!(markdown.contains("## Seeds that showed the expected anomaly"), "{markdown}");
+    assert!(markdown.contains("\nNodes: "), "{markdown}");
     assert!(markdown.contains(&seeds.join(", ")), "{markdown}");
     assert!(
         markdown.contains("  - shrink: `cargo run --release -p logjam -- shrink"),

@@ -1125,6 +1125,7 @@ fn header(out: &mut String, scenario: &Scenario, run: &RunResult, data: &Data, r
         &format!("{} ({}): {}", esc(&scenario.name), esc(&scenario.path), esc(&scenario.about)),
     );
     row(out, "seed", &run.seed.to_string());
+    row(out, "nodes", &esc(&scenario.node_map()));
     row(out, "trace hash", &format!("<code>{:016x}</code>", run.trace_hash));
     let class = match run.verdict(&scenario.expect) {
         RunVerdict::Held => "verdict-ok",

@@ -132,8 +132,11 @@ pub fn schedule_summary(schedule: &logjam_sim::run::Schedule) -> String {
             .iter()
             .map(|timed| {
                 let (kind, fields) = fault(timed);
-                let fields =
-                    if fields.is_empty() { String::new() } else { format!(" {}", fields.join(" ")) };
+                let fields = if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", fields.join(" "))
+                };
                 format!("{kind}{fields} at {}", format_ns(timed.at_ns))
             })
             .collect()
@@ -144,7 +147,8 @@ pub fn schedule_summary(schedule: &logjam_sim::run::Schedule) -> String {
         }
         kinds.into_iter().map(|(kind, count)| format!("{count} {kind}")).collect()
     };
-    let count = |n: usize, thing: &str| if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") };
+    let count =
+        |n: usize, thing: &str| if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") };
     format!(
         "chaos {}, quiet {}; {} ({}); {}",
         format_ns(schedule.chaos_ns),
@@ -168,8 +172,10 @@ pub fn shrink_command(scenario: &Scenario, seed: u64) -> String {
 pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     let mut out = String::new();
     let end = sweep.start + sweep.seeds;
-    let about = if scenario.about.is_empty() { String::new() } else { format!(": {}", scenario.about) };
+    let about =
+        if scenario.about.is_empty() { String::new() } else { format!(": {}", scenario.about) };
     let _ = writeln!(out, "scenario {} ({}){about}", scenario.name, scenario.path);
+    let _ = writeln!(out, "nodes    {}", scenario.node_map());
     let _ = writeln!(
         out,
         "seeds {}..{end}: {} held, {} expected violations, {} unexpected",

@@ -245,6 +245,8 @@ pub struct SweepReport {
     pub scenario: String,
     pub path: String,
     pub about: String,
+    /// Which nodes play which role (`brokers n0-n2, controller n3, ...`).
+    pub nodes: String,
     pub start: u64,
     pub seeds: u64,
     pub held: u64,
@@ -330,6 +332,7 @@ impl SweepReport {
             scenario: scenario.name.clone(),
             path: scenario.path.clone(),
             about: scenario.about.clone(),
+            nodes: scenario.node_map(),
             start: sweep.start,
             seeds: sweep.seeds,
             held: sweep.held,
@@ -380,6 +383,7 @@ impl SweepReport {
         if !self.about.is_empty() {
             let _ = writeln!(out, "{}\n", self.about);
         }
+        let _ = writeln!(out, "Nodes: {}.\n", self.nodes);
         let _ = writeln!(
             out,
             "**{}**: {} held, {} expected violations, {} unexpected.\n",

@@ -111,6 +111,7 @@ fn a_failing_weak_configuration_run_shows_its_lanes_witness_and_invariants() {
     assert!(verdict.contains("the scenario's known anomaly, and no broken promise"), "{verdict}");
     assert!(html.contains(&logjam_reports::html::esc(&verdict)), "{verdict}");
     assert!(html.contains("<td>seed</td><td>0</td>"));
+    assert!(html.contains(&format!("<td>nodes</td><td>{}</td>", scenario.node_map())));
 
     assert_balanced(
         &html,
