@@ -308,3 +308,103 @@ pub enum Msg {
         result: Result<(), ErrorCode>,
     },
 }
+
+impl Msg {
+    /// The message in words for a trace: its type and key fields
+    /// (`Fetch{p0 offset 37 epoch 2}`), never its records.
+    pub fn summary(&self) -> String {
+        fn result<T>(result: &Result<T, ErrorCode>, ok: impl Fn(&T) -> String) -> String {
+            match result {
+                Ok(value) => ok(value),
+                Err(code) => format!("error {code:?}"),
+            }
+        }
+        match self {
+            Msg::Heartbeat { incarnation, logs, .. } => {
+                format!("Heartbeat{{incarnation {incarnation}, {} logs}}", logs.len())
+            }
+            Msg::HeartbeatAck { states, registration } => format!(
+                "HeartbeatAck{{{} partitions{}}}",
+                states.len(),
+                if registration.is_some() { ", registered" } else { "" }
+            ),
+            Msg::AlterIsr { partition, leader_epoch, isr, .. } => {
+                format!("AlterIsr{{p{partition} epoch {leader_epoch} isr {isr:?}}}")
+            }
+            Msg::Metadata { correlation } => format!("Metadata{{#{correlation}}}"),
+            Msg::MetadataResponse { correlation, states } => {
+                format!("MetadataResponse{{#{correlation}, {} partitions}}", states.len())
+            }
+            Msg::InitProducerId { correlation } => format!("InitProducerId{{#{correlation}}}"),
+            Msg::InitProducerIdResponse { correlation, producer_id } => {
+                format!("InitProducerIdResponse{{#{correlation} id {producer_id}}}")
+            }
+            Msg::Produce {
+                partition, correlation, leader_epoch, records, transactional, ..
+            } => {
+                let epoch = leader_epoch.map_or(String::new(), |e| format!(" epoch {e}"));
+                let txn = if *transactional { " txn" } else { "" };
+                format!(
+                    "Produce{{p{partition} #{correlation}{epoch}, {} records{txn}}}",
+                    records.len()
+                )
+            }
+            Msg::ProduceResponse { partition, correlation, result: r } => format!(
+                "ProduceResponse{{p{partition} #{correlation} {}}}",
+                result(r, |offset| format!("offset {offset}"))
+            ),
+            Msg::Fetch { partition, leader_epoch, fetch_offset, replica, .. } => {
+                let who = if replica.is_some() { "replica" } else { "consumer" };
+                format!("Fetch{{p{partition} offset {fetch_offset} epoch {leader_epoch}, {who}}}")
+            }
+            Msg::FetchResponse { partition, result: r, .. } => format!(
+                "FetchResponse{{p{partition} {}}}",
+                result(r, |data| format!(
+                    "epoch {} hw {} end {}, {} batches",
+                    data.leader_epoch,
+                    data.high_watermark,
+                    data.log_end_offset,
+                    data.batches.len()
+                ))
+            ),
+            Msg::OffsetForLeaderEpoch { partition, requested_epoch, .. } => {
+                format!("OffsetForLeaderEpoch{{p{partition} epoch {requested_epoch}}}")
+            }
+            Msg::OffsetForLeaderEpochResponse { partition, result: r, .. } => format!(
+                "OffsetForLeaderEpochResponse{{p{partition} {}}}",
+                result(r, |(epoch, end)| format!("epoch {epoch} ends at {end}"))
+            ),
+            Msg::InitTxn { txn_id, .. } => format!("InitTxn{{{txn_id}}}"),
+            Msg::InitTxnResponse { result: r, .. } => format!(
+                "InitTxnResponse{{{}}}",
+                result(r, |(id, epoch)| format!("id {id} epoch {epoch}"))
+            ),
+            Msg::AddPartitionsToTxn { txn_id, partitions, .. } => {
+                format!("AddPartitionsToTxn{{{txn_id} {partitions:?}}}")
+            }
+            Msg::AddPartitionsToTxnResponse { result: r, .. } => {
+                format!("AddPartitionsToTxnResponse{{{}}}", result(r, |()| "ok".to_owned()))
+            }
+            Msg::EndTxn { txn_id, commit, .. } => {
+                format!("EndTxn{{{txn_id} {}}}", if *commit { "commit" } else { "abort" })
+            }
+            Msg::EndTxnResponse { result: r, .. } => {
+                format!("EndTxnResponse{{{}}}", result(r, |epoch| format!("epoch {epoch}")))
+            }
+            Msg::VerifyTxn { partition, producer_id, .. } => {
+                format!("VerifyTxn{{p{partition} id {producer_id}}}")
+            }
+            Msg::VerifyTxnResponse { partition, verified, .. } => {
+                format!("VerifyTxnResponse{{p{partition} verified {verified}}}")
+            }
+            Msg::WriteTxnMarker { partition, producer_id, commit, .. } => format!(
+                "WriteTxnMarker{{p{partition} id {producer_id} {}}}",
+                if *commit { "commit" } else { "abort" }
+            ),
+            Msg::WriteTxnMarkerResponse { partition, result: r, .. } => format!(
+                "WriteTxnMarkerResponse{{p{partition} {}}}",
+                result(r, |()| "ok".to_owned())
+            ),
+        }
+    }
+}

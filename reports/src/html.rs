@@ -899,27 +899,37 @@ fn bands_from_schedule(
     for timed in &schedule.faults {
         let at = timed.at_ns;
         match &timed.fault {
-            Fault::Crash { node } => {
-                trace.push(TraceEntry { at_ns: at, event: TraceEvent::Crash { node: *node } })
-            }
-            Fault::Restart { node } => {
-                trace.push(TraceEntry { at_ns: at, event: TraceEvent::Start { node: *node } })
-            }
-            Fault::Pause { node } => {
-                trace.push(TraceEntry { at_ns: at, event: TraceEvent::Pause { node: *node } })
-            }
-            Fault::Resume { node } => {
-                trace.push(TraceEntry { at_ns: at, event: TraceEvent::Resume { node: *node } })
-            }
+            Fault::Crash { node } => trace.push(TraceEntry {
+                at_ns: at,
+                event: TraceEvent::Crash { node: *node },
+                label: None,
+            }),
+            Fault::Restart { node } => trace.push(TraceEntry {
+                at_ns: at,
+                event: TraceEvent::Start { node: *node },
+                label: None,
+            }),
+            Fault::Pause { node } => trace.push(TraceEntry {
+                at_ns: at,
+                event: TraceEvent::Pause { node: *node },
+                label: None,
+            }),
+            Fault::Resume { node } => trace.push(TraceEntry {
+                at_ns: at,
+                event: TraceEvent::Resume { node: *node },
+                label: None,
+            }),
             Fault::HealAll => {
                 for n in 0..nodes {
                     trace.push(TraceEntry {
                         at_ns: at,
                         event: TraceEvent::Resume { node: NodeId(n) },
+                        label: None,
                     });
                     trace.push(TraceEntry {
                         at_ns: at,
                         event: TraceEvent::Start { node: NodeId(n) },
+                        label: None,
                     });
                 }
             }

@@ -88,7 +88,7 @@ pub use fault::{FAULT_SPAN_MAX_NS, Fault, Partition};
 pub use latency_shape::LatencyShape;
 pub use limits::{Limit, Limits};
 pub use network::{Latency, NetworkConfig};
-pub use process::{Context, Process, TimerId};
+pub use process::{Context, DESCRIBED_CHARS_MAX, Process, TimerId};
 pub use rng::{SimRng, StreamId, stream};
 pub use trace::{DropReason, Trace, TraceEntry, TraceEvent};
 pub use world::{Factory, NodeStatus, RunEnd, Stats, World};

@@ -43,7 +43,22 @@ pub trait Process: Sized {
     fn on_operator(&mut self, ctx: &mut Context<'_, Self>, action: u64) {
         let _ = (ctx, action);
     }
+    /// A message in words, for the kept trace (`replay --trace`, the timeline): its
+    /// type and key fields. Asked only while the trace is kept, and never hashed (the
+    /// digest is the message's identity). By default its `Debug`, cut to
+    /// `DESCRIBED_CHARS_MAX` characters.
+    fn describe(message: &Self::Message) -> String {
+        let mut text = format!("{message:?}");
+        if let Some((cut, _)) = text.char_indices().nth(DESCRIBED_CHARS_MAX) {
+            text.truncate(cut);
+            text.push('…');
+        }
+        text
+    }
 }
+
+/// How long the default `Process::describe` lets a message's `Debug` run, in chars.
+pub const DESCRIBED_CHARS_MAX: usize = 120;
 
 /// Names a pending timer. Stale once it fired, was cancelled, or its node crashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -305,11 +305,29 @@ pub struct TraceEntry {
     pub at_ns: u64,
     /// What happened.
     pub event: TraceEvent,
+    /// A sent or delivered message in words (`Process::describe`); `None` for other
+    /// events. Kept with the window only, never hashed.
+    pub label: Option<Box<str>>,
 }
 
 impl fmt::Display for TraceEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}  {}", format_ns(self.at_ns), self.event)
+        match (&self.event, &self.label) {
+            (
+                TraceEvent::Send { from, to, msg_id, digest }
+                | TraceEvent::Deliver { from, to, msg_id, digest },
+                Some(label),
+            ) => {
+                let verb =
+                    if matches!(self.event, TraceEvent::Send { .. }) { "send" } else { "deliver" };
+                write!(
+                    f,
+                    "{}  {from}->{to} {verb} #{msg_id} {label} ({digest:016x})",
+                    format_ns(self.at_ns)
+                )
+            }
+            _ => write!(f, "{}  {}", format_ns(self.at_ns), self.event),
+        }
     }
 }
 
@@ -387,6 +405,16 @@ impl Trace {
 
     #[inline]
     pub(crate) fn record(&mut self, at_ns: u64, event: TraceEvent) {
+        self.record_labeled(at_ns, event, None);
+    }
+
+    /// `record`, with the event's message in words when the window is kept.
+    pub(crate) fn record_labeled(
+        &mut self,
+        at_ns: u64,
+        event: TraceEvent,
+        label: Option<Box<str>>,
+    ) {
         let [tag, a, b, c] = event.encode();
         self.hash = xxh3_64_of_words([at_ns, tag, a, b, c], self.hash);
         self.event_count += 1;
@@ -394,8 +422,13 @@ impl Trace {
             if kept.len() == self.kept_max {
                 kept.pop_front();
             }
-            kept.push_back(TraceEntry { at_ns, event });
+            kept.push_back(TraceEntry { at_ns, event, label });
         }
+    }
+
+    /// Whether the window is kept (so labels are worth making).
+    pub(crate) fn keeping(&self) -> bool {
+        self.kept.is_some()
     }
 
     /// The fingerprint of everything recorded so far.

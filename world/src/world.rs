@@ -189,7 +189,8 @@ impl<P: Process> Core<P> {
         self.next_msg_id += 1;
         let digest = digest_of(&mut self.digest_scratch, &msg);
         self.stats.sent += 1;
-        self.trace.record(now_ns, TraceEvent::Send { from, to, msg_id, digest });
+        let label = self.trace.keeping().then(|| P::describe(&msg).into_boxed_str());
+        self.trace.record_labeled(now_ns, TraceEvent::Send { from, to, msg_id, digest }, label);
         let drop = |core: &mut Self, reason| {
             core.trace.record(now_ns, TraceEvent::Drop { from, to, msg_id, reason });
         };
@@ -544,7 +545,9 @@ impl<P: Process> World<P> {
             self.core.stats.reordered += 1;
         }
         self.core.stats.delivered += 1;
-        self.core.trace.record(now_ns, TraceEvent::Deliver { from, to, msg_id, digest });
+        let label = self.core.trace.keeping().then(|| P::describe(&delivery.msg).into_boxed_str());
+        let deliver = TraceEvent::Deliver { from, to, msg_id, digest };
+        self.core.trace.record_labeled(now_ns, deliver, label);
         self.call(to, |process, ctx| process.on_message(ctx, from, delivery.msg));
     }
 
