@@ -698,3 +698,20 @@ fn a_schedule_replay_reports_the_schedules_own_phases_and_faults() {
     .expect("the scenario");
     assert!(!scenario.contains("chaos = \"208991186ns\""), "the scenario's phases differ");
 }
+
+/// `--trace` shows each message's type and key fields next to its number and digest,
+/// and asking for the trace changes nothing of the run.
+#[test]
+fn the_trace_shows_messages_in_words_and_leaves_the_run_unchanged() {
+    let traced = stdout(&logjam(&["replay", "scenarios/smoke.toml", "--seed", "1", "--trace"]));
+    let plain = stdout(&logjam(&["replay", "scenarios/smoke.toml", "--seed", "1"]));
+    let hash = |text: &str| text.lines().find(|l| l.starts_with("trace hash")).map(str::to_owned);
+    assert_eq!(hash(&traced), hash(&plain));
+    let sends: Vec<&str> = traced.lines().filter(|line| line.contains(" send #")).collect();
+    assert!(!sends.is_empty(), "{traced}");
+    for line in &sends {
+        let words = line.split(" send #").nth(1).expect("a message");
+        assert!(words.contains('{') && words.ends_with(')'), "not in words: {line}");
+    }
+    assert!(traced.contains("Fetch{p") && traced.contains("FetchResponse{p"), "{traced}");
+}

@@ -950,6 +950,11 @@ impl Process for ClusterProcess {
     type Message = Msg;
     type Timer = ();
 
+    /// A message in the trace: the broker's own short form, never its records.
+    fn describe(message: &Msg) -> String {
+        message.summary()
+    }
+
     fn start(&mut self, ctx: &mut Context<'_, Self>) {
         let spec = &self.spec;
         let id = ctx.node().0;
