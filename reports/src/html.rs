@@ -237,6 +237,70 @@ struct Msg {
     sent: u64,
     end: u64,
     drop: Option<DropReason>,
+    /// The message in words, as the trace labelled it at its send (`Process::describe`).
+    label: Option<Box<str>>,
+}
+
+/// What a message is about, by its label's type name: the timeline colours each kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MsgKind {
+    Produce,
+    Fetch,
+    Answer,
+    Controller,
+    Transaction,
+    Other,
+}
+
+impl MsgKind {
+    const ALL: [MsgKind; 6] = [
+        MsgKind::Produce,
+        MsgKind::Fetch,
+        MsgKind::Answer,
+        MsgKind::Controller,
+        MsgKind::Transaction,
+        MsgKind::Other,
+    ];
+
+    /// The kind of a message labelled `label` (`Fetch{p0 ...}`).
+    fn of(label: Option<&str>) -> MsgKind {
+        let Some(label) = label else { return MsgKind::Other };
+        let name = label.split(['{', ' ', '(']).next().unwrap_or(label);
+        if name.ends_with("Response") || name.ends_with("Ack") {
+            return MsgKind::Answer;
+        }
+        match name {
+            "Produce" => MsgKind::Produce,
+            "Fetch" | "OffsetForLeaderEpoch" => MsgKind::Fetch,
+            "Heartbeat" | "AlterIsr" | "Metadata" | "InitProducerId" => MsgKind::Controller,
+            "InitTxn" | "AddPartitionsToTxn" | "EndTxn" | "VerifyTxn" | "WriteTxnMarker" => {
+                MsgKind::Transaction
+            }
+            _ => MsgKind::Other,
+        }
+    }
+
+    fn colour(self) -> &'static str {
+        match self {
+            MsgKind::Produce => "#2a9d3a",
+            MsgKind::Fetch => "#3d6fc4",
+            MsgKind::Answer => "#17a2b8",
+            MsgKind::Controller => "#8e44ad",
+            MsgKind::Transaction => "#b5651d",
+            MsgKind::Other => "#777",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            MsgKind::Produce => "produce",
+            MsgKind::Fetch => "fetch (replicas, consumers)",
+            MsgKind::Answer => "answer",
+            MsgKind::Controller => "controller (heartbeats, ISR, metadata)",
+            MsgKind::Transaction => "transactions",
+            MsgKind::Other => "other message",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -457,24 +521,25 @@ impl<'a> Data<'a> {
 
         // Messages, markers and the limit from the trace.
         let mut msgs = Vec::new();
-        let mut sends: BTreeMap<u64, (u64, u32, u32)> = BTreeMap::new();
+        let mut sends: BTreeMap<u64, (u64, u32, u32, Option<&str>)> = BTreeMap::new();
         let mut markers = Vec::new();
         let mut limit_at = None;
         for entry in trace {
             let at = entry.at_ns;
             match &entry.event {
                 TraceEvent::Send { from, to, msg_id, .. } => {
-                    sends.insert(*msg_id, (at, from.0, to.0));
+                    sends.insert(*msg_id, (at, from.0, to.0, entry.label.as_deref()));
                 }
                 TraceEvent::Deliver { msg_id, .. } => {
-                    if let Some(&(sent, from, to)) = sends.get(msg_id) {
-                        msgs.push(Msg { from, to, msg_id: *msg_id, sent, end: at, drop: None });
+                    if let Some(&(sent, from, to, label)) = sends.get(msg_id) {
+                        let (msg_id, label) = (*msg_id, label.map(Box::from));
+                        msgs.push(Msg { from, to, msg_id, sent, end: at, drop: None, label });
                     }
                 }
                 TraceEvent::Drop { msg_id, reason, .. } => {
-                    if let Some(&(sent, from, to)) = sends.get(msg_id) {
-                        let drop = Some(*reason);
-                        msgs.push(Msg { from, to, msg_id: *msg_id, sent, end: at, drop });
+                    if let Some(&(sent, from, to, label)) = sends.get(msg_id) {
+                        let (msg_id, drop, label) = (*msg_id, Some(*reason), label.map(Box::from));
+                        msgs.push(Msg { from, to, msg_id, sent, end: at, drop, label });
                     }
                 }
                 TraceEvent::ClockJump { node, forward_ns } => markers.push(Marker {
@@ -1236,7 +1301,16 @@ fn legend(out: &mut String) {
     }
     swatch(out, "<rect y=\"1\" width=\"22\" height=\"10\" fill=\"#2f5fb3\"/>", "leader (epoch)");
     swatch(out, "<rect y=\"4\" width=\"22\" height=\"4\" fill=\"#9db4dd\"/>", "follower (epoch)");
-    swatch(out, "<line x1=\"0\" y1=\"10\" x2=\"22\" y2=\"2\" stroke=\"#3d6fc4\"/>", "message");
+    for kind in MsgKind::ALL {
+        swatch(
+            out,
+            &format!(
+                "<line x1=\"0\" y1=\"10\" x2=\"22\" y2=\"2\" stroke=\"{}\" stroke-width=\"2\"/>",
+                kind.colour()
+            ),
+            &format!("message: {}", kind.name()),
+        );
+    }
     swatch(
         out,
         "<line x1=\"0\" y1=\"10\" x2=\"18\" y2=\"3\" stroke=\"#d62728\" stroke-dasharray=\"3 2\"/><path d=\"M15 0l6 6M21 0l-6 6\" stroke=\"#d62728\" stroke-width=\"1.5\"/>",
@@ -1773,9 +1847,11 @@ fn message_lines(
                     None => format!("delivered {}", format_ns(msg.end)),
                     Some(reason) => format!("dropped {} ({reason:?})", format_ns(msg.end)),
                 };
+                let words =
+                    msg.label.as_deref().map_or(String::new(), |label| format!(" {}", esc(label)));
                 w!(
                     out,
-                    "<title>n{}→n{} #{} sent {}, {fate}</title>",
+                    "<title>n{}→n{} #{}{words} sent {}, {fate}</title>",
                     msg.from,
                     msg.to,
                     msg.msg_id,
@@ -1787,7 +1863,8 @@ fn message_lines(
             None => {
                 w!(
                     out,
-                    "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#3d6fc4\" stroke-opacity=\".45\" marker-end=\"url(#{}-arrow)\">",
+                    "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"{}\" stroke-opacity=\".55\" marker-end=\"url(#{}-arrow)\">",
+                    MsgKind::of(msg.label.as_deref()).colour(),
                     window.id
                 );
                 title(out);

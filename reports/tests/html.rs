@@ -101,6 +101,13 @@ fn a_failing_weak_configuration_run_shows_its_lanes_witness_and_invariants() {
     assert!(html.contains(">leader e2</text>"));
     assert!(html.contains("marker-end=\"url(#d-arrow)\""), "message lines in the witness panel");
     assert!(html.contains("dropped"), "the drops to the crashed n1");
+    // Messages coloured by kind, the legend saying which, each titled in words.
+    for kind in ["message: produce", "message: fetch", "message: answer", "message: controller"] {
+        assert!(html.contains(kind), "legend: no `{kind}`");
+    }
+    assert!(html.contains("stroke=\"#2a9d3a\" stroke-opacity"), "a produce line");
+    assert!(html.contains("stroke=\"#3d6fc4\" stroke-opacity"), "a fetch line");
+    assert!(html.contains(" Produce{p0 #"), "a message titled in words");
 
     // The header.
     assert!(html.contains(&format!("<code>{:016x}</code>", run.trace_hash)));
