@@ -14,6 +14,8 @@
 //!   std hash map (clippy.toml enforces it). Parallelism lives across seeds, outside.
 //! - Every event that happens in the world is folded into the trace hash.
 
+#![warn(missing_docs)]
+
 pub mod cluster;
 pub mod search;
 pub mod user;

@@ -37,7 +37,10 @@ pub const STEP_RETRIES_MAX: u32 = 100;
 /// projection's checkpoints.
 #[derive(Debug, Default)]
 pub struct EsRecording {
+    /// Every command the clients ran, with its outcome, in the order they ended.
     pub commands: Vec<CommandRecord>,
+    /// Every checkpoint the projections asked for or restored (a transactional
+    /// projection's: each committed transaction and each recovery), in order.
     pub projections: Vec<logjam_model::es::ProjectionCheckpoint>,
     /// Times each projection opened from its disk (the first is its boot).
     pub projection_opens: std::collections::BTreeMap<u32, u64>,
@@ -45,6 +48,7 @@ pub struct EsRecording {
     pub snapshot_loads: u64,
 }
 
+/// The recording as the processes of one world share it (single-threaded).
 pub type SharedEsRecorder = Rc<RefCell<EsRecording>>;
 
 /// Where a unit of work stands: one command, or a step of a transfer.
@@ -285,6 +289,7 @@ impl EsClient {
         self
     }
 
+    /// Nothing waiting, nothing under way, and no store request in flight.
     pub fn is_idle(&self) -> bool {
         self.running.is_none() && self.queue.is_empty() && self.store.is_idle()
     }
@@ -305,15 +310,19 @@ impl EsClient {
         self.queue.clear();
     }
 
+    /// Takes the messages to send, as (node, message).
     pub fn drain_outbox(&mut self) -> Vec<(u32, Msg)> {
         self.store.drain_outbox()
     }
 
+    /// The passing of time on the node's clock: the store's retries and timeouts, then
+    /// whatever ended moves the work on.
     pub fn tick(&mut self, now_ns: u64) {
         self.store.tick(now_ns);
         self.pump(now_ns);
     }
 
+    /// A message from the cluster for the store; whatever it ended moves the work on.
     pub fn handle(&mut self, now_ns: u64, msg: Msg) {
         self.store.handle(now_ns, msg);
         self.pump(now_ns);

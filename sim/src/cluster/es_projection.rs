@@ -127,6 +127,9 @@ pub fn open_table_rows(
     })
 }
 
+/// A projection as a process's state machine: a reader of one partition, the domain's
+/// projection it feeds, and what it recorded (sans-IO: the cluster process carries its
+/// messages and syncs).
 pub struct ProjectionNode {
     node: u32,
     partition: u32,
@@ -169,6 +172,7 @@ impl ProjectionNode {
         Ok(node)
     }
 
+    /// Why it stopped, if it did: a record it could not apply, or a failed checkpoint.
     pub fn halted(&self) -> Option<&str> {
         self.halted.as_deref()
     }
@@ -184,16 +188,22 @@ impl ProjectionNode {
         });
     }
 
+    /// Takes the messages to send, as (node, message).
     pub fn drain_outbox(&mut self) -> Vec<(u32, Msg)> {
         self.reader.drain_outbox().collect()
     }
 
+    /// The passing of time on the node's clock: the reader's polls and timeouts
+    /// (nothing once halted).
     pub fn tick(&mut self, now_ns: u64) {
         if self.halted.is_none() {
             self.reader.tick(now_ns);
         }
     }
 
+    /// A message from the cluster: records the reader got are applied, and a batch that
+    /// applied something new is checkpointed to `disk` and recorded at world time
+    /// `t_ns` (`now_ns` is the node's clock).
     pub fn handle(&mut self, disk: &mut LogDisk<&mut SimDisk>, now_ns: u64, t_ns: u64, msg: &Msg) {
         if self.halted.is_some() || !self.reader.handle(now_ns, msg) {
             return;
@@ -217,6 +227,8 @@ impl ProjectionNode {
         }
     }
 
+    /// A sync ended: if it is one of the checkpoint's writes, the checkpoint goes a
+    /// step further (a failed one halts the projection).
     pub fn on_synced(
         &mut self,
         disk: &mut LogDisk<&mut SimDisk>,

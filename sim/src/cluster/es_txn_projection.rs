@@ -67,6 +67,8 @@ enum Commits {
     Position,
 }
 
+/// A bank projection with exactly-once processing, as a state machine (sans-IO: the
+/// cluster process carries its messages).
 pub struct TxnProjectionNode {
     node: u32,
     input: ReaderConfig,
@@ -131,6 +133,7 @@ impl TxnProjectionNode {
         projection
     }
 
+    /// Takes what it did since the last call, for the log's history, in order.
     pub fn drain_steps(&mut self) -> std::vec::Drain<'_, Step> {
         self.steps.drain(..)
     }
@@ -147,6 +150,7 @@ impl TxnProjectionNode {
         }
     }
 
+    /// Why it stopped, if it did: an event its read model cannot take.
     pub fn halted(&self) -> Option<&str> {
         self.halted.as_deref()
     }
@@ -156,6 +160,7 @@ impl TxnProjectionNode {
         self.running = false;
     }
 
+    /// Takes the messages to send, as (node, message).
     pub fn drain_outbox(&mut self) -> Vec<(NodeId, Msg)> {
         let mut out: Vec<(NodeId, Msg)> = self.producer.drain_outbox().collect();
         if let Phase::Recover { reader, .. } = &mut self.phase {
@@ -165,6 +170,8 @@ impl TxnProjectionNode {
         out
     }
 
+    /// The passing of time: `now_ns` on the node's clock (timeouts, retries, polls),
+    /// `t_ns` the world's time for what it records.
     pub fn tick(&mut self, now_ns: u64, t_ns: u64) {
         self.producer.tick(now_ns);
         if let Phase::Recover { reader, .. } = &mut self.phase {
@@ -176,6 +183,8 @@ impl TxnProjectionNode {
         self.settle(now_ns, t_ns);
     }
 
+    /// A message from the cluster, for its readers or its producer; `now_ns` is the
+    /// node's clock, `t_ns` the world's time for what it records.
     pub fn handle(&mut self, now_ns: u64, t_ns: u64, msg: Msg) {
         let taken = match &mut self.phase {
             Phase::Recover { reader, .. } => reader.handle(now_ns, &msg),

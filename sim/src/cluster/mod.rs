@@ -54,22 +54,37 @@ pub const REPLICA_FETCH_WAIT_NS_LIMIT: u64 = BROKER_REQUEST_TIMEOUT_NS / 2;
 /// The cluster under test and its clients.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSpec {
+    /// Broker nodes, `n0` up.
     pub brokers: u32,
+    /// Partitions the producers write; the processors' and the projections' output
+    /// partitions come after them (`total_partitions`).
     pub partitions: u32,
+    /// Replicas of each partition, at most the brokers.
     pub replication_factor: u32,
+    /// The ISR size below which a leader refuses `acks = all` writes and the high
+    /// watermark stops advancing.
     pub min_insync_replicas: u32,
+    /// What a write (a producer's or an event-store client's) waits for before it is
+    /// acknowledged.
     pub acks: Acks,
+    /// The controller may elect any live replica when no ISR member (nor, under
+    /// KIP-966, any eligible leader replica) is alive: acknowledged writes may be lost.
     pub unclean_leader_election: bool,
+    /// When brokers sync their logs to disk.
     pub flush: FlushPolicy,
     /// How long a leader holds a follower's fetch that finds nothing new (long poll);
     /// 0 answers at once. Below `REPLICA_FETCH_WAIT_NS_LIMIT`.
     pub replica_fetch_wait_ns: u64,
+    /// How a broker that becomes a follower finds where its log diverges from the
+    /// leader's.
     pub truncation: TruncationRule,
     /// Whom the controller may elect when no ISR member is alive (KIP-966 or before).
     pub election: ElectionRule,
+    /// Plain producers are idempotent: a retried or duplicated send is written once.
     pub idempotent: bool,
     /// Producer processes: plain producers, or event-store clients when `es` is set.
     pub producers: u32,
+    /// Consumer processes: plain consumers, or event-store projections when `es` is set.
     pub consumers: u32,
     /// An event-store workload: the producer slots run event-store clients.
     pub es: Option<EsSpec>,
@@ -81,8 +96,10 @@ pub struct ClusterSpec {
 /// The transactional workload on the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnSpec {
+    /// The transaction protocol of the brokers and the coordinator (KIP-890 or the
+    /// legacy one).
     pub protocol: TxnProtocol,
-    /// The coordinator aborts a transaction open longer than this.
+    /// The coordinator aborts a transaction open longer than this (ns).
     pub timeout_ns: u64,
     /// Records per transaction, each to another partition (at most the partitions).
     pub partitions_per_txn: u32,
@@ -110,14 +127,18 @@ pub struct EsSpec {
 }
 
 impl ClusterSpec {
+    /// The controller: the node after the brokers.
     pub fn controller(&self) -> NodeId {
         NodeId(self.brokers)
     }
 
+    /// Producer slot `index`: a plain or transactional producer, or an event-store
+    /// client.
     pub fn producer(&self, index: u32) -> NodeId {
         NodeId(self.brokers + 1 + index)
     }
 
+    /// Consumer slot `index`: a plain consumer, or an event-store projection.
     pub fn consumer(&self, index: u32) -> NodeId {
         NodeId(self.brokers + 1 + self.producers + index)
     }
@@ -170,6 +191,8 @@ impl ClusterSpec {
         self.partitions + self.processors() + self.txn_projections()
     }
 
+    /// How many nodes the world has: brokers, the controller, the producer and
+    /// consumer slots, and with transactions the coordinator and the processors.
     pub fn nodes(&self) -> u32 {
         self.brokers
             + 1
@@ -362,9 +385,11 @@ struct WrittenBatch {
 /// recovery check is skipped for the rest of the run, and counted.
 const WRITTEN_BATCHES_MAX: u64 = 1 << 20;
 
+/// The recorder as the processes of one world share it (single-threaded).
 pub type SharedRecorder = Rc<RefCell<Recorder>>;
 
 impl Recorder {
+    /// An empty recording of a history under `header`, to be shared.
     pub fn new(header: model::Header) -> SharedRecorder {
         Rc::new(RefCell::new(Recorder {
             builder: model::HistoryBuilder::new(header),
@@ -588,16 +613,27 @@ pub struct TxnProducerNode {
 pub enum ClusterNode {
     /// Built at `start` (a broker's incarnation is drawn then).
     Booting,
+    /// A broker.
     Broker(Broker),
+    /// The controller; `None` once its storage failed (at open, or later): it halts,
+    /// and stays down until restarted.
     Controller(Option<Controller>),
+    /// A plain producer (a producer slot without an event store or transactions).
     Producer(ProducerNode),
+    /// A transactional producer (a producer slot with transactions, no event store).
     TxnProducer(Box<TxnProducerNode>),
+    /// The transaction coordinator; `None` when its storage failed to open: it halts,
+    /// and stays down until restarted.
     Coordinator(Option<Box<Coordinator>>),
+    /// A consume-transform-produce processor.
     Processor(Box<Processor>),
+    /// A plain consumer (a consumer slot without an event store).
     Consumer(Consumer),
+    /// An event-store client (a producer slot of an event-store workload).
     EsClient(Box<EsClient>),
-    /// An event-store projection (in the consumer slots of an event-store workload);
-    /// `None` while it cannot open (a halted one is crashed and restarted).
+    /// An event-store projection (in the consumer slots of an event-store workload
+    /// without transactions). One whose disk cannot be read stays `Booting`, idle; a
+    /// halted one is crashed and restarted.
     EsProjection(Box<ProjectionNode>),
     /// A bank projection with exactly-once processing (an event store with
     /// transactions): its state and position live in its own output partition.
@@ -636,6 +672,8 @@ fn client_correlation_base(life: u64) -> u64 {
     (life & 0xFFFF) << 32
 }
 
+/// One node of a cluster world, as the world runs it: the role its node id gives it
+/// (see the module's node layout), built at each start.
 pub struct ClusterProcess {
     spec: ClusterSpec,
     recorder: SharedRecorder,
@@ -651,6 +689,7 @@ pub struct ClusterProcess {
 }
 
 impl ClusterProcess {
+    /// The broker this node runs, if it is a broker.
     pub fn broker(&self) -> Option<&Broker> {
         match &self.node {
             ClusterNode::Broker(broker) => Some(broker),

@@ -49,7 +49,10 @@ pub fn group_name(index: u32) -> String {
 /// What the processor did, for the history, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// An operation began.
     Invoke(model::Op),
+    /// An operation ended: how (ok, fail or info), the operation with its results, and
+    /// the error, if any.
     Complete(model::EventType, model::Op, Option<String>),
 }
 
@@ -66,6 +69,8 @@ enum Phase {
     Transact { from: u64, to: u64, ops: Vec<model::MicroOp>, offsets_only: bool },
 }
 
+/// A consume-transform-produce processor's state machine (sans-IO: the cluster
+/// process carries its messages).
 pub struct Processor {
     group: String,
     input: u32,
@@ -91,15 +96,22 @@ pub struct Processor {
 
 /// How the processor reaches the cluster.
 pub struct ProcessorConfig {
+    /// The processor's number: its consumer group is `g<index>` (`group_name`).
     pub index: u32,
+    /// The partition it reads.
     pub input: u32,
+    /// The partition it writes its output and its offsets records to.
     pub output: u32,
     /// Its transactional producer (the cluster's, under the processor's own id).
     pub producer: TxnProducerConfig,
+    /// It commits its position in the output's transaction (false: in a transaction
+    /// of its own after it, the weak setup).
     pub offsets_in_txn: bool,
 }
 
 impl Processor {
+    /// A processor in life `life` (its node's starts, this one included), which
+    /// takes its transactional id at once; `now_ns` is the node's clock.
     pub fn new(config: ProcessorConfig, life: u64, now_ns: u64) -> Processor {
         let (controller, request_timeout_ns) =
             (config.producer.controller, config.producer.request_timeout_ns);
@@ -138,10 +150,12 @@ impl Processor {
         self.running = false;
     }
 
+    /// Takes what it did since the last call, for the history, in order.
     pub fn drain_steps(&mut self) -> std::vec::Drain<'_, Step> {
         self.steps.drain(..)
     }
 
+    /// Takes the messages to send, as (node, message).
     pub fn drain_outbox(&mut self) -> Vec<(NodeId, Msg)> {
         let mut out: Vec<(NodeId, Msg)> = self.producer.drain_outbox().collect();
         out.extend(self.recovery.drain_outbox());
@@ -189,6 +203,8 @@ impl Processor {
         self.steps.push(Step::Complete(model::EventType::Ok, op, None));
     }
 
+    /// The passing of time on the node's clock: its clients' timeouts and retries, then
+    /// whatever ended moves it on.
     pub fn tick(&mut self, now_ns: u64) {
         self.producer.tick(now_ns);
         self.recovery.tick(now_ns);
@@ -197,6 +213,7 @@ impl Processor {
         self.advance(now_ns);
     }
 
+    /// A message from the cluster, handed to the client it answers (metadata to all).
     pub fn handle(&mut self, now_ns: u64, msg: Msg) {
         match &msg {
             Msg::FetchResponse { correlation, .. } if for_recovery(*correlation) => {

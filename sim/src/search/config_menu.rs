@@ -84,12 +84,14 @@ pub struct Menu {
     pub key: &'static str,
     /// The menu's whole array in the file.
     pub span: Range<usize>,
+    /// Its values, in the file's order (none twice).
     pub values: Vec<MenuValue>,
 }
 
 /// Every menu of a scenario file, in the order of `MENU_KEYS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Menus {
+    /// The menus, each key at most once.
     pub menus: Vec<Menu>,
 }
 
@@ -129,6 +131,7 @@ impl Menus {
         Ok(Menus { menus })
     }
 
+    /// True when the file has no menus: a scenario of one configuration.
     pub fn is_empty(&self) -> bool {
         self.menus.is_empty()
     }

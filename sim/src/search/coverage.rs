@@ -168,7 +168,9 @@ pub fn ops_by_outcome(history: &model::History) -> BTreeMap<String, u64> {
 /// A scenario's demand: at least `min_per_mille` of a sweep's runs reach `item`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
+    /// The coverage item (a name of `ITEMS`).
     pub item: String,
+    /// The share of runs that must reach it, in thousandths.
     pub min_per_mille: u32,
 }
 

@@ -32,10 +32,16 @@ pub enum PartitionKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiskFaultKind {
+    /// A bit of durable data flipped at rest (`DiskFault::BitRot`).
     BitRot,
+    /// A sector of a file unreadable (`DiskFault::LatentSectorError`).
     LatentSectorError,
+    /// The next write lands at the wrong offset (`DiskFault::MisdirectWrite`).
     MisdirectWrite,
+    /// The next file sync fails and drops its dirty pages (`DiskFault::FailSync`).
     FailSync,
+    /// Writes fail once the disk holds more than it does now by a drawn amount under
+    /// 1 MiB (`DiskFault::OutOfSpace`).
     OutOfSpace,
     /// A log segment's last batch torn at the node's next crash.
     TornTail,
@@ -87,10 +93,13 @@ impl DiskFaultKind {
 /// Periodic faults a run may suffer, before the swarm draw.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FaultMenu {
+    /// Swarm testing: each seed turns a random subset of the entries on (see the
+    /// module docs); off, every entry present is on.
     pub swarm: bool,
     /// A node crashes every `every` and stays down for `down_for`; at most
     /// `crash_down_max` nodes are down at once (0: no bound; scenario files always set one).
     pub crash: Option<(RangeNs, RangeNs)>,
+    /// The most nodes crashed at once (0: no bound).
     pub crash_down_max: u32,
     /// A node pauses every `every` for `duration`.
     pub pause: Option<(RangeNs, RangeNs)>,
@@ -102,8 +111,9 @@ pub struct FaultMenu {
     pub clock_jump: Option<(RangeNs, RangeNs)>,
     /// A disk fault of one of `kinds` on a random node every `every`.
     pub disk: Option<(Vec<DiskFaultKind>, RangeNs)>,
-    /// Random drop and duplicate probability ranges for the chaos phase.
+    /// The range the message drop probability of the chaos phase is drawn from.
     pub drop: Option<[f64; 2]>,
+    /// The range the message duplicate probability of the chaos phase is drawn from.
     pub duplicate: Option<[f64; 2]>,
     /// A random directed link loses everything sent on it every `every`, for
     /// `duration` (burst loss).
@@ -129,7 +139,9 @@ impl FaultMenu {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimedFault {
+    /// When it strikes: simulated time from the start of the run (ns).
     pub at_ns: u64,
+    /// What strikes.
     pub fault: Fault,
 }
 

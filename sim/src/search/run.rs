@@ -32,8 +32,12 @@ pub const OPS_PER_RUN_MAX: u64 = 1_000_000;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimedOp {
+    /// When it is started: simulated time from the start of the run (ns).
     pub at_ns: u64,
+    /// The node that does it: a counter node, or a producer slot.
     pub node: NodeId,
+    /// The partition a send writes (with transactions, the first of those it writes);
+    /// an event-store operation's account; 0 for the counter.
     pub partition: u32,
 }
 
@@ -44,13 +48,17 @@ pub struct TimedOp {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
+    /// The run's seed: it drives what the schedule does not say.
     pub seed: u64,
     /// The chaos phase: faults and operations happen in `[0, chaos_ns)`, and the
     /// schedule's last fault heals everything at `chaos_ns`.
     pub chaos_ns: u64,
     /// The quiet phase after it: no faults, time to converge.
     pub quiet_ns: u64,
+    /// The faults, each before `chaos_ns`, then the closing heal-all at `chaos_ns`
+    /// (structure, not a fault: `size` does not count it).
     pub faults: Vec<TimedFault>,
+    /// The client operations, in time order, each before `chaos_ns`.
     pub ops: Vec<TimedOp>,
     /// The configuration drawn from the scenario's menus, as (key, value): part of the
     /// run, never changed by a shrinker. Empty for a scenario without menus.
@@ -126,6 +134,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Schedule {
 /// One invariant, checked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
+    /// The invariant's name (`lost-write`).
     pub invariant: &'static str,
     /// What was checked, with counts.
     pub checked: String,
@@ -152,10 +161,15 @@ fn hex<S: Serializer>(hash: &u64, serializer: S) -> Result<S::Ok, S::Error> {
 /// What one run did and whether its invariants held.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunResult {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed that ran.
     pub seed: u64,
+    /// The world's trace hash, a fingerprint of everything that happened (16 hex
+    /// digits in JSON): a replay gives the same.
     #[serde(serialize_with = "hex")]
     pub trace_hash: u64,
+    /// The invariants checked, one check each.
     pub checks: Vec<Check>,
     /// The limit that ended the run early, if one did.
     pub limit: Option<Limit>,
@@ -163,8 +177,11 @@ pub struct RunResult {
     pub ops_started: u64,
     /// ...and skipped because their node was down or still busy with the last one.
     pub ops_skipped: u64,
+    /// Faults in the schedule, the closing heal-all included.
     pub faults_scheduled: u64,
+    /// The simulated time the run ended at (ns).
     pub simulated_ns: u64,
+    /// The world's counts of what happened (events, messages, faults, ...).
     pub stats: Stats,
     /// How often the run reached each coverage item (`coverage::ITEMS`).
     pub reached: coverage::Reached,
@@ -191,10 +208,13 @@ pub enum RunVerdict {
 }
 
 impl RunResult {
+    /// The checks whose invariant broke (an expected anomaly is not one).
     pub fn violations(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|check| !check.holds)
     }
 
+    /// The run judged against `expect`: a limit reached, or a broken invariant other
+    /// than the one expected, is unexpected.
     pub fn verdict(&self, expect: &Expect) -> RunVerdict {
         if let Some(limit) = self.limit {
             return RunVerdict::Unexpected(format!("limit reached: {limit}"));
@@ -244,8 +264,12 @@ pub fn run_schedule(
 /// Everything a run leaves: its result, the kept trace, and the recorded history
 /// (for systems checked by the model).
 pub struct RunOutput {
+    /// What the run did and whether its invariants held.
     pub result: RunResult,
+    /// The last trace events kept (at most the `trace_kept_max` asked for).
     pub trace: Vec<TraceEntry>,
+    /// The cluster's recorded history; `None` for the gossip counter, or when the
+    /// recording broke the history's rules (the `history-valid` check says why).
     pub history: Option<model::History>,
 }
 
@@ -539,7 +563,6 @@ const REPLICA_INVARIANTS: &[&str] = &[
     "history-valid",
 ];
 
-/// An operation's own hash: what command it stands for, independent of its neighbours.
 /// The partitions a transaction writes: the operation's own, then others picked by the
 /// operation's hash, all distinct.
 fn txn_partitions(partitions: u32, txn: &TxnSpec, op: &TimedOp, seed: u64) -> Vec<u32> {
@@ -555,6 +578,7 @@ fn txn_partitions(partitions: u32, txn: &TxnSpec, op: &TimedOp, seed: u64) -> Ve
     chosen
 }
 
+/// An operation's own hash: what command it stands for, independent of its neighbours.
 fn op_hash(seed: u64, op: &TimedOp) -> u64 {
     let mut bytes = [0u8; 24];
     bytes[..8].copy_from_slice(&op.at_ns.to_le_bytes());
@@ -692,7 +716,10 @@ fn check_counter(acked: &[u64], views: &[Option<Vec<u64>>]) -> Vec<Check> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unexpected {
+    /// The seed.
     pub seed: u64,
+    /// Why, in one line: the invariant broken and its witness, the limit reached, or
+    /// the panic message.
     pub why: String,
     /// What `replay` of the seed must print again (none if the run panicked).
     #[serde(with = "hex_option")]
@@ -729,12 +756,17 @@ pub const UNEXPECTED_KEPT_MAX: usize = 1_000;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepResult {
+    /// The scenario's name.
     pub scenario: String,
+    /// The scenario's file, as given.
     pub path: String,
+    /// The sweep's first seed: `expect.within_seeds` counts from it.
     pub start: u64,
     /// Seeds run.
     pub seeds: u64,
+    /// Runs in which every invariant held.
     pub held: u64,
+    /// Runs that showed the violation the scenario expects, and nothing else.
     pub expected_violations: u64,
     /// Seeds whose runs broke the expectation, with why, in seed order (the lowest
     /// `UNEXPECTED_KEPT_MAX` of them)...
@@ -762,13 +794,18 @@ pub struct SweepResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueTally {
+    /// Runs that drew the value.
     pub runs: u64,
+    /// Of those, runs in which every invariant held...
     pub held: u64,
+    /// ...and runs that showed the expected violation.
     pub expected_violations: u64,
     /// Runs that broke the expectation (panics not counted: their configuration is
     /// the seed's, replay it to see).
     pub unexpected: u64,
+    /// The lowest seed that drew the value and broke the expectation.
     pub first_unexpected_seed: Option<u64>,
+    /// The lowest seed that drew the value and showed the expected violation.
     pub first_expected_seed: Option<u64>,
     /// Runs that reached each coverage item (items no run reached left out).
     pub coverage: BTreeMap<String, u64>,

@@ -35,18 +35,29 @@ use std::collections::BTreeMap;
 /// A loaded, checked scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
+    /// Its name (`name`): what runs, sweeps and reports call it.
     pub name: String,
+    /// What it is about, for people (`about`; may be empty).
     pub about: String,
     /// The file it came from, as given (used in replay commands).
     pub path: String,
+    /// The system it runs, with that system's configuration.
     pub system: System,
+    /// The world it runs in: nodes, network, clocks, disks and limits.
     pub world: WorldConfig,
     /// Client operations per simulated second during the chaos phase.
     pub ops_per_s: u32,
+    /// The fault menu each seed's faults are drawn from (`[faults]`).
     pub menu: FaultMenu,
+    /// Faults at fixed times (`[[faults.at]]`), in every seed's schedule.
     pub scripted: Vec<TimedFault>,
+    /// How long the chaos phase lasts (`phases.chaos`, ns): faults and client
+    /// operations happen in it.
     pub chaos_ns: u64,
+    /// How long the quiet phase after it lasts (`phases.quiet`, ns): no faults, time
+    /// to converge.
     pub quiet_ns: u64,
+    /// What a sweep of it must show (`[expect]`).
     pub expect: Expect,
     /// The nodes faults strike: the servers, never the clients.
     pub fault_targets: Vec<NodeId>,
@@ -70,8 +81,11 @@ pub struct Scenario {
 /// A scenario file with configuration menus: its text and the menus in it.
 #[derive(Debug, PartialEq)]
 pub struct ConfigSpace {
+    /// The file's text as written, menus included.
     pub text: String,
+    /// The file it came from, as given.
     pub path: String,
+    /// The menus found in the text.
     pub menus: Menus,
     /// The name of the caller's own event-store domain the text was checked with
     /// (`Scenario::parse_for_domain`), if any.
@@ -81,8 +95,14 @@ pub struct ConfigSpace {
 /// The system a scenario runs: the replicated log, or the small gossip counter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum System {
+    /// The gossip counter (`toy::GossipCounter`): a grow-only counter replicated by
+    /// gossip, whose invariants this crate checks (`COUNTER_INVARIANTS`).
     GossipCounter {
+        /// The mean gossip period (ns); each period is drawn between half and one and
+        /// a half of it.
         gossip_every_ns: u64,
+        /// A node syncs its view to disk before it acknowledges an increment (false:
+        /// the broken setup, whose crashes lose acknowledged increments).
         durable: bool,
     },
     /// The replicated log: brokers, a controller, producers and consumers.
@@ -96,15 +116,23 @@ pub enum Expect {
     AllHold,
     /// A configuration known to break `invariant`: it must be seen within the first
     /// `within_seeds` seeds of a sweep, and no other invariant may break.
-    Violation { invariant: String, within_seeds: u64 },
+    Violation {
+        /// The invariant's name (`expect.violation`).
+        invariant: String,
+        /// How many seeds from a sweep's start it must show within
+        /// (`expect.within_seeds`, default 100).
+        within_seeds: u64,
+    },
 }
 
 /// Why a scenario file was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
+    /// The scenario file, as given.
     pub path: String,
     /// 1-based line and column, when the problem has a place in the file.
     pub place: Option<(usize, usize)>,
+    /// The problem, in one line.
     pub message: String,
 }
 
@@ -604,14 +632,13 @@ struct ExpectFile {
     within_seeds: Option<u64>,
 }
 
-/// Invariants a scenario may name in `expect.violation`.
 /// The gossip counter's invariants, which a scenario may name in `expect.violation`.
 pub const COUNTER_INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
 
-/// The invariants a scenario of `system` may name in `expect.violation`.
-/// Aggregates an event-store scenario may name.
+/// The most aggregates an event-store scenario may name (`eventstore.aggregates`).
 pub const ES_ACCOUNTS_MAX: u32 = 1_000;
 
+/// The invariants a scenario of `system` may name in `expect.violation`.
 fn invariants(system: &System) -> Vec<&'static str> {
     match system {
         System::GossipCounter { .. } => COUNTER_INVARIANTS.to_vec(),

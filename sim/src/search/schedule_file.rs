@@ -37,6 +37,7 @@ use crate::NodeId;
 use crate::run::{OPS_PER_RUN_MAX, RunResult, Schedule};
 use crate::scenario::{Scenario, System};
 
+/// The format this version reads and writes, named in every file's `format`.
 pub const FORMAT: &str = "logjam-schedule/1";
 
 /// The most faults one schedule file may hold.
@@ -56,6 +57,7 @@ pub enum Expectation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Origin {
+    /// The seed whose schedule was shrunk.
     pub seed: u64,
     /// The seed's schedule before shrinking: faults (the closing heal not counted)...
     pub faults: usize,
@@ -67,25 +69,32 @@ pub struct Origin {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleFile {
+    /// The format's name and version: `FORMAT`.
     pub format: String,
     /// The scenario file, relative to the repository root (or the working directory).
     pub scenario: String,
     /// The invariant the schedule broke when it was written.
     pub anomaly: String,
+    /// What replaying it must show.
     pub expect: Expectation,
+    /// Free text for people: how it was found (may be empty).
     #[serde(default)]
     pub note: String,
+    /// Where it was shrunk from, if it was.
     #[serde(default)]
     pub origin: Option<Origin>,
+    /// The schedule replayed.
     pub schedule: Schedule,
 }
 
 /// Why a schedule file was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScheduleError {
+    /// The schedule file, as given.
     pub path: String,
     /// 1-based line and column, when the problem has a place in the file.
     pub place: Option<(usize, usize)>,
+    /// The problem, in one line.
     pub message: String,
 }
 
@@ -213,6 +222,7 @@ impl ScheduleFile {
         check_schedule(scenario, &self.schedule)
     }
 
+    /// The file's text: pretty-printed JSON ending in a newline.
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).expect("a schedule file serializes");
         text.push('\n');

@@ -27,17 +27,24 @@ pub struct Progress {
     pub runs: u64,
     /// The size (faults + operations) of the smallest failing schedule so far.
     pub size: usize,
+    /// What the search is doing.
     pub phase: Phase,
 }
 
+/// A phase of the search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// Dropping faults (before and after the operations).
     Faults,
+    /// Dropping client operations.
     Ops,
+    /// Moving the timeline, faults and operations earlier, and shortening clogs, the
+    /// chaos phase and the quiet phase.
     Time,
 }
 
 impl Phase {
+    /// The phase for people (`dropping faults`).
     pub fn name(self) -> &'static str {
         match self {
             Phase::Faults => "dropping faults",
@@ -50,6 +57,8 @@ impl Phase {
 /// What a shrink found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shrunk {
+    /// The smallest schedule found that still shows the anomaly (the one given, if
+    /// none smaller did).
     pub schedule: Schedule,
     /// Candidate runs made.
     pub runs: u64,
