@@ -57,6 +57,16 @@ impl Witness {
             | Witness::Protocol { line, .. } => *line,
         }
     }
+
+    /// Where it sits in the story of an anomaly: its time (an event's or a protocol
+    /// event's), a replica's final log last, ties in history order.
+    pub fn story_key(&self) -> (u64, u64) {
+        match self {
+            Witness::Event { line, event } => (event.t_ns, *line),
+            Witness::Protocol { line, protocol } => (protocol.t_ns, *line),
+            Witness::Replica { line, .. } => (u64::MAX, *line),
+        }
+    }
 }
 
 /// One anomaly: a broken invariant with its proof.
@@ -69,7 +79,7 @@ pub struct Anomaly {
     pub partition: Option<u32>,
     /// What went wrong, in one line.
     pub explanation: String,
-    /// The few lines that prove it, in history order.
+    /// The few lines that prove it, in time order (a replica's final log last).
     pub witness: Vec<Witness>,
 }
 

@@ -24,6 +24,7 @@
 use super::Findings;
 use super::digest::{Digest, Outcome};
 use super::spans::ReadSpans;
+use crate::history::{Closing, ProtocolEvent};
 use crate::invariant::{Guarantee, Invariant};
 
 pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
@@ -85,13 +86,21 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                             "`{}` was {said} at offset {offset}, which n{} {how}",
                             send.value, replica.node
                         );
-                        (
-                            explanation,
-                            vec![
-                                digest.witness.event(acked),
-                                digest.witness.replica_at(closing, offset),
-                            ],
-                        )
+                        // The story of the loss, in time order: the acknowledgement, the
+                        // replicas that had it committed, the election and the truncation
+                        // or recovery that removed it; then the log that lacks it.
+                        let acked_ns = digest.history.events()[acked].t_ns;
+                        let story = loss_story(digest, partition, replica.node, offset, acked_ns);
+                        let told: Vec<String> = story.iter().filter_map(narrate).collect();
+                        let explanation = if told.is_empty() {
+                            explanation
+                        } else {
+                            format!("{explanation} ({})", told.join("; "))
+                        };
+                        let mut witness = vec![digest.witness.event(acked)];
+                        witness.extend(story);
+                        witness.push(digest.witness.replica_at(closing, offset));
+                        (explanation, witness)
                     },
                 );
                 continue;
@@ -119,6 +128,89 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
     }
     findings.examined(Invariant::LostWrite, acknowledged, "acknowledged sends");
     findings.examined(Invariant::Unseen, acknowledged, "acknowledged sends");
+}
+
+/// Replicas the story names as having held a lost record, at most.
+const STORY_HOLDERS_MAX: usize = 3;
+
+/// The protocol events that tell how the record at `offset` of `partition`,
+/// acknowledged at `acked_ns`, was lost from `node`'s log (the final log that lacks
+/// it): the first report of each replica (at most `STORY_HOLDERS_MAX`) whose high
+/// watermark passed it (it held the record, committed); the first event after the
+/// acknowledgement that removed it from `node` (a truncation to or below it, or a
+/// recovery whose log ends at or below it), and before that one, the first that
+/// removed it from another replica; and the last election of the partition between
+/// the acknowledgement and the removal from `node` (whose leader's log lacked it).
+/// Empty when the history reports no protocol events.
+fn loss_story(
+    digest: &Digest<'_>,
+    partition: u32,
+    node: u32,
+    offset: u64,
+    acked_ns: u64,
+) -> Vec<crate::check::Witness> {
+    let closing = digest.history.closing();
+    let protocol = |index: usize| match &closing[index] {
+        Closing::Protocol(protocol) if protocol.event.partition() == Some(partition) => {
+            Some(protocol)
+        }
+        _ => None,
+    };
+    let removes = |index: usize| {
+        protocol(index).is_some_and(|p| {
+            p.t_ns >= acked_ns
+                && match p.event {
+                    ProtocolEvent::Truncate { offset: to, .. } => to <= offset,
+                    ProtocolEvent::Recover { log_end_offset, .. } => log_end_offset <= offset,
+                    _ => false,
+                }
+        })
+    };
+    let on_node = |index: usize| protocol(index).is_some_and(|p| p.node == node);
+    let removal = (0..closing.len()).find(|&index| removes(index) && on_node(index));
+    let end = removal.unwrap_or(closing.len());
+    let upstream = (0..end).find(|&index| removes(index) && !on_node(index));
+    // A replica held the record committed if its high watermark passed it before
+    // anything removed it from that replica.
+    let mut holders: Vec<(u32, usize)> = Vec::new();
+    let mut removed_from: Vec<u32> = Vec::new();
+    for index in 0..end {
+        let Some(p) = protocol(index) else { continue };
+        if removes(index) {
+            removed_from.push(p.node);
+        }
+        let ProtocolEvent::HighWatermark { offset: hw, .. } = p.event else { continue };
+        let new_node = holders.iter().all(|&(n, _)| n != p.node) && !removed_from.contains(&p.node);
+        if hw > offset && new_node && holders.len() < STORY_HOLDERS_MAX {
+            holders.push((p.node, index));
+        }
+    }
+    let election = (0..end).rev().find(|&index| {
+        protocol(index)
+            .is_some_and(|p| p.t_ns >= acked_ns && matches!(p.event, ProtocolEvent::Leader { .. }))
+    });
+    let mut story: Vec<usize> = holders.into_iter().map(|(_, index)| index).collect();
+    story.extend(upstream);
+    story.extend(election);
+    story.extend(removal);
+    story.into_iter().map(|index| digest.witness.protocol(index)).collect()
+}
+
+/// A protocol event of a loss's story in words.
+fn narrate(witness: &crate::check::Witness) -> Option<String> {
+    let crate::check::Witness::Protocol { protocol, .. } = witness else { return None };
+    let node = protocol.node;
+    Some(match protocol.event {
+        ProtocolEvent::HighWatermark { offset, .. } => {
+            format!("n{node} had it committed, high watermark {offset}")
+        }
+        ProtocolEvent::Truncate { offset, .. } => format!("n{node} truncated to {offset}"),
+        ProtocolEvent::Recover { log_end_offset, .. } => {
+            format!("n{node} recovered a log ending at {log_end_offset}")
+        }
+        ProtocolEvent::Leader { epoch, .. } => format!("n{node} became leader in epoch {epoch}"),
+        ProtocolEvent::Follower { .. } | ProtocolEvent::Restart => return None,
+    })
 }
 
 /// Which offsets ok polls read across, per partition.

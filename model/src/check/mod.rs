@@ -126,7 +126,7 @@ impl<'h> Findings<'h> {
         let (judgement, kept) = tally(promised, &mut check.violations, &mut check.expected);
         if kept {
             let (explanation, mut witness) = describe();
-            witness.sort_by_key(Witness::line);
+            witness.sort_by_key(Witness::story_key);
             witness.dedup();
             self.anomalies.push(Anomaly {
                 invariant,
