@@ -152,7 +152,7 @@ table.meta td{padding:1px 10px 1px 0;vertical-align:top}table.meta td:first-chil
 .verdict-bad{color:#b00;font-weight:600}.verdict-seen{color:#8a5a00;font-weight:600}.verdict-ok{color:#176b2c;font-weight:600}\
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin:8px 0;color:#333}.legend span{display:inline-flex;align-items:center;gap:4px}\
 .witness-area{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}\
-.panel{overflow-x:auto;flex:0 1 auto}.note{color:#555;margin:2px 0 6px;max-width:1150px}\
+.panel{flex:1 1 auto;min-width:0}svg.timeline{max-width:100%;height:auto}.note{color:#555;margin:2px 0 6px;max-width:1150px}\
 .checks{flex:1 1 400px;min-width:380px;max-width:620px;font-size:12px}.checks .inv{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}.checks .checked{color:#666;font-size:11px}\
 .checks table{border-collapse:collapse;width:100%}.checks td,.checks th{border-bottom:1px solid #e4e4e4;padding:2px 5px;vertical-align:top;text-align:left}\
 .checks th{background:#f3f3f3;font-weight:600}.checks tr.focus td{background:#fff6c4}.checks tr.fail td{background:#ffe3e3}\

@@ -141,7 +141,8 @@ const STORY_HOLDERS_MAX: usize = 3;
 /// recovery whose log ends at or below it), and before that one, the first that
 /// removed it from another replica; and the last election of the partition between
 /// the acknowledgement and the removal from `node` (whose leader's log lacked it).
-/// Empty when the history reports no protocol events.
+/// A holder's report counts only before the election. In time order; empty when the
+/// history reports no protocol events.
 fn loss_story(
     digest: &Digest<'_>,
     partition: u32,
@@ -170,11 +171,17 @@ fn loss_story(
     let removal = (0..closing.len()).find(|&index| removes(index) && on_node(index));
     let end = removal.unwrap_or(closing.len());
     let upstream = (0..end).find(|&index| removes(index) && !on_node(index));
+    let election = (0..end).rev().find(|&index| {
+        protocol(index)
+            .is_some_and(|p| p.t_ns >= acked_ns && matches!(p.event, ProtocolEvent::Leader { .. }))
+    });
     // A replica held the record committed if its high watermark passed it before
-    // anything removed it from that replica.
+    // anything removed it from that replica, and before the election (after it, a
+    // high watermark may count the record that took its offset).
+    let held_end = election.unwrap_or(end);
     let mut holders: Vec<(u32, usize)> = Vec::new();
     let mut removed_from: Vec<u32> = Vec::new();
-    for index in 0..end {
+    for index in 0..held_end {
         let Some(p) = protocol(index) else { continue };
         if removes(index) {
             removed_from.push(p.node);
@@ -185,14 +192,11 @@ fn loss_story(
             holders.push((p.node, index));
         }
     }
-    let election = (0..end).rev().find(|&index| {
-        protocol(index)
-            .is_some_and(|p| p.t_ns >= acked_ns && matches!(p.event, ProtocolEvent::Leader { .. }))
-    });
     let mut story: Vec<usize> = holders.into_iter().map(|(_, index)| index).collect();
     story.extend(upstream);
     story.extend(election);
     story.extend(removal);
+    story.sort_by_key(|&index| (protocol(index).map_or(0, |p| p.t_ns), index));
     story.into_iter().map(|index| digest.witness.protocol(index)).collect()
 }
 
