@@ -715,3 +715,31 @@ fn the_trace_shows_messages_in_words_and_leaves_the_run_unchanged() {
     }
     assert!(traced.contains("Fetch{p") && traced.contains("FetchResponse{p"), "{traced}");
 }
+
+/// A sweep of a weak setup expected to hold says how many of its held runs showed
+/// anomalies the configuration allows: "40 held" alone would hide them.
+#[test]
+fn a_held_sweep_of_a_weak_setup_counts_the_runs_with_allowed_anomalies() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/unclean-election.toml"),
+    )
+    .expect("the scenario");
+    let cut = text.find("[expect]").expect("an [expect] table");
+    let path = dir.path().join("unclean-all-hold.toml");
+    std::fs::write(&path, format!("{}[expect]\nall_hold = true\n", &text[..cut])).expect("written");
+    let path = path.to_str().expect("UTF-8");
+    let output = logjam(&["run", path, "--seeds", "20"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    let line = text.lines().find(|line| line.starts_with("seeds 0..20: ")).expect("the tally");
+    assert!(
+        line.contains("20 held (") && line.contains(" with anomalies the configuration allows)"),
+        "{line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&logjam(&["run", path, "--seeds", "20", "--json"])))
+            .expect("JSON");
+    let with = json["held_with_anomalies"].as_u64().expect("a count");
+    assert!(with > 0 && line.contains(&format!("({with} with")), "{line}");
+}

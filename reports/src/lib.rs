@@ -159,6 +159,15 @@ pub fn schedule_summary(schedule: &logjam_sim::run::Schedule) -> String {
     )
 }
 
+/// How many runs held, and how many of them showed anomalies the configuration allows:
+/// the words the sweep's text and Markdown share.
+pub fn held_words(sweep: &SweepResult) -> String {
+    match sweep.held_with_anomalies {
+        0 => format!("{} held", sweep.held),
+        n => format!("{} held ({n} with anomalies the configuration allows)", sweep.held),
+    }
+}
+
 /// The command that shrinks a failing seed to a minimal schedule file.
 pub fn shrink_command(scenario: &Scenario, seed: u64) -> String {
     format!(
@@ -178,8 +187,11 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
     let _ = writeln!(out, "nodes    {}", scenario.node_map());
     let _ = writeln!(
         out,
-        "seeds {}..{end}: {} held, {} expected violations, {} unexpected",
-        sweep.start, sweep.held, sweep.expected_violations, sweep.unexpected_total
+        "seeds {}..{end}: {}, {} expected violations, {} unexpected",
+        sweep.start,
+        held_words(sweep),
+        sweep.expected_violations,
+        sweep.unexpected_total
     );
     if let Some(seed) = sweep.first_expected_seed {
         let _ = writeln!(out, "expected violation first seen at seed {seed}");

@@ -250,6 +250,11 @@ pub struct SweepReport {
     pub start: u64,
     pub seeds: u64,
     pub held: u64,
+    /// Of the runs that held, those that showed anomalies the configuration allows.
+    pub held_with_anomalies: u64,
+    /// `held` and `held_with_anomalies` in words (`held_words`).
+    #[serde(skip)]
+    pub held_words: String,
     pub expected_violations: u64,
     pub unexpected: u64,
     pub passed: bool,
@@ -336,6 +341,8 @@ impl SweepReport {
             start: sweep.start,
             seeds: sweep.seeds,
             held: sweep.held,
+            held_with_anomalies: sweep.held_with_anomalies,
+            held_words: crate::held_words(sweep),
             expected_violations: sweep.expected_violations,
             unexpected: sweep.unexpected_total,
             passed: sweep.passed(),
@@ -386,9 +393,9 @@ impl SweepReport {
         let _ = writeln!(out, "Nodes: {}.\n", self.nodes);
         let _ = writeln!(
             out,
-            "**{}**: {} held, {} expected violations, {} unexpected.\n",
+            "**{}**: {}, {} expected violations, {} unexpected.\n",
             if self.passed { "PASS" } else { "FAIL" },
-            self.held,
+            self.held_words,
             self.expected_violations,
             self.unexpected
         );

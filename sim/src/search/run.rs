@@ -766,6 +766,10 @@ pub struct SweepResult {
     pub seeds: u64,
     /// Runs in which every invariant held.
     pub held: u64,
+    /// Of those, runs that showed an anomaly the configuration allows (a held run of
+    /// a weak setup is not a clean one).
+    #[serde(default)]
+    pub held_with_anomalies: u64,
     /// Runs that showed the violation the scenario expects, and nothing else.
     pub expected_violations: u64,
     /// Seeds whose runs broke the expectation, with why, in seed order (the lowest
@@ -850,6 +854,7 @@ impl SweepResult {
             start,
             seeds: 0,
             held: 0,
+            held_with_anomalies: 0,
             expected_violations: 0,
             unexpected: Vec::new(),
             unexpected_total: 0,
@@ -897,7 +902,12 @@ impl SweepResult {
             }
         }
         match verdict {
-            RunVerdict::Held => self.held += 1,
+            RunVerdict::Held => {
+                self.held += 1;
+                if run.checks.iter().any(|check| check.holds && check.expected_anomaly) {
+                    self.held_with_anomalies += 1;
+                }
+            }
             RunVerdict::ExpectedViolation => {
                 self.expected_violations += 1;
                 self.first_expected_seed =
@@ -947,6 +957,7 @@ impl SweepResult {
         debug_assert_eq!((&self.path, self.start), (&part.path, part.start));
         self.seeds += part.seeds;
         self.held += part.held;
+        self.held_with_anomalies += part.held_with_anomalies;
         self.expected_violations += part.expected_violations;
         self.first_expected_seed = match (self.first_expected_seed, part.first_expected_seed) {
             (Some(a), Some(b)) => Some(a.min(b)),
