@@ -743,3 +743,71 @@ fn a_held_sweep_of_a_weak_setup_counts_the_runs_with_allowed_anomalies() {
     let with = json["held_with_anomalies"].as_u64().expect("a count");
     assert!(with > 0 && line.contains(&format!("({with} with")), "{line}");
 }
+
+/// A sweep that tested nothing does not pass silently: no client operation started, or
+/// a fault kind the scenario configures never struck, is under-covered by default.
+#[test]
+fn a_sweep_whose_workload_or_faults_never_ran_is_under_covered() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let smoke = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml"),
+    )
+    .expect("smoke");
+    let cases = [
+        (
+            "no-ops",
+            smoke.replace(&line_of(&smoke, "ops_per_s"), "ops_per_s = 0"),
+            "none of the 4 runs started a client operation (workload.ops_per_s = 0)",
+        ),
+        (
+            "crash-never",
+            smoke.replace("[phases]\n", "[faults]\ncrash = { every = [\"100s\", \"200s\"], down_for = [\"10ms\", \"20ms\"] }\n\n[phases]\n"),
+            "`crash` reached in none of 4 runs; the scenario's faults include it",
+        ),
+    ];
+    for (name, text, says) in cases {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("written");
+        let output = logjam(&["run", path.to_str().expect("UTF-8"), "--seeds", "4"]);
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", stdout(&output));
+        assert!(stdout(&output).contains(says), "{name}: {}", stdout(&output));
+    }
+}
+
+fn line_of(text: &str, key: &str) -> String {
+    text.lines().find(|line| line.starts_with(key)).expect("the key").to_owned()
+}
+
+/// The coverage table lists only what the scenario can reach: no transaction rows
+/// without transactions, no fault the scenario does not configure.
+#[test]
+fn the_coverage_table_lists_only_what_the_scenario_can_reach() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = dir.path().join("sweep.md");
+    let output = logjam(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--seeds",
+        "3",
+        "--report",
+        report.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let markdown = std::fs::read_to_string(&report).expect("the report");
+    for absent in ["`txn-commit`", "`projection-restart`", "`crash`", "`disk-fault`"] {
+        assert!(!markdown.contains(absent), "{absent} listed:\n{markdown}");
+    }
+    assert!(markdown.contains("`leader-election`"), "{markdown}");
+    let report = dir.path().join("txn.md");
+    let output = logjam(&[
+        "run",
+        "scenarios/bank-transactions.toml",
+        "--seeds",
+        "2",
+        "--report",
+        report.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let markdown = std::fs::read_to_string(&report).expect("the report");
+    assert!(markdown.contains("`txn-commit`") && markdown.contains("`crash`"), "{markdown}");
+}

@@ -47,6 +47,10 @@ pub struct RunReport {
     pub messages: Vec<(String, u64)>,
     /// Faults and protocol events reached, by coverage item.
     pub reached: BTreeMap<String, u64>,
+    /// The coverage items this scenario can reach (`coverage::reachable`), and any it
+    /// did reach: the Markdown table lists these.
+    #[serde(skip)]
+    pub reachable: Vec<String>,
     pub invariants: Vec<InvariantRow>,
     pub verdict: String,
     pub anomaly: Option<AnomalyReport>,
@@ -135,6 +139,15 @@ impl RunReport {
                 ("held by a clog".to_owned(), stats.clog_delayed),
             ],
             reached: run.reached.clone(),
+            reachable: coverage::ITEMS
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| {
+                    coverage::reachable(scenario, name)
+                        || run.reached.get(*name).is_some_and(|&n| n > 0)
+                })
+                .map(str::to_owned)
+                .collect(),
             invariants,
             verdict: verdict_text(scenario, run),
             anomaly,
@@ -227,6 +240,7 @@ impl RunReport {
         table(&mut out, &["messages", "count"], &messages);
         let reached: Vec<Vec<String>> = coverage::ITEMS
             .iter()
+            .filter(|(name, _)| self.reachable.iter().any(|item| item == name))
             .map(|(name, meaning)| {
                 let count = self.reached.get(*name).copied().unwrap_or(0);
                 vec![format!("`{name}`"), count.to_string(), (*meaning).to_owned()]
@@ -358,8 +372,14 @@ impl SweepReport {
                 })
                 .collect(),
             problems,
+            // The items this scenario can reach, and any a run did reach.
             coverage: coverage::ITEMS
                 .iter()
+                .filter(|(name, _)| {
+                    coverage::reachable(scenario, name)
+                        || sweep.coverage.get(*name).is_some_and(|&runs| runs > 0)
+                        || required.contains_key(name)
+                })
                 .map(|(name, _)| CoverageRow {
                     item: (*name).to_owned(),
                     runs: sweep.coverage.get(*name).copied().unwrap_or(0),

@@ -186,15 +186,93 @@ pub fn shortfalls(
             let reached = runs_reaching.get(&requirement.item).copied().unwrap_or(0);
             // At least min_per_mille / 1000 of the runs, rounded up: one run at least.
             let needed = (runs * u64::from(requirement.min_per_mille)).div_ceil(1000).max(1);
-            (reached < needed).then(|| {
-                format!(
+            (reached < needed).then(|| match requirement.min_per_mille {
+                0 => format!(
+                    "under-covered: `{}` reached in none of {runs} runs; the scenario's faults include it, so at least one run must",
+                    requirement.item
+                ),
+                _ => format!(
                     "under-covered: `{}` reached in {reached} of {runs} runs; the scenario requires at least {} ({needed} runs)",
                     requirement.item,
                     per_mille_text(requirement.min_per_mille)
-                )
+                ),
             })
         })
         .collect()
+}
+
+/// The coverage items a fault menu implies: each fault kind it configures, by the item
+/// that counts it striking. A sweep must reach each in at least one run (beyond the
+/// scenario's own `[coverage]` minimums), or its faults never bit.
+pub fn implied_by(menu: &crate::nemesis::FaultMenu) -> Vec<&'static str> {
+    use crate::nemesis::DiskFaultKind;
+    let mut items = Vec::new();
+    let rate = |range: Option<[f64; 2]>| range.is_some_and(|[_, high]| high > 0.0);
+    for (configured, item) in [
+        (menu.crash.is_some(), "crash"),
+        (menu.pause.is_some(), "pause"),
+        (menu.partition.is_some(), "partition"),
+        (menu.clog.is_some(), "clog"),
+        (menu.clock_jump.is_some(), "clock-jump"),
+        (rate(menu.drop), "message-drop"),
+        (rate(menu.duplicate), "message-duplicate"),
+        (menu.burst.is_some() || menu.lossy_link.is_some(), "link-loss"),
+        (menu.operator.is_some(), "leader-move"),
+    ] {
+        if configured {
+            items.push(item);
+        }
+    }
+    if let Some((kinds, _)) = &menu.disk {
+        let aimed =
+            [DiskFaultKind::TornTail, DiskFaultKind::BatchHeader, DiskFaultKind::Checkpoint];
+        if kinds.iter().any(|kind| !aimed.contains(kind)) {
+            items.push("disk-fault");
+        }
+    }
+    items
+}
+
+/// Whether a run of `scenario` can reach the coverage item `name` at all: a fault kind
+/// the scenario does not configure, the transactions' items without transactions, the
+/// event store's without it, and what only a crash or a disk fault causes without
+/// either, cannot. Reports list only what can be reached (and anything a run did
+/// reach). A scenario with configuration menus can reach everything its menus allow:
+/// every item counts as reachable.
+pub fn reachable(scenario: &crate::scenario::Scenario, name: &str) -> bool {
+    use crate::nemesis::DiskFaultKind;
+    use crate::scenario::System;
+    if scenario.space.is_some() {
+        return true;
+    }
+    let menu = &scenario.menu;
+    let implied = implied_by(menu);
+    let disk_kind =
+        |kind: DiskFaultKind| menu.disk.as_ref().is_some_and(|(kinds, _)| kinds.contains(&kind));
+    let crashes = menu.crash.is_some();
+    let spec = match &scenario.system {
+        System::LogCluster(spec) => Some(spec),
+        System::GossipCounter { .. } => None,
+    };
+    match name {
+        "crash" | "pause" | "partition" | "clog" | "clock-jump" | "message-drop"
+        | "message-duplicate" | "link-loss" | "leader-move" | "disk-fault" => {
+            implied.contains(&name)
+        }
+        "torn-tail" => disk_kind(DiskFaultKind::TornTail),
+        "header-flip" => disk_kind(DiskFaultKind::BatchHeader),
+        "checkpoint-flip" => disk_kind(DiskFaultKind::Checkpoint),
+        "failed-sync" => disk_kind(DiskFaultKind::FailSync) || disk_kind(DiskFaultKind::OutOfSpace),
+        "halt" => menu.disk.is_some(),
+        "restart" | "crash-lost-writes" | "budget-exceeded" | "client-restart" => crashes,
+        "log-recovery" | "recovery-truncation" | "ledger-full" => spec.is_some() && crashes,
+        "projection-restart" | "snapshot-load" => spec.is_some_and(|spec| spec.es.is_some()),
+        "txn-commit" | "txn-abort" | "txn-timeout" | "txn-marker" | "producer-fenced" => {
+            spec.is_some_and(|spec| spec.txn.is_some())
+        }
+        // The replication protocol's own events: any log cluster.
+        _ => spec.is_some(),
+    }
 }
 
 /// "5%", "12.5%".

@@ -770,6 +770,10 @@ pub struct SweepResult {
     /// a weak setup is not a clean one).
     #[serde(default)]
     pub held_with_anomalies: u64,
+    /// Runs that started at least one client operation: a sweep where none did tested
+    /// nothing, and is under-covered.
+    #[serde(default)]
+    pub runs_with_ops: u64,
     /// Runs that showed the violation the scenario expects, and nothing else.
     pub expected_violations: u64,
     /// Seeds whose runs broke the expectation, with why, in seed order (the lowest
@@ -855,6 +859,7 @@ impl SweepResult {
             seeds: 0,
             held: 0,
             held_with_anomalies: 0,
+            runs_with_ops: 0,
             expected_violations: 0,
             unexpected: Vec::new(),
             unexpected_total: 0,
@@ -874,6 +879,9 @@ impl SweepResult {
     /// Counts one run.
     pub fn add(&mut self, scenario: &Scenario, run: &RunResult) {
         self.seeds += 1;
+        if run.ops_started > 0 {
+            self.runs_with_ops += 1;
+        }
         for (item, count) in &run.reached {
             if *count > 0 {
                 *self.coverage.entry(item.clone()).or_insert(0) += 1;
@@ -958,6 +966,7 @@ impl SweepResult {
         self.seeds += part.seeds;
         self.held += part.held;
         self.held_with_anomalies += part.held_with_anomalies;
+        self.runs_with_ops += part.runs_with_ops;
         self.expected_violations += part.expected_violations;
         self.first_expected_seed = match (self.first_expected_seed, part.first_expected_seed) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -985,7 +994,23 @@ impl SweepResult {
         self.keep_lowest_unexpected();
         self.expected_seeds.sort_unstable();
         self.expected_seeds.truncate(EXPECTED_SEEDS_KEPT_MAX);
-        self.under_covered = coverage::shortfalls(&scenario.coverage, &self.coverage, self.seeds);
+        // Beyond the scenario's own minimums: every fault kind it configures must strike
+        // in some run, and some run must start a client operation, or the sweep tested
+        // less than it says.
+        let mut requirements = scenario.coverage.clone();
+        for item in coverage::implied_by(&scenario.menu) {
+            if !requirements.iter().any(|requirement| requirement.item == item) {
+                requirements
+                    .push(coverage::Requirement { item: item.to_owned(), min_per_mille: 0 });
+            }
+        }
+        self.under_covered = coverage::shortfalls(&requirements, &self.coverage, self.seeds);
+        if self.seeds > 0 && self.runs_with_ops == 0 {
+            self.under_covered.push(format!(
+                "under-covered: none of the {} runs started a client operation (workload.ops_per_s = {})",
+                self.seeds, scenario.ops_per_s
+            ));
+        }
         self.expected_violation_missing = None;
         if let Expect::Violation { invariant, within_seeds } = &scenario.expect {
             let start = self.start;
