@@ -811,3 +811,37 @@ fn the_coverage_table_lists_only_what_the_scenario_can_reach() {
     let markdown = std::fs::read_to_string(&report).expect("the report");
     assert!(markdown.contains("`txn-commit`") && markdown.contains("`crash`"), "{markdown}");
 }
+
+/// The README's shrink example is what the command prints (the wall time aside).
+#[test]
+fn the_readmes_shrink_example_is_what_shrink_prints() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let prompt = "$ cargo run --release -p logjam -- shrink ";
+    let block = readme.split(prompt).nth(1).expect("the shrink example");
+    let block = block.split("```").next().expect("a closed block");
+    let (command, shown) = block.split_once('\n').expect("a command line");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output_path = dir.path().join("lt.json");
+    let mut args: Vec<String> = std::iter::once("shrink")
+        .chain(command.split_whitespace())
+        .map(str::to_owned)
+        .collect();
+    let at = args.iter().position(|arg| arg == "-o").expect("-o FILE");
+    args[at + 1] = output_path.to_str().expect("UTF-8").to_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = logjam(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = stdout(&output).replace(output_path.to_str().expect("UTF-8"), "lt.json");
+    let timeless = |text: &str| -> String {
+        text.lines()
+            .map(|line| match line.find(" runs in ") {
+                Some(at) => format!("{} runs in ...)", &line[..at]),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(timeless(printed.trim_end()), timeless(shown.trim_end()));
+}
