@@ -12,6 +12,7 @@ use logjam_sim::run::{RunOutput, RunVerdict, run_full, schedule_for};
 use logjam_sim::scenario::Scenario;
 use logjam_sim::schedule_file::{self, Expectation, ScheduleFile};
 
+mod shard;
 mod shrink;
 mod sweep;
 mod trace_view;
@@ -63,8 +64,10 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Run only shard K of N (0 <= K < N: the seeds start + i with i % N == K) and
-        /// print JSON Lines for `logjam report merge`.
-        #[arg(long, value_name = "K/N", conflicts_with_all = ["time_budget", "json"])]
+        /// print JSON Lines for `logjam report merge`. `auto`: K and N from a Kubernetes
+        /// Indexed Job, a CI matrix (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, or
+        /// LOGJAM_SHARD_INDEX/LOGJAM_SHARD_COUNT) or a Slurm array.
+        #[arg(long, value_name = "K/N|auto", conflicts_with_all = ["time_budget", "json"])]
         shard: Option<String>,
         /// Sweep until this much wall time is spent (e.g. 30m), from a random start seed.
         #[arg(long, value_name = "DURATION")]
@@ -205,9 +208,19 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let shard = match shard.as_deref().map(parse_shard).transpose() {
-                Ok(shard) => shard,
-                Err(problem) => {
+            let environment = |name: &str| std::env::var(name).ok();
+            let shard = match shard.as_deref().map(|text| shard::parse(text, environment)) {
+                None => None,
+                Some(Ok(shard)) => {
+                    if shard.source != "--shard" {
+                        eprintln!(
+                            "logjam: shard {}/{} (from {})",
+                            shard.index, shard.count, shard.source
+                        );
+                    }
+                    Some((shard.index, shard.count))
+                }
+                Some(Err(problem)) => {
                     eprintln!("logjam: --shard: {problem}");
                     return ExitCode::from(2);
                 }
@@ -558,14 +571,6 @@ fn report_merge(paths: &[PathBuf], json: bool, report: Option<&std::path::Path>)
 }
 
 /// `K/N` with `K < N`.
-fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)));
-    match parsed {
-        Some((k, n)) if k < n => Ok((k, n)),
-        _ => Err(format!("`{text}`: write K/N with 0 <= K < N, e.g. 0/4")),
-    }
-}
-
 /// A start seed for a long run: drawn once, outside any run, and printed.
 fn random_start() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -588,5 +593,93 @@ fn rate(per_s: f64, things: &str) -> String {
         format!("{per_s:.1} {things}/s")
     } else {
         format!("{per_s:.2} {things}/s")
+    }
+}
+
+#[cfg(test)]
+mod deploy_tests {
+    //! Every logjam command in the files under `deploy/` is a valid invocation: the
+    //! manifests and workflows a team copies must not rot as the CLI changes.
+
+    use clap::Parser;
+
+    use super::Cli;
+
+    const DEPLOY: &[(&str, &str)] = &[
+        ("kubernetes/sweep-job.yaml", include_str!("../../deploy/kubernetes/sweep-job.yaml")),
+        ("kubernetes/merge-job.yaml", include_str!("../../deploy/kubernetes/merge-job.yaml")),
+        ("github/sweep.yml", include_str!("../../deploy/github/sweep.yml")),
+        ("gitlab/sweep.gitlab-ci.yml", include_str!("../../deploy/gitlab/sweep.gitlab-ci.yml")),
+        ("slurm/sweep.sbatch", include_str!("../../deploy/slurm/sweep.sbatch")),
+    ];
+
+    /// The logjam command lines of a file (a line that starts with the binary, after
+    /// its indentation and a YAML list's `- `): up to the first shell operator, each
+    /// word with its quotes taken off and every variable (`$X`, `${X}`, `${{ x }}`)
+    /// standing for `1`. Comment lines are skipped.
+    fn commands(text: &str) -> Vec<Vec<String>> {
+        let mut found = Vec::new();
+        for line in text.lines().filter(|line| !line.trim_start().starts_with('#')) {
+            let line = substitute(line);
+            let command = line.trim_start();
+            let command = command.strip_prefix("- ").unwrap_or(command);
+            let Some(at) = ["./target/release/logjam ", "logjam "]
+                .iter()
+                .find_map(|name| command.starts_with(name).then_some(name.len()))
+            else {
+                continue;
+            };
+            let line = command;
+            let rest = &line[at..];
+            let end = rest.find(['>', '|', ';', '&']).unwrap_or(rest.len());
+            let mut words = vec!["logjam".to_owned()];
+            words.extend(rest[..end].split_whitespace().map(|word| word.replace(['"', '\''], "")));
+            found.push(words);
+        }
+        found
+    }
+
+    fn substitute(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + 1..];
+            let skip = if let Some(inner) = tail.strip_prefix("{{") {
+                inner.find("}}").map_or(tail.len(), |end| end + 4)
+            } else if tail.starts_with('{') {
+                tail.find('}').map_or(tail.len(), |end| end + 1)
+            } else {
+                tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len())
+            };
+            out.push('1');
+            rest = &tail[skip..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn every_command_in_the_shipped_deploy_files_is_a_valid_invocation() {
+        let mut checked = 0;
+        for (file, text) in DEPLOY {
+            let commands = commands(text);
+            assert!(!commands.is_empty(), "deploy/{file}: no logjam command found");
+            for words in commands {
+                if let Err(error) = Cli::try_parse_from(&words) {
+                    panic!(
+                        "deploy/{file}: `{}` is not a valid invocation:\n{error}",
+                        words.join(" ")
+                    );
+                }
+                checked += 1;
+            }
+        }
+        // A sweep with --shard auto, and a merge, at least once per engine.
+        assert!(checked >= 2 * (DEPLOY.len() - 2), "{checked} commands");
+        // The checker itself refuses what is wrong.
+        assert!(Cli::try_parse_from(["logjam", "run", "x.toml", "--shards", "auto"]).is_err());
+        assert_eq!(commands("  - logjam run a.toml --seeds ${{ inputs.seeds }} > x").len(), 1);
+        assert_eq!(commands("  - logjam run a.toml --seeds ${{ inputs.seeds }} > x")[0][4], "1");
     }
 }

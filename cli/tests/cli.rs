@@ -824,10 +824,8 @@ fn the_readmes_shrink_example_is_what_shrink_prints() {
     let (command, shown) = block.split_once('\n').expect("a command line");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let output_path = dir.path().join("lt.json");
-    let mut args: Vec<String> = std::iter::once("shrink")
-        .chain(command.split_whitespace())
-        .map(str::to_owned)
-        .collect();
+    let mut args: Vec<String> =
+        std::iter::once("shrink").chain(command.split_whitespace()).map(str::to_owned).collect();
     let at = args.iter().position(|arg| arg == "-o").expect("-o FILE");
     args[at + 1] = output_path.to_str().expect("UTF-8").to_owned();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -844,4 +842,100 @@ fn the_readmes_shrink_example_is_what_shrink_prints() {
             .join("\n")
     };
     assert_eq!(timeless(printed.trim_end()), timeless(shown.trim_end()));
+}
+
+/// `--shard auto` under each engine's variables: the shards merged are exactly the
+/// sweep run whole, and without any engine the shard is refused, naming what to set.
+#[test]
+fn shards_from_the_engines_environment_merge_into_the_whole_sweep() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let scenario = "scenarios/legacy-truncation.toml";
+    let whole = logjam(&["run", scenario, "--seeds", "16"]);
+    type Env = &'static [(&'static str, &'static str)];
+    let engines: [(&str, [Env; 2]); 4] = [
+        (
+            "kubernetes",
+            [
+                &[("JOB_COMPLETION_INDEX", "0"), ("LOGJAM_SHARD_COUNT", "2")],
+                &[("JOB_COMPLETION_INDEX", "1"), ("LOGJAM_SHARD_COUNT", "2")],
+            ],
+        ),
+        (
+            "github",
+            [
+                &[("LOGJAM_SHARD_INDEX", "0"), ("LOGJAM_SHARD_COUNT", "2")],
+                &[("LOGJAM_SHARD_INDEX", "1"), ("LOGJAM_SHARD_COUNT", "2")],
+            ],
+        ),
+        (
+            "gitlab",
+            [
+                &[("CI_NODE_INDEX", "1"), ("CI_NODE_TOTAL", "2")],
+                &[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "2")],
+            ],
+        ),
+        (
+            "slurm",
+            [
+                &[
+                    ("SLURM_ARRAY_TASK_ID", "4"),
+                    ("SLURM_ARRAY_TASK_MIN", "4"),
+                    ("SLURM_ARRAY_TASK_COUNT", "2"),
+                ],
+                &[
+                    ("SLURM_ARRAY_TASK_ID", "5"),
+                    ("SLURM_ARRAY_TASK_MIN", "4"),
+                    ("SLURM_ARRAY_TASK_COUNT", "2"),
+                ],
+            ],
+        ),
+    ];
+    for (engine, shards) in engines {
+        let mut files = Vec::new();
+        for (k, vars) in shards.iter().enumerate() {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_logjam"));
+            command
+                .args(["run", scenario, "--seeds", "16", "--shard", "auto"])
+                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+            for name in [
+                "JOB_COMPLETION_INDEX",
+                "LOGJAM_SHARD_INDEX",
+                "LOGJAM_SHARD_COUNT",
+                "CI_NODE_INDEX",
+                "CI_NODE_TOTAL",
+                "SLURM_ARRAY_TASK_ID",
+                "SLURM_ARRAY_TASK_MIN",
+                "SLURM_ARRAY_TASK_COUNT",
+            ] {
+                command.env_remove(name);
+            }
+            command.envs(vars.iter().copied());
+            let output = command.output().expect("the binary runs");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(&format!("shard {k}/2 (from ")), "{engine}: {stderr}");
+            let path = dir.path().join(format!("{engine}-{k}.jsonl"));
+            std::fs::write(&path, &output.stdout).expect("written");
+            files.push(path.to_str().expect("UTF-8").to_owned());
+        }
+        let merged = logjam(&["report", "merge", &files[0], &files[1]]);
+        assert_eq!(merged.status.code(), whole.status.code(), "{engine}");
+        assert_eq!(stdout(&merged), stdout(&whole), "{engine}");
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logjam"));
+    command.args(["run", scenario, "--seeds", "4", "--shard", "auto"]);
+    for name in
+        ["JOB_COMPLETION_INDEX", "LOGJAM_SHARD_INDEX", "CI_NODE_INDEX", "SLURM_ARRAY_TASK_ID"]
+    {
+        command.env_remove(name);
+    }
+    let output = command
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no shard in the environment") && stderr.contains("JOB_COMPLETION_INDEX"),
+        "{stderr}"
+    );
 }
