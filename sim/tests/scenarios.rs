@@ -29,50 +29,119 @@ fn load(path: &Path) -> Scenario {
     scenario
 }
 
-#[test]
-fn every_catalogue_scenario_meets_its_expectation() {
+/// One catalogue scenario over its fixed seed range: it meets its expectation, and its
+/// world was busy.
+fn meets_its_expectation(name: &str) {
     let start = env_u64("LOGJAM_START").unwrap_or(0);
-    for path in catalogue() {
-        let scenario = load(&path);
-        let seeds = env_u64("LOGJAM_SEEDS").unwrap_or(match scenario.expect {
-            logjam_sim::scenario::Expect::AllHold => 20,
-            logjam_sim::scenario::Expect::Violation { within_seeds, .. } => within_seeds.max(20),
-        });
-        let runs: Vec<_> =
-            (start..start + seeds).map(|seed| run_seed(&scenario, seed, 0).0).collect();
-        let sweep = SweepResult::judge(&scenario, start, &runs);
-        let failures: Vec<String> = sweep
-            .unexpected
-            .iter()
-            .map(|f| {
-                format!(
-                    "  seed {}: {}\n    trace hash {}\n    replay: {}\n    shrink: cargo run --release -p logjam -- shrink {} --seed {} -o {}-{}.json",
-                    f.seed,
-                    f.why,
-                    f.trace_hash.map_or("(none: it panicked)".to_owned(), |h| format!("{h:016x}")),
-                    replay_command(&scenario, f.seed),
-                    scenario.path,
-                    f.seed,
-                    scenario.name,
-                    f.seed
-                )
-            })
-            .collect();
-        assert!(
-            sweep.passed(),
-            "{}: {} of {seeds} seeds broke the expectation\n{}\n{}",
-            scenario.name,
-            sweep.unexpected.len(),
-            failures.join("\n"),
-            sweep.expected_violation_missing.unwrap_or_default()
-        );
-        // A sweep that did nothing would pass too: insist the world was busy.
-        assert!(
-            runs.iter().all(|run| run.stats.delivered > 0 && run.ops_started > 0),
-            "{}: idle runs",
-            scenario.name
-        );
-    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"));
+    let scenario = load(&path);
+    let seeds = env_u64("LOGJAM_SEEDS").unwrap_or(match scenario.expect {
+        logjam_sim::scenario::Expect::AllHold => 20,
+        logjam_sim::scenario::Expect::Violation { within_seeds, .. } => within_seeds.max(20),
+    });
+    let runs: Vec<_> = (start..start + seeds).map(|seed| run_seed(&scenario, seed, 0).0).collect();
+    let sweep = SweepResult::judge(&scenario, start, &runs);
+    let failures: Vec<String> = sweep
+        .unexpected
+        .iter()
+        .map(|f| {
+            format!(
+                "  seed {}: {}\n    trace hash {}\n    replay: {}\n    shrink: cargo run --release -p logjam -- shrink {} --seed {} -o {}-{}.json",
+                f.seed,
+                f.why,
+                f.trace_hash.map_or("(none: it panicked)".to_owned(), |h| format!("{h:016x}")),
+                replay_command(&scenario, f.seed),
+                scenario.path,
+                f.seed,
+                scenario.name,
+                f.seed
+            )
+        })
+        .collect();
+    assert!(
+        sweep.passed(),
+        "{}: {} of {seeds} seeds broke the expectation\n{}\n{}",
+        scenario.name,
+        sweep.unexpected.len(),
+        failures.join("\n"),
+        sweep.expected_violation_missing.unwrap_or_default()
+    );
+    // A sweep that did nothing would pass too: insist the world was busy.
+    assert!(
+        runs.iter().all(|run| run.stats.delivered > 0 && run.ops_started > 0),
+        "{}: idle runs",
+        scenario.name
+    );
+}
+
+/// A test of its own for every catalogue scenario (`catalogue::NAME`), so that
+/// `cargo nextest run --partition count:K/N` spreads them evenly over K runners.
+/// `the_catalogue_lists_every_scenario_file` keeps the list equal to `scenarios/`.
+macro_rules! catalogue_tests {
+    ($($test:ident => $name:literal,)*) => {
+        mod catalogue {
+            $(
+                #[test]
+                fn $test() {
+                    super::meets_its_expectation($name);
+                }
+            )*
+        }
+        const LISTED: &[&str] = &[$($name),*];
+    };
+}
+
+catalogue_tests! {
+    acks_1_leader_crash => "acks-1-leader-crash",
+    bank_crash_restart => "bank-crash-restart",
+    bank_no_expected_version => "bank-no-expected-version",
+    bank_partitions => "bank-partitions",
+    bank_projections => "bank-projections",
+    bank_transactions => "bank-transactions",
+    bank_transactions_read_uncommitted => "bank-transactions-read-uncommitted",
+    cart_crash_restart => "cart-crash-restart",
+    cdc_disk_faults => "cdc-disk-faults",
+    clock_skew => "clock-skew",
+    config_swarm => "config-swarm",
+    config_swarm_es => "config-swarm-es",
+    config_swarm_txn => "config-swarm-txn",
+    crash_restart_loop => "crash-restart-loop",
+    disk_faults => "disk-faults",
+    disk_faults_one_broker => "disk-faults-one-broker",
+    finer_faults => "finer-faults",
+    flush_never_power_loss => "flush-never-power-loss",
+    gossip_smoke => "gossip-smoke",
+    inventory_partitions => "inventory-partitions",
+    kip_101_swarm => "kip-101-swarm",
+    kip_101_unclean_turns => "kip-101-unclean-turns",
+    kip_279_unclean_turns => "kip-279-unclean-turns",
+    last_replica_standing => "last-replica-standing",
+    leader_failover => "leader-failover",
+    legacy_truncation => "legacy-truncation",
+    long_poll => "long-poll",
+    min_isr_1 => "min-isr-1",
+    min_isr_2_flush_never => "min-isr-2-flush-never",
+    partition_storm => "partition-storm",
+    partitions => "partitions",
+    power_loss => "power-loss",
+    pre_kip_966_swarm => "pre-kip-966-swarm",
+    smoke => "smoke",
+    txn_exactly_once => "txn-exactly-once",
+    txn_faults => "txn-faults",
+    txn_offsets_after_output => "txn-offsets-after-output",
+    txn_pre_kip_890 => "txn-pre-kip-890",
+    txn_smoke => "txn-smoke",
+    unclean_election => "unclean-election",
+    volatile_counter => "volatile-counter",
+}
+
+#[test]
+fn the_catalogue_lists_every_scenario_file() {
+    let files: Vec<String> = catalogue()
+        .iter()
+        .map(|path| path.file_stem().expect("a name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, LISTED, "add the new scenario to catalogue_tests! (or remove the old one)");
 }
 
 #[test]
