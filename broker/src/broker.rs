@@ -113,6 +113,11 @@ pub enum BrokerEvent {
         partition: u32,
         bytes: u64,
     },
+    /// Opening the log trusted `segments` below its recovery point without a rescan.
+    RecoveryTrusted {
+        partition: u32,
+        segments: u64,
+    },
     /// A request was refused for its stale (or future) leader epoch.
     Fenced {
         partition: u32,
@@ -823,6 +828,10 @@ impl Broker {
         if report.truncated_bytes > 0 {
             let (partition, bytes) = (state.partition, report.truncated_bytes);
             self.events.push(BrokerEvent::RecoveryCut { partition, bytes });
+        }
+        if report.trusted_segments > 0 {
+            let (partition, segments) = (state.partition, report.trusted_segments);
+            self.events.push(BrokerEvent::RecoveryTrusted { partition, segments });
         }
         self.events.push(BrokerEvent::Opened { partition: state.partition });
         // Make what recovery kept durable, so the recovery point (and, with durable

@@ -102,6 +102,26 @@ impl Transactions {
     }
 }
 
+/// What a replica's log recovery checks at a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Recovery {
+    /// Every batch of every segment is validated: corruption at rest is cut at open.
+    #[default]
+    #[serde(rename = "verify-all")]
+    VerifyAll,
+    /// The segments below the recovery point are trusted and not rescanned (Kafka's
+    /// way; reads still validate what they serve): corruption at rest there stays in
+    /// the recovered log, so with disk faults `recovered-prefix` is not promised.
+    #[serde(rename = "trust-recovery-point")]
+    TrustRecoveryPoint,
+}
+
+impl Recovery {
+    fn is_default(&self) -> bool {
+        *self == Recovery::default()
+    }
+}
+
 /// The faults the run was allowed to inject: the budget a durability promise is made
 /// within. A crash loses a replica's unsynced writes; a disk fault can lose synced ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +161,10 @@ pub struct Config {
     /// header of a history without transactions reads as it always did.
     #[serde(default, skip_serializing_if = "Transactions::is_default")]
     pub transactions: Transactions,
+    /// What log recovery checks at a restart. Written only when weaker than the
+    /// default.
+    #[serde(default, skip_serializing_if = "Recovery::is_default")]
+    pub recovery: Recovery,
 }
 
 fn min_insync_replicas_default() -> u32 {
@@ -163,6 +187,7 @@ impl Default for Config {
             election: Election::Kip966,
             idempotent: idempotent_default(),
             fault_budget: FaultBudget::default(),
+            recovery: Recovery::VerifyAll,
             transactions: Transactions::Kip890,
         }
     }
@@ -205,6 +230,8 @@ impl Config {
         let kip_890 = self.transactions == Transactions::Kip890;
         let acked_durable = committed_stable && self.acks == Acks::All && kip_890;
         let no_duplicates = committed_stable && self.idempotent;
+        let recovered_prefix =
+            self.recovery == Recovery::VerifyAll || self.fault_budget.disk_faults_max == 0;
         let mut promises = Vec::with_capacity(Guarantee::ALL.len());
         for (guarantee, promised) in [
             (Guarantee::AckedDurable, acked_durable),
@@ -213,6 +240,7 @@ impl Config {
             (Guarantee::Transactional, kip_890),
             (Guarantee::Integrity, true),
             (Guarantee::Liveness, true),
+            (Guarantee::RecoveredPrefix, recovered_prefix),
         ] {
             if promised {
                 promises.push(guarantee);
@@ -292,6 +320,13 @@ impl fmt::Display for Config {
         if !self.transactions.is_default() {
             write!(f, " transactions={}", self.transactions)?;
         }
+        if !self.recovery.is_default() {
+            let recovery = match self.recovery {
+                Recovery::VerifyAll => "verify-all",
+                Recovery::TrustRecoveryPoint => "trust-recovery-point",
+            };
+            write!(f, " recovery={recovery}")?;
+        }
         Ok(())
     }
 }
@@ -321,57 +356,102 @@ mod tests {
             "transactional",
             "integrity",
             "liveness",
+            "recovered-prefix",
         ];
         let weaker = [
             (
                 r#"{"acks":"1"}"#,
-                vec!["committed-stable", "no-duplicates", "transactional", "integrity", "liveness"],
+                vec![
+                    "committed-stable",
+                    "no-duplicates",
+                    "transactional",
+                    "integrity",
+                    "liveness",
+                    "recovered-prefix",
+                ],
             ),
             (
                 r#"{"acks":"0"}"#,
-                vec!["committed-stable", "no-duplicates", "transactional", "integrity", "liveness"],
+                vec![
+                    "committed-stable",
+                    "no-duplicates",
+                    "transactional",
+                    "integrity",
+                    "liveness",
+                    "recovered-prefix",
+                ],
             ),
-            (r#"{"unclean_leader_election":true}"#, vec!["transactional", "integrity", "liveness"]),
-            (r#"{"truncation":"high-watermark"}"#, vec!["transactional", "integrity", "liveness"]),
-            (r#"{"truncation":"kip-101"}"#, vec!["transactional", "integrity", "liveness"]),
+            (
+                r#"{"unclean_leader_election":true}"#,
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
+            ),
+            (
+                r#"{"truncation":"high-watermark"}"#,
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
+            ),
+            (
+                r#"{"truncation":"kip-101"}"#,
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
+            ),
             // Before KIP-966 the last ISR member is re-elected whatever its crash lost...
             (
                 r#"{"election":"pre-kip-966","flush":"never","fault_budget":{"crashes_max":1}}"#,
-                vec!["transactional", "integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
             ),
             // ...which costs nothing when a crash loses nothing.
             (r#"{"election":"pre-kip-966","fault_budget":{"crashes_max":3}}"#, all.to_vec()),
             (
                 r#"{"idempotent":false}"#,
-                vec!["acked-durable", "committed-stable", "transactional", "integrity", "liveness"],
+                vec![
+                    "acked-durable",
+                    "committed-stable",
+                    "transactional",
+                    "integrity",
+                    "liveness",
+                    "recovered-prefix",
+                ],
             ),
             // The legacy transaction protocol: a late produce joins the next transaction.
             (
                 r#"{"transactions":"pre-kip-890"}"#,
-                vec!["committed-stable", "no-duplicates", "integrity", "liveness"],
+                vec![
+                    "committed-stable",
+                    "no-duplicates",
+                    "integrity",
+                    "liveness",
+                    "recovered-prefix",
+                ],
             ),
             // Replication alone covers one crash with two in-sync replicas...
             (r#"{"flush":"never","fault_budget":{"crashes_max":1}}"#, all.to_vec()),
             // ...but not two, nor one with a single in-sync replica.
             (
                 r#"{"flush":"never","fault_budget":{"crashes_max":2}}"#,
-                vec!["transactional", "integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
             ),
             (
                 r#"{"flush":{"every_ms":100},"min_insync_replicas":1,"fault_budget":{"crashes_max":1}}"#,
-                vec!["transactional", "integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
             ),
             // Syncing every batch makes crashes harmless; disk faults still count.
             (r#"{"min_insync_replicas":1,"fault_budget":{"crashes_max":3}}"#, all.to_vec()),
             (
                 r#"{"min_insync_replicas":1,"fault_budget":{"disk_faults_max":1}}"#,
-                vec!["transactional", "integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
             ),
             // With acks=1 one lossy replica is too many even with min.insync.replicas=3.
             (
                 r#"{"acks":"1","min_insync_replicas":3,"fault_budget":{"disk_faults_max":1}}"#,
-                vec!["transactional", "integrity", "liveness"],
+                vec!["transactional", "integrity", "liveness", "recovered-prefix"],
             ),
+            // Recovery that trusts the segments below its recovery point keeps what a disk
+            // corrupted there...
+            (
+                r#"{"recovery":"trust-recovery-point","fault_budget":{"disk_faults_max":1}}"#,
+                all[..6].to_vec(),
+            ),
+            // ...which costs nothing without disk faults.
+            (r#"{"recovery":"trust-recovery-point"}"#, all.to_vec()),
         ];
         for (json, expected) in weaker {
             assert_eq!(promises(json), expected, "{json}");

@@ -161,7 +161,7 @@ catalogue! {
     TruncationBelowHw = "truncation-below-hw", Replica, CommittedStable,
         "no replica truncates its log below the high watermark it reported in that lifetime";
     /// Recovery keeps only what the replica wrote.
-    RecoveryPrefix = "recovery-prefix", Replica, Integrity,
+    RecoveryPrefix = "recovery-prefix", Replica, RecoveredPrefix,
         "a replica's log recovered at a restart holds only batches it had itself written at those offsets";
     /// Every operation finishes.
     StillPending = "still-pending", Liveness, Liveness,
@@ -222,6 +222,10 @@ pub enum Guarantee {
     Integrity,
     /// Once faults heal, operations finish and replicas converge.
     Liveness,
+    /// A replica's log recovered at a restart holds only batches it had itself written
+    /// there. Promised unless recovery trusts the segments below its recovery point
+    /// (`recovery: trust-recovery-point`) while disks may corrupt data at rest.
+    RecoveredPrefix,
     /// Adya's PL-1 for transactions on a log: writes are isolated, as if transactions
     /// wrote one at a time (no G0 write cycle, no G1c cycle through the write order, and
     /// no other record between two sends of a transaction to a partition). Kafka does not
@@ -246,6 +250,7 @@ impl Guarantee {
         Guarantee::Transactional,
         Guarantee::Integrity,
         Guarantee::Liveness,
+        Guarantee::RecoveredPrefix,
         Guarantee::WriteIsolation,
         Guarantee::Serializable,
         Guarantee::ReadCommittedOnly,
@@ -260,6 +265,7 @@ impl Guarantee {
             Guarantee::Transactional => "transactional",
             Guarantee::Integrity => "integrity",
             Guarantee::Liveness => "liveness",
+            Guarantee::RecoveredPrefix => "recovered-prefix",
             Guarantee::WriteIsolation => "write-isolation",
             Guarantee::Serializable => "serializable",
             Guarantee::ReadCommittedOnly => "read-committed-only",

@@ -40,7 +40,7 @@ pub mod testkit;
 mod verdict;
 
 pub use check::check;
-pub use config::{Acks, Config, Election, FaultBudget, Flush, Transactions, Truncation};
+pub use config::{Acks, Config, Election, FaultBudget, Flush, Recovery, Transactions, Truncation};
 pub use history::{
     Closing, EVENTS_MAX, Event, EventType, FORMAT_VERSION, Header, History, HistoryBuilder,
     HistoryError, Isolation, LINE_BYTES_MAX, MicroOp, OFFSET_MAX, Op, OpSpan, Problem,

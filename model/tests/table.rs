@@ -373,7 +373,7 @@ fn the_verdict_prints_every_invariant_and_each_anomaly_with_its_lines() {
     }
     assert!(
         text.contains(
-            "promises  committed-stable no-duplicates transactional integrity liveness (from the configuration)"
+            "promises  committed-stable no-duplicates transactional integrity liveness recovered-prefix (from the configuration)"
         ),
         "{text}"
     );

@@ -616,6 +616,10 @@ fn configuration(scenario: &Scenario) -> (Vec<(String, String)>, Vec<String>) {
                     add(key, value.to_owned());
                 }
             }
+            let segment_kib = spec.segment_bytes_max / 1024;
+            if segment_kib != logjam_sim::scenario::SEGMENT_KIB_DEFAULT {
+                add("segment_kib", segment_kib.to_string());
+            }
             config.promises().into_iter().map(|g| g.name().to_owned()).collect()
         }
         System::GossipCounter { gossip_every_ns, durable } => {

@@ -33,9 +33,13 @@ pub enum FlushPolicy {
     Never,
 }
 
+/// The smallest segment size a log may be configured with, in bytes.
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
-    /// A segment rolls before an append would take it past this size.
+    /// A segment rolls before an append would take it past this size (at least
+    /// `SEGMENT_BYTES_MIN`). A batch larger than a whole segment gets one to itself.
     pub segment_bytes_max: u64,
     /// Bytes between two entries of the sparse offset index.
     pub index_interval_bytes: u64,

@@ -41,6 +41,9 @@ pub struct RecoveryReport {
     pub unknown_files: Vec<String>,
     pub batches_scanned: u64,
     pub bytes_scanned: u64,
+    /// Segments below the recovery point trusted without a rescan (only when the log
+    /// is not configured to verify everything on open).
+    pub trusted_segments: u64,
 }
 
 impl PartitionLog {
@@ -51,9 +54,12 @@ impl PartitionLog {
         config: LogConfig,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
         assert!(config.segment_bytes_max <= u64::from(u32::MAX), "index positions are 32-bit");
+        // Segments smaller than the largest batch are allowed, as in Kafka: a batch that
+        // does not fit the active segment rolls it, and one larger than a whole segment
+        // gets an empty segment to itself (the append path rolls only a non-empty one).
         assert!(
-            config.segment_bytes_max >= batch::BATCH_BYTES_MAX as u64,
-            "a segment must hold the largest batch"
+            config.segment_bytes_max >= super::SEGMENT_BYTES_MIN,
+            "a segment must be at least SEGMENT_BYTES_MIN bytes"
         );
         storage.create_dir(dir)?;
         let mut report = RecoveryReport::default();
@@ -135,6 +141,7 @@ impl PartitionLog {
                 )?,
                 None => false,
             };
+            report.trusted_segments += u64::from(trusted);
             if !trusted {
                 first_scanned.get_or_insert(base);
                 // What it holds past the recovery point may sit only in a page cache

@@ -106,7 +106,7 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
                 if offset < log_end_offset {
                     findings.found(
                         Invariant::RecoveryPrefix,
-                        Guarantee::Integrity,
+                        Guarantee::RecoveredPrefix,
                         Some(partition),
                         || {
                             let explanation = format!(

@@ -64,6 +64,11 @@ pub struct ClusterSpec {
     /// The ISR size below which a leader refuses `acks = all` writes and the high
     /// watermark stops advancing.
     pub min_insync_replicas: u32,
+    /// A broker's restart validates every batch of its logs; false: it trusts the
+    /// segments below its recovery point, as Kafka does (`cluster.verify_on_open`).
+    pub verify_on_open: bool,
+    /// A broker's log segments roll at this size, in bytes (`cluster.segment_kib`).
+    pub segment_bytes_max: u64,
     /// What a write (a producer's or an event-store client's) waits for before it is
     /// acknowledged.
     pub acks: Acks,
@@ -271,6 +276,11 @@ impl ClusterSpec {
                 None | Some(TxnProtocol::Kip890) => model::Transactions::Kip890,
                 Some(TxnProtocol::Legacy) => model::Transactions::PreKip890,
             },
+            recovery: if self.verify_on_open {
+                model::Recovery::VerifyAll
+            } else {
+                model::Recovery::TrustRecoveryPoint
+            },
         }
     }
 
@@ -281,12 +291,12 @@ impl ClusterSpec {
             min_insync_replicas: self.min_insync_replicas,
             truncation: self.truncation,
             log: LogConfig {
-                segment_bytes_max: 8 << 20,
+                segment_bytes_max: self.segment_bytes_max,
                 index_interval_bytes: 4096,
                 flush: self.flush,
-                // A restart validates everything: corruption at rest is cut at open and
-                // fetched again from the leader instead of failing reads forever.
-                verify_on_open: true,
+                // By default a restart validates everything: corruption at rest is cut at
+                // open and fetched again from the leader instead of failing reads.
+                verify_on_open: self.verify_on_open,
             },
             replica_lag_max_ns: 300_000_000,
             heartbeat_every_ns: 50_000_000,
@@ -510,6 +520,7 @@ impl Recorder {
                 return;
             }
             BrokerEvent::RecoveryCut { .. } => return count("recovery-truncation"),
+            BrokerEvent::RecoveryTrusted { .. } => return count("recovery-trusted"),
             BrokerEvent::Appended { partition, base_offset, end_offset, crc } => {
                 if self.written_batches >= WRITTEN_BATCHES_MAX {
                     return count("ledger-full");

@@ -30,6 +30,8 @@ pub const MENU_KEYS: &[&str] = &[
     "cluster.truncation",
     "cluster.election",
     "cluster.replica_fetch_wait",
+    "cluster.verify_on_open",
+    "cluster.segment_kib",
     "workload.producers",
     "workload.consumers",
     "workload.ops_per_s",

@@ -49,6 +49,10 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("isr-grow", "a follower that caught up joined a partition's in-sync replicas"),
     ("recovery-truncation", "a restarted broker's log recovery cut a torn or corrupt tail"),
     (
+        "recovery-trusted",
+        "a restarted broker's log recovery trusted segments below its recovery point (cluster.verify_on_open = false)",
+    ),
+    (
         "log-recovery",
         "a restarted broker recovered a log it had written to, checked against its ledger of written batches",
     ),
@@ -266,6 +270,7 @@ pub fn reachable(scenario: &crate::scenario::Scenario, name: &str) -> bool {
         "halt" => menu.disk.is_some(),
         "restart" | "crash-lost-writes" | "budget-exceeded" | "client-restart" => crashes,
         "log-recovery" | "recovery-truncation" | "ledger-full" => spec.is_some() && crashes,
+        "recovery-trusted" => spec.is_some_and(|spec| !spec.verify_on_open) && crashes,
         "projection-restart" | "snapshot-load" => spec.is_some_and(|spec| spec.es.is_some()),
         "txn-commit" | "txn-abort" | "txn-timeout" | "txn-marker" | "producer-fenced" => {
             spec.is_some_and(|spec| spec.txn.is_some())

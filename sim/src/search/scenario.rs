@@ -275,6 +275,12 @@ struct ClusterFile {
     /// Long-poll follower fetches: how long a leader may hold one (0, the default,
     /// answers at once).
     replica_fetch_wait: Option<Spanned<Dur>>,
+    /// A broker's restart validates every batch of its logs (default), or trusts the
+    /// segments below its recovery point (Kafka's way: faster on big logs).
+    verify_on_open: Option<bool>,
+    /// A broker's log segments roll at this size, in KiB (default 8192): small ones
+    /// put recovery's trusted-segment path and segment rolls under the faults.
+    segment_kib: Option<Spanned<u64>>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -634,6 +640,13 @@ struct ExpectFile {
 
 /// The gossip counter's invariants, which a scenario may name in `expect.violation`.
 pub const COUNTER_INVARIANTS: &[&str] = &["acked-durable", "no-phantom", "converged"];
+
+/// A broker's log segment size when the scenario does not say (`cluster.segment_kib`).
+pub const SEGMENT_KIB_DEFAULT: u64 = 8 << 10;
+/// The smallest segment a scenario may ask for, in KiB (a batch must fit one).
+pub const SEGMENT_KIB_MIN: u64 = 4;
+/// The largest, in KiB (1 GiB, Kafka's default).
+pub const SEGMENT_KIB_MAX: u64 = 1 << 20;
 
 /// The most aggregates an event-store scenario may name (`eventstore.aggregates`).
 pub const ES_ACCOUNTS_MAX: u32 = 1_000;
@@ -1540,11 +1553,22 @@ impl Source<'_> {
                     );
                     return refuse(span, message);
                 }
+                let segment_kib =
+                    cluster.segment_kib.as_ref().map_or(SEGMENT_KIB_DEFAULT, |kib| *kib.get_ref());
+                if !(SEGMENT_KIB_MIN..=SEGMENT_KIB_MAX).contains(&segment_kib) {
+                    let span = cluster.segment_kib.as_ref().map(Spanned::span);
+                    let message = format!(
+                        "cluster.segment_kib: {segment_kib} is not between {SEGMENT_KIB_MIN} and {SEGMENT_KIB_MAX}"
+                    );
+                    return refuse(span, message);
+                }
                 let spec = ClusterSpec {
                     brokers,
                     partitions,
                     replication_factor,
                     min_insync_replicas,
+                    verify_on_open: cluster.verify_on_open.unwrap_or(true),
+                    segment_bytes_max: segment_kib * 1024,
                     acks: match cluster.acks.unwrap_or(AcksFile::All) {
                         AcksFile::Zero => Acks::None,
                         AcksFile::One => Acks::Leader,
