@@ -31,6 +31,11 @@ pub struct ProducerConfig {
     /// An operation that has not ended this long after it began ends as indeterminate
     /// (or failed, if nothing was ever sent): Kafka's `delivery.timeout.ms`.
     pub delivery_timeout_ns: u64,
+    /// A refusal proves the request did not append (over TCP a request is handled
+    /// once). False on a network that may duplicate requests: a copy of a refused
+    /// attempt may still land, so a send refused on every attempt ends indeterminate,
+    /// never failed.
+    pub refusals_definite: bool,
 }
 
 struct Send {
@@ -201,6 +206,11 @@ impl Producer {
         if send.attempts >= self.config.attempts_max || expired {
             let outcome = if send.maybe_appended {
                 Outcome::Info(format!("no answer after {} attempts", send.attempts))
+            } else if send.attempts > 0 && !self.config.refusals_definite {
+                Outcome::Info(format!(
+                    "refused {} times, but a duplicated copy of an attempt may still land",
+                    send.attempts
+                ))
             } else {
                 Outcome::Fail(format!("refused {} times", send.attempts))
             };
@@ -287,7 +297,8 @@ impl Producer {
                         if code.leader_moved() {
                             self.leaders[send.partition as usize] = None;
                         }
-                        if code == ErrorCode::OutOfOrderSequence && !send.maybe_appended {
+                        let definite = !send.maybe_appended && self.config.refusals_definite;
+                        if code == ErrorCode::OutOfOrderSequence && definite {
                             self.last_refusal = Some(code);
                             return self.finish(Outcome::Fail(format!("{code:?}")));
                         }
@@ -296,6 +307,10 @@ impl Producer {
                             // (and moved the version itself).
                             let outcome = if send.maybe_appended {
                                 Outcome::Info(format!("{code:?} after an unanswered attempt"))
+                            } else if !self.config.refusals_definite {
+                                Outcome::Info(format!(
+                                    "{code:?}, but a duplicated copy of an attempt may still land"
+                                ))
                             } else {
                                 self.last_refusal = Some(code);
                                 Outcome::Fail(format!("{code:?}"))

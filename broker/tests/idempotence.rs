@@ -122,6 +122,7 @@ fn a_send_that_did_not_land_retires_its_producer_id() {
             retry_backoff_ns: 10 * MS,
             attempts_max: 3,
             delivery_timeout_ns: 10_000 * MS,
+            refusals_definite: true,
         });
         let mut now_ns = T0;
         let mut init_requests = 0;

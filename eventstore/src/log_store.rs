@@ -61,6 +61,9 @@ pub struct LogStoreConfig {
     /// each life numbers its requests in a range of its own, so a late answer to a
     /// request of an earlier life is never taken for one of this life's.
     pub life: u64,
+    /// A refused append certainly did not land (`ProducerConfig::refusals_definite`):
+    /// false on a network that may duplicate requests.
+    pub refusals_definite: bool,
 }
 
 /// Where a life's correlation ids sit: bits 24..32, below the reads' counter (bits
@@ -151,6 +154,7 @@ impl LogStore {
             retry_backoff_ns: config.retry_backoff_ns,
             attempts_max: config.attempts_max,
             delivery_timeout_ns: config.delivery_timeout_ns,
+            refusals_definite: config.refusals_definite,
         })
         .with_correlation_base(life_base(config.life));
         let txn = config.transactions.as_ref().map(|(coordinator, txn_id)| {

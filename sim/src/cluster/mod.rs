@@ -69,6 +69,10 @@ pub struct ClusterSpec {
     pub verify_on_open: bool,
     /// A broker's log segments roll at this size, in bytes (`cluster.segment_kib`).
     pub segment_bytes_max: u64,
+    /// The network may duplicate messages, so a copy of a request may arrive after
+    /// its original was answered: a producer refused on every attempt cannot say its
+    /// send failed, only that it may have landed (`ProducerConfig::refusals_definite`).
+    pub requests_may_repeat: bool,
     /// What a write (a producer's or an event-store client's) waits for before it is
     /// acknowledged.
     pub acks: Acks,
@@ -1060,6 +1064,7 @@ impl Process for ClusterProcess {
                 check_versions: es.expected_versions,
                 transactions: spec.coordinator().map(|node| (node.0, format!("es{id}"))),
                 life: self.life,
+                refusals_definite: !spec.requests_may_repeat,
             };
             let store = LogStore::new(config);
             let recorder = self.es_recorder.clone();
@@ -1129,6 +1134,7 @@ impl Process for ClusterProcess {
                 retry_backoff_ns: 20_000_000,
                 attempts_max: 5,
                 delivery_timeout_ns: 2_000_000_000,
+                refusals_definite: !spec.requests_may_repeat,
             };
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().client_started(t_ns, id, self.life);

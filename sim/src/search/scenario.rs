@@ -1268,6 +1268,20 @@ impl Source<'_> {
             })?;
             coverage.push(coverage::Requirement { item: item.get_ref().clone(), min_per_mille });
         }
+        // A network that duplicates messages can deliver a copy of a produce request
+        // after its original was refused: the clients must not call a send that was
+        // refused on every attempt failed (it may land yet).
+        let duplicates = world.network.duplicate_probability > 0.0
+            || menu.duplicate.is_some_and(|[_, high]| high > 0.0)
+            || scripted.iter().any(|timed| {
+                matches!(timed.fault, crate::Fault::NetworkFaults { duplicate_probability, .. } if duplicate_probability > 0.0)
+            });
+        let system = match system {
+            System::LogCluster(spec) => {
+                System::LogCluster(ClusterSpec { requests_may_repeat: duplicates, ..spec })
+            }
+            other => other,
+        };
         Ok(Scenario {
             coverage,
             disk_targets,
@@ -1569,6 +1583,8 @@ impl Source<'_> {
                     min_insync_replicas,
                     verify_on_open: cluster.verify_on_open.unwrap_or(true),
                     segment_bytes_max: segment_kib * 1024,
+                    // Set once the network and the faults are known (below).
+                    requests_may_repeat: false,
                     acks: match cluster.acks.unwrap_or(AcksFile::All) {
                         AcksFile::Zero => Acks::None,
                         AcksFile::One => Acks::Leader,
