@@ -308,8 +308,8 @@ fn witnesses_are_the_few_lines_that_prove_it() {
         ("committed-read-changed", "`a` was read at offset 0, and later `b` is there", &[7, 8]),
         (
             "divergence",
-            "n0 and n1 differ at offset 1, below both high watermarks (2 and 2)",
-            &[8, 9],
+            "n0 and n1 differ at offset 1, below both high watermarks (2 and 2): n0 holds `b`, acknowledged at 0.000000s; n1 holds `c`, sent (indeterminate) at 0.000000s",
+            &[5, 7, 8, 9],
         ),
         (
             "txn-aborted-read",

@@ -47,3 +47,35 @@ fn a_lost_writes_witness_tells_how_it_was_lost_in_time_order() {
     let keys: Vec<(u64, u64)> = lost.witness.iter().map(|w| w.story_key()).collect();
     assert!(keys.windows(2).all(|pair| pair[0] <= pair[1]), "time order: {keys:?}");
 }
+
+/// Two logs parted at offset 1: n0's side written under leader n0 in epoch 1, n1's
+/// under leader n1 in epoch 2.
+const PARTED: &str = r#"{"v":1,"system":"story","config":{"acks":"all","min_insync_replicas":2,"unclean_leader_election":false,"flush":"every-batch","truncation":"leader-epoch","idempotent":true}}
+{"i":0,"t_ns":100,"process":0,"type":"invoke","f":"send","partition":0,"value":"v0"}
+{"i":1,"t_ns":200,"process":0,"type":"ok","f":"send","partition":0,"value":"v0","offset":0}
+{"i":2,"t_ns":250,"process":0,"type":"invoke","f":"send","partition":0,"value":"v2"}
+{"i":3,"t_ns":300,"process":0,"type":"ok","f":"send","partition":0,"value":"v2","offset":1}
+{"i":4,"t_ns":550,"process":1,"type":"invoke","f":"send","partition":0,"value":"v1"}
+{"i":5,"t_ns":600,"process":1,"type":"ok","f":"send","partition":0,"value":"v1","offset":1}
+{"t_ns":0,"type":"leader","node":0,"partition":0,"epoch":1}
+{"t_ns":500,"type":"leader","node":1,"partition":0,"epoch":2}
+{"type":"replica","node":0,"partition":0,"log_start_offset":0,"high_watermark":2,"records":[[0,null,"v0"],[1,null,"v2"]]}
+{"type":"replica","node":1,"partition":0,"log_start_offset":0,"high_watermark":2,"records":[[0,null,"v0"],[1,null,"v1"]]}
+"#;
+
+#[test]
+fn a_divergence_says_which_sends_and_leaders_wrote_each_side() {
+    let verdict = check(&parse_history_str(PARTED).expect("valid"));
+    let parted = verdict.anomalies.iter().find(|a| a.invariant == Invariant::Divergence);
+    let parted = parted.unwrap_or_else(|| panic!("no divergence in\n{verdict}"));
+    for words in [
+        "differ at offset 1",
+        "holds `v2`, acknowledged at 0.000000s, written under leader n0 in epoch 1",
+        "holds `v1`, acknowledged at 0.000000s, written under leader n1 in epoch 2",
+    ] {
+        assert!(parted.explanation.contains(words), "no `{words}` in {}", parted.explanation);
+    }
+    // Both sends, both elections and both logs, in time order (the logs last).
+    let lines: Vec<u64> = parted.witness.iter().map(|w| w.line()).collect();
+    assert_eq!(lines, vec![8, 5, 9, 7, 10, 11], "{verdict}");
+}

@@ -8,7 +8,7 @@
 
 use super::Findings;
 use super::digest::Digest;
-use crate::history::Record;
+use crate::history::{Closing, ProtocolEvent, Record};
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
 
@@ -59,20 +59,83 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings<'_>) {
             Guarantee::CommittedStable,
             Some(replica.partition),
             || {
-                let explanation = format!(
+                let mut explanation = format!(
                     "n{} and n{} differ at offset {offset}, below both high watermarks ({} and {})",
                     reference.node, replica.node, reference.high_watermark, replica.high_watermark
                 );
-                let witness = vec![
-                    digest.witness.replica_at(reference_closing, offset),
-                    digest.witness.replica_at(closing, offset),
-                ];
+                // The story: which send wrote each side, and under which leader.
+                let mut witness = Vec::new();
+                let mut told = Vec::new();
+                for side in [reference, replica] {
+                    let record = side.records.iter().find(|r| r.offset == offset);
+                    let (words, lines) = side_story(digest, side.partition, side.node, record);
+                    told.push(words);
+                    witness.extend(lines);
+                }
+                explanation += &format!(": {}", told.join("; "));
+                witness.push(digest.witness.replica_at(reference_closing, offset));
+                witness.push(digest.witness.replica_at(closing, offset));
                 (explanation, witness)
             },
         );
     }
     findings.examined(Invariant::ReplicaLogOrder, digest.replicas.len() as u64, "replica logs");
     findings.examined(Invariant::Divergence, well_formed, "replica logs");
+}
+
+/// One side of a divergence in words, with its lines: the record `node` holds at the
+/// offset, the send that wrote it (its acknowledgement, or its invocation when it
+/// was never acknowledged), and the leader the partition had then (the last
+/// `leader` event at or before that time).
+fn side_story(
+    digest: &Digest<'_>,
+    partition: u32,
+    node: u32,
+    record: Option<&Record>,
+) -> (String, Vec<Witness>) {
+    let Some(record) = record else { return (format!("n{node} holds nothing there"), Vec::new()) };
+    let send = digest
+        .sends
+        .iter()
+        .find(|send| digest.partition_id(send.part) == partition && send.value == record.value);
+    let Some(send) = send else {
+        return (format!("n{node} holds `{}`, which no send wrote", record.value), Vec::new());
+    };
+    let event = send.completion.unwrap_or(send.invoke) as usize;
+    let at_ns = digest.history.events()[event].t_ns;
+    let how = match send.outcome {
+        super::digest::Outcome::Ok => "acknowledged",
+        super::digest::Outcome::Info => "sent (indeterminate)",
+        _ => "sent",
+    };
+    let mut lines = vec![digest.witness.event(event)];
+    let closing = digest.history.closing();
+    let leader = (0..closing.len()).rev().find_map(|index| match &closing[index] {
+        Closing::Protocol(protocol) if protocol.t_ns <= at_ns => match protocol.event {
+            ProtocolEvent::Leader { partition: p, epoch } if p == partition => {
+                Some((index, protocol.node, epoch))
+            }
+            _ => None,
+        },
+        _ => None,
+    });
+    let words = match leader {
+        Some((index, leader, epoch)) => {
+            lines.push(digest.witness.protocol(index));
+            format!(
+                "n{node} holds `{}`, {how} at {}, written under leader n{leader} in epoch {epoch}",
+                record.value,
+                seconds(at_ns)
+            )
+        }
+        None => format!("n{node} holds `{}`, {how} at {}", record.value, seconds(at_ns)),
+    };
+    (words, lines)
+}
+
+/// A time in seconds, to the microsecond (`1.234567s`).
+fn seconds(t_ns: u64) -> String {
+    format!("{}.{:06}s", t_ns / 1_000_000_000, t_ns % 1_000_000_000 / 1_000)
 }
 
 /// The first offset in `[from, below)` where two well-formed logs differ: a record in
