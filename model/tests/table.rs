@@ -72,6 +72,8 @@ const TABLE: &[Row] = &[
     row("txn-aborted-read-final-view", &["txn-aborted-read"], &[]),
     row("read-past-lso", &["read-past-lso"], &[]),
     row("atomic-visibility", &["atomic-visibility"], &[]),
+    // The same on a lossy log: allowed, as a consequence of the loss.
+    row("atomic-visibility-lossy-log", &[], &["atomic-visibility"]),
     row("zombie-write", &["zombie-write"], &[]),
     row("exactly-once", &["exactly-once"], &[]),
     row("hanging-transaction", &["hanging-transaction"], &[]),

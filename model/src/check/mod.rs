@@ -84,6 +84,11 @@ pub(crate) struct Findings<'h> {
 }
 
 impl<'h> Findings<'h> {
+    /// Whether the history's configuration promises `guarantee`.
+    pub(crate) fn promised(&self, guarantee: Guarantee) -> bool {
+        self.promises.contains(&guarantee)
+    }
+
     fn new(history: &'h History, promises: Vec<Guarantee>) -> Findings<'h> {
         let checks = Invariant::ALL
             .iter()
