@@ -11,6 +11,32 @@ fn logjam(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `logjam` with the shard engines' variables cleared and `vars` set.
+fn logjam_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    const SHARD_VARIABLES: &[&str] = &[
+        "JOB_COMPLETION_INDEX",
+        "LOGJAM_SHARD_INDEX",
+        "LOGJAM_SHARD_COUNT",
+        "CI_NODE_INDEX",
+        "CI_NODE_TOTAL",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+    ];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logjam"));
+    command.args(args).current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    for name in SHARD_VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied()).output().expect("the binary runs")
+}
+
+/// A file of the repository (`scenarios/smoke.toml`), as text.
+fn repo_file(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -602,10 +628,7 @@ fn a_weak_sweep_shows_replay_shrink_and_the_seeds_that_showed_its_anomaly() {
 
     // A scenario without `about`: no dangling colon.
     let plain = dir.path().join("plain.toml");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml"),
-    )
-    .expect("smoke");
+    let text = repo_file("scenarios/smoke.toml");
     let text: String =
         text.lines().filter(|line| !line.starts_with("about")).collect::<Vec<_>>().join("\n");
     std::fs::write(&plain, text).expect("written");
@@ -692,10 +715,7 @@ fn a_schedule_replay_reports_the_schedules_own_phases_and_faults() {
     assert!(markdown.contains("| schedule | chaos 0.208991186s"), "{markdown}");
     // The scenario's own phases (8s of chaos) are not shown as the run's.
     assert!(markdown.contains("`chaos=208991186ns`"), "{markdown}");
-    let scenario = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/acks-1-leader-crash.toml"),
-    )
-    .expect("the scenario");
+    let scenario = repo_file("scenarios/acks-1-leader-crash.toml");
     assert!(!scenario.contains("chaos = \"208991186ns\""), "the scenario's phases differ");
 }
 
@@ -721,10 +741,7 @@ fn the_trace_shows_messages_in_words_and_leaves_the_run_unchanged() {
 #[test]
 fn a_held_sweep_of_a_weak_setup_counts_the_runs_with_allowed_anomalies() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/unclean-election.toml"),
-    )
-    .expect("the scenario");
+    let text = repo_file("scenarios/unclean-election.toml");
     let cut = text.find("[expect]").expect("an [expect] table");
     let path = dir.path().join("unclean-all-hold.toml");
     std::fs::write(&path, format!("{}[expect]\nall_hold = true\n", &text[..cut])).expect("written");
@@ -749,10 +766,7 @@ fn a_held_sweep_of_a_weak_setup_counts_the_runs_with_allowed_anomalies() {
 #[test]
 fn a_sweep_whose_workload_or_faults_never_ran_is_under_covered() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let smoke = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml"),
-    )
-    .expect("smoke");
+    let smoke = repo_file("scenarios/smoke.toml");
     let cases = [
         (
             "no-ops",
@@ -815,9 +829,7 @@ fn the_coverage_table_lists_only_what_the_scenario_can_reach() {
 /// The README's shrink example is what the command prints (the wall time aside).
 #[test]
 fn the_readmes_shrink_example_is_what_shrink_prints() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
+    let readme = repo_file("README.md");
     let prompt = "$ cargo run --release -p logjam -- shrink ";
     let block = readme.split(prompt).nth(1).expect("the shrink example");
     let block = block.split("```").next().expect("a closed block");
@@ -893,24 +905,8 @@ fn shards_from_the_engines_environment_merge_into_the_whole_sweep() {
     for (engine, shards) in engines {
         let mut files = Vec::new();
         for (k, vars) in shards.iter().enumerate() {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_logjam"));
-            command
-                .args(["run", scenario, "--seeds", "16", "--shard", "auto"])
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-            for name in [
-                "JOB_COMPLETION_INDEX",
-                "LOGJAM_SHARD_INDEX",
-                "LOGJAM_SHARD_COUNT",
-                "CI_NODE_INDEX",
-                "CI_NODE_TOTAL",
-                "SLURM_ARRAY_TASK_ID",
-                "SLURM_ARRAY_TASK_MIN",
-                "SLURM_ARRAY_TASK_COUNT",
-            ] {
-                command.env_remove(name);
-            }
-            command.envs(vars.iter().copied());
-            let output = command.output().expect("the binary runs");
+            let output =
+                logjam_with_env(&["run", scenario, "--seeds", "16", "--shard", "auto"], vars);
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(stderr.contains(&format!("shard {k}/2 (from ")), "{engine}: {stderr}");
             let path = dir.path().join(format!("{engine}-{k}.jsonl"));
@@ -921,17 +917,7 @@ fn shards_from_the_engines_environment_merge_into_the_whole_sweep() {
         assert_eq!(merged.status.code(), whole.status.code(), "{engine}");
         assert_eq!(stdout(&merged), stdout(&whole), "{engine}");
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logjam"));
-    command.args(["run", scenario, "--seeds", "4", "--shard", "auto"]);
-    for name in
-        ["JOB_COMPLETION_INDEX", "LOGJAM_SHARD_INDEX", "CI_NODE_INDEX", "SLURM_ARRAY_TASK_ID"]
-    {
-        command.env_remove(name);
-    }
-    let output = command
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("runs");
+    let output = logjam_with_env(&["run", scenario, "--seeds", "4", "--shard", "auto"], &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

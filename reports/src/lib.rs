@@ -161,10 +161,10 @@ pub fn schedule_summary(schedule: &logjam_sim::run::Schedule) -> String {
 
 /// How many runs held, and how many of them showed anomalies the configuration allows:
 /// the words the sweep's text and Markdown share.
-pub fn held_words(sweep: &SweepResult) -> String {
-    match sweep.held_with_anomalies {
-        0 => format!("{} held", sweep.held),
-        n => format!("{} held ({n} with anomalies the configuration allows)", sweep.held),
+pub fn held_words(held: u64, held_with_anomalies: u64) -> String {
+    match held_with_anomalies {
+        0 => format!("{held} held"),
+        n => format!("{held} held ({n} with anomalies the configuration allows)"),
     }
 }
 
@@ -189,7 +189,7 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
         out,
         "seeds {}..{end}: {}, {} expected violations, {} unexpected",
         sweep.start,
-        held_words(sweep),
+        held_words(sweep.held, sweep.held_with_anomalies),
         sweep.expected_violations,
         sweep.unexpected_total
     );

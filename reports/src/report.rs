@@ -266,9 +266,6 @@ pub struct SweepReport {
     pub held: u64,
     /// Of the runs that held, those that showed anomalies the configuration allows.
     pub held_with_anomalies: u64,
-    /// `held` and `held_with_anomalies` in words (`held_words`).
-    #[serde(skip)]
-    pub held_words: String,
     pub expected_violations: u64,
     pub unexpected: u64,
     pub passed: bool,
@@ -356,7 +353,6 @@ impl SweepReport {
             seeds: sweep.seeds,
             held: sweep.held,
             held_with_anomalies: sweep.held_with_anomalies,
-            held_words: crate::held_words(sweep),
             expected_violations: sweep.expected_violations,
             unexpected: sweep.unexpected_total,
             passed: sweep.passed(),
@@ -415,7 +411,7 @@ impl SweepReport {
             out,
             "**{}**: {}, {} expected violations, {} unexpected.\n",
             if self.passed { "PASS" } else { "FAIL" },
-            self.held_words,
+            crate::held_words(self.held, self.held_with_anomalies),
             self.expected_violations,
             self.unexpected
         );

@@ -1083,6 +1083,34 @@ fn test_name() -> String {
     }
 }
 
+/// Runs `each` once on each seed of `seeds`, taken in order by `threads`
+/// threads (whole seeds, never parts of one run), until the seeds run out or
+/// `wanted(seed)` says no seed from there on is needed.
+fn on_threads(
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+    wanted: impl Fn(u64) -> bool + Sync,
+    each: impl Fn(u64) + Sync,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    // Threads run whole seeds, never parts of one run.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end || !wanted(seed) {
+                        return;
+                    }
+                    each(seed);
+                }
+            });
+        }
+    });
+}
+
 /// The smallest seed of `seeds` for which `probe` says something, with what it
 /// said: seeds run in parallel, and a thread stops taking seeds past the smallest
 /// found, so the answer is the same whatever the thread count.
@@ -1091,29 +1119,15 @@ fn first_seed<T: Send>(
     threads: usize,
     probe: impl Fn(u64) -> Option<T> + Sync,
 ) -> Option<(u64, T)> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let next = AtomicU64::new(seeds.start);
-    let found: Mutex<Option<(u64, T)>> = Mutex::new(None);
-    let smallest = AtomicU64::new(u64::MAX);
-    // Threads run whole seeds, never parts of one run.
-    #[allow(clippy::disallowed_methods)]
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end || seed > smallest.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let Some(said) = probe(seed) else { continue };
-                    let mut found = found.lock().expect("no thread panics holding it");
-                    if found.as_ref().is_none_or(|(first, _)| seed < *first) {
-                        *found = Some((seed, said));
-                        smallest.store(seed, Ordering::Relaxed);
-                    }
-                }
-            });
+    let found: std::sync::Mutex<Option<(u64, T)>> = std::sync::Mutex::new(None);
+    let smallest = |seed: u64| {
+        found.lock().expect("no thread panics holding it").as_ref().is_none_or(|(s, _)| seed < *s)
+    };
+    on_threads(seeds, threads, smallest, |seed| {
+        let Some(said) = probe(seed) else { return };
+        let mut found = found.lock().expect("no thread panics holding it");
+        if found.as_ref().is_none_or(|(first, _)| seed < *first) {
+            *found = Some((seed, said));
         }
     });
     found.into_inner().expect("no thread panics holding it")
@@ -1125,26 +1139,16 @@ fn map_seeds<T: Send>(
     threads: usize,
     run: impl Fn(u64) -> T + Sync,
 ) -> Vec<T> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let next = AtomicU64::new(seeds.start);
-    let done: Mutex<std::collections::BTreeMap<u64, T>> = Mutex::default();
-    // Threads run whole seeds, never parts of one run.
-    #[allow(clippy::disallowed_methods)]
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        return;
-                    }
-                    let result = run(seed);
-                    done.lock().expect("no thread panics holding it").insert(seed, result);
-                }
-            });
-        }
-    });
+    let done: std::sync::Mutex<std::collections::BTreeMap<u64, T>> = Default::default();
+    on_threads(
+        seeds,
+        threads,
+        |_| true,
+        |seed| {
+            let result = run(seed);
+            done.lock().expect("no thread panics holding it").insert(seed, result);
+        },
+    );
     done.into_inner().expect("no thread panics holding it").into_values().collect()
 }
 

@@ -37,6 +37,40 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) {
         );
         return;
     };
+    let skipped = in_offset_order(
+        digest,
+        |_| BTreeMap::<&str, State>::new(),
+        |states, reference, position| {
+            let event = digest.event(reference, position as u32);
+            let state = states.entry(event.stream.as_str()).or_insert_with(|| domain.initial());
+            if let Ok(parsed) = &digest.replicas[reference].parsed[position] {
+                state.apply(parsed, event.version);
+            }
+        },
+        |states, reference, index| judge(digest, domain, reference, index, states, findings),
+    );
+    let examined = checkpoints.len() as u64 - skipped;
+    findings.examined(EsInvariant::ProjectionEquivalence, examined, "checkpoints");
+    findings.skipped(
+        EsInvariant::ProjectionEquivalence,
+        skipped,
+        "checkpoints of partitions no replica holds",
+    );
+}
+
+/// Walks each partition's checkpoints in offset order, in one forward pass over its
+/// longest replica's events: `start(reference)` makes a partition's fold, `fold(fold,
+/// reference, position)` takes each event below the next checkpoint's offset, and
+/// `judge(fold, reference, index)` judges the checkpoint. Returns how many checkpoints
+/// were skipped (of partitions no replica holds). Linear in the log plus the
+/// checkpoints.
+pub(super) fn in_offset_order<F>(
+    digest: &Digest<'_>,
+    mut start: impl FnMut(usize) -> F,
+    mut fold: impl FnMut(&mut F, usize, usize),
+    mut judge: impl FnMut(&F, usize, usize),
+) -> u64 {
+    let checkpoints = &digest.history.projections;
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (index, checkpoint) in checkpoints.iter().enumerate() {
         by_partition.entry(checkpoint.partition).or_default().push(index);
@@ -49,28 +83,31 @@ pub(super) fn check(digest: &Digest<'_>, findings: &mut Findings) {
         };
         indices.sort_by_key(|&index| (checkpoints[index].offset, index));
         let events = &digest.history.replicas[reference].events;
-        let mut states: BTreeMap<&str, State> = BTreeMap::new();
+        let mut folded = start(reference);
         let mut next = 0;
         for index in indices {
-            let checkpoint = &checkpoints[index];
-            while next < events.len() && events[next].offset < checkpoint.offset {
-                let event = &events[next];
-                let state = states.entry(event.stream.as_str()).or_insert_with(|| domain.initial());
-                if let Ok(parsed) = &digest.replicas[reference].parsed[next] {
-                    state.apply(parsed, event.version);
-                }
+            while next < events.len() && events[next].offset < checkpoints[index].offset {
+                fold(&mut folded, reference, next);
                 next += 1;
             }
-            judge(digest, domain, reference, index, &states, findings);
+            judge(&folded, reference, index);
         }
     }
-    let examined = checkpoints.len() as u64 - skipped;
-    findings.examined(EsInvariant::ProjectionEquivalence, examined, "checkpoints");
-    findings.skipped(
-        EsInvariant::ProjectionEquivalence,
-        skipped,
-        "checkpoints of partitions no replica holds",
-    );
+    skipped
+}
+
+/// What a checkpoint that disagrees with the fold breaks: committed reads when its
+/// projection read uncommitted, durability on a log that may lose acknowledged
+/// appends, integrity otherwise.
+pub(super) fn equivalence_guarantee(
+    digest: &Digest<'_>,
+    checkpoint: &ProjectionCheckpoint,
+) -> EsGuarantee {
+    match (checkpoint.read_uncommitted, digest.history.lossy_log) {
+        (true, _) => EsGuarantee::CommittedReads,
+        (false, true) => EsGuarantee::AckedDurable,
+        (false, false) => EsGuarantee::Integrity,
+    }
 }
 
 /// Compares one checkpoint's read model with the fold of what it covers.
@@ -83,11 +120,7 @@ fn judge(
     findings: &mut Findings,
 ) {
     let checkpoint = &digest.history.projections[index];
-    let guarantee = match (checkpoint.read_uncommitted, digest.history.lossy_log) {
-        (true, _) => EsGuarantee::CommittedReads,
-        (false, true) => EsGuarantee::AckedDurable,
-        (false, false) => EsGuarantee::Integrity,
-    };
+    let guarantee = equivalence_guarantee(digest, checkpoint);
     let witness = EsWitness::Projection { index: index as u64, checkpoint: checkpoint.clone() };
     let shown = match read_model(domain, &checkpoint.read_model) {
         Ok(shown) => shown,

@@ -14,7 +14,7 @@
 //! reference folds are: an event its `validate` refuses is reported and not applied
 //! (an aggregate's `apply` may panic on it), and the fold goes on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -291,37 +291,20 @@ pub(super) fn check_projections(
         return false;
     }
     let checkpoints = &digest.history.projections;
-    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (index, checkpoint) in checkpoints.iter().enumerate() {
-        by_partition.entry(checkpoint.partition).or_default().push(index);
-    }
-    let (mut examined, mut skipped) = (0, 0);
-    for (partition, mut indices) in by_partition {
-        let Some(reference) = digest.partitions.get(&partition).map(|p| p.reference) else {
-            skipped += indices.len() as u64;
-            continue;
-        };
-        indices.sort_by_key(|&index| (checkpoints[index].offset, index));
-        let events = &digest.history.replicas[reference].events;
-        let mut model = user.read_model().expect("the same fold");
-        let mut next = 0;
-        for index in indices {
+    let skipped = super::projections::in_offset_order(
+        digest,
+        |_| user.read_model().expect("the same fold"),
+        |model, reference, position| {
+            let event = digest.event(reference, position as u32);
+            let _ = model.apply(&event.stream, event.offset, &event.event);
+        },
+        |model, reference, index| {
             let checkpoint = &checkpoints[index];
-            while next < events.len() && events[next].offset < checkpoint.offset {
-                let event = &events[next];
-                let _ = model.apply(&event.stream, event.offset, &event.event);
-                next += 1;
-            }
-            examined += 1;
             let folded = model.json();
             if folded == checkpoint.read_model {
-                continue;
+                return;
             }
-            let guarantee = match (checkpoint.read_uncommitted, digest.history.lossy_log) {
-                (true, _) => EsGuarantee::CommittedReads,
-                (false, true) => EsGuarantee::AckedDurable,
-                (false, false) => EsGuarantee::Integrity,
-            };
+            let guarantee = super::projections::equivalence_guarantee(digest, checkpoint);
             let path = first_difference(&checkpoint.read_model, &folded);
             findings.found(EsInvariant::ProjectionEquivalence, guarantee, None, || {
                 let mut explanation = format!(
@@ -348,8 +331,9 @@ pub(super) fn check_projections(
                 }
                 (explanation, witness)
             });
-        }
-    }
+        },
+    );
+    let examined = checkpoints.len() as u64 - skipped;
     findings.examined(
         EsInvariant::ProjectionEquivalence,
         examined,
