@@ -21,7 +21,7 @@ use std::fmt;
 use crate::aggregate::Aggregate;
 use crate::envelope::Envelope;
 use crate::schema::{FoldError, Schema, StreamFold, envelope_for};
-use crate::snapshot::{Snapshot, Snapshotted};
+use crate::snapshot::{Lineage, Snapshot, Snapshotted};
 use crate::store::{APPEND_EVENTS_MAX, AppendPart, ExpectedVersion, StoreReply, StreamStore};
 
 pub mod multi;
@@ -77,6 +77,13 @@ pub struct Decision<A: Aggregate> {
     pub reads: u32,
     /// Loads that started from a snapshot (and were checked against the full fold).
     pub snapshot_loads: u32,
+    /// Snapshots a load dropped because they fold another history than the stream's
+    /// (the log lost events they folded, and other events took their versions).
+    pub snapshots_of_another_history: u32,
+    /// The lineage of the stream as the decision saw it: after its own append for
+    /// `Appended`, of the last load otherwise. A snapshot taken after the decision
+    /// carries it.
+    pub lineage: Lineage,
     pub outcome: Outcome<A>,
 }
 
@@ -106,7 +113,7 @@ pub enum Outcome<A: Aggregate> {
 
 enum Phase<A: Aggregate> {
     Loading,
-    Appending { state: A, version: u64, events: Vec<A::Event> },
+    Appending { state: A, version: u64, events: Vec<A::Event>, lineage_after: Lineage },
     Finished,
 }
 
@@ -128,15 +135,19 @@ pub struct CommandLoop<A: Schema> {
     snapshots: Option<(Restore<A>, Same<A>)>,
     /// Loads that started from a snapshot.
     snapshot_loads: u32,
+    /// Snapshots dropped for folding another history.
+    snapshots_of_another_history: u32,
+    /// The lineage of the stream as last loaded, or as the last append left it.
+    lineage: Lineage,
 }
 
-/// A snapshot's payload as (state, version), or `None` if it cannot be used (a stale
+/// A snapshot's payload as (state, version, lineage), or `None` if it cannot be used (a stale
 /// schema, bytes that do not decode: the stream is folded whole instead).
-type Restore<A> = fn(&[u8]) -> Option<(A, u64)>;
+type Restore<A> = fn(&[u8]) -> Option<(A, u64, Lineage)>;
 /// Whether two states are equal.
 type Same<A> = fn(&A, &A) -> bool;
 
-fn restore_snapshot<A: Snapshotted>(bytes: &[u8]) -> Option<(A, u64)> {
+fn restore_snapshot<A: Snapshotted>(bytes: &[u8]) -> Option<(A, u64, Lineage)> {
     Snapshot::decode(bytes).ok()?.restore::<A>().ok()
 }
 
@@ -164,6 +175,8 @@ impl<A: Schema> CommandLoop<A> {
             uncertain: None,
             snapshots: None,
             snapshot_loads: 0,
+            snapshots_of_another_history: 0,
+            lineage: Lineage::EMPTY,
         }
     }
 
@@ -189,8 +202,8 @@ impl<A: Schema> CommandLoop<A> {
     pub fn on_reply(&mut self, reply: StoreReply) -> Step<A> {
         match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Loading => self.on_loaded(reply),
-            Phase::Appending { state, version, events } => {
-                self.on_appended(reply, state, version, events)
+            Phase::Appending { state, version, events, lineage_after } => {
+                self.on_appended(reply, state, version, events, lineage_after)
             }
             Phase::Finished => panic!("a reply after the command finished"),
         }
@@ -217,12 +230,21 @@ impl<A: Schema> CommandLoop<A> {
                 Ok(folded) => folded,
                 Err(error) => return self.end(Outcome::Corrupt { error }),
             };
+        self.lineage = lineage_of(&records, version);
         let restored = match (&self.snapshots, &snapshot) {
             (Some((restore, same)), Some(bytes)) => restore(bytes).map(|s| (s, *same)),
             _ => None,
         };
-        // A snapshot ahead of the stream (the stream lost events it covers) is not used.
-        if let Some(((snapshot_state, at), same)) = restored.filter(|((_, at), _)| *at <= version) {
+        // A snapshot ahead of the stream (the stream lost events it covers) is not used,
+        // nor one of another history (the stream lost events it folded, and others took
+        // their versions): snapshot + tail would be neither history.
+        let restored =
+            restored.filter(|((_, at, _), _)| *at <= version).filter(|((_, at, lineage), _)| {
+                let ours = lineage_of(&records, *at) == *lineage;
+                self.snapshots_of_another_history += u32::from(!ours);
+                ours
+            });
+        if let Some(((snapshot_state, at, _), same)) = restored {
             let mut tail = StreamFold::<A>::from_state(&self.stream, snapshot_state, at);
             for (offset, envelope) in &records {
                 if let Err(error) = tail.push(*offset, envelope.as_ref()) {
@@ -264,13 +286,16 @@ impl<A: Schema> CommandLoop<A> {
             let reason = format!("{} events exceed the append limit", events.len());
             return self.end(Outcome::Failed { reason });
         }
-        let envelopes = events
+        let envelopes: Vec<Envelope> = events
             .iter()
             .enumerate()
             .map(|(i, event)| envelope_for::<A>(version + i as u64, self.command_id, event))
             .collect();
+        let lineage_after = envelopes
+            .iter()
+            .fold(self.lineage, |lineage, envelope| lineage.then(envelope.as_ref()));
         self.appends += 1;
-        self.phase = Phase::Appending { state, version, events };
+        self.phase = Phase::Appending { state, version, events, lineage_after };
         let expected = ExpectedVersion::Exact(version);
         Step::Issue(Request::Append { stream: self.stream.clone(), expected, events: envelopes })
     }
@@ -281,11 +306,13 @@ impl<A: Schema> CommandLoop<A> {
         state: A,
         version: u64,
         events: Vec<A::Event>,
+        lineage_after: Lineage,
     ) -> Step<A> {
         match reply {
             StoreReply::Appended { first_version } => {
                 assert_eq!(first_version, version, "an Exact({version}) append landed elsewhere");
                 self.uncertain = None;
+                self.lineage = lineage_after;
                 self.end(Outcome::Appended { state, version, events })
             }
             StoreReply::WrongExpectedVersion { current } => {
@@ -319,9 +346,20 @@ impl<A: Schema> CommandLoop<A> {
             appends: self.appends,
             reads: self.reads,
             snapshot_loads: self.snapshot_loads,
+            snapshots_of_another_history: self.snapshots_of_another_history,
+            lineage: self.lineage,
             outcome,
         })
     }
+}
+
+/// The lineage of a folded stream's first `version` events (`records` are in version
+/// order from 0: the fold checked it).
+fn lineage_of(records: &[(u64, Envelope)], version: u64) -> Lineage {
+    records
+        .iter()
+        .take(version as usize)
+        .fold(Lineage::EMPTY, |lineage, (_, envelope)| lineage.then(envelope.as_ref()))
 }
 
 /// Folds a stream's records, and finds where `command_id`'s events start in it: the

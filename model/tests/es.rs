@@ -33,6 +33,15 @@ const fn row(
 
 fn unchanged(_: &mut EsHistory) {}
 
+/// Command 12 acknowledged acct-1 version 3 in a history the log lost; the replicas
+/// hold command 7's first attempt there and its retry at version 4.
+fn duplicate_after_a_lost_acknowledgement(h: &mut EsHistory) {
+    h.commands.push(command(12, "acct-1", Some(3), ok(3, vec![deposited(1)])));
+    h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
+    append(h, ev(5, "acct-1", 3, 7, deposited(10)));
+    append(h, ev(6, "acct-1", 4, 7, deposited(10)));
+}
+
 const TABLE: &[Row] = &[
     // Clean runs: nothing to report.
     row("bank-clean", bank, unchanged, &[], &[], &[]),
@@ -273,6 +282,45 @@ const TABLE: &[Row] = &[
         bank,
         |h| {
             // The base's command 7 is the indeterminate first attempt.
+            h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
+            append(h, ev(5, "acct-1", 3, 7, deposited(10)));
+            append(h, ev(6, "acct-1", 4, 7, deposited(10)));
+        },
+        &["duplicate-command"],
+        &[],
+        &["command 7", "acct-1 version 3", "acct-1 version 4"],
+    ),
+    // duplicate-command explained by a loss: command 7's first attempt (indeterminate)
+    // landed at acct-1 version 3 in one history; command 12 was acknowledged version 3
+    // in another, which the log lost; 7's reload saw that other history and its retry
+    // landed at version 4 after its own first attempt (config-swarm-es seed 2072). On a
+    // log that may lose acknowledged events, both are what the loss allows...
+    row(
+        "duplicate-command-after-a-lost-acknowledgement-on-a-lossy-log",
+        bank,
+        |h| {
+            h.lossy_log = true;
+            duplicate_after_a_lost_acknowledgement(h);
+        },
+        &[],
+        &["duplicate-command", "lost-update"],
+        &["the log lost command 12's acknowledged event at acct-1 version 3"],
+    ),
+    // ...and on a log that promises durability, both are violations.
+    row(
+        "duplicate-command-after-a-lost-acknowledgement",
+        bank,
+        duplicate_after_a_lost_acknowledgement,
+        &["duplicate-command", "lost-update"],
+        &[],
+        &["the log lost command 12's acknowledged event"],
+    ),
+    // The near miss: on a lossy log, a duplicate no loss explains is still a violation.
+    row(
+        "duplicate-command-retry-on-a-lossy-log",
+        bank,
+        |h| {
+            h.lossy_log = true;
             h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
             append(h, ev(5, "acct-1", 3, 7, deposited(10)));
             append(h, ev(6, "acct-1", 4, 7, deposited(10)));

@@ -70,6 +70,12 @@ const TABLE: &[Row] = &[
     // Transactions, one anomaly kind each.
     row("txn-aborted-read", &["txn-aborted-read"], &[]),
     row("txn-aborted-read-final-view", &["txn-aborted-read"], &[]),
+    // KIP-890's late write, under the legacy protocol that allows it.
+    row(
+        "txn-aborted-read-late-write",
+        &[],
+        &["lost-write", "inconsistent-offsets", "txn-aborted-read"],
+    ),
     row("read-past-lso", &["read-past-lso"], &[]),
     row("atomic-visibility", &["atomic-visibility"], &[]),
     // The same on a lossy log: allowed, as a consequence of the loss.
@@ -317,6 +323,12 @@ fn witnesses_are_the_few_lines_that_prove_it() {
             "txn-aborted-read",
             "`t1` at offset 0 was read at read_committed, but its transaction failed",
             &[3, 5],
+        ),
+        (
+            "txn-aborted-read-late-write",
+            "`a1` at offset 0 was read at read_committed, but its transaction failed; it failed at 0.200000s, and the same producer's later transaction `tx` (committed at 0.400000s, line 5) was acknowledged `b1` at offset 0, where n0's final log holds `a1`: the late write passed for that send and was committed with it",
+            // The abort, the later commit, the read, and the final log.
+            &[3, 5, 7, 8],
         ),
         (
             "atomic-visibility",

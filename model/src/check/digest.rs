@@ -510,7 +510,7 @@ impl<'h> Digest<'h> {
     }
 
     /// The id of a sent value.
-    fn sent_value(&self, part: u32, value: &str) -> Option<u32> {
+    pub fn sent_value(&self, part: u32, value: &str) -> Option<u32> {
         self.history.send_position(self.partition_id(part), value)
     }
 

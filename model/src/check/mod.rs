@@ -237,3 +237,8 @@ pub(crate) fn replica_of(history: &History, closing: usize) -> &Replica {
         Closing::Protocol(_) => unreachable!("closing line {closing} is a protocol event"),
     }
 }
+
+/// A time in seconds, to the microsecond (`1.234567s`), as witnesses tell their stories.
+pub(crate) fn seconds(t_ns: u64) -> String {
+    format!("{}.{:06}s", t_ns / 1_000_000_000, t_ns % 1_000_000_000 / 1_000)
+}

@@ -6,8 +6,8 @@
 //! reference on a prefix is transitive, so no pair of replicas needs comparing twice.
 //! A malformed log is reported once and left out of every other check.
 
-use super::Findings;
 use super::digest::Digest;
+use super::{Findings, seconds};
 use crate::history::{Closing, ProtocolEvent, Record};
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
@@ -131,11 +131,6 @@ fn side_story(
         None => format!("n{node} holds `{}`, {how} at {}", record.value, seconds(at_ns)),
     };
     (words, lines)
-}
-
-/// A time in seconds, to the microsecond (`1.234567s`).
-fn seconds(t_ns: u64) -> String {
-    format!("{}.{:06}s", t_ns / 1_000_000_000, t_ns % 1_000_000_000 / 1_000)
 }
 
 /// The first offset in `[from, below)` where two well-formed logs differ: a record in

@@ -10,8 +10,8 @@
 //! aborted or undecided transactions: that is dirty-read, always expected (its
 //! guarantee, `read-committed-only`, is never promised). One anomaly per value each.
 
-use super::Findings;
 use super::digest::{Claim, Digest, Outcome, Source};
+use super::{Findings, seconds};
 use crate::history::Isolation;
 use crate::invariant::{Guarantee, Invariant};
 use crate::verdict::Witness;
@@ -147,11 +147,119 @@ fn report_aborted(
     let send = &digest.sends[claim.value as usize];
     findings.found(Invariant::TxnAbortedRead, Guarantee::Transactional, Some(partition), || {
         let failed = send.completion.expect("a failed transaction completed") as usize;
-        let explanation = format!(
+        let mut explanation = format!(
             "`{}` at offset {} {how}, but its transaction failed",
             send.value, claim.offset
         );
-        let witness: Vec<Witness> = vec![digest.witness.event(failed), digest.claim_witness(claim)];
+        let mut witness: Vec<Witness> =
+            vec![digest.witness.event(failed), digest.claim_witness(claim)];
+        if let Some(story) = committed_with(digest, claim, failed) {
+            explanation.push_str(&story.words);
+            witness.extend(story.witness);
+        }
         (explanation, witness)
     });
+}
+
+/// How far from an aborted record, in records of the final log, a committed
+/// transaction of the same producer is looked for.
+const NEIGHBOURS_MAX: usize = 16;
+
+/// Why an aborted record is visible, as the final log tells it.
+struct Story {
+    words: String,
+    witness: Vec<Witness>,
+}
+
+/// The story of an aborted transaction's record that reads saw as committed: where it
+/// sits in the partition's final log, and the transaction of the same producer that
+/// decided it: one that committed, began after the abort and before the read that saw
+/// the record (if a read saw it), with a record on the partition near it (the nearest
+/// within `NEIGHBOURS_MAX` records), or, better, one acknowledged a send at the very
+/// offset the aborted record holds (the late write passed for that send's batch). This
+/// is the shape of a late produce that joins the producer's next transaction (KIP-890).
+/// `None` without a final log of the partition, or when it marks the record aborted.
+fn committed_with(digest: &Digest<'_>, claim: &Claim<'_>, failed: usize) -> Option<Story> {
+    let send = &digest.sends[claim.value as usize];
+    let aborted_txn = &digest.txns[send.txn? as usize];
+    let (closing, replica) = digest.reference_replica(claim.part)?;
+    let at = replica.records.binary_search_by_key(&claim.offset, |r| r.offset).ok()?;
+    // The read that saw it, if a poll did (the final view has no time).
+    let read_at = match claim.source {
+        Source::Read { poll, .. } => Some(digest.polls[poll as usize].event as usize),
+        _ => None,
+    };
+    let decider = |txn: Option<u32>| {
+        let view = &digest.txns[txn? as usize];
+        let began = view.invoke as usize;
+        (view.outcome == Outcome::Ok
+            && view.process == aborted_txn.process
+            && began > failed
+            && read_at.is_none_or(|read| began < read))
+        .then_some(view)
+    };
+    let history_events = digest.history.events();
+    let aborted_ns = history_events[failed].t_ns;
+    let replaced = digest.sends.iter().find_map(|other| {
+        let took_its_place = other.part == claim.part && other.ack_offset == Some(claim.offset);
+        took_its_place.then(|| decider(other.txn).map(|view| (other, view))).flatten()
+    });
+    if let Some((other, txn)) = replaced {
+        let committed = txn.completion? as usize;
+        let words = format!(
+            "; it failed at {}, and the same producer's later transaction `{}` (committed at {}, line {}) was acknowledged `{}` at offset {}, where n{}'s final log holds `{}`: the late write passed for that send and was committed with it",
+            seconds(aborted_ns),
+            txn.txn_id,
+            seconds(history_events[committed].t_ns),
+            committed + 2,
+            other.value,
+            claim.offset,
+            replica.node,
+            send.value,
+        );
+        let witness =
+            vec![digest.witness.replica_at(closing, claim.offset), digest.witness.event(committed)];
+        return Some(Story { words, witness });
+    }
+    let committed_txn_of = |index: usize| {
+        let record = &replica.records[index];
+        let value = digest.sent_value(claim.part, &record.value)?;
+        decider(digest.sends[value as usize].txn).map(|view| (record, view))
+    };
+    let nearest = (1..=NEIGHBOURS_MAX).find_map(|distance| {
+        let after = at.checked_add(distance).filter(|&i| i < replica.records.len());
+        let before = at.checked_sub(distance);
+        after.and_then(committed_txn_of).or_else(|| before.and_then(committed_txn_of))
+    });
+    let Some((record, txn)) = nearest else {
+        // Without a decider, the final log alone: only if it holds the record decided
+        // and not aborted (a log that marks it aborted has nothing to add).
+        let committed_there = claim.offset < replica.last_stable()
+            && replica.aborted.binary_search(&claim.offset).is_err();
+        if !committed_there {
+            return None;
+        }
+        return Some(Story {
+            words: format!(
+                "; n{} holds it committed at offset {} of its final log",
+                replica.node, claim.offset
+            ),
+            witness: vec![digest.witness.replica_at(closing, claim.offset)],
+        });
+    };
+    let committed = txn.completion? as usize;
+    let committed_ns = history_events[committed].t_ns;
+    let words = format!(
+        "; it failed at {}, and in n{}'s final log it sits beside `{}` (offset {}) of the same producer's later transaction `{}`, which committed at {} (line {}): the aborted write was decided with that one",
+        seconds(aborted_ns),
+        replica.node,
+        record.value,
+        record.offset,
+        txn.txn_id,
+        seconds(committed_ns),
+        committed + 2,
+    );
+    let witness =
+        vec![digest.witness.replica_at(closing, claim.offset), digest.witness.event(committed)];
+    Some(Story { words, witness })
 }

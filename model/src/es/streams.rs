@@ -190,11 +190,22 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
             _ => None,
         })
         .collect();
+    // The ok command each (stream, version) was acknowledged to.
+    let mut acknowledged: BTreeMap<(&str, u64), u64> = BTreeMap::new();
+    for command in &digest.history.commands {
+        if let CommandOutcome::Ok { first_version, events } = &command.outcome {
+            for version in *first_version..first_version + events.len() as u64 {
+                acknowledged.insert((command.stream.as_str(), version), command.command_id);
+            }
+        }
+    }
     let mut reported: BTreeMap<u64, ()> = BTreeMap::new();
     let mut command_ids: BTreeMap<u64, ()> = BTreeMap::new();
     for (replica, holder) in digest.history.replicas.iter().enumerate() {
         let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
         let mut stream_events: BTreeMap<&str, usize> = BTreeMap::new();
+        // The command this replica holds at each (stream, version) seen so far.
+        let mut held: BTreeMap<(&str, u64), u64> = BTreeMap::new();
         for (at, event) in holder.events.iter().enumerate() {
             let at = at as u32;
             let stream = event.stream.as_str();
@@ -202,6 +213,7 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
             let index = *counted;
             *counted += 1;
             command_ids.insert(event.command_id, ());
+            held.insert((stream, event.version), event.command_id);
             let Some(block) = blocks.get_mut(&event.command_id) else {
                 let block = Block { stream_position: index, first: at, events: 1 };
                 blocks.insert(event.command_id, block);
@@ -218,9 +230,26 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
             if reported.insert(event.command_id, ()).is_some() {
                 continue;
             }
+            // A retry lands twice only if its reload saw a history without its first
+            // attempt, with other events where that attempt sits here. If an ok
+            // command was acknowledged one of those versions and this replica holds
+            // another there, the log lost that acknowledged event: histories branched,
+            // and the loss explains the duplicate (config-swarm-es seed 2072). Without
+            // such a loss nothing excuses it.
+            let lost_between = (first.version..event.version)
+                .filter(|_| first.stream == stream)
+                .find_map(|version| {
+                    let acked = *acknowledged.get(&(stream, version))?;
+                    let here = *held.get(&(stream, version))?;
+                    (here != acked).then_some((version, acked))
+                });
+            let guarantee = match lost_between {
+                Some(_) => EsGuarantee::AckedDurable,
+                None => EsGuarantee::Integrity,
+            };
             findings.found(
                     EsInvariant::DuplicateCommand,
-                    EsGuarantee::Integrity,
+                    guarantee,
                     Some(stream),
                     || {
                         let explanation = format!(
@@ -234,6 +263,13 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
                             event.version,
                             event.offset
                         );
+                        let explanation = match lost_between {
+                            Some((version, acked)) => format!(
+                                "{explanation}; the log lost command {acked}'s acknowledged event at {stream} version {version}, so the retry's reload saw another history"
+                            ),
+                            None => explanation,
+                        };
+                        // The lost acknowledgement is lost-update's witness.
                         let witness = vec![
                             digest.event_witness(replica, block.first),
                             digest.event_witness(replica, at),

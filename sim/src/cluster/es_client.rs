@@ -21,7 +21,7 @@ use logjam_eventstore::command::{CommandLoop, Outcome, Request, Step};
 use logjam_eventstore::envelope::Envelope;
 use logjam_eventstore::log_store::LogStore;
 use logjam_eventstore::schema::Schema;
-use logjam_eventstore::snapshot::{Snapshot, Snapshotted};
+use logjam_eventstore::snapshot::{Lineage, Snapshot, Snapshotted};
 use logjam_eventstore::store::StreamStore;
 use logjam_eventstore::store::{ExpectedVersion, StoreReply, base_stream, snapshot_stream};
 use logjam_model::es::{CommandOutcome, CommandRecord};
@@ -46,6 +46,8 @@ pub struct EsRecording {
     pub projection_opens: std::collections::BTreeMap<u32, u64>,
     /// Command loads that started from a snapshot (each checked against the full fold).
     pub snapshot_loads: u64,
+    /// Snapshots a command load dropped for folding a history the stream no longer has.
+    pub snapshots_of_another_history: u64,
 }
 
 /// The recording as the processes of one world share it (single-threaded).
@@ -141,6 +143,8 @@ pub(crate) struct Ended {
     reason: String,
     /// Loads that started from a snapshot.
     snapshot_loads: u32,
+    /// Snapshots dropped for folding another history.
+    snapshots_of_another_history: u32,
     /// A snapshot of the state after an append that reached a multiple of
     /// `SNAPSHOT_EVERY_EVENTS`: (version it covers, encoded snapshot).
     snapshot: Option<Vec<u8>>,
@@ -179,8 +183,9 @@ fn next<A: Snapshotted>(step: Step<A>) -> Next {
     match step {
         Step::Issue(request) => Next::Issue(request),
         Step::Done(decision) => {
-            let mut ended = ended(decision.outcome);
+            let mut ended = ended(decision.outcome, decision.lineage);
             ended.snapshot_loads = decision.snapshot_loads;
+            ended.snapshots_of_another_history = decision.snapshots_of_another_history;
             Next::Done(ended)
         }
     }
@@ -188,7 +193,13 @@ fn next<A: Snapshotted>(step: Step<A>) -> Next {
 
 /// The snapshot to save after `events` were appended at `version` on `state`, if they
 /// took the stream to a multiple of `SNAPSHOT_EVERY_EVENTS`.
-fn snapshot_after<A: Snapshotted>(state: &A, version: u64, events: &[A::Event]) -> Option<Vec<u8>> {
+/// `lineage` is the stream's after the append.
+fn snapshot_after<A: Snapshotted>(
+    state: &A,
+    version: u64,
+    events: &[A::Event],
+    lineage: Lineage,
+) -> Option<Vec<u8>> {
     let end = version + events.len() as u64;
     if events.is_empty() || end / SNAPSHOT_EVERY_EVENTS == version / SNAPSHOT_EVERY_EVENTS {
         return None;
@@ -197,10 +208,10 @@ fn snapshot_after<A: Snapshotted>(state: &A, version: u64, events: &[A::Event]) 
     for event in events {
         after.apply(event);
     }
-    Snapshot::take(&after, end).ok().map(|snapshot| snapshot.encode())
+    Snapshot::take(&after, end, lineage).ok().map(|snapshot| snapshot.encode())
 }
 
-fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended {
+fn ended<A: Snapshotted>(outcome: Outcome<A>, lineage: Lineage) -> Ended {
     let json = |events: &[A::Event]| {
         events.iter().map(|e| serde_json::to_value(e).expect("events serialize")).collect()
     };
@@ -212,6 +223,7 @@ fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended {
         ok: None,
         reason: String::new(),
         snapshot_loads: 0,
+        snapshots_of_another_history: 0,
         snapshot: None,
     };
     match outcome {
@@ -219,7 +231,7 @@ fn ended<A: Snapshotted>(outcome: Outcome<A>) -> Ended {
             applied: true,
             decided_at_version: Some(version),
             ok: Some((version, json(&events))),
-            snapshot: snapshot_after(&state, version, &events),
+            snapshot: snapshot_after(&state, version, &events, lineage),
             ..none
         },
         Outcome::AlreadyApplied { first_version, .. } => Ended {
@@ -464,7 +476,10 @@ impl EsClient {
 
     /// Records how a command ended and moves its saga on.
     fn finish(&mut self, now_ns: u64, running: Running, ended: Ended) {
-        self.recorder.borrow_mut().snapshot_loads += u64::from(ended.snapshot_loads);
+        let mut recorder = self.recorder.borrow_mut();
+        recorder.snapshot_loads += u64::from(ended.snapshot_loads);
+        recorder.snapshots_of_another_history += u64::from(ended.snapshots_of_another_history);
+        drop(recorder);
         if let Some(payload) = ended.snapshot.as_ref().filter(|_| self.snapshots) {
             // Saved next to the stream; its reply is not waited for (a lost snapshot
             // only means a longer fold).

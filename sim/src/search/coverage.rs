@@ -71,6 +71,10 @@ pub const ITEMS: &[(&str, &str)] = &[
     ),
     ("projection-restart", "an event-store projection restarted from its checkpoint"),
     ("snapshot-load", "an event-store command loaded its stream from a snapshot plus its tail"),
+    (
+        "snapshot-other-history",
+        "an event-store command dropped a snapshot of events its stream lost (a lossy log)",
+    ),
     ("txn-commit", "a transaction committed: every partition got its commit marker"),
     ("txn-abort", "a transaction aborted: every partition got its abort marker"),
     ("txn-timeout", "the coordinator aborted a transaction its producer left open too long"),
@@ -272,6 +276,7 @@ pub fn reachable(scenario: &crate::scenario::Scenario, name: &str) -> bool {
         "log-recovery" | "recovery-truncation" | "ledger-full" => spec.is_some() && crashes,
         "recovery-trusted" => spec.is_some_and(|spec| !spec.verify_on_open) && crashes,
         "projection-restart" | "snapshot-load" => spec.is_some_and(|spec| spec.es.is_some()),
+        "snapshot-other-history" => spec.is_some_and(|spec| spec.es.is_some()) && crashes,
         "txn-commit" | "txn-abort" | "txn-timeout" | "txn-marker" | "producer-fenced" => {
             spec.is_some_and(|spec| spec.txn.is_some())
         }

@@ -526,6 +526,8 @@ fn run_cluster(
         let restarts: u64 = recording.projection_opens.values().map(|opens| opens - 1).sum();
         run.reached.insert("projection-restart".to_owned(), restarts);
         run.reached.insert("snapshot-load".to_owned(), recording.snapshot_loads);
+        run.reached
+            .insert("snapshot-other-history".to_owned(), recording.snapshots_of_another_history);
         let promises = log_promises;
         let es_history = model::es::EsHistory {
             domain: es.domain.clone(),
