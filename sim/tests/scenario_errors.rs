@@ -386,6 +386,21 @@ const CLUSTER_CASES: &[(&str, &str, &str)] = &[
         "c.toml:11:22: cluster.replica_fetch_wait: 50ms must be below 50ms (a follower gives up on a fetch after the request timeout)",
     ),
     (
+        "flush = \"every-batch\"",
+        "flush = \"every-batch\"\nreplica_lag_max = \"5ms\"",
+        "c.toml:11:19: cluster.replica_lag_max: 5ms is not between 20ms and 10s",
+    ),
+    (
+        "flush = \"every-batch\"",
+        "flush = \"every-batch\"\nsession_timeout = \"60s\"",
+        "c.toml:11:19: cluster.session_timeout: 60s is not between 100ms and 10s",
+    ),
+    (
+        "flush = \"every-batch\"",
+        "flush = \"every-batch\"\nsession_timeout = [\"200ms\", \"50ms\"]",
+        "c.toml:11:29: cluster.session_timeout = \"50ms\" can never be drawn: cluster.session_timeout: 50ms is not between 100ms and 10s",
+    ),
+    (
         "brokers = 3",
         "brokers = 3\nnodes = 3",
         "c.toml:7:9: cluster.nodes: a log-cluster counts `brokers`",
@@ -455,4 +470,21 @@ fn impossible_clusters_are_refused_with_the_place_and_the_problem() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn the_isr_and_session_timings_reach_the_cluster() {
+    use logjam_sim::cluster::{REPLICA_LAG_MAX_NS_DEFAULT, SESSION_TIMEOUT_NS_DEFAULT};
+    use logjam_sim::scenario::System;
+    let timings = |text: &str| match Scenario::parse(text, "c.toml").expect("a good file").system {
+        System::LogCluster(spec) => (spec.replica_lag_max_ns, spec.session_timeout_ns),
+        System::GossipCounter { .. } => panic!("a log cluster"),
+    };
+    assert_eq!(timings(CLUSTER_GOOD), (REPLICA_LAG_MAX_NS_DEFAULT, SESSION_TIMEOUT_NS_DEFAULT));
+    let set = CLUSTER_GOOD.replacen(
+        "flush = \"every-batch\"",
+        "flush = \"every-batch\"\nreplica_lag_max = \"3s\"\nsession_timeout = \"120ms\"",
+        1,
+    );
+    assert_eq!(timings(&set), (3_000_000_000, 120_000_000));
 }

@@ -35,8 +35,11 @@ fn meets_its_expectation(name: &str) {
     let start = env_u64("LOGJAM_START").unwrap_or(0);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"));
     let scenario = load(&path);
+    // A scenario with configuration menus runs one configuration a seed: its coverage
+    // minimums are over twice as many.
+    let all_hold_seeds = if scenario.space.is_some() { 40 } else { 20 };
     let seeds = env_u64("LOGJAM_SEEDS").unwrap_or(match scenario.expect {
-        logjam_sim::scenario::Expect::AllHold => 20,
+        logjam_sim::scenario::Expect::AllHold => all_hold_seeds,
         logjam_sim::scenario::Expect::Violation { within_seeds, .. } => within_seeds.max(20),
     });
     let runs: Vec<_> = (start..start + seeds).map(|seed| run_seed(&scenario, seed, 0).0).collect();

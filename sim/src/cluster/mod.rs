@@ -41,6 +41,10 @@ use logjam_eventstore::reader::ReaderConfig;
 
 /// Brokers and the controller tick this often on their own clocks.
 pub const TICK_NS: u64 = 5_000_000;
+/// How long a follower may lag before it leaves the ISR, unless the scenario says.
+pub const REPLICA_LAG_MAX_NS_DEFAULT: u64 = 300_000_000;
+/// How long the controller waits for a broker's heartbeat, unless the scenario says.
+pub const SESSION_TIMEOUT_NS_DEFAULT: u64 = 200_000_000;
 /// Clients tick less often: they act on answers as they arrive, and a tick only times
 /// out requests and starts the next poll.
 pub const CLIENT_TICK_NS: u64 = 20_000_000;
@@ -69,6 +73,11 @@ pub struct ClusterSpec {
     pub verify_on_open: bool,
     /// A broker's log segments roll at this size, in bytes (`cluster.segment_kib`).
     pub segment_bytes_max: u64,
+    /// A follower behind for this long leaves the ISR (`cluster.replica_lag_max`).
+    pub replica_lag_max_ns: u64,
+    /// A broker without a heartbeat for this long is dead to the controller
+    /// (`cluster.session_timeout`).
+    pub session_timeout_ns: u64,
     /// The network may duplicate messages, so a copy of a request may arrive after
     /// its original was answered: a producer refused on every attempt cannot say its
     /// send failed, only that it may have landed (`ProducerConfig::refusals_definite`).
@@ -302,7 +311,7 @@ impl ClusterSpec {
                 // open and fetched again from the leader instead of failing reads.
                 verify_on_open: self.verify_on_open,
             },
-            replica_lag_max_ns: 300_000_000,
+            replica_lag_max_ns: self.replica_lag_max_ns,
             heartbeat_every_ns: 50_000_000,
             request_timeout_ns: BROKER_REQUEST_TIMEOUT_NS,
             // Off unless the scenario asks (`cluster.replica_fetch_wait`): followers poll
@@ -362,7 +371,7 @@ impl ClusterSpec {
             unclean_leader_election: self.unclean_leader_election,
             min_insync_replicas: self.min_insync_replicas,
             election: self.election,
-            session_timeout_ns: 200_000_000,
+            session_timeout_ns: self.session_timeout_ns,
         }
     }
 }

@@ -32,6 +32,8 @@ pub const MENU_KEYS: &[&str] = &[
     "cluster.replica_fetch_wait",
     "cluster.verify_on_open",
     "cluster.segment_kib",
+    "cluster.replica_lag_max",
+    "cluster.session_timeout",
     "workload.producers",
     "workload.consumers",
     "workload.ops_per_s",

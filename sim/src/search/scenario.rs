@@ -281,6 +281,12 @@ struct ClusterFile {
     /// A broker's log segments roll at this size, in KiB (default 8192): small ones
     /// put recovery's trusted-segment path and segment rolls under the faults.
     segment_kib: Option<Spanned<u64>>,
+    /// A follower that has not caught up for this long leaves the ISR (Kafka's
+    /// `replica.lag.time.max.ms`; default 300ms).
+    replica_lag_max: Option<Spanned<Dur>>,
+    /// The controller counts a broker dead after this long without a heartbeat
+    /// (Kafka's `broker.session.timeout.ms`; default 200ms; heartbeats every 50ms).
+    session_timeout: Option<Spanned<Dur>>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -647,6 +653,13 @@ pub const SEGMENT_KIB_DEFAULT: u64 = 8 << 10;
 pub const SEGMENT_KIB_MIN: u64 = 4;
 /// The largest, in KiB (1 GiB, Kafka's default).
 pub const SEGMENT_KIB_MAX: u64 = 1 << 20;
+
+/// The bounds of `cluster.replica_lag_max`: above a follower's fetch tick, and short
+/// enough for a run's seconds.
+pub const REPLICA_LAG_NS_RANGE: std::ops::RangeInclusive<u64> = 20_000_000..=10_000_000_000;
+/// The bounds of `cluster.session_timeout`: above two heartbeats (a broker heartbeats
+/// every 50ms), and short enough for a run's seconds.
+pub const SESSION_TIMEOUT_NS_RANGE: std::ops::RangeInclusive<u64> = 100_000_000..=10_000_000_000;
 
 /// The most aggregates an event-store scenario may name (`eventstore.aggregates`).
 pub const ES_ACCOUNTS_MAX: u32 = 1_000;
@@ -1576,7 +1589,39 @@ impl Source<'_> {
                     );
                     return refuse(span, message);
                 }
+                let within = |name: &str,
+                              value: &Option<Spanned<Dur>>,
+                              default_ns: u64,
+                              range: std::ops::RangeInclusive<u64>|
+                 -> Result<u64, ScenarioError> {
+                    let ns = value.as_ref().map_or(default_ns, |d| d.get_ref().0);
+                    if range.contains(&ns) {
+                        return Ok(ns);
+                    }
+                    let span = value.as_ref().map(Spanned::span);
+                    let message = format!(
+                        "cluster.{name}: {} is not between {} and {}",
+                        format_duration_short(ns),
+                        format_duration_short(*range.start()),
+                        format_duration_short(*range.end())
+                    );
+                    Err(self.error(span, message))
+                };
+                let replica_lag_max_ns = within(
+                    "replica_lag_max",
+                    &cluster.replica_lag_max,
+                    crate::cluster::REPLICA_LAG_MAX_NS_DEFAULT,
+                    REPLICA_LAG_NS_RANGE,
+                )?;
+                let session_timeout_ns = within(
+                    "session_timeout",
+                    &cluster.session_timeout,
+                    crate::cluster::SESSION_TIMEOUT_NS_DEFAULT,
+                    SESSION_TIMEOUT_NS_RANGE,
+                )?;
                 let spec = ClusterSpec {
+                    replica_lag_max_ns,
+                    session_timeout_ns,
                     brokers,
                     partitions,
                     replication_factor,
