@@ -581,11 +581,19 @@ impl<'a> Data<'a> {
         }
         drop(sends);
 
-        // The highlighted check: the first failing one, else the first allowed anomaly.
+        // The highlighted check: the first failing one, else the anomaly the scenario
+        // exists to find, else the first allowed anomaly.
+        let known = match &scenario.expect {
+            logjam_sim::scenario::Expect::Violation { invariant, .. } => Some(invariant.as_str()),
+            logjam_sim::scenario::Expect::AllHold => None,
+        };
         let check = run
             .checks
             .iter()
             .find(|check| !check.holds)
+            .or_else(|| {
+                run.checks.iter().find(|c| c.expected_anomaly && Some(c.invariant) == known)
+            })
             .or_else(|| run.checks.iter().find(|check| check.expected_anomaly));
         let mut witness_ops = BTreeSet::new();
         let mut witness_protocol = BTreeSet::new();
@@ -1433,6 +1441,29 @@ fn text_fits(text: &str, px: f64, char_px: f64) -> bool {
     text.chars().count() as f64 * char_px + 4.0 <= px
 }
 
+/// Half the width of a mark on a strip (a truncation's triangle, a witness's ring).
+const MARK_HALF_W: f64 = 6.0;
+
+/// Where a strip label (5.2 px a character) starts inside `[x1, x2]` so that it
+/// covers none of the strip's `marks` (their centres): at the left, or just right of
+/// the marks it would cover. `None` if it fits nowhere.
+fn label_beside_marks(text: &str, x1: f64, x2: f64, marks: &[f64]) -> Option<f64> {
+    let width = text.chars().count() as f64 * 5.2;
+    let mut x = x1 + 2.0;
+    // Each move goes right past one mark: at most one move a mark.
+    for _ in 0..=marks.len() {
+        let covered = marks
+            .iter()
+            .filter(|&&mark| mark + MARK_HALF_W > x && mark - MARK_HALF_W < x + width)
+            .fold(None, |right: Option<f64>, &mark| Some(right.map_or(mark, |r| r.max(mark))));
+        match covered {
+            None => return (x + width + 2.0 <= x2).then_some(x),
+            Some(mark) => x = mark + MARK_HALF_W + 1.0,
+        }
+    }
+    None
+}
+
 fn panel(out: &mut String, data: &Data, window: &Window) {
     let id = window.id;
     let top = AXIS_H + NET_H;
@@ -1702,6 +1733,16 @@ fn panel(out: &mut String, data: &Data, window: &Window) {
         }
     }
 
+    // Where the marks drawn on a partition strip sit (truncations, witnessed protocol
+    // events): an epoch label is laid out beside them, never under them.
+    let mut strip_marks: BTreeMap<(u32, u32), Vec<f64>> = BTreeMap::new();
+    for marker in data.markers.iter().filter(|m| m.at >= window.t0 && m.at <= window.t1) {
+        if let Some(partition) = marker.partition {
+            strip_marks.entry((marker.node, partition)).or_default().push(window.x(marker.at));
+        }
+    }
+    let no_marks = Vec::new();
+
     // Leaderships and followerships.
     for seg in data.segs.iter().filter(|seg| window.overlaps(seg.start, seg.end)) {
         let Some(lane) = data.lanes.get(seg.node as usize) else { continue };
@@ -1711,6 +1752,7 @@ fn panel(out: &mut String, data: &Data, window: &Window) {
         let sy = top + strip_y(lane, seg.partition);
         let (x1, x2) = (window.cx(seg.start), window.cx(seg.end));
         let w = (x2 - x1).max(1.0);
+        let marks = strip_marks.get(&(seg.node, seg.partition)).unwrap_or(&no_marks);
         let role = if seg.leader { "leader" } else { "follower" };
         let title = format!(
             "n{} {role} of partition {} in epoch {}, {} – {}",
@@ -1730,20 +1772,11 @@ fn panel(out: &mut String, data: &Data, window: &Window) {
             );
             let label = format!("leader e{}", seg.epoch);
             let short = format!("e{}", seg.epoch);
-            if text_fits(&label, w, 5.2) {
-                w!(
-                    out,
-                    "<text class=\"in\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>",
-                    x1 + 2.0,
-                    sy + 8.0
-                );
-            } else if text_fits(&short, w, 5.2) {
-                w!(
-                    out,
-                    "<text class=\"in\" x=\"{:.1}\" y=\"{:.1}\">{short}</text>",
-                    x1 + 2.0,
-                    sy + 8.0
-                );
+            let placed = label_beside_marks(&label, x1, x2, marks)
+                .map(|x| (x, &label))
+                .or_else(|| label_beside_marks(&short, x1, x2, marks).map(|x| (x, &short)));
+            if let Some((x, text)) = placed {
+                w!(out, "<text class=\"in\" x=\"{x:.1}\" y=\"{:.1}\">{text}</text>", sy + 8.0);
             }
         } else {
             w!(
@@ -1753,13 +1786,8 @@ fn panel(out: &mut String, data: &Data, window: &Window) {
                 partition_light(seg.partition)
             );
             let short = format!("e{}", seg.epoch);
-            if text_fits(&short, w, 5.2) {
-                w!(
-                    out,
-                    "<text class=\"ind\" x=\"{:.1}\" y=\"{:.1}\">{short}</text>",
-                    x1 + 2.0,
-                    sy + 3.2
-                );
+            if let Some(x) = label_beside_marks(&short, x1, x2, marks) {
+                w!(out, "<text class=\"ind\" x=\"{x:.1}\" y=\"{:.1}\">{short}</text>", sy + 3.2);
             }
         }
         w!(out, "\n");
@@ -2148,4 +2176,27 @@ fn op_bins(out: &mut String, data: &Data, window: &Window, top: f64) {
         );
     }
     w!(out, "</g>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_beside_marks;
+
+    /// (case, segment start, segment end, marks, where the label starts).
+    type Case = (&'static str, f64, f64, &'static [f64], Option<f64>);
+
+    #[test]
+    fn an_epoch_label_is_laid_out_beside_the_marks_on_its_strip() {
+        // "e3" is 10.4 px wide.
+        let cases: &[Case] = &[
+            ("no marks: at the left", 100.0, 200.0, &[], Some(102.0)),
+            ("a truncation where the segment starts", 100.0, 200.0, &[100.0], Some(107.0)),
+            ("two marks side by side", 100.0, 200.0, &[100.0, 110.0], Some(117.0)),
+            ("a mark further right is no obstacle", 100.0, 200.0, &[150.0], Some(102.0)),
+            ("no room beside the mark", 100.0, 118.0, &[102.0], None),
+        ];
+        for &(name, x1, x2, marks, want) in cases {
+            assert_eq!(label_beside_marks("e3", x1, x2, marks), want, "{name}");
+        }
+    }
 }

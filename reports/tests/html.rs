@@ -228,3 +228,19 @@ fn a_long_run_stays_small() {
     assert!(html.contains(">leader e1</text>"));
     assert_balanced(&html, &["svg", "g", "text", "title", "table", "tr"]);
 }
+
+#[test]
+fn a_weak_scenario_focuses_the_anomaly_it_exists_to_find() {
+    // txn-pre-kip-890 seed 3 shows lost-write (listed first) and txn-aborted-read, the
+    // scenario's known anomaly: the zoomed witness is the latter, with its story.
+    let scenario = Scenario::load(&repo("scenarios/txn-pre-kip-890.toml")).unwrap();
+    let schedule = schedule_for(&scenario, 3);
+    let RunOutput { result, trace, history } = run_full(&scenario, &schedule, 4_000_000);
+    let seen = |name: &str| result.checks.iter().any(|c| c.invariant == name && c.expected_anomaly);
+    assert!(seen("lost-write") && seen("txn-aborted-read"), "{:?}", result.checks);
+    let html = timeline(&scenario, &schedule, &result, &trace, history.as_ref(), "replay");
+    let witness = html.split("Witness:").nth(1).expect("a witness panel");
+    let heading = &witness[..witness.find("</h2>").expect("its heading ends")];
+    assert!(heading.contains("txn-aborted-read"), "{heading}");
+    assert!(heading.contains("was acknowledged `v108` at offset 58"), "{heading}");
+}
