@@ -119,7 +119,7 @@ pub struct TxnProducer {
     next_correlation: u64,
     outbox: Vec<(NodeId, Msg)>,
     done_init: Vec<Outcome<()>>,
-    done_txn: Vec<Outcome<Vec<u64>>>,
+    done_txn: Vec<TxnEnded>,
     /// Why the last transaction aborted, if a batch was refused: the code and the
     /// index of the batch's first record.
     last_refusal: Option<(ErrorCode, usize)>,
@@ -171,8 +171,20 @@ impl TxnProducer {
         self.done_init.drain(..)
     }
 
-    pub fn drain_txn(&mut self) -> std::vec::Drain<'_, Outcome<Vec<u64>>> {
+    pub fn drain_txn(&mut self) -> impl Iterator<Item = Outcome<Vec<u64>>> + '_ {
+        self.done_txn.drain(..).map(|ended| ended.outcome)
+    }
+
+    /// Like `drain_txn`, with the offsets each record was acknowledged at: what a
+    /// history records on an `info` end (the commit's answer never came, but every
+    /// batch had been acknowledged, at these offsets).
+    pub fn drain_txn_ended(&mut self) -> std::vec::Drain<'_, TxnEnded> {
         self.done_txn.drain(..)
+    }
+
+    fn end_txn(&mut self, outcome: Outcome<Vec<u64>>, txn: Option<&Txn>) {
+        let acknowledged = txn.map_or_else(Vec::new, acknowledged);
+        self.done_txn.push(TxnEnded { outcome, acknowledged });
     }
 
     /// The refusal that made the last transaction abort, with the index of the record
@@ -282,7 +294,8 @@ impl TxnProducer {
                 if !Self::due(request, now_ns, timeout) {
                 } else if request.attempts >= attempts_max {
                     // Nothing was produced: whatever the coordinator holds times out.
-                    self.done_txn.push(Outcome::Fail("could not add the partitions".to_owned()));
+                    let outcome = Outcome::Fail("could not add the partitions".to_owned());
+                    self.end_txn(outcome, Some(&txn));
                     return;
                 } else {
                     let correlation = request.attempt(&mut self.next_correlation, now_ns);
@@ -377,7 +390,7 @@ impl TxnProducer {
                         Outcome::Fail(format!("aborted: {}", why.as_deref().unwrap_or("asked")))
                     };
                     self.ids = None; // take the id again: a new epoch fences what is left
-                    self.done_txn.push(outcome);
+                    self.end_txn(outcome, Some(&txn));
                     return;
                 } else {
                     let correlation = request.attempt(&mut self.next_correlation, now_ns);
@@ -443,8 +456,12 @@ impl TxnProducer {
                     Err(code) => {
                         // Fenced, or refused: nothing was produced.
                         self.ids = None;
-                        self.operation = None;
-                        self.done_txn.push(Outcome::Fail(format!("add refused: {code:?}")));
+                        let ended = self.operation.take();
+                        let txn = match &ended {
+                            Some(Operation::Txn(txn)) => Some(txn),
+                            _ => None,
+                        };
+                        self.end_txn(Outcome::Fail(format!("add refused: {code:?}")), txn);
                         return;
                     }
                 }
@@ -527,8 +544,12 @@ impl TxnProducer {
                         }
                     }
                 };
-                self.operation = None;
-                self.done_txn.push(outcome);
+                let ended = self.operation.take();
+                let txn = match &ended {
+                    Some(Operation::Txn(txn)) => Some(txn),
+                    _ => None,
+                };
+                self.end_txn(outcome, txn);
                 return;
             }
             _ => return,
@@ -550,6 +571,27 @@ impl TxnProducer {
         }
         self.ids = Some((producer_id, next_epoch));
     }
+}
+
+/// How a transaction ended (`TxnProducer::drain_txn_ended`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnEnded {
+    pub outcome: Outcome<Vec<u64>>,
+    /// Each record's offset if its batch was acknowledged, in the transaction's order
+    /// (every one when a commit was asked); empty if the transaction produced nothing.
+    pub acknowledged: Vec<Option<u64>>,
+}
+
+/// Each record's offset where its batch was acknowledged, in the transaction's order.
+fn acknowledged(txn: &Txn) -> Vec<Option<u64>> {
+    let mut offsets = vec![None; txn.records.len()];
+    for batch in &txn.batches {
+        let Some(base) = batch.base_offset else { continue };
+        for (i, &record) in batch.records.iter().enumerate() {
+            offsets[record] = Some(base + i as u64);
+        }
+    }
+    offsets
 }
 
 /// Each record's offset, in the transaction's order.

@@ -88,6 +88,8 @@ struct Cluster {
     drop_markers: bool,
     /// This many answers to markers are lost on their way.
     drop_marker_answers: u32,
+    /// The coordinator's answers to commits and aborts are lost, while set.
+    drop_end_txn_answers: bool,
     coordinator_config: CoordinatorConfig,
     held: Vec<(NodeId, NodeId, Msg)>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -136,6 +138,7 @@ impl Cluster {
             hold_produces_to: None,
             drop_markers: false,
             drop_marker_answers: 0,
+            drop_end_txn_answers: false,
             coordinator_config,
             held: Vec::new(),
             _dirs: dirs,
@@ -166,6 +169,9 @@ impl Cluster {
             }
             for (from, to, msg) in sent {
                 if self.drop_markers && matches!(msg, Msg::WriteTxnMarker { .. }) {
+                    continue;
+                }
+                if self.drop_end_txn_answers && matches!(msg, Msg::EndTxnResponse { .. }) {
                     continue;
                 }
                 if self.drop_marker_answers > 0 && matches!(msg, Msg::WriteTxnMarkerResponse { .. })
@@ -697,4 +703,40 @@ fn a_retried_marker_is_answered_without_a_new_write() {
     cluster.advance(500 * MS);
     let next = cluster.transact(&[(0, "b")]);
     assert!(matches!(next, Outcome::Ok(_)), "the next transaction: {next:?}");
+}
+
+/// A commit whose answer never comes ends `info`, and says where each record was
+/// acknowledged: every batch was before the commit was asked. The history records them
+/// on the info completion, and the checker believes them once a value is read.
+#[test]
+fn an_unanswered_commit_ends_info_with_the_offsets_its_records_were_acknowledged_at() {
+    let mut cluster = Cluster::new(TxnProtocol::Kip890);
+    cluster.init();
+    assert!(matches!(cluster.transact(&[(0, "a"), (1, "b")]), Outcome::Ok(_)));
+    cluster.drop_end_txn_answers = true;
+    cluster.producer.transact(
+        cluster.now_ns,
+        ["c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(p, v)| TxnRecord {
+                partition: p as u32,
+                key: b"k".to_vec(),
+                value: v.as_bytes().to_vec(),
+                expected_version: None,
+            })
+            .collect(),
+    );
+    let mut ended = Vec::new();
+    for _ in 0..200 {
+        cluster.advance(10 * MS);
+        ended.extend(cluster.producer.drain_txn_ended());
+        if !ended.is_empty() {
+            break;
+        }
+    }
+    let [ended] = ended.as_slice() else { panic!("one end: {ended:?}") };
+    assert!(matches!(ended.outcome, Outcome::Info(_)), "{ended:?}");
+    // "a" and "b" took offset 0 of each partition and their commit marker offset 1.
+    assert_eq!(ended.acknowledged, vec![Some(2), Some(2)], "{ended:?}");
 }

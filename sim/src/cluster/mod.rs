@@ -887,13 +887,22 @@ impl ClusterProcess {
                     let op = model::Op::Init { txn_id: txn_id.clone() };
                     recorder.complete(t_ns, me, &outcome, op);
                 }
-                for outcome in node.producer.drain_txn() {
+                for ended in node.producer.drain_txn_ended() {
+                    let outcome = ended.outcome;
                     let mut ops = node.txn.take().expect("a transaction was under way");
-                    if let Outcome::Ok(offsets) = &outcome {
-                        for (op, &at) in ops.iter_mut().zip(offsets) {
-                            if let model::MicroOp::Send { offset, .. } = op {
-                                *offset = Some(at);
-                            }
+                    // The offsets a committed transaction's sends landed at; and those an
+                    // indeterminate one's were acknowledged at (its commit went
+                    // unanswered after every batch was): the history's results of an
+                    // info operation, which the checker believes once any of its values
+                    // is read (Jepsen's must-have-committed).
+                    let offsets: Vec<Option<u64>> = match &outcome {
+                        Outcome::Ok(offsets) => offsets.iter().copied().map(Some).collect(),
+                        Outcome::Info(_) => ended.acknowledged,
+                        Outcome::Fail(_) => Vec::new(),
+                    };
+                    for (op, at) in ops.iter_mut().zip(offsets) {
+                        if let model::MicroOp::Send { offset, .. } = op {
+                            *offset = at;
                         }
                     }
                     let op = model::Op::Txn { txn_id: txn_id.clone(), ops };
