@@ -225,6 +225,10 @@ pub fn sweep_text(scenario: &Scenario, sweep: &SweepResult) -> String {
             "config {}: {} runs, {} held, {} expected violations, {} unexpected{first}",
             row.value, row.runs, row.held, row.expected_violations, row.unexpected
         );
+        if !row.not_reached.is_empty() && row.runs > 0 {
+            let _ =
+                writeln!(out, "  never reached: {}", report::not_reached_text(&row.not_reached));
+        }
     }
     let never: Vec<String> =
         sweep.by_config.iter().filter(|(_, t)| t.runs == 0).map(|(v, _)| v.clone()).collect();

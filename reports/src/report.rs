@@ -302,6 +302,9 @@ pub struct ConfigRow {
     /// Coverage items these runs reached, of those the whole sweep reached.
     pub items_reached: usize,
     pub items_reached_by_sweep: usize,
+    /// The items the sweep reached that no run of this value did, in catalogue
+    /// order: the corners of the space this value never led to.
+    pub not_reached: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -483,6 +486,7 @@ impl SweepReport {
                         seed(row.first_unexpected_seed),
                         seed(row.first_expected_seed),
                         format!("{}/{}", row.items_reached, row.items_reached_by_sweep),
+                        not_reached_text(&row.not_reached),
                     ]
                 })
                 .collect();
@@ -497,6 +501,7 @@ impl SweepReport {
                     "first failing",
                     "first expected",
                     "coverage",
+                    "never reached",
                 ],
                 &rows,
             );
@@ -534,6 +539,19 @@ impl SweepReport {
 }
 
 /// The per-value rows of a sweep of a scenario with menus.
+/// Items a value's runs never reached, for people: at most `NOT_REACHED_SHOWN_MAX`
+/// named, then how many more.
+pub fn not_reached_text(items: &[String]) -> String {
+    let shown: Vec<&str> = items.iter().take(NOT_REACHED_SHOWN_MAX).map(String::as_str).collect();
+    match items.len().saturating_sub(NOT_REACHED_SHOWN_MAX) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// Unreached items a configuration row names before it counts the rest.
+pub const NOT_REACHED_SHOWN_MAX: usize = 6;
+
 pub fn config_rows(sweep: &SweepResult) -> Vec<ConfigRow> {
     let reached_by_sweep = sweep.coverage.values().filter(|&&runs| runs > 0).count();
     sweep
@@ -549,6 +567,14 @@ pub fn config_rows(sweep: &SweepResult) -> Vec<ConfigRow> {
             first_expected_seed: tally.first_expected_seed,
             items_reached: tally.coverage.values().filter(|&&runs| runs > 0).count(),
             items_reached_by_sweep: reached_by_sweep,
+            not_reached: sweep
+                .coverage
+                .iter()
+                .filter(|&(item, &runs)| {
+                    runs > 0 && tally.coverage.get(item).is_none_or(|&mine| mine == 0)
+                })
+                .map(|(item, _)| item.clone())
+                .collect(),
         })
         .collect()
 }
