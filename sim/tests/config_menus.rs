@@ -113,3 +113,34 @@ fn a_sweep_tallies_every_value_and_shards_merge_into_the_whole() {
     merged.finish(&scenario);
     assert_eq!(merged, whole);
 }
+
+/// `transactions.plain_producers`: the last producer slot runs a plain producer whose
+/// sends land among the transactions, and the run is judged over both.
+#[test]
+fn plain_producers_write_beside_transactional_ones() {
+    use logjam_sim::run::{RunOutput, run_full};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/txn-smoke.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen("[transactions]", "[transactions]\nplain_producers = 1", 1);
+    let scenario = Scenario::parse(&text, "txn-smoke-plain.toml").unwrap_or_else(|e| panic!("{e}"));
+    let System::LogCluster(spec) = &scenario.system else { panic!("a log cluster") };
+    assert!(
+        spec.node_map().contains("transactional producers n4, plain producers n5"),
+        "{}",
+        spec.node_map()
+    );
+    let RunOutput { result, history, .. } = run_full(&scenario, &schedule_for(&scenario, 0), 0);
+    let history = history.expect("a history");
+    let mut jsonl = Vec::new();
+    history.write_jsonl(&mut jsonl).unwrap();
+    let jsonl = String::from_utf8(jsonl).unwrap();
+    let ok = |f: &str, process: u32| {
+        jsonl.lines().any(|line| {
+            line.contains(&format!("\"process\":{process},\"type\":\"ok\",\"f\":\"{f}\""))
+        })
+    };
+    assert!(ok("txn", 4) && ok("send", 5), "both kinds of producer wrote");
+    assert!(!ok("send", 4) && !ok("txn", 5), "each slot wrote its own kind only");
+    let broken: Vec<_> = result.checks.iter().filter(|c| !c.holds).collect();
+    assert!(broken.is_empty(), "{broken:?}");
+}

@@ -429,6 +429,11 @@ const CLUSTER_CASES: &[(&str, &str, &str)] = &[
     ),
     (
         "[workload]",
+        "[transactions]\nplain_producers = 2\n\n[workload]",
+        "c.toml:13:19: transactions.plain_producers: 2 must be below the producers (2): one at least runs transactions",
+    ),
+    (
+        "[workload]",
         "[transactions]\nprocessors = 99\n\n[workload]",
         "c.toml:13:14: transactions.processors: 99 exceeds 8",
     ),

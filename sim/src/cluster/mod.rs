@@ -126,6 +126,9 @@ pub struct TxnSpec {
     /// Consume-transform-produce processors: processor `k` reads partition
     /// `k % partitions` and writes to its own output partition, `partitions + k`.
     pub processors: u32,
+    /// The last this many producer slots run plain producers (idempotent as the
+    /// scenario says), writing the transactions' partitions too.
+    pub plain_producers: u32,
     /// Processors commit their position in the output's transaction (false: in a
     /// transaction after it, the weak setup).
     pub offsets_in_txn: bool,
@@ -230,10 +233,12 @@ impl ClusterSpec {
         } else {
             ("producers", "consumers")
         };
+        let plain = self.plain_producers();
         let mut roles = vec![
             role("brokers", 0, self.brokers),
             role("controller", self.controller().0, 1),
-            role(producers, self.producer(0).0, self.producers),
+            role(producers, self.producer(0).0, self.producers - plain),
+            role("plain producers", self.producer(self.producers - plain).0, plain),
             role(consumers, self.consumer(0).0, self.consumers),
         ];
         if let Some(coordinator) = self.coordinator() {
@@ -241,6 +246,24 @@ impl ClusterSpec {
             roles.push(role("processors", self.processor(0).0, self.processors()));
         }
         roles.into_iter().flatten().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Plain producers among the producer slots of a transactional cluster (the last
+    /// ones); 0 without transactions, where every producer is plain anyway.
+    pub fn plain_producers(&self) -> u32 {
+        match (&self.txn, &self.es) {
+            (Some(txn), None) => txn.plain_producers,
+            _ => 0,
+        }
+    }
+
+    /// Whether `node` is a producer slot that runs a plain producer beside
+    /// transactional ones (`transactions.plain_producers`).
+    pub fn is_plain_producer(&self, node: NodeId) -> bool {
+        let plain = self.plain_producers();
+        plain > 0
+            && (self.producer(self.producers - plain).0..self.producer(self.producers).0)
+                .contains(&node.0)
     }
 
     /// The nodes that run the system (brokers, the controller, the transaction
@@ -1057,9 +1080,11 @@ impl Process for ClusterProcess {
                 offsets_in_txn: spec.txn.as_ref().is_none_or(|txn| txn.offsets_in_txn),
             };
             ClusterNode::Processor(Box::new(Processor::new(config, self.life, ctx.now_ns())))
-        } else if let (Some(_), None, true) =
-            (&spec.txn, &spec.es, id < spec.brokers + 1 + spec.producers)
-        {
+        } else if let (Some(_), None, true) = (
+            &spec.txn,
+            &spec.es,
+            id < spec.brokers + 1 + spec.producers && !spec.is_plain_producer(NodeId(id)),
+        ) {
             let index = id - (spec.brokers + 1);
             let t_ns = ctx.global_now_ns();
             self.recorder.borrow_mut().restarted(t_ns, id);

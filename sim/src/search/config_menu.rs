@@ -43,6 +43,7 @@ pub const MENU_KEYS: &[&str] = &[
     "transactions.partitions_per_txn",
     "transactions.read_uncommitted",
     "transactions.processors",
+    "transactions.plain_producers",
     "transactions.offsets",
     "eventstore.domain",
     "eventstore.aggregates",

@@ -442,13 +442,13 @@ fn run_cluster(
             _ => {
                 let value = crate::numbered("v", index as u64);
                 match &spec.txn {
-                    Some(txn) => {
+                    Some(txn) if !spec.is_plain_producer(op.node) => {
                         let partitions = txn_partitions(spec.partitions, txn, op, schedule.seed);
                         world.with_process(op.node, |process, ctx| {
                             process.transact(ctx, &partitions, value)
                         })
                     }
-                    None => world.with_process(op.node, |process, ctx| {
+                    _ => world.with_process(op.node, |process, ctx| {
                         process.send(ctx, op.partition, value)
                     }),
                 }

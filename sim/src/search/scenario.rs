@@ -212,6 +212,10 @@ struct TransactionsFile {
     /// partition.
     #[serde(default)]
     processors: Option<Spanned<u32>>,
+    /// How many of the producer slots run plain (non-transactional) producers, writing
+    /// the same partitions as the transactions (default 0, fewer than the producers).
+    #[serde(default)]
+    plain_producers: Option<Spanned<u32>>,
     /// Where processors commit their position: "in-transaction" (default: exactly
     /// once) or "after-transaction" (the weak setup).
     #[serde(default)]
@@ -1392,7 +1396,7 @@ impl Source<'_> {
         &self,
         file: &File,
         partitions: u32,
-        consumers: u32,
+        (producers, consumers): (u32, u32),
     ) -> Result<Option<TxnSpec>, ScenarioError> {
         let Some(table) = &file.transactions else { return Ok(None) };
         let txn = table.get_ref();
@@ -1454,8 +1458,17 @@ impl Source<'_> {
             let message = format!("transactions.processors: {processors} exceeds {PROCESSORS_MAX}");
             return Err(self.error(span, message));
         }
+        let plain_producers = txn.plain_producers.as_ref().map_or(0, |p| *p.get_ref());
+        if plain_producers >= producers {
+            let span = txn.plain_producers.as_ref().map(Spanned::span);
+            let message = format!(
+                "transactions.plain_producers: {plain_producers} must be below the producers ({producers}): one at least runs transactions"
+            );
+            return Err(self.error(span, message));
+        }
         Ok(Some(TxnSpec {
             processors,
+            plain_producers,
             offsets_in_txn: matches!(txn.offsets, OffsetsFile::InTransaction),
             protocol: match txn.protocol {
                 TxnProtocolFile::Kip890 => TxnProtocol::Kip890,
@@ -1653,7 +1666,8 @@ impl Source<'_> {
                     es: self.event_store(file)?,
                     txn: None,
                 };
-                let txn = self.transactions(file, spec.partitions, spec.consumers)?;
+                let txn =
+                    self.transactions(file, spec.partitions, (spec.producers, spec.consumers))?;
                 let spec = ClusterSpec { txn, ..spec };
                 let nodes = spec.nodes();
                 if nodes > NODES_MAX {
