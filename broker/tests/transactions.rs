@@ -232,16 +232,7 @@ impl Cluster {
     }
 
     fn transact(&mut self, records: &[(u32, &str)]) -> Outcome<Vec<u64>> {
-        let records = records
-            .iter()
-            .map(|&(partition, value)| TxnRecord {
-                partition,
-                key: b"k".to_vec(),
-                value: value.as_bytes().to_vec(),
-                expected_version: None,
-            })
-            .collect();
-        self.transact_records(records)
+        self.transact_records(txn_records(records))
     }
 
     fn transact_records(&mut self, records: Vec<TxnRecord>) -> Outcome<Vec<u64>> {
@@ -292,6 +283,19 @@ impl Cluster {
         let data = answer.expect("the leader answers");
         data.last_stable_offset
     }
+}
+
+/// Records of key `k`, each (partition, value), without expected versions.
+fn txn_records(records: &[(u32, &str)]) -> Vec<TxnRecord> {
+    records
+        .iter()
+        .map(|&(partition, value)| TxnRecord {
+            partition,
+            key: b"k".to_vec(),
+            value: value.as_bytes().to_vec(),
+            expected_version: None,
+        })
+        .collect()
 }
 
 #[test]
@@ -432,19 +436,7 @@ fn a_restarted_coordinator_finishes_the_commit_it_prepared() {
     let mut cluster = Cluster::new(TxnProtocol::Kip890);
     cluster.init();
     cluster.drop_markers = true;
-    cluster.producer.transact(
-        cluster.now_ns,
-        ["a", "b"]
-            .iter()
-            .enumerate()
-            .map(|(p, v)| TxnRecord {
-                partition: p as u32,
-                key: b"k".to_vec(),
-                value: v.as_bytes().to_vec(),
-                expected_version: None,
-            })
-            .collect(),
-    );
+    cluster.producer.transact(cluster.now_ns, txn_records(&[(0, "a"), (1, "b")]));
     cluster.advance(50 * MS);
     let outcome: Vec<_> = cluster.producer.drain_txn().collect();
     assert!(matches!(outcome.as_slice(), [Outcome::Ok(_)]), "{outcome:?}");
@@ -714,19 +706,7 @@ fn an_unanswered_commit_ends_info_with_the_offsets_its_records_were_acknowledged
     cluster.init();
     assert!(matches!(cluster.transact(&[(0, "a"), (1, "b")]), Outcome::Ok(_)));
     cluster.drop_end_txn_answers = true;
-    cluster.producer.transact(
-        cluster.now_ns,
-        ["c", "d"]
-            .iter()
-            .enumerate()
-            .map(|(p, v)| TxnRecord {
-                partition: p as u32,
-                key: b"k".to_vec(),
-                value: v.as_bytes().to_vec(),
-                expected_version: None,
-            })
-            .collect(),
-    );
+    cluster.producer.transact(cluster.now_ns, txn_records(&[(0, "c"), (1, "d")]));
     let mut ended = Vec::new();
     for _ in 0..200 {
         cluster.advance(10 * MS);

@@ -61,25 +61,38 @@ pub fn command(
         Expect::Violation { invariant, .. } if *invariant == anomaly => Expectation::Anomaly,
         _ => Expectation::Holds,
     };
-    let file = ScheduleFile {
+    let ending = format!("witness: {}", witness_of(&final_run, &anomaly));
+    let file = shrunk_file(scenario, seed, &original, shrunk.schedule, (anomaly, expect), &ending);
+    write_files(&file, output, regression)
+}
+
+/// The schedule file of a shrunk seed: `ending` closes its note (the witness, or the
+/// assertion it stops on).
+fn shrunk_file(
+    scenario: &Scenario,
+    seed: u64,
+    original: &Schedule,
+    schedule: Schedule,
+    (anomaly, expect): (String, Expectation),
+    ending: &str,
+) -> ScheduleFile {
+    ScheduleFile {
         format: FORMAT.to_owned(),
         scenario: scenario.path.clone(),
-        anomaly: anomaly.clone(),
+        anomaly,
         expect,
         note: format!(
-            "seed {seed} shrunk from {} to {} by `logjam shrink`; witness: {}",
-            size_text(&original),
-            size_text(&shrunk.schedule),
-            witness_of(&final_run, &anomaly)
+            "seed {seed} shrunk from {} to {} by `logjam shrink`; {ending}",
+            size_text(original),
+            size_text(&schedule),
         ),
         origin: Some(Origin {
             seed,
             faults: original.size() - original.ops.len(),
             ops: original.ops.len(),
         }),
-        schedule: shrunk.schedule,
-    };
-    write_files(&file, output, regression)
+        schedule,
+    }
 }
 
 fn print_head(scenario: &Scenario, seed: u64) {
@@ -190,23 +203,9 @@ fn shrink_panic(
     };
     print_after(&shrunk, elapsed_s);
     println!("witness    panic: {last}");
-    let file = ScheduleFile {
-        format: FORMAT.to_owned(),
-        scenario: scenario.path.clone(),
-        anomaly: "panic".to_owned(),
-        expect: Expectation::Holds,
-        note: format!(
-            "seed {seed} shrunk from {} to {} by `logjam shrink`; it stopped on: {last}",
-            size_text(&original),
-            size_text(&shrunk.schedule),
-        ),
-        origin: Some(Origin {
-            seed,
-            faults: original.size() - original.ops.len(),
-            ops: original.ops.len(),
-        }),
-        schedule: shrunk.schedule,
-    };
+    let ending = format!("it stopped on: {last}");
+    let anomaly = ("panic".to_owned(), Expectation::Holds);
+    let file = shrunk_file(scenario, seed, &original, shrunk.schedule, anomaly, &ending);
     write_files(&file, output, regression)
 }
 

@@ -230,7 +230,6 @@ impl<A: Schema> CommandLoop<A> {
                 Ok(folded) => folded,
                 Err(error) => return self.end(Outcome::Corrupt { error }),
             };
-        self.lineage = lineage_of(&records, version);
         let restored = match (&self.snapshots, &snapshot) {
             (Some((restore, same)), Some(bytes)) => restore(bytes).map(|s| (s, *same)),
             _ => None,
@@ -238,12 +237,20 @@ impl<A: Schema> CommandLoop<A> {
         // A snapshot ahead of the stream (the stream lost events it covers) is not used,
         // nor one of another history (the stream lost events it folded, and others took
         // their versions): snapshot + tail would be neither history.
-        let restored =
-            restored.filter(|((_, at, _), _)| *at <= version).filter(|((_, at, lineage), _)| {
-                let ours = lineage_of(&records, *at) == *lineage;
-                self.snapshots_of_another_history += u32::from(!ours);
-                ours
-            });
+        let snapshot_at = restored.as_ref().map(|((_, at, _), _)| *at).filter(|&at| at <= version);
+        let (lineage_at_snapshot, lineage) = lineages(&records, snapshot_at);
+        self.lineage = lineage;
+        let restored = match restored {
+            Some(((state, at, lineage), same)) if snapshot_at.is_some() => {
+                if Some(lineage) == lineage_at_snapshot {
+                    Some(((state, at, lineage), same))
+                } else {
+                    self.snapshots_of_another_history += 1;
+                    None
+                }
+            }
+            _ => None,
+        };
         if let Some(((snapshot_state, at, _), same)) = restored {
             let mut tail = StreamFold::<A>::from_state(&self.stream, snapshot_state, at);
             for (offset, envelope) in &records {
@@ -353,13 +360,21 @@ impl<A: Schema> CommandLoop<A> {
     }
 }
 
-/// The lineage of a folded stream's first `version` events (`records` are in version
-/// order from 0: the fold checked it).
-fn lineage_of(records: &[(u64, Envelope)], version: u64) -> Lineage {
-    records
-        .iter()
-        .take(version as usize)
-        .fold(Lineage::EMPTY, |lineage, (_, envelope)| lineage.then(envelope.as_ref()))
+/// The lineage of a folded stream's first `at` events (if asked) and of all of them, in
+/// one pass (`records` are in version order from 0: the fold checked it).
+fn lineages(records: &[(u64, Envelope)], at: Option<u64>) -> (Option<Lineage>, Lineage) {
+    let mut lineage = Lineage::EMPTY;
+    let mut at_lineage = None;
+    for (version, (_, envelope)) in records.iter().enumerate() {
+        if Some(version as u64) == at {
+            at_lineage = Some(lineage);
+        }
+        lineage = lineage.then(envelope.as_ref());
+    }
+    if Some(records.len() as u64) == at {
+        at_lineage = Some(lineage);
+    }
+    (at_lineage, lineage)
 }
 
 /// Folds a stream's records, and finds where `command_id`'s events start in it: the

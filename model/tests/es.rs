@@ -37,6 +37,12 @@ fn unchanged(_: &mut EsHistory) {}
 /// hold command 7's first attempt there and its retry at version 4.
 fn duplicate_after_a_lost_acknowledgement(h: &mut EsHistory) {
     h.commands.push(command(12, "acct-1", Some(3), ok(3, vec![deposited(1)])));
+    retry_lands_twice(h);
+}
+
+/// The base's command 7 (an indeterminate deposit) landed at acct-1 version 3, and its
+/// retry, acknowledged at version 4, landed again right after.
+fn retry_lands_twice(h: &mut EsHistory) {
     h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
     append(h, ev(5, "acct-1", 3, 7, deposited(10)));
     append(h, ev(6, "acct-1", 4, 7, deposited(10)));
@@ -280,12 +286,7 @@ const TABLE: &[Row] = &[
     row(
         "duplicate-command-retry",
         bank,
-        |h| {
-            // The base's command 7 is the indeterminate first attempt.
-            h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
-            append(h, ev(5, "acct-1", 3, 7, deposited(10)));
-            append(h, ev(6, "acct-1", 4, 7, deposited(10)));
-        },
+        retry_lands_twice,
         &["duplicate-command"],
         &[],
         &["command 7", "acct-1 version 3", "acct-1 version 4"],
@@ -321,9 +322,7 @@ const TABLE: &[Row] = &[
         bank,
         |h| {
             h.lossy_log = true;
-            h.commands.push(command(7, "acct-1", Some(4), ok(4, vec![deposited(10)])));
-            append(h, ev(5, "acct-1", 3, 7, deposited(10)));
-            append(h, ev(6, "acct-1", 4, 7, deposited(10)));
+            retry_lands_twice(h);
         },
         &["duplicate-command"],
         &[],

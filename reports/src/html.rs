@@ -583,10 +583,7 @@ impl<'a> Data<'a> {
 
         // The highlighted check: the first failing one, else the anomaly the scenario
         // exists to find, else the first allowed anomaly.
-        let known = match &scenario.expect {
-            logjam_sim::scenario::Expect::Violation { invariant, .. } => Some(invariant.as_str()),
-            logjam_sim::scenario::Expect::AllHold => None,
-        };
+        let known = scenario.expect.known_anomaly();
         let check = run
             .checks
             .iter()

@@ -591,10 +591,7 @@ fn mark(holds: bool, expected_anomaly: bool) -> &'static str {
 /// HTML): whether every promise held, and the anomalies the configuration allows that
 /// the run showed, by name, so a "held" never hides them.
 pub fn verdict_text(scenario: &Scenario, run: &RunResult) -> String {
-    let known = match &scenario.expect {
-        logjam_sim::scenario::Expect::Violation { invariant, .. } => Some(invariant.as_str()),
-        _ => None,
-    };
+    let known = scenario.expect.known_anomaly();
     let allowed: Vec<&str> = run
         .checks
         .iter()

@@ -417,6 +417,11 @@ fn deposit_all(store: &mut InMemoryStore, amounts: &[u64]) -> u64 {
     next
 }
 
+/// The lineage of a stream's first `version` events.
+fn lineage_of(records: &[(u64, Envelope)], version: u64) -> Lineage {
+    lineages(&records[..version as usize], None).1
+}
+
 /// Saves `state` at `version` as the stream's snapshot, of the stream's own history.
 fn save_snapshot(store: &mut InMemoryStore, state: &Account, version: u64) {
     let lineage = lineage_of(&store.stream(STREAM), version);

@@ -200,10 +200,11 @@ fn committed_with(digest: &Digest<'_>, claim: &Claim<'_>, failed: usize) -> Opti
     };
     let history_events = digest.history.events();
     let aborted_ns = history_events[failed].t_ns;
-    let replaced = digest.sends.iter().find_map(|other| {
-        let took_its_place = other.part == claim.part && other.ack_offset == Some(claim.offset);
-        took_its_place.then(|| decider(other.txn).map(|view| (other, view))).flatten()
-    });
+    let replaced = digest
+        .sends
+        .iter()
+        .filter(|other| other.part == claim.part && other.ack_offset == Some(claim.offset))
+        .find_map(|other| decider(other.txn).map(|view| (other, view)));
     if let Some((other, txn)) = replaced {
         let committed = txn.completion? as usize;
         let words = format!(

@@ -204,8 +204,6 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
     for (replica, holder) in digest.history.replicas.iter().enumerate() {
         let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
         let mut stream_events: BTreeMap<&str, usize> = BTreeMap::new();
-        // The command this replica holds at each (stream, version) seen so far.
-        let mut held: BTreeMap<(&str, u64), u64> = BTreeMap::new();
         for (at, event) in holder.events.iter().enumerate() {
             let at = at as u32;
             let stream = event.stream.as_str();
@@ -213,7 +211,6 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
             let index = *counted;
             *counted += 1;
             command_ids.insert(event.command_id, ());
-            held.insert((stream, event.version), event.command_id);
             let Some(block) = blocks.get_mut(&event.command_id) else {
                 let block = Block { stream_position: index, first: at, events: 1 };
                 blocks.insert(event.command_id, block);
@@ -240,7 +237,8 @@ pub(super) fn check_duplicates(digest: &Digest<'_>, findings: &mut Findings) {
                 .filter(|_| first.stream == stream)
                 .find_map(|version| {
                     let acked = *acknowledged.get(&(stream, version))?;
-                    let here = *held.get(&(stream, version))?;
+                    let here = digest.at_version(replica, stream, version)?;
+                    let here = digest.event(replica, here).command_id;
                     (here != acked).then_some((version, acked))
                 });
             let guarantee = match lost_between {

@@ -219,10 +219,7 @@ impl RunResult {
         if let Some(limit) = self.limit {
             return RunVerdict::Unexpected(format!("limit reached: {limit}"));
         }
-        let allowed = match expect {
-            Expect::AllHold => None,
-            Expect::Violation { invariant, .. } => Some(invariant.as_str()),
-        };
+        let allowed = expect.known_anomaly();
         let mut expected_seen =
             self.checks.iter().any(|c| c.expected_anomaly && Some(c.invariant) == allowed);
         for check in self.violations() {

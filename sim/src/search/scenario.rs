@@ -125,6 +125,16 @@ pub enum Expect {
     },
 }
 
+impl Expect {
+    /// The invariant the scenario exists to see broken, if it names one.
+    pub fn known_anomaly(&self) -> Option<&str> {
+        match self {
+            Expect::AllHold => None,
+            Expect::Violation { invariant, .. } => Some(invariant),
+        }
+    }
+}
+
 /// Why a scenario file was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {

@@ -206,11 +206,8 @@ impl ScheduleFile {
     /// and an expected anomaly must be one the scenario allows.
     pub fn check(&self, scenario: &Scenario) -> Result<(), String> {
         if self.expect == Expectation::Anomaly {
-            let allowed = match &scenario.expect {
-                crate::scenario::Expect::Violation { invariant, .. } => Some(invariant),
-                crate::scenario::Expect::AllHold => None,
-            };
-            if allowed != Some(&self.anomaly) {
+            let allowed = scenario.expect.known_anomaly();
+            if allowed != Some(self.anomaly.as_str()) {
                 return Err(format!(
                     "expect: `anomaly` `{}`, which scenario {} does not allow (it expects {})",
                     self.anomaly,
